@@ -1,0 +1,447 @@
+/*
+ * brokerctl.c - query a running sipc-epmd: ping, list, show, watch, stats.
+ *
+ * Tables for people by default, one JSON document with --json (for watch,
+ * one JSON object per line and event).  Exit status: 0 ok, 1 the broker
+ * failed or could not be reached (one line on stderr says which address and
+ * why), 2 bad usage.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../proto/addr.h"
+#include "ctlconn.h"
+
+#define DEFAULT_BROKER	"127.0.0.1:4455"
+#define DEFAULT_TIMEOUT	5000
+
+static int	json;
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: brokerctl [--broker HOST:PORT] [--timeout MS] [--json] "
+	    "COMMAND\n"
+	    "\n"
+	    "commands:\n"
+	    "  ping            check that the broker answers; print its "
+	    "version and round trip\n"
+	    "  list            handles with receivers, and how many\n"
+	    "  show HANDLE     the receivers registered under HANDLE\n"
+	    "  watch HANDLE    print receivers joining and leaving HANDLE "
+	    "until interrupted\n"
+	    "  stats           the broker's counters\n"
+	    "\n"
+	    "The broker is --broker, else $SIPC_BROKER, else %s.\n"
+	    "--timeout bounds connecting and each answer (default %d ms).\n",
+	    DEFAULT_BROKER, DEFAULT_TIMEOUT);
+}
+
+/* ---- Output helpers ------------------------------------------------------ */
+
+static void
+json_str(const char *s, size_t n)
+{
+	size_t i;
+
+	putchar('"');
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+static void
+format_time(uint64_t ms, char *buf, size_t size)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char tmp[32];
+
+	gmtime_r(&t, &tm);
+	strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, size, "%s.%03uZ", tmp, (unsigned)(ms % 1000));
+}
+
+static void
+print_record(const char *event, const struct wire_record *r)
+{
+	char host[128], when[40];
+	unsigned port = r->ep.family == WIRE_AF_UNIX ? 0 : r->ep.port;
+
+	addr_format_host(&r->ep, host, sizeof(host));
+	format_time(r->registered_ms, when, sizeof(when));
+	if (json) {
+		printf("{");
+		if (event)
+			printf("\"event\":\"%s\",", event);
+		printf("\"id\":%llu,\"address\":", (unsigned long long)r->id);
+		json_str(host, strlen(host));
+		printf(",\"port\":%u,\"host\":", port);
+		json_str(r->host.ptr, r->host.len);
+		printf(",\"pid\":%u,\"registered_at\":\"%s\"}", r->pid, when);
+		return;
+	}
+	if (event)
+		printf("%-8s", event);
+	printf("%-18llu %-39s %5u %-20.*s %7u %s", (unsigned long long)r->id,
+	    host, port, (int)r->host.len, r->host.ptr, r->pid, when);
+}
+
+static void
+print_table_head(int with_event)
+{
+	if (with_event)
+		printf("%-8s", "EVENT");
+	printf("%-18s %-39s %5s %-20s %7s %s\n", "ID", "ADDRESS", "PORT",
+	    "HOST", "PID", "REGISTERED");
+}
+
+/* ---- Commands ------------------------------------------------------------ */
+
+static int
+fail(struct ctlconn *c)
+{
+	fprintf(stderr, "brokerctl: %s\n", c->err);
+	return 1;
+}
+
+static int
+cmd_ping(struct ctlconn *c)
+{
+	struct timespec t0, t1;
+	struct wire_header h;
+	struct wire_error e;
+	const uint8_t *p;
+	uint64_t token;
+	uint32_t reqid = ctl_reqid(c);
+	double ms;
+
+	wbuf_reset(&c->out);
+	wire_enc_u64(&c->out, WIRE_PING, reqid, 42);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (ctl_request(c, reqid, &h, &p, &e) != 0)
+		return fail(c);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (h.type != WIRE_PONG || wire_dec_u64(p, h.len, &token) != 0 ||
+	    token != 42) {
+		fprintf(stderr, "brokerctl: %s: bad answer to PING\n",
+		    c->addr);
+		return 1;
+	}
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	if (json) {
+		printf("{\"broker\":");
+		json_str(c->addr, strlen(c->addr));
+		printf(",\"software\":");
+		json_str(c->software, strlen(c->software));
+		printf(",\"protocol\":%u,\"session\":%llu,\"rtt_ms\":%.3f}\n",
+		    c->hello.version,
+		    (unsigned long long)c->hello.session_id, ms);
+	} else
+		printf("%s: %s, protocol %u, round trip %.3f ms\n", c->addr,
+		    c->software, c->hello.version, ms);
+	return 0;
+}
+
+static int
+cmd_list(struct ctlconn *c)
+{
+	char after[SIPC_HANDLE_MAX + 1] = "";
+	struct wire_list_entry ent;
+	struct wire_list_ok ok;
+	struct wire_header h;
+	struct wire_error e;
+	struct wire_list m;
+	const uint8_t *p;
+	uint32_t reqid;
+	int first = 1, more = 1;
+
+	if (json)
+		printf("[");
+	else
+		printf("%-40s %s\n", "HANDLE", "RECEIVERS");
+	while (more) {
+		m.after.ptr = after;
+		m.after.len = (uint16_t)strlen(after);
+		m.limit = 0;
+		reqid = ctl_reqid(c);
+		wbuf_reset(&c->out);
+		wire_enc_list(&c->out, reqid, &m);
+		if (ctl_request(c, reqid, &h, &p, &e) != 0)
+			return fail(c);
+		if (wire_dec_ok_list(p, h.len, &ok) != 0) {
+			fprintf(stderr, "brokerctl: %s: malformed LIST answer\n",
+			    c->addr);
+			return 1;
+		}
+		more = ok.more && ok.entries.count > 0;
+		while (wire_next_list_entry(&ok.entries, &ent)) {
+			if (json) {
+				printf("%s{\"handle\":", first ? "" : ",");
+				json_str(ent.handle.ptr, ent.handle.len);
+				printf(",\"receivers\":%u}", ent.receivers);
+			} else
+				printf("%-40.*s %u\n", (int)ent.handle.len,
+				    ent.handle.ptr, ent.receivers);
+			first = 0;
+			memcpy(after, ent.handle.ptr, ent.handle.len);
+			after[ent.handle.len] = '\0';
+		}
+	}
+	if (json)
+		printf("]\n");
+	return 0;
+}
+
+static int
+handle_request(struct ctlconn *c, uint8_t type, const char *handle,
+    struct wire_seq *recs)
+{
+	struct wire_header h;
+	struct wire_error e;
+	const uint8_t *p;
+	uint32_t reqid = ctl_reqid(c);
+
+	wbuf_reset(&c->out);
+	if (wire_enc_handle(&c->out, type, reqid, handle,
+	    strlen(handle)) != 0) {
+		fprintf(stderr, "brokerctl: invalid handle '%s': 1 to %d "
+		    "bytes of UTF-8 without control characters\n", handle,
+		    SIPC_HANDLE_MAX);
+		return 2;
+	}
+	if (ctl_request(c, reqid, &h, &p, &e) != 0)
+		return fail(c);
+	if (wire_dec_ok_records(p, h.len, type, recs) != 0) {
+		fprintf(stderr, "brokerctl: %s: malformed %s answer\n",
+		    c->addr, wire_type_name(type));
+		return 1;
+	}
+	return 0;
+}
+
+static int
+cmd_show(struct ctlconn *c, const char *handle)
+{
+	struct wire_record r;
+	struct wire_seq recs;
+	int rc, first = 1;
+
+	if ((rc = handle_request(c, WIRE_LOOKUP, handle, &recs)) != 0)
+		return rc;
+	if (json)
+		printf("[");
+	else
+		print_table_head(0);
+	while (wire_next_record(&recs, &r)) {
+		if (json && !first)
+			printf(",");
+		print_record(NULL, &r);
+		if (!json)
+			printf("\n");
+		first = 0;
+	}
+	if (json)
+		printf("]\n");
+	return 0;
+}
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	_exit(0);	/* output is flushed after every event */
+}
+
+static int
+cmd_watch(struct ctlconn *c, const char *handle)
+{
+	static const char *const reasons[] = { "?", "unregistered",
+	    "closed", "expired" };
+	struct wire_record r;
+	struct wire_header h;
+	struct wire_join j;
+	struct wire_leave l;
+	struct wire_seq recs;
+	const uint8_t *p;
+	int rc;
+
+	if ((rc = handle_request(c, WIRE_WATCH, handle, &recs)) != 0)
+		return rc;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	if (!json)
+		print_table_head(1);
+	while (wire_next_record(&recs, &r)) {
+		print_record("present", &r);
+		printf("\n");
+	}
+	fflush(stdout);
+	for (;;) {
+		if (ctl_next_event(c, -1, &h, &p) != 0)
+			return fail(c);
+		if (h.type == WIRE_JOIN && wire_dec_join(p, h.len, &j) == 0) {
+			print_record("join", &j.rec);
+			printf("\n");
+		} else if (h.type == WIRE_LEAVE &&
+		    wire_dec_leave(p, h.len, &l) == 0) {
+			if (json)
+				printf("{\"event\":\"leave\",\"id\":%llu,"
+				    "\"reason\":\"%s\"}\n",
+				    (unsigned long long)l.id,
+				    reasons[l.reason]);
+			else
+				printf("%-8s%-18llu (%s)\n", "leave",
+				    (unsigned long long)l.id,
+				    reasons[l.reason]);
+		} else if (h.type == WIRE_ERROR) {
+			struct wire_error e;
+
+			if (wire_dec_error(p, h.len, &e) == 0)
+				fprintf(stderr, "brokerctl: %s: %s: %.*s\n",
+				    c->addr, wire_errcode_name(e.code),
+				    (int)e.text.len, e.text.ptr);
+			return 1;
+		}
+		fflush(stdout);
+	}
+}
+
+static int
+cmd_stats(struct ctlconn *c)
+{
+	struct wire_header h;
+	struct wire_error e;
+	struct wire_stat st;
+	struct wire_seq seq;
+	const uint8_t *p;
+	uint32_t reqid = ctl_reqid(c);
+	int first = 1;
+
+	wbuf_reset(&c->out);
+	wire_enc_empty(&c->out, WIRE_STATS, reqid);
+	if (ctl_request(c, reqid, &h, &p, &e) != 0)
+		return fail(c);
+	if (wire_dec_ok_stats(p, h.len, &seq) != 0) {
+		fprintf(stderr, "brokerctl: %s: malformed STATS answer\n",
+		    c->addr);
+		return 1;
+	}
+	if (json)
+		printf("{");
+	while (wire_next_stat(&seq, &st)) {
+		if (json) {
+			printf("%s", first ? "" : ",");
+			json_str(st.name.ptr, st.name.len);
+			printf(":%llu", (unsigned long long)st.value);
+		} else
+			printf("%-24.*s %llu\n", (int)st.name.len, st.name.ptr,
+			    (unsigned long long)st.value);
+		first = 0;
+	}
+	if (json)
+		printf("}\n");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *broker = getenv("SIPC_BROKER"), *cmd = NULL, *arg = NULL;
+	struct ctlconn c;
+	char *end;
+	long timeout = DEFAULT_TIMEOUT;
+	int i, rc, nargs = 0;
+
+	if (broker == NULL || *broker == '\0')
+		broker = DEFAULT_BROKER;
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--json")) {
+			json = 1;
+		} else if (!strcmp(argv[i], "--broker") ||
+		    !strcmp(argv[i], "-b")) {
+			if (++i >= argc)
+				goto usage;
+			broker = argv[i];
+		} else if (!strcmp(argv[i], "--timeout")) {
+			if (++i >= argc)
+				goto usage;
+			timeout = strtol(argv[i], &end, 10);
+			if (*end != '\0' || timeout < 1 || timeout > 3600000) {
+				fprintf(stderr, "brokerctl: --timeout: '%s' is "
+				    "not 1 to 3600000 ms\n", argv[i]);
+				return 2;
+			}
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			fprintf(stderr, "brokerctl: unknown option '%s'\n",
+			    argv[i]);
+			goto usage;
+		} else if (nargs == 0) {
+			cmd = argv[i];
+			nargs++;
+		} else if (nargs == 1) {
+			arg = argv[i];
+			nargs++;
+		} else {
+			fprintf(stderr, "brokerctl: unexpected argument '%s'\n",
+			    argv[i]);
+			goto usage;
+		}
+	}
+	if (cmd == NULL)
+		goto usage;
+	if (!strcmp(cmd, "show") || !strcmp(cmd, "watch")) {
+		if (arg == NULL) {
+			fprintf(stderr, "brokerctl: %s needs a HANDLE\n", cmd);
+			goto usage;
+		}
+	} else if (strcmp(cmd, "ping") && strcmp(cmd, "list") &&
+	    strcmp(cmd, "stats")) {
+		fprintf(stderr, "brokerctl: unknown command '%s'\n", cmd);
+		goto usage;
+	} else if (arg != NULL) {
+		fprintf(stderr, "brokerctl: %s takes no argument\n", cmd);
+		goto usage;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	if (ctl_open(&c, broker, (int)timeout) == -1) {
+		fprintf(stderr, "brokerctl: %s\n", c.err);
+		ctl_close(&c);
+		return 1;
+	}
+	if (!strcmp(cmd, "ping"))
+		rc = cmd_ping(&c);
+	else if (!strcmp(cmd, "list"))
+		rc = cmd_list(&c);
+	else if (!strcmp(cmd, "show"))
+		rc = cmd_show(&c, arg);
+	else if (!strcmp(cmd, "watch"))
+		rc = cmd_watch(&c, arg);
+	else
+		rc = cmd_stats(&c);
+	ctl_close(&c);
+	if (fflush(stdout) != 0 && rc == 0)
+		rc = 1;
+	return rc;
+usage:
+	usage(stderr);
+	return 2;
+}

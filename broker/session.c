@@ -1,0 +1,507 @@
+/*
+ * session.c - one client connection of sipc-epmd: framing, the handshake
+ * deadline, heartbeats, idle and output limits, and closing.
+ *
+ * A session reads frames from its bufferevent, checks each header before
+ * buffering the payload (a frame longer than the limit closes the session
+ * without reading it), and hands whole frames to dispatch.c.  Closing removes
+ * the session's registrations and watches at once, flushes a last ERROR, and
+ * frees the session later from the loop, never from inside a caller (Redis's
+ * freeClientAsync): code that closes a session may go on reading it.
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "epmd.h"
+
+/* How long a closing session may take to flush its last ERROR. */
+#define CLOSE_FLUSH_MS	1000
+
+static const uint8_t empty_payload[1];
+
+static void	session_free(struct session *s);
+static void	session_end(struct session *s, uint16_t code, uint8_t reason,
+		    const char *text);
+
+static void
+timer_arm(struct session *s, uint64_t delay_ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(delay_ms / 1000);
+	tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
+	evtimer_add(s->timer, &tv);
+}
+
+static void
+format_peer(struct session *s, const struct sockaddr *sa)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		port = ntohs(s4->sin_port);
+		snprintf(s->peer, sizeof(s->peer), "%s:%u", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		port = ntohs(s6->sin6_port);
+		snprintf(s->peer, sizeof(s->peer), "[%s]:%u", host, port);
+	} else
+		snprintf(s->peer, sizeof(s->peer), "local");
+	snprintf(s->peer_addr, sizeof(s->peer_addr), "%s", host);
+}
+
+uint32_t
+session_count_peer(struct broker *b, const char *addr)
+{
+	struct session *s;
+	uint32_t n = 0;
+
+	TAILQ_FOREACH(s, &b->sessions, entry)
+		if (s->state != SESSION_CLOSING &&
+		    strcmp(s->peer_addr, addr) == 0)
+			n++;
+	return n;
+}
+
+/* Turns a connection away before it becomes a session. */
+static void
+refuse(struct broker *b, int fd, const char *peer, const char *why)
+{
+	struct wbuf w;
+	ssize_t n;
+
+	log_warnx("connection from %s refused: %s", peer, why);
+	wbuf_init(&w, 1024);
+	if (wire_enc_error(&w, 0, WIRE_ERR_BUSY, why) == 0) {
+		/* Best effort: the socket buffer of a new connection is
+		 * empty, so this small write does not block. */
+		n = write(fd, w.data, w.len);
+		(void)n;
+	}
+	wbuf_free(&w);
+	b->st.errors_sent++;
+	b->st.errors_by_code[WIRE_ERR_BUSY]++;
+	close(fd);
+}
+
+static void	session_readcb(struct bufferevent *bev, void *arg);
+static void	session_writecb(struct bufferevent *bev, void *arg);
+static void	session_eventcb(struct bufferevent *bev, short what, void *arg);
+static void	session_timercb(evutil_socket_t fd, short what, void *arg);
+
+void
+session_accept(struct broker *b, int fd, const struct sockaddr *sa,
+    socklen_t salen)
+{
+	struct session *s;
+	char why[128];
+	int on = 1;
+
+	(void)salen;
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		log_warnx("accept: out of memory");
+		close(fd);
+		return;
+	}
+	format_peer(s, sa);
+	if (b->shutting_down) {
+		free(s);
+		close(fd);
+		return;
+	}
+	if (b->nsessions >= b->cfg.max_sessions) {
+		snprintf(why, sizeof(why), "too many sessions (limit %u)",
+		    b->cfg.max_sessions);
+		refuse(b, fd, s->peer, why);
+		free(s);
+		return;
+	}
+	if (session_count_peer(b, s->peer_addr) >=
+	    b->cfg.max_sessions_per_peer) {
+		snprintf(why, sizeof(why), "too many sessions from %s "
+		    "(limit %u)", s->peer_addr, b->cfg.max_sessions_per_peer);
+		refuse(b, fd, s->peer, why);
+		free(s);
+		return;
+	}
+	/* Requests and answers are small: send each at once. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+
+	s->b = b;
+	s->id = ++b->next_session_id;
+	s->state = SESSION_HANDSHAKE;
+	s->max_frame = SIPC_HELLO_FRAME_MAX;
+	s->opened_ms = s->last_rx_ms = s->last_tx_ms = s->last_req_ms =
+	    now_mono_ms();
+	reg_owner_init(&s->owner, s);
+	s->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->timer = evtimer_new(b->base, session_timercb, s);
+	if (s->bev == NULL || s->timer == NULL) {
+		log_warnx("session from %s: out of memory", s->peer);
+		if (s->bev)
+			bufferevent_free(s->bev);
+		else
+			close(fd);
+		if (s->timer)
+			event_free(s->timer);
+		free(s);
+		return;
+	}
+	bufferevent_setcb(s->bev, session_readcb, session_writecb,
+	    session_eventcb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0,
+	    SIPC_HEADER_SIZE + s->max_frame);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	TAILQ_INSERT_TAIL(&b->sessions, s, entry);
+	b->nsessions++;
+	b->st.sessions_total++;
+	timer_arm(s, b->cfg.handshake_ms);
+	log_info("session %llu from %s opened", (unsigned long long)s->id,
+	    s->peer);
+}
+
+/* Sets the payload limit once HELLO succeeded. */
+void
+session_ready(struct session *s)
+{
+	s->state = SESSION_READY;
+	s->max_frame = s->b->cfg.max_frame;
+	bufferevent_setwatermark(s->bev, EV_READ, 0,
+	    SIPC_HEADER_SIZE + s->max_frame);
+	timer_arm(s, 0);
+}
+
+static int
+session_write(struct session *s, const uint8_t *frame, size_t len)
+{
+	struct broker *b = s->b;
+
+	if (bufferevent_write(s->bev, frame, len) == -1) {
+		session_close_later(s, WIRE_ERR_INTERNAL, "out of memory");
+		return -1;
+	}
+	b->st.frames_out++;
+	b->st.bytes_out += len;
+	s->last_tx_ms = now_mono_ms();
+	return 0;
+}
+
+int
+session_send(struct session *s, const uint8_t *frame, size_t len)
+{
+	char text[128];
+
+	if (s->state == SESSION_CLOSING || s->pending_close)
+		return -1;
+	if (session_write(s, frame, len) == -1)
+		return -1;
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
+	    SIPC_SESSION_OUTPUT_MAX) {
+		snprintf(text, sizeof(text), "more than %d bytes of output "
+		    "not read", SIPC_SESSION_OUTPUT_MAX);
+		session_close_later(s, WIRE_ERR_SLOW, text);
+		return -1;
+	}
+	return 0;
+}
+
+/* Encodes and queues an ERROR, also while closing. */
+static void
+send_error(struct session *s, uint32_t reqid, uint16_t code, const char *text)
+{
+	struct wbuf w;
+
+	wbuf_init(&w, SIPC_HEADER_SIZE + 4 + SIPC_ERROR_TEXT_MAX);
+	if (wire_enc_error(&w, reqid, code, text) == 0 &&
+	    session_write(s, w.data, w.len) == 0) {
+		s->b->st.errors_sent++;
+		s->b->st.errors_by_code[code <= WIRE_ERR_LAST ? code : 0]++;
+	}
+	wbuf_free(&w);
+}
+
+void
+session_error(struct session *s, uint32_t reqid, uint16_t code,
+    const char *fmt, ...)
+{
+	char text[SIPC_ERROR_TEXT_MAX + 1];
+	va_list ap;
+
+	if (s->state == SESSION_CLOSING)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_debug("session %llu: %s %s", (unsigned long long)s->id,
+	    wire_errcode_name(code), text);
+	send_error(s, reqid, code, text);
+}
+
+/*
+ * The one place a session ends.  Registrations go first so that watchers
+ * hear LEAVE before anything else can happen.
+ */
+static void
+session_end(struct session *s, uint16_t code, uint8_t reason, const char *text)
+{
+	struct broker *b = s->b;
+	uint64_t now = now_mono_ms();
+
+	if (s->state == SESSION_CLOSING)
+		return;
+	if (code && code != WIRE_ERR_SHUTDOWN)
+		log_warnx("session %llu from %s closed: %s (%s)",
+		    (unsigned long long)s->id, s->peer, text,
+		    wire_errcode_name(code));
+	else
+		log_info("session %llu from %s closed: %s",
+		    (unsigned long long)s->id, s->peer, text);
+	s->state = SESSION_CLOSING;
+	reg_owner_clear(b->reg, &s->owner, reason);
+	bufferevent_disable(s->bev, EV_READ);
+	if (code)
+		send_error(s, 0, code, text);
+	s->close_deadline_ms = now + CLOSE_FLUSH_MS;
+	timer_arm(s, evbuffer_get_length(bufferevent_get_output(s->bev)) ?
+	    CLOSE_FLUSH_MS : 0);
+}
+
+void
+session_close(struct session *s, uint16_t code, const char *fmt, ...)
+{
+	char text[SIPC_ERROR_TEXT_MAX + 1];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	session_end(s, code, WIRE_LEAVE_CLOSED, text);
+}
+
+void
+session_close_later(struct session *s, uint16_t code, const char *text)
+{
+	if (s->state == SESSION_CLOSING || s->pending_close)
+		return;
+	s->pending_close = 1;
+	s->pending_code = code;
+	snprintf(s->pending_text, sizeof(s->pending_text), "%s", text);
+	event_active(s->timer, EV_TIMEOUT, 0);
+}
+
+static void
+session_free(struct session *s)
+{
+	struct broker *b = s->b;
+
+	TAILQ_REMOVE(&b->sessions, s, entry);
+	b->nsessions--;
+	/* Normally empty already; covers a session freed at shutdown. */
+	reg_owner_clear(b->reg, &s->owner, WIRE_LEAVE_CLOSED);
+	event_free(s->timer);
+	bufferevent_free(s->bev);
+	free(s);
+	if (b->shutting_down && b->nsessions == 0)
+		event_base_loopbreak(b->base);
+}
+
+void
+session_close_all(struct broker *b, uint16_t code, const char *text)
+{
+	struct session *s;
+
+	TAILQ_FOREACH(s, &b->sessions, entry)
+		session_end(s, code, WIRE_LEAVE_CLOSED, text);
+}
+
+void
+session_free_all(struct broker *b)
+{
+	struct session *s;
+
+	while ((s = TAILQ_FIRST(&b->sessions)) != NULL)
+		session_free(s);
+}
+
+/* ---- Callbacks ----------------------------------------------------------- */
+
+static void
+session_readcb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	struct broker *b = s->b;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct wire_header h;
+	uint8_t hdr[SIPC_HEADER_SIZE];
+	const uint8_t *payload;
+	size_t avail;
+	int rc;
+
+	while (s->state != SESSION_CLOSING && !s->pending_close) {
+		avail = evbuffer_get_length(in);
+		if (avail < SIPC_HEADER_SIZE)
+			return;
+		evbuffer_copyout(in, hdr, sizeof(hdr));
+		rc = wire_header_decode(hdr, s->max_frame, &h);
+		if (rc == WIRE_EMAGIC) {
+			session_close(s, WIRE_ERR_BAD_FRAME, "bad magic "
+			    "0x%02x%02x, not a sipc peer", hdr[0], hdr[1]);
+			return;
+		}
+		if (rc == WIRE_ERESERVED) {
+			session_close(s, WIRE_ERR_BAD_FRAME, "reserved header "
+			    "bits set");
+			return;
+		}
+		if (rc == WIRE_ETOOBIG) {
+			session_close(s, WIRE_ERR_TOO_LARGE, "frame of %u "
+			    "bytes exceeds the limit of %u", h.len,
+			    s->max_frame);
+			return;
+		}
+		if (s->state == SESSION_READY && h.version != s->version) {
+			session_close(s, WIRE_ERR_BAD_FRAME, "frame of version "
+			    "%u in a version %u session", h.version,
+			    s->version);
+			return;
+		}
+		if ((h.flags & WIRE_F_COMPRESSED) &&
+		    !(s->features & WIRE_FEAT_ZLIB)) {
+			session_close(s, WIRE_ERR_BAD_FRAME, "compressed "
+			    "frame, but compression was not negotiated");
+			return;
+		}
+		if (avail < SIPC_HEADER_SIZE + (size_t)h.len)
+			return;		/* the rest is on its way */
+		evbuffer_drain(in, SIPC_HEADER_SIZE);
+		payload = h.len ? evbuffer_pullup(in, h.len) : empty_payload;
+		if (payload == NULL) {
+			session_close(s, WIRE_ERR_INTERNAL, "out of memory");
+			return;
+		}
+		s->last_rx_ms = now_mono_ms();
+		b->st.frames_in++;
+		b->st.bytes_in += SIPC_HEADER_SIZE + h.len;
+		dispatch_frame(s, &h, payload);
+		evbuffer_drain(in, h.len);
+	}
+}
+
+static void
+session_writecb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state == SESSION_CLOSING &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		session_free(s);
+}
+
+static void
+session_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+	char text[128];
+
+	(void)bev;
+	if (s->state == SESSION_CLOSING) {
+		session_free(s);
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		snprintf(text, sizeof(text), "closed by peer");
+	else
+		snprintf(text, sizeof(text), "connection error: %s",
+		    strerror(EVUTIL_SOCKET_ERROR()));
+	session_close(s, 0, "%s", text);
+}
+
+static void
+session_timercb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct broker *b = s->b;
+	uint64_t now = now_mono_ms(), dead, next, idle;
+	struct wbuf *w = &b->out;
+
+	(void)fd;
+	(void)what;
+	if (s->pending_close && s->state != SESSION_CLOSING) {
+		session_end(s, s->pending_code, WIRE_LEAVE_CLOSED,
+		    s->pending_text);
+		return;
+	}
+	switch (s->state) {
+	case SESSION_CLOSING:
+		if (now >= s->close_deadline_ms ||
+		    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+			session_free(s);
+		else
+			timer_arm(s, s->close_deadline_ms - now);
+		return;
+	case SESSION_HANDSHAKE:
+		if (now - s->opened_ms >= b->cfg.handshake_ms) {
+			b->st.handshake_timeouts++;
+			session_close(s, WIRE_ERR_TIMEOUT, "no HELLO within "
+			    "%u ms", b->cfg.handshake_ms);
+			return;
+		}
+		timer_arm(s, s->opened_ms + b->cfg.handshake_ms - now);
+		return;
+	case SESSION_READY:
+		break;
+	}
+
+	dead = s->last_rx_ms + (uint64_t)SIPC_HEARTBEAT_MISSES *
+	    s->heartbeat_ms;
+	if (now >= dead) {
+		char text[96];
+
+		b->st.heartbeat_expiries++;
+		snprintf(text, sizeof(text), "no frame for %llu ms "
+		    "(%d heartbeats of %u ms)",
+		    (unsigned long long)(now - s->last_rx_ms),
+		    SIPC_HEARTBEAT_MISSES, s->heartbeat_ms);
+		session_end(s, WIRE_ERR_TIMEOUT, WIRE_LEAVE_EXPIRED, text);
+		return;
+	}
+	if (b->cfg.idle_ms && s->owner.nregs == 0 && s->owner.nwatches == 0) {
+		idle = s->last_req_ms + b->cfg.idle_ms;
+		if (now >= idle) {
+			session_close(s, WIRE_ERR_TIMEOUT, "idle for %u ms "
+			    "without registrations or watches",
+			    b->cfg.idle_ms);
+			return;
+		}
+	} else
+		idle = UINT64_MAX;
+	if (now - s->last_tx_ms >= s->heartbeat_ms) {
+		wbuf_reset(w);
+		if (wire_enc_u64(w, WIRE_PING, 0, now) == 0)
+			session_send(s, w->data, w->len);
+	}
+	next = s->last_tx_ms + s->heartbeat_ms;
+	if (dead < next)
+		next = dead;
+	if (idle < next)
+		next = idle;
+	timer_arm(s, next > now ? next - now : 0);
+}

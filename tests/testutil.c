@@ -1,0 +1,500 @@
+/*
+ * testutil.c - process, broker and raw-protocol helpers for the tests.
+ */
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static char tmpdir[64];
+
+const char *
+tu_bin(const char *name)
+{
+	static char path[4][PATH_MAX];
+	static int slot;
+	const char *b = getenv("SIPC_BUILD");
+	char *p = path[slot++ % 4];
+
+	snprintf(p, PATH_MAX, "%s/bin/%s", b ? b : "build", name);
+	return p;
+}
+
+const char *
+tu_tmpdir(void)
+{
+	if (tmpdir[0] == '\0') {
+		snprintf(tmpdir, sizeof(tmpdir), "/tmp/sipc-test.XXXXXX");
+		if (mkdtemp(tmpdir) == NULL) {
+			perror("mkdtemp");
+			abort();
+		}
+	}
+	return tmpdir;
+}
+
+void
+tu_cleanup(void)
+{
+	char cmd[128];
+	int rc;
+
+	if (tmpdir[0] == '\0')
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	rc = system(cmd);
+	(void)rc;
+	tmpdir[0] = '\0';
+}
+
+int64_t
+tu_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+tu_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+pid_t
+tu_spawn(char *const argv[], const char *out_path)
+{
+	pid_t parent = getpid(), pid;
+	int fd;
+
+	fflush(stdout);
+	fflush(stderr);
+	if ((pid = fork()) == -1)
+		return -1;
+	if (pid > 0)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	if (out_path) {
+		fd = open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd != -1) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+	}
+	execv(argv[0], argv);
+	fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+int
+tu_wait(pid_t pid, int timeout_ms)
+{
+	int64_t end = tu_now_ms() + timeout_ms;
+	int status;
+	pid_t r;
+
+	for (;;) {
+		r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return status;
+		if (r == -1 && errno != EINTR)
+			return -1;
+		if (tu_now_ms() >= end)
+			return -1;
+		tu_sleep_ms(5);
+	}
+}
+
+int
+tu_stop(pid_t pid, int timeout_ms)
+{
+	int status;
+
+	if (pid <= 0)
+		return -1;
+	kill(pid, SIGCONT);
+	kill(pid, SIGTERM);
+	if ((status = tu_wait(pid, timeout_ms)) != -1)
+		return status;
+	kill(pid, SIGKILL);
+	return tu_wait(pid, 5000);
+}
+
+static int
+read_port(const char *path, uint16_t *port)
+{
+	FILE *fp = fopen(path, "r");
+	unsigned v;
+	int ok;
+
+	if (fp == NULL)
+		return -1;
+	ok = fscanf(fp, "%u", &v) == 1 && v > 0 && v < 65536;
+	fclose(fp);
+	if (!ok)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int
+tu_broker_start(struct tu_broker *b, ...)
+{
+	static int nbrokers;
+	char *argv[64], portfile[300];
+	const char *a;
+	int64_t end;
+	va_list ap;
+	int n = 0;
+
+	memset(b, 0, sizeof(*b));
+	snprintf(portfile, sizeof(portfile), "%s/broker%d.port", tu_tmpdir(),
+	    nbrokers);
+	snprintf(b->log, sizeof(b->log), "%s/broker%d.log", tu_tmpdir(),
+	    nbrokers++);
+	unlink(portfile);
+	argv[n++] = (char *)tu_bin("sipc-epmd");
+	argv[n++] = "--listen";
+	argv[n++] = "127.0.0.1:0";
+	argv[n++] = "--port-file";
+	argv[n++] = portfile;
+	va_start(ap, b);
+	while ((a = va_arg(ap, const char *)) != NULL && n < 62)
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	if ((b->pid = tu_spawn(argv, b->log)) == -1)
+		return -1;
+	end = tu_now_ms() + 10000;
+	while (read_port(portfile, &b->port) == -1) {
+		if (tu_now_ms() > end || waitpid(b->pid, NULL, WNOHANG) != 0) {
+			tu_stop(b->pid, 1000);
+			b->pid = 0;
+			return -1;
+		}
+		tu_sleep_ms(5);
+	}
+	snprintf(b->addr, sizeof(b->addr), "127.0.0.1:%u", b->port);
+	return 0;
+}
+
+void
+tu_broker_stop(struct tu_broker *b)
+{
+	if (b->pid > 0)
+		tu_stop(b->pid, 5000);
+	b->pid = 0;
+}
+
+int
+tu_sh(int timeout_s, char *out, size_t size, const char *fmt, ...)
+{
+	char cmd[8192], secs[16], buf[4096];
+	char *argv[] = { "timeout", "-k", "2", secs, "sh", "-c", cmd, NULL };
+	size_t n = 0;
+	ssize_t r;
+	va_list ap;
+	pid_t pid;
+	int pfd[2], status;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	snprintf(secs, sizeof(secs), "%d", timeout_s);
+	fflush(stdout);
+	fflush(stderr);
+	if (pipe(pfd) == -1)
+		return -1;
+	if ((pid = fork()) == -1)
+		return -1;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(pfd[1], STDOUT_FILENO);
+		close(pfd[0]);
+		close(pfd[1]);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while ((r = read(pfd[0], buf, sizeof(buf))) != 0) {
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (out && n + 1 < size) {
+			size_t take = (size_t)r < size - 1 - n ?
+			    (size_t)r : size - 1 - n;
+
+			memcpy(out + n, buf, take);
+			n += take;
+		}
+	}
+	close(pfd[0]);
+	if (out && size)
+		out[n] = '\0';
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR)
+			return -1;
+	if (!WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+int
+tu_file_count(const char *path, const char *needle)
+{
+	char line[4096];
+	FILE *fp = fopen(path, "r");
+	int n = 0;
+
+	if (fp == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), fp))
+		if (strstr(line, needle))
+			n++;
+	fclose(fp);
+	return n;
+}
+
+int
+tu_count(const char *s, const char *needle)
+{
+	size_t len = strlen(needle);
+	int n = 0;
+
+	while ((s = strstr(s, needle)) != NULL) {
+		n++;
+		s += len;
+	}
+	return n;
+}
+
+/* ---- Raw protocol client ------------------------------------------------- */
+
+int
+tu_connect(uint16_t port)
+{
+	struct sockaddr_in sin;
+	int fd, on = 1;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+tu_send(int fd, const void *p, size_t n)
+{
+	const uint8_t *q = p;
+	ssize_t w;
+
+	while (n > 0) {
+		w = send(fd, q, n, MSG_NOSIGNAL);
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		q += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+tu_send_wbuf(int fd, struct wbuf *w)
+{
+	int rc = tu_send(fd, w->data, w->len);
+
+	wbuf_reset(w);
+	return rc;
+}
+
+static int
+read_n(int fd, uint8_t *p, size_t n, int64_t end)
+{
+	struct pollfd pfd = { fd, POLLIN, 0 };
+	ssize_t r;
+	int64_t left;
+
+	while (n > 0) {
+		left = end - tu_now_ms();
+		if (left <= 0)
+			return 1;
+		if (poll(&pfd, 1, (int)left) <= 0)
+			continue;
+		r = recv(fd, p, n, 0);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int
+tu_recv(int fd, struct wire_header *h, uint8_t *payload, size_t cap,
+    int timeout_ms)
+{
+	int64_t end = tu_now_ms() + timeout_ms;
+	uint8_t hdr[SIPC_HEADER_SIZE], sink[4096];
+	size_t left, n;
+	int rc;
+
+	if ((rc = read_n(fd, hdr, sizeof(hdr), end)) != 0)
+		return rc;
+	if (wire_header_decode(hdr, UINT32_MAX, h) != 0)
+		return -1;
+	if (h->len <= cap)
+		return read_n(fd, payload, h->len, end + 5000) == 0 ? 0 : -1;
+	/* Too large for the caller: read it away, report an error. */
+	for (left = h->len; left > 0; left -= n) {
+		n = left < sizeof(sink) ? left : sizeof(sink);
+		if (read_n(fd, sink, n, end + 5000) != 0)
+			return -1;
+	}
+	return -1;
+}
+
+int
+tu_recv_type(int fd, uint8_t type, struct wire_header *h, uint8_t *payload,
+    size_t cap, int timeout_ms)
+{
+	int64_t end = tu_now_ms() + timeout_ms;
+	struct wbuf w;
+	uint64_t token;
+
+	while (tu_now_ms() < end) {
+		if (tu_recv(fd, h, payload, cap,
+		    (int)(end - tu_now_ms())) != 0)
+			return -1;
+		if (h->type == type)
+			return 0;
+		if (h->type == WIRE_PING &&
+		    wire_dec_u64(payload, h->len, &token) == 0) {
+			wbuf_init(&w, 64);
+			wire_enc_u64(&w, WIRE_PONG, h->reqid, token);
+			tu_send_wbuf(fd, &w);
+			wbuf_free(&w);
+		}
+	}
+	return -1;
+}
+
+int
+tu_closed(int fd, int timeout_ms)
+{
+	int64_t end = tu_now_ms() + timeout_ms;
+	struct pollfd pfd = { fd, POLLIN, 0 };
+	uint8_t buf[4096];
+	ssize_t r;
+
+	while (tu_now_ms() < end) {
+		if (poll(&pfd, 1, (int)(end - tu_now_ms())) <= 0)
+			continue;
+		r = recv(fd, buf, sizeof(buf), 0);
+		if (r == 0 || (r == -1 && errno == ECONNRESET))
+			return 1;
+	}
+	return 0;
+}
+
+int
+tu_hello(int fd, uint32_t heartbeat_ms)
+{
+	struct wire_hello m;
+	struct wire_header h;
+	struct wire_hello_ok ok;
+	uint8_t buf[4096];
+	struct wbuf w;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	m.min_version = m.max_version = 1;
+	m.heartbeat_ms = heartbeat_ms;
+	m.software.ptr = "testutil";
+	m.software.len = 8;
+	m.host.ptr = "testhost";
+	m.host.len = 8;
+	m.pid = (uint32_t)getpid();
+	wbuf_init(&w, 4096);
+	wire_enc_hello(&w, 1, &m);
+	rc = tu_send_wbuf(fd, &w);
+	wbuf_free(&w);
+	if (rc != 0 || tu_recv_type(fd, WIRE_OK, &h, buf, sizeof(buf),
+	    5000) != 0)
+		return -1;
+	return wire_dec_ok_hello(buf, h.len, &ok) == 0 ? 0 : -1;
+}
+
+uint64_t
+tu_register(int fd, uint32_t reqid, const char *handle, uint16_t port,
+    uint64_t instance)
+{
+	struct wire_register m;
+	struct wire_header h;
+	uint8_t buf[4096];
+	struct wbuf w;
+	uint64_t id;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	m.handle.ptr = handle;
+	m.handle.len = (uint16_t)strlen(handle);
+	m.instance = instance;
+	m.ep.family = WIRE_AF_INET;
+	m.ep.port = port;
+	m.ep.addr[0] = 127;
+	m.ep.addr[3] = 1;
+	wbuf_init(&w, 4096);
+	wire_enc_register(&w, reqid, &m);
+	rc = tu_send_wbuf(fd, &w);
+	wbuf_free(&w);
+	if (rc != 0)
+		return 0;
+	for (;;) {
+		if (tu_recv(fd, &h, buf, sizeof(buf), 5000) != 0)
+			return 0;
+		if (h.reqid != reqid)
+			continue;
+		if (h.type != WIRE_OK ||
+		    wire_dec_ok_register(buf, h.len, &id) != 0)
+			return 0;
+		return id;
+	}
+}

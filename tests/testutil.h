@@ -1,0 +1,84 @@
+/*
+ * testutil.h - helpers for sipc's integration tests: start and stop real
+ * processes (by pid, with a parent-death signal so that nothing outlives a
+ * test that timed out), a broker on an ephemeral loopback port, commands
+ * with captured output, and a raw-socket protocol client.
+ */
+#ifndef SIPC_TESTUTIL_H
+#define SIPC_TESTUTIL_H
+
+#include <sys/types.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../proto/wire.h"
+
+/* Absolute path of a built program: $SIPC_BUILD/bin/NAME. */
+const char	*tu_bin(const char *name);
+/* A fresh temporary directory, removed by tu_cleanup(). */
+const char	*tu_tmpdir(void);
+void		 tu_cleanup(void);
+/* Milliseconds on the monotonic clock. */
+int64_t		 tu_now_ms(void);
+void		 tu_sleep_ms(int ms);
+
+/*
+ * Starts argv[0] with argv; stdout and stderr go to out_path (NULL: the
+ * test's own).  The child gets SIGKILL if the test process dies.
+ */
+pid_t		 tu_spawn(char *const argv[], const char *out_path);
+/* SIGTERM, wait up to timeout_ms, then SIGKILL.  Returns the wait status. */
+int		 tu_stop(pid_t pid, int timeout_ms);
+/* Waits up to timeout_ms for pid to exit: status, or -1 on timeout. */
+int		 tu_wait(pid_t pid, int timeout_ms);
+
+struct tu_broker {
+	pid_t		pid;
+	uint16_t	port;
+	char		addr[32];	/* "127.0.0.1:PORT" */
+	char		log[256];	/* its stderr */
+};
+
+/*
+ * Starts sipc-epmd on 127.0.0.1:0 with the extra arguments (NULL-ended)
+ * and waits until it accepts.  Returns 0 or -1.
+ */
+int		 tu_broker_start(struct tu_broker *b, ...);
+void		 tu_broker_stop(struct tu_broker *b);
+
+/*
+ * Runs a shell command with a time limit of timeout_s seconds, capturing
+ * stdout into out (NUL-terminated, truncated to size).  Returns the exit
+ * status (124 on timeout), or -1.
+ */
+int		 tu_sh(int timeout_s, char *out, size_t size, const char *fmt,
+		    ...) __attribute__((format(printf, 4, 5)));
+/* Number of lines of the file that contain needle. */
+int		 tu_file_count(const char *path, const char *needle);
+/* Counts occurrences of needle in s. */
+int		 tu_count(const char *s, const char *needle);
+
+/* ---- Raw protocol client ------------------------------------------------- */
+
+int		 tu_connect(uint16_t port);	/* blocking fd or -1 */
+int		 tu_send(int fd, const void *p, size_t n);
+/* Sends the frame in w and resets w. */
+int		 tu_send_wbuf(int fd, struct wbuf *w);
+/*
+ * Reads one frame within timeout_ms into *h and payload (cap bytes).
+ * Returns 0, 1 on timeout, -1 on EOF or error.
+ */
+int		 tu_recv(int fd, struct wire_header *h, uint8_t *payload,
+		    size_t cap, int timeout_ms);
+/* Reads frames until one with type (answering PINGs): 0 or -1. */
+int		 tu_recv_type(int fd, uint8_t type, struct wire_header *h,
+		    uint8_t *payload, size_t cap, int timeout_ms);
+/* 1 when the peer closed fd within timeout_ms (after reading all). */
+int		 tu_closed(int fd, int timeout_ms);
+/* HELLO with the given heartbeat wish; 0 or -1. */
+int		 tu_hello(int fd, uint32_t heartbeat_ms);
+/* REGISTER handle at 127.0.0.1:port; the id, or 0 on failure. */
+uint64_t	 tu_register(int fd, uint32_t reqid, const char *handle,
+		    uint16_t port, uint64_t instance);
+
+#endif
