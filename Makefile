@@ -31,8 +31,11 @@ DEP_LIBS	= $(shell pkg-config --libs $(PKGS)) -lpthread
 CHECK_CFLAGS	= $(shell pkg-config --cflags check)
 CHECK_LIBS	= $(shell pkg-config --libs check)
 
+# snprintf() truncating is how every message here is bounded, on purpose;
+# GCC's -Wformat-truncation guesses about it are noise.
 WFLAGS		= -std=c11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
-		  -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+		  -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
+		  -Wno-format-truncation
 XCFLAGS		= $(WFLAGS) -D_GNU_SOURCE -DSIPC_VERSION=\"$(VERSION)\" \
 		  $(DEP_CFLAGS) $(CFLAGS) $(SANITIZE)
 
@@ -43,24 +46,35 @@ BROKER_SRC	= broker/main.c broker/config.c broker/listen.c \
 		  broker/session.c broker/dispatch.c broker/registry.c \
 		  broker/log.c
 CTL_SRC		= broker/brokerctl.c broker/ctlconn.c
+LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
+		  libclient/epm.c libclient/epm_broker.c libclient/epm_local.c \
+		  libclient/sender.c libclient/receiver.c
+CLI_SRC		= libclient/cli.c
 
 obj		= $(patsubst %.c,$(B)/obj/%.o,$(1))
 
+pic		= $(patsubst %.c,$(B)/pic/%.o,$(1))
+
 PROTO_OBJ	= $(call obj,$(PROTO_SRC))
+LIB_OBJ		= $(call pic,$(PROTO_SRC) $(LIB_SRC))
+CLI_OBJ		= $(call obj,$(CLI_SRC))
+LIBSIPC_A	= $(B)/lib/libsipc.a
+LIBSIPC_SO	= $(B)/lib/libsipc.so.$(SOVERSION).$(SOMINOR)
 BROKER_OBJ	= $(call obj,$(BROKER_SRC))
 CTL_OBJ		= $(call obj,$(CTL_SRC))
 
-BINS		= $(B)/bin/sipc-epmd $(B)/bin/brokerctl
+BINS		= $(B)/bin/sipc-epmd $(B)/bin/brokerctl $(B)/bin/sipc \
+		  $(B)/bin/sipc-example-receiver $(B)/bin/sipc-example-sender
 
 TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry
-TEST_INTEG	= $(B)/tests/test_broker
+TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client
 TESTS		= $(TEST_UNIT) $(TEST_INTEG)
 TESTUTIL_OBJ	= $(call obj,tests/testutil.c)
 
 .PHONY: all deps check demo bench install uninstall clean
 .DEFAULT_GOAL := all
 
-all: $(BINS)
+all: $(BINS) $(LIBSIPC_A) $(LIBSIPC_SO)
 
 deps:
 	@pkg-config --exists $(PKGS) check 2>/dev/null || \
@@ -74,6 +88,34 @@ $(B)/obj/tests/%.o: tests/%.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(XCFLAGS) $(CHECK_CFLAGS) -Wno-missing-prototypes -MMD -MP \
 	    -c $< -o $@
+
+$(B)/pic/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) -fPIC -MMD -MP -c $< -o $@
+
+$(LIBSIPC_A): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBSIPC_SO): $(LIB_OBJ) libclient/sipc.map
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) -shared -o $@ $(LIB_OBJ) \
+	    -Wl,-soname,libsipc.so.$(SOVERSION) \
+	    -Wl,--version-script=libclient/sipc.map $(DEP_LIBS)
+	ln -sf libsipc.so.$(SOVERSION).$(SOMINOR) $(B)/lib/libsipc.so.$(SOVERSION)
+	ln -sf libsipc.so.$(SOVERSION) $(B)/lib/libsipc.so
+
+$(B)/bin/sipc: $(CLI_OBJ) $(LIBSIPC_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS)
+
+$(B)/obj/libclient/examples/%.o: libclient/examples/%.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) -Ilibclient/include -MMD -MP -c $< -o $@
+
+$(B)/bin/sipc-example-%: $(B)/obj/libclient/examples/%.o $(LIBSIPC_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS)
 
 $(B)/lib/libsipcproto.a: $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
@@ -104,10 +146,19 @@ $(B)/tests/test_broker: $(call obj,tests/integration/test_broker.c) \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
+$(B)/tests/test_client: $(call obj,tests/integration/test_client.c) \
+    $(TESTUTIL_OBJ) $(LIBSIPC_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
 check: all $(TESTS)
-	@SIPC_BUILD=$(CURDIR)/$(B) sh tests/run.sh $(TESTS)
+	@SIPC_BUILD=$(CURDIR)/$(B) SIPC_PROTOCOL_MD=$(CURDIR)/proto/PROTOCOL.md \
+	    sh tests/run.sh $(TESTS)
+
+demo: all
+	@sh scripts/demo.sh $(B)
 
 clean:
 	rm -rf $(B)
 
--include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/pic -name '*.d' 2>/dev/null)

@@ -1,0 +1,278 @@
+/*
+ * epm.c - end point managers: creation, the process's default EPM, the
+ * reference counts that keep an EPM (and its I/O thread) alive while
+ * senders and receivers use it, and dispatch to the two backends
+ * (epm_broker.c, epm_local.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static pthread_mutex_t default_mu = PTHREAD_MUTEX_INITIALIZER;
+static sipc_epm *default_epm;
+
+void
+sipc_epm_opts_init(struct sipc_epm_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->connect_timeout_ms = 5000;
+	o->heartbeat_ms = 0;
+}
+
+static void
+backend_free(void *arg)
+{
+	sipc_epm *epm = arg;
+
+	if (epm->kind == EPM_BROKER)
+		broker_free(epm);
+	else
+		local_free(epm);
+}
+
+static void
+epm_destroy(sipc_epm *epm)
+{
+	loop_call(&epm->loop, backend_free, epm);
+	loop_fini(&epm->loop);
+	pthread_mutex_destroy(&epm->mu);
+	pthread_cond_destroy(&epm->cv);
+	free(epm);
+}
+
+static void *
+reaper_main(void *arg)
+{
+	epm_destroy(arg);
+	return NULL;
+}
+
+/* The last reference went away: stop the thread, free everything. */
+static void
+epm_teardown(sipc_epm *epm)
+{
+	pthread_t t;
+
+	if (!loop_in_thread(&epm->loop)) {
+		epm_destroy(epm);
+		return;
+	}
+	/* Released from a callback on the EPM's own thread, which cannot
+	 * join itself: a short-lived thread does it once the callback has
+	 * returned. */
+	if (pthread_create(&t, NULL, reaper_main, epm) == 0)
+		pthread_detach(t);
+}
+
+static int
+epm_create(enum epm_kind kind, const char *addr,
+    const struct sipc_epm_opts *opts, sipc_epm **out)
+{
+	sipc_epm *epm;
+	int rc;
+
+	if ((epm = calloc(1, sizeof(*epm))) == NULL)
+		return seterr(SIPC_ENOMEM, "out of memory");
+	epm->kind = kind;
+	atomic_init(&epm->refs, 1);
+	atomic_init(&epm->connected, kind == EPM_LOCAL);
+	pthread_mutex_init(&epm->mu, NULL);
+	cond_init_mono(&epm->cv);
+	TAILQ_INIT(&epm->regs);
+	TAILQ_INIT(&epm->watches);
+	if (opts)
+		epm->opts = *opts;
+	else
+		sipc_epm_opts_init(&epm->opts);
+	if ((rc = loop_init(&epm->loop)) != 0) {
+		pthread_mutex_destroy(&epm->mu);
+		pthread_cond_destroy(&epm->cv);
+		free(epm);
+		return rc;
+	}
+	rc = kind == EPM_BROKER ? broker_new(epm, addr) : local_new(epm);
+	if (rc != 0) {
+		loop_fini(&epm->loop);
+		pthread_mutex_destroy(&epm->mu);
+		pthread_cond_destroy(&epm->cv);
+		free(epm);
+		return rc;
+	}
+	*out = epm;
+	return 0;
+}
+
+int
+sipc_epm_local(sipc_epm **out)
+{
+	if (out == NULL)
+		return seterr(SIPC_EINVAL, "out is NULL");
+	clearerr_sipc();
+	return epm_create(EPM_LOCAL, NULL, NULL, out);
+}
+
+int
+sipc_epm_connect(const char *addr, const struct sipc_epm_opts *opts,
+    sipc_epm **out)
+{
+	struct sipc_epm_opts o;
+	sipc_epm *epm;
+	int64_t deadline;
+	int rc = 0;
+
+	if (out == NULL)
+		return seterr(SIPC_EINVAL, "out is NULL");
+	clearerr_sipc();
+	if (addr == NULL || *addr == '\0')
+		addr = getenv("SIPC_BROKER");
+	if (addr == NULL || *addr == '\0')
+		return sipc_epm_local(out);
+	if (opts)
+		o = *opts;
+	else
+		sipc_epm_opts_init(&o);
+	if (o.connect_timeout_ms < 0 || o.heartbeat_ms < 0)
+		return seterr(SIPC_EINVAL, "negative timeout in options");
+	if ((rc = epm_create(EPM_BROKER, addr, &o, &epm)) != 0)
+		return rc;
+	if (o.connect_timeout_ms > 0) {
+		deadline = deadline_after(o.connect_timeout_ms);
+		pthread_mutex_lock(&epm->mu);
+		while (!atomic_load(&epm->connected) && rc != ETIMEDOUT)
+			rc = cond_wait_until(&epm->cv, &epm->mu, deadline);
+		pthread_mutex_unlock(&epm->mu);
+		if (!atomic_load(&epm->connected)) {
+			rc = broker_connect_error(epm);
+			sipc_epm_close(epm);
+			return rc;
+		}
+	}
+	*out = epm;
+	return 0;
+}
+
+int
+sipc_epm_is_local(const sipc_epm *epm)
+{
+	const char *b;
+
+	if (epm)
+		return epm->kind == EPM_LOCAL;
+	b = getenv("SIPC_BROKER");
+	return b == NULL || *b == '\0';
+}
+
+int
+sipc_epm_connected(const sipc_epm *epm)
+{
+	return epm ? atomic_load(&((sipc_epm *)epm)->connected) : 0;
+}
+
+void
+sipc_epm_close(sipc_epm *epm)
+{
+	if (epm)
+		epm_release(epm);
+}
+
+int
+epm_acquire(sipc_epm *epm, sipc_epm **out)
+{
+	struct sipc_epm_opts o;
+	const char *b;
+	int rc;
+
+	if (epm) {
+		atomic_fetch_add(&epm->refs, 1);
+		*out = epm;
+		return 0;
+	}
+	pthread_mutex_lock(&default_mu);
+	if (default_epm) {
+		atomic_fetch_add(&default_epm->refs, 1);
+		*out = default_epm;
+		pthread_mutex_unlock(&default_mu);
+		return 0;
+	}
+	b = getenv("SIPC_BROKER");
+	sipc_epm_opts_init(&o);
+	/* Objects wait for the session themselves where they need it. */
+	o.connect_timeout_ms = 0;
+	if (b && *b)
+		rc = epm_create(EPM_BROKER, b, &o, &epm);
+	else
+		rc = epm_create(EPM_LOCAL, NULL, &o, &epm);
+	if (rc == 0) {
+		epm->is_default = 1;
+		default_epm = epm;
+		*out = epm;
+	}
+	pthread_mutex_unlock(&default_mu);
+	return rc;
+}
+
+void
+epm_release(sipc_epm *epm)
+{
+	if (epm->is_default) {
+		/* Under the lock, so epm_acquire cannot revive it. */
+		pthread_mutex_lock(&default_mu);
+		if (atomic_fetch_sub(&epm->refs, 1) != 1) {
+			pthread_mutex_unlock(&default_mu);
+			return;
+		}
+		default_epm = NULL;
+		pthread_mutex_unlock(&default_mu);
+	} else if (atomic_fetch_sub(&epm->refs, 1) != 1)
+		return;
+	epm_teardown(epm);
+}
+
+void
+epm_broadcast(sipc_epm *epm)
+{
+	pthread_mutex_lock(&epm->mu);
+	pthread_cond_broadcast(&epm->cv);
+	pthread_mutex_unlock(&epm->mu);
+}
+
+void
+epm_reg_add(sipc_epm *epm, struct epm_reg *r)
+{
+	TAILQ_INSERT_TAIL(&epm->regs, r, entry);
+	if (epm->kind == EPM_BROKER)
+		broker_reg_add(epm, r);
+	else
+		local_reg_add(epm, r);
+}
+
+void
+epm_reg_remove(sipc_epm *epm, struct epm_reg *r)
+{
+	TAILQ_REMOVE(&epm->regs, r, entry);
+	if (epm->kind == EPM_BROKER)
+		broker_reg_remove(epm, r);
+	else
+		local_reg_remove(epm, r);
+}
+
+void
+epm_watch_add(sipc_epm *epm, struct epm_watch *w)
+{
+	TAILQ_INSERT_TAIL(&epm->watches, w, entry);
+	if (epm->kind == EPM_BROKER)
+		broker_watch_add(epm, w);
+	else
+		local_watch_add(epm, w);
+}
+
+void
+epm_watch_remove(sipc_epm *epm, struct epm_watch *w)
+{
+	TAILQ_REMOVE(&epm->watches, w, entry);
+	if (epm->kind == EPM_BROKER)
+		broker_watch_remove(epm, w);
+	else
+		local_watch_remove(epm, w);
+}

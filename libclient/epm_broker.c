@@ -1,0 +1,709 @@
+/*
+ * epm_broker.c - the broker backend of an EPM: one session with sipc-epmd,
+ * kept up for as long as the EPM lives.
+ *
+ * The session registers the EPM's receivers and watches its senders'
+ * handles.  When it breaks it is reopened with capped exponential backoff
+ * and jitter, and everything is registered and watched again; senders are
+ * told (on_resync) so that they can reconcile their receivers with the new
+ * snapshot without dropping connections that still work.  Heartbeats run in
+ * both directions: a broker silent for 3 intervals counts as gone.
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "internal.h"
+
+#define BACKOFF_MIN_MS		50
+#define BACKOFF_MAX_MS		1000	/* a restarted broker is whole in 2 s */
+#define HANDSHAKE_MS		5000
+#define BROKER_PORT		4455
+
+enum bstate {
+	B_DOWN,
+	B_CONNECTING,
+	B_HELLO,
+	B_READY
+};
+
+struct pending {
+	TAILQ_ENTRY(pending)	 entry;
+	uint32_t		 reqid;
+	uint8_t			 type;
+	void			*obj;	/* epm_reg or epm_watch; NULL: gone */
+};
+
+struct epm_broker {
+	sipc_epm		*epm;
+	char			 addr[300];
+	struct sockaddr_storage	 ss;
+	socklen_t		 sl;
+	struct bufferevent	*bev;
+	enum bstate		 state;
+	uint32_t		 next_reqid;
+	uint32_t		 hello_reqid;
+	TAILQ_HEAD(, pending)	 pending;
+	struct event		*timer;
+	int64_t			 last_rx;
+	int64_t			 last_tx;
+	int64_t			 deadline;	/* connect or HELLO */
+	uint32_t		 hb_ms;
+	uint32_t		 max_frame;
+	int			 backoff_ms;
+	uint64_t		 generation;	/* bumped when bev goes */
+	/* Under epm->mu, read by other threads: */
+	struct sockaddr_storage	 local;
+	socklen_t		 local_len;
+	int			 err_code;
+	char			 err_text[400];
+	struct wbuf		 out;
+	char			 host[SIPC_HOST_MAX + 1];
+};
+
+static void	b_connect(struct epm_broker *b);
+static void	b_down(struct epm_broker *b, int code, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
+
+static void
+timer_in(struct epm_broker *b, int64_t ms)
+{
+	struct timeval tv;
+
+	if (ms < 0)
+		ms = 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(b->timer, &tv);
+}
+
+static void
+set_error(struct epm_broker *b, int code, const char *text)
+{
+	pthread_mutex_lock(&b->epm->mu);
+	b->err_code = code;
+	snprintf(b->err_text, sizeof(b->err_text), "broker %s: %s", b->addr,
+	    text);
+	pthread_mutex_unlock(&b->epm->mu);
+}
+
+int
+broker_connect_error(sipc_epm *epm)
+{
+	struct epm_broker *b = epm->broker;
+	int code;
+
+	pthread_mutex_lock(&epm->mu);
+	code = b->err_code ? b->err_code : SIPC_ETIMEDOUT;
+	if (b->err_text[0])
+		seterr(code, "%s", b->err_text);
+	else
+		seterr(code, "broker %s: no session within %d ms", b->addr,
+		    epm->opts.connect_timeout_ms);
+	pthread_mutex_unlock(&epm->mu);
+	return code;
+}
+
+int
+broker_local_addr(sipc_epm *epm, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	struct epm_broker *b = epm->broker;
+	int rc = SIPC_ENOTCONN;
+
+	pthread_mutex_lock(&epm->mu);
+	if (atomic_load(&epm->connected) && b->local_len) {
+		memcpy(ss, &b->local, sizeof(*ss));
+		*sl = b->local_len;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&epm->mu);
+	return rc;
+}
+
+/* ---- Output -------------------------------------------------------------- */
+
+static int
+b_send(struct epm_broker *b)
+{
+	if (b->bev == NULL || b->out.len == 0)
+		return -1;
+	if (bufferevent_write(b->bev, b->out.data, b->out.len) == -1)
+		return -1;
+	b->last_tx = mono_ms();
+	return 0;
+}
+
+static uint32_t
+b_reqid(struct epm_broker *b)
+{
+	if (++b->next_reqid == 0)
+		b->next_reqid = 1;
+	return b->next_reqid;
+}
+
+static void
+b_request(struct epm_broker *b, uint32_t reqid, uint8_t type, void *obj)
+{
+	struct pending *p;
+
+	if (b_send(b) == -1)
+		return;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return;		/* the answer is then ignored */
+	p->reqid = reqid;
+	p->type = type;
+	p->obj = obj;
+	TAILQ_INSERT_TAIL(&b->pending, p, entry);
+}
+
+static void
+send_register(struct epm_broker *b, struct epm_reg *r)
+{
+	struct wire_register m;
+
+	m.handle.ptr = r->handle;
+	m.handle.len = r->hlen;
+	m.instance = r->instance;
+	m.ep = r->ep;
+	r->reqid = b_reqid(b);
+	wbuf_reset(&b->out);
+	if (wire_enc_register(&b->out, r->reqid, &m) == 0)
+		b_request(b, r->reqid, WIRE_REGISTER, r);
+}
+
+static void
+send_watch(struct epm_broker *b, struct epm_watch *w, uint8_t type)
+{
+	uint32_t reqid = b_reqid(b);
+
+	wbuf_reset(&b->out);
+	if (wire_enc_handle(&b->out, type, reqid, w->handle, w->hlen) == 0)
+		b_request(b, reqid, type, type == WIRE_WATCH ? w : NULL);
+}
+
+/* Forgets obj in pending answers: it is being freed. */
+static void
+forget(struct epm_broker *b, void *obj)
+{
+	struct pending *p;
+
+	TAILQ_FOREACH(p, &b->pending, entry)
+		if (p->obj == obj)
+			p->obj = NULL;
+}
+
+/* ---- Session state ------------------------------------------------------- */
+
+static void
+b_ready(struct epm_broker *b, const struct wire_hello_ok *ok)
+{
+	sipc_epm *epm = b->epm;
+	struct epm_watch *w, *wn;
+	struct epm_reg *r;
+
+	b->state = B_READY;
+	b->hb_ms = ok->heartbeat_ms;
+	b->max_frame = ok->max_frame;
+	b->backoff_ms = BACKOFF_MIN_MS;
+	pthread_mutex_lock(&epm->mu);
+	b->err_code = 0;
+	b->err_text[0] = '\0';
+	atomic_store(&epm->connected, 1);
+	pthread_cond_broadcast(&epm->cv);
+	pthread_mutex_unlock(&epm->mu);
+	TAILQ_FOREACH(r, &epm->regs, entry)
+		send_register(b, r);
+	for (w = TAILQ_FIRST(&epm->watches); w; w = wn) {
+		wn = TAILQ_NEXT(w, entry);
+		if (w->reqid != 0 && w->on_resync)
+			w->on_resync(w->arg);	/* watched before: resync */
+		send_watch(b, w, WIRE_WATCH);
+		w->reqid = b->next_reqid;
+	}
+	timer_in(b, 0);
+}
+
+static void
+b_down(struct epm_broker *b, int code, const char *fmt, ...)
+{
+	sipc_epm *epm = b->epm;
+	struct pending *p;
+	struct epm_reg *r;
+	char text[300];
+	va_list ap;
+	int delay;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (b->bev) {
+		bufferevent_free(b->bev);
+		b->bev = NULL;
+	}
+	b->generation++;
+	b->state = B_DOWN;
+	while ((p = TAILQ_FIRST(&b->pending)) != NULL) {
+		TAILQ_REMOVE(&b->pending, p, entry);
+		free(p);
+	}
+	TAILQ_FOREACH(r, &epm->regs, entry)
+		r->id = 0;
+	set_error(b, code, text);
+	pthread_mutex_lock(&epm->mu);
+	atomic_store(&epm->connected, 0);
+	pthread_cond_broadcast(&epm->cv);
+	pthread_mutex_unlock(&epm->mu);
+	/* Capped exponential backoff with +-25% jitter, so that clients of
+	 * a restarted broker do not all come back in the same instant. */
+	delay = b->backoff_ms * 3 / 4 + (int)(random_u64() %
+	    (uint64_t)(b->backoff_ms / 2 + 1));
+	b->backoff_ms = b->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+	    b->backoff_ms * 2;
+	timer_in(b, delay);
+}
+
+/* ---- Input --------------------------------------------------------------- */
+
+static struct pending *
+take_pending(struct epm_broker *b, uint32_t reqid)
+{
+	struct pending *p;
+
+	TAILQ_FOREACH(p, &b->pending, entry) {
+		if (p->reqid == reqid) {
+			TAILQ_REMOVE(&b->pending, p, entry);
+			return p;
+		}
+	}
+	return NULL;
+}
+
+static void
+record_to_peer(const struct wire_record *rec, struct peer *peer)
+{
+	memset(peer, 0, sizeof(*peer));
+	peer->id = rec->id;
+	peer->instance = rec->instance;
+	peer->ep = rec->ep;
+	memcpy(peer->host, rec->host.ptr, rec->host.len);
+	peer->pid = rec->pid;
+}
+
+static int
+watch_matches(const struct epm_watch *w, struct wire_str h)
+{
+	return w->hlen == h.len && memcmp(w->handle, h.ptr, h.len) == 0;
+}
+
+static void
+on_answer(struct epm_broker *b, const struct wire_header *h,
+    const uint8_t *p)
+{
+	struct wire_hello_ok hello;
+	struct wire_record rec;
+	struct wire_error e;
+	struct wire_seq seq;
+	struct pending *pd;
+	struct epm_reg *r;
+	struct epm_watch *w;
+	struct peer peer;
+	char text[SIPC_ERROR_TEXT_MAX + 64];
+	uint64_t id;
+	uint64_t gen = b->generation;
+
+	if (h->type == WIRE_ERROR && wire_dec_error(p, h->len, &e) != 0) {
+		b_down(b, SIPC_EPROTO, "malformed ERROR");
+		return;
+	}
+	if (h->type == WIRE_ERROR)
+		snprintf(text, sizeof(text), "%s: %.*s",
+		    wire_errcode_name(e.code), (int)e.text.len, e.text.ptr);
+	if (b->state == B_HELLO && h->reqid == b->hello_reqid) {
+		if (h->type == WIRE_ERROR) {
+			b_down(b, e.code == WIRE_ERR_VERSION ? SIPC_EVERSION :
+			    SIPC_EBROKER, "%s", text);
+			return;
+		}
+		if (wire_dec_ok_hello(p, h->len, &hello) != 0) {
+			b_down(b, SIPC_EPROTO, "malformed answer to HELLO");
+			return;
+		}
+		b_ready(b, &hello);
+		return;
+	}
+	if (h->type == WIRE_ERROR && h->reqid == 0) {
+		/* The broker is about to close the session: say why. */
+		set_error(b, SIPC_EBROKER, text);
+		return;
+	}
+	if ((pd = take_pending(b, h->reqid)) == NULL)
+		return;
+	switch (pd->type) {
+	case WIRE_REGISTER:
+		if ((r = pd->obj) == NULL)
+			break;
+		if (h->type == WIRE_OK &&
+		    wire_dec_ok_register(p, h->len, &id) == 0) {
+			r->id = id;
+			if (r->done)
+				r->done(r->arg, 0, NULL);
+		} else if (r->done) {
+			r->done(r->arg, SIPC_EBROKER, h->type == WIRE_ERROR ?
+			    text : "malformed answer to REGISTER");
+		}
+		r->done = NULL;
+		break;
+	case WIRE_WATCH:
+		if ((w = pd->obj) == NULL || h->type != WIRE_OK)
+			break;
+		if (wire_dec_ok_records(p, h->len, WIRE_WATCH, &seq) != 0) {
+			free(pd);
+			b_down(b, SIPC_EPROTO, "malformed answer to WATCH");
+			return;
+		}
+		while (wire_next_record(&seq, &rec) && b->generation == gen) {
+			record_to_peer(&rec, &peer);
+			w->on_join(w->arg, &peer);
+		}
+		if (w->on_synced && b->generation == gen)
+			w->on_synced(w->arg);
+		break;
+	default:
+		break;	/* UNREGISTER, UNWATCH: nothing to do */
+	}
+	free(pd);
+}
+
+static void
+on_push(struct epm_broker *b, const struct wire_header *h, const uint8_t *p)
+{
+	sipc_epm *epm = b->epm;
+	struct epm_watch *w, *wn;
+	struct wire_join j;
+	struct wire_leave l;
+	struct peer peer;
+
+	if (h->type == WIRE_JOIN) {
+		if (wire_dec_join(p, h->len, &j) != 0) {
+			b_down(b, SIPC_EPROTO, "malformed JOIN");
+			return;
+		}
+		record_to_peer(&j.rec, &peer);
+		for (w = TAILQ_FIRST(&epm->watches); w; w = wn) {
+			wn = TAILQ_NEXT(w, entry);
+			if (watch_matches(w, j.handle))
+				w->on_join(w->arg, &peer);
+		}
+		return;
+	}
+	if (wire_dec_leave(p, h->len, &l) != 0) {
+		b_down(b, SIPC_EPROTO, "malformed LEAVE");
+		return;
+	}
+	memset(&peer, 0, sizeof(peer));
+	peer.id = l.id;
+	for (w = TAILQ_FIRST(&epm->watches); w; w = wn) {
+		wn = TAILQ_NEXT(w, entry);
+		if (watch_matches(w, l.handle))
+			w->on_leave(w->arg, &peer);
+	}
+}
+
+static void
+b_readcb(struct bufferevent *bev, void *arg)
+{
+	struct epm_broker *b = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	uint8_t hdr[SIPC_HEADER_SIZE], empty = 0;
+	struct wire_header h;
+	const uint8_t *p;
+	uint64_t gen = b->generation;
+	uint32_t limit;
+	int rc;
+
+	while (b->generation == gen &&
+	    evbuffer_get_length(in) >= SIPC_HEADER_SIZE) {
+		evbuffer_copyout(in, hdr, sizeof(hdr));
+		limit = b->state == B_READY ? b->max_frame :
+		    SIPC_HELLO_FRAME_MAX;
+		if ((rc = wire_header_decode(hdr, limit, &h)) != 0) {
+			b_down(b, SIPC_EPROTO, "bad frame: %s",
+			    wire_strerror(rc));
+			return;
+		}
+		if (h.flags & WIRE_F_COMPRESSED) {
+			b_down(b, SIPC_EPROTO, "compressed frame, not "
+			    "negotiated");
+			return;
+		}
+		if (evbuffer_get_length(in) < SIPC_HEADER_SIZE + (size_t)h.len)
+			return;
+		evbuffer_drain(in, SIPC_HEADER_SIZE);
+		p = h.len ? evbuffer_pullup(in, h.len) : &empty;
+		if (p == NULL) {
+			b_down(b, SIPC_ENOMEM, "out of memory");
+			return;
+		}
+		b->last_rx = mono_ms();
+		switch (h.type) {
+		case WIRE_PING:
+			wbuf_reset(&b->out);
+			if (h.len == 8 && wire_enc_u64(&b->out, WIRE_PONG,
+			    h.reqid, wire_ld64(p)) == 0)
+				b_send(b);
+			break;
+		case WIRE_PONG:
+			break;
+		case WIRE_OK:
+		case WIRE_ERROR:
+			on_answer(b, &h, p);
+			break;
+		case WIRE_JOIN:
+		case WIRE_LEAVE:
+			on_push(b, &h, p);
+			break;
+		default:
+			break;	/* a later version's push: ignore */
+		}
+		if (b->generation == gen)
+			evbuffer_drain(in, h.len);
+	}
+}
+
+static void
+send_hello(struct epm_broker *b)
+{
+	struct wire_hello m;
+
+	memset(&m, 0, sizeof(m));
+	m.min_version = SIPC_PROTO_VERSION_MIN;
+	m.max_version = SIPC_PROTO_VERSION_MAX;
+	m.heartbeat_ms = (uint32_t)b->epm->opts.heartbeat_ms;
+	m.software.ptr = "sipc/" SIPC_VERSION;
+	m.software.len = (uint16_t)strlen(m.software.ptr);
+	m.host.ptr = b->host;
+	m.host.len = (uint16_t)strlen(b->host);
+	m.pid = (uint32_t)getpid();
+	b->hello_reqid = b_reqid(b);
+	wbuf_reset(&b->out);
+	if (wire_enc_hello(&b->out, b->hello_reqid, &m) == 0)
+		b_send(b);
+}
+
+static void
+b_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct epm_broker *b = arg;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = bufferevent_getfd(bev), on = 1, err;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+			pthread_mutex_lock(&b->epm->mu);
+			memcpy(&b->local, &ss, sizeof(ss));
+			b->local_len = sl;
+			pthread_mutex_unlock(&b->epm->mu);
+		}
+		b->state = B_HELLO;
+		b->last_rx = mono_ms();
+		send_hello(b);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		b_down(b, SIPC_ECONNECT, "connection closed by the broker");
+		return;
+	}
+	err = EVUTIL_SOCKET_ERROR();
+	b_down(b, SIPC_ECONNECT, "%s: %s", b->state == B_CONNECTING ?
+	    "connect" : "connection", strerror(err));
+}
+
+static void
+b_connect(struct epm_broker *b)
+{
+	struct event_base *base = b->epm->loop.base;
+
+	b->state = B_CONNECTING;
+	b->deadline = mono_ms() + HANDSHAKE_MS;
+	b->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (b->bev == NULL) {
+		b_down(b, SIPC_ENOMEM, "out of memory");
+		return;
+	}
+	bufferevent_setcb(b->bev, b_readcb, NULL, b_eventcb, b);
+	bufferevent_enable(b->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(b->bev, (struct sockaddr *)&b->ss,
+	    (int)b->sl) == -1) {
+		b_down(b, SIPC_ECONNECT, "connect: %s",
+		    strerror(EVUTIL_SOCKET_ERROR()));
+		return;
+	}
+	timer_in(b, HANDSHAKE_MS);
+}
+
+static void
+b_timercb(evutil_socket_t fd, short what, void *arg)
+{
+	struct epm_broker *b = arg;
+	int64_t now = mono_ms(), dead, next;
+
+	(void)fd;
+	(void)what;
+	switch (b->state) {
+	case B_DOWN:
+		b_connect(b);
+		return;
+	case B_CONNECTING:
+	case B_HELLO:
+		if (now >= b->deadline) {
+			b_down(b, SIPC_ETIMEDOUT, "no answer within %d ms",
+			    HANDSHAKE_MS);
+			return;
+		}
+		timer_in(b, b->deadline - now);
+		return;
+	case B_READY:
+		break;
+	}
+	dead = b->last_rx + (int64_t)SIPC_HEARTBEAT_MISSES * b->hb_ms;
+	if (now >= dead) {
+		b_down(b, SIPC_ETIMEDOUT, "no frame for %lld ms",
+		    (long long)(now - b->last_rx));
+		return;
+	}
+	if (now - b->last_tx >= (int64_t)b->hb_ms) {
+		wbuf_reset(&b->out);
+		if (wire_enc_u64(&b->out, WIRE_PING, 0, (uint64_t)now) == 0)
+			b_send(b);
+	}
+	next = b->last_tx + b->hb_ms;
+	if (dead < next)
+		next = dead;
+	timer_in(b, next - now);
+}
+
+/* ---- Backend interface --------------------------------------------------- */
+
+static void
+start_cb(void *arg)
+{
+	b_connect(arg);
+}
+
+int
+broker_new(sipc_epm *epm, const char *addr)
+{
+	struct epm_broker *b;
+	int rc;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return seterr(SIPC_ENOMEM, "out of memory");
+	b->epm = epm;
+	snprintf(b->addr, sizeof(b->addr), "%s", addr);
+	if ((rc = resolve_hostport(addr, BROKER_PORT, &b->ss, &b->sl)) != 0) {
+		free(b);
+		return rc;
+	}
+	TAILQ_INIT(&b->pending);
+	wbuf_init(&b->out, SIPC_HEADER_SIZE + SIPC_HELLO_FRAME_MAX);
+	b->backoff_ms = BACKOFF_MIN_MS;
+	b->hb_ms = SIPC_DEF_HEARTBEAT_MS;
+	if (gethostname(b->host, sizeof(b->host)) != 0)
+		b->host[0] = '\0';
+	b->host[sizeof(b->host) - 1] = '\0';
+	if (!wire_handle_valid(b->host, strlen(b->host)))
+		b->host[0] = '\0';	/* a name the broker would refuse */
+	if ((b->timer = evtimer_new(epm->loop.base, b_timercb, b)) == NULL) {
+		wbuf_free(&b->out);
+		free(b);
+		return seterr(SIPC_ENOMEM, "out of memory");
+	}
+	epm->broker = b;
+	loop_call(&epm->loop, start_cb, b);
+	return 0;
+}
+
+void
+broker_free(sipc_epm *epm)
+{
+	struct epm_broker *b = epm->broker;
+	struct pending *p;
+
+	if (b == NULL)
+		return;
+	if (b->bev)
+		bufferevent_free(b->bev);
+	while ((p = TAILQ_FIRST(&b->pending)) != NULL) {
+		TAILQ_REMOVE(&b->pending, p, entry);
+		free(p);
+	}
+	event_free(b->timer);
+	wbuf_free(&b->out);
+	free(b);
+	epm->broker = NULL;
+}
+
+void
+broker_reg_add(sipc_epm *epm, struct epm_reg *r)
+{
+	struct epm_broker *b = epm->broker;
+
+	r->id = 0;
+	if (b->state == B_READY)
+		send_register(b, r);
+	/* Otherwise registered when the session comes up. */
+}
+
+void
+broker_reg_remove(sipc_epm *epm, struct epm_reg *r)
+{
+	struct epm_broker *b = epm->broker;
+	uint32_t reqid;
+
+	forget(b, r);
+	if (b->state != B_READY || r->id == 0)
+		return;
+	reqid = b_reqid(b);
+	wbuf_reset(&b->out);
+	if (wire_enc_u64(&b->out, WIRE_UNREGISTER, reqid, r->id) == 0)
+		b_request(b, reqid, WIRE_UNREGISTER, NULL);
+}
+
+void
+broker_watch_add(sipc_epm *epm, struct epm_watch *w)
+{
+	struct epm_broker *b = epm->broker;
+
+	w->reqid = 0;
+	if (b->state == B_READY) {
+		send_watch(b, w, WIRE_WATCH);
+		w->reqid = b->next_reqid;
+	}
+}
+
+void
+broker_watch_remove(sipc_epm *epm, struct epm_watch *w)
+{
+	struct epm_broker *b = epm->broker;
+	struct epm_watch *o;
+
+	forget(b, w);
+	if (b->state != B_READY)
+		return;
+	TAILQ_FOREACH(o, &epm->watches, entry)
+		if (o->hlen == w->hlen && memcmp(o->handle, w->handle,
+		    w->hlen) == 0)
+			return;		/* another sender still watches */
+	send_watch(b, w, WIRE_UNWATCH);
+}

@@ -1,0 +1,345 @@
+/*
+ * sipc.h - events between processes: the whole public API of libsipc.
+ *
+ * A receiver registers under a string handle; a sender with the same handle
+ * delivers each message to every live receiver of that handle (fan-out).
+ * An end point manager (EPM) tells senders where receivers are: the local
+ * registry (one user, one machine, Unix sockets; the default) or the
+ * sipc-epmd broker (system-wide or across hosts, TCP).  Messages travel on
+ * direct connections from each sender to each receiver, never through the
+ * broker.
+ *
+ * Threads.  Each EPM runs one I/O thread (a libevent loop).  Every callback
+ * of a sender or receiver runs on the I/O thread of its EPM, one at a time;
+ * a slow callback delays every object of that EPM.  Every function here may
+ * be called from any thread, except where it says otherwise.
+ *
+ * Errors.  Functions that can fail return 0 or a negative SIPC_E* code.
+ * sipc_strerror() names a code; sipc_errmsg() gives the detail of the last
+ * failure in the calling thread ("connect 10.0.0.1:4455: Connection
+ * refused").
+ *
+ * Memory.  Strings and buffers passed in are copied unless a function says
+ * otherwise; the caller keeps ownership.  Pointers handed to callbacks are
+ * valid only during the callback.  Objects are freed by their *_close().
+ *
+ * Delivery guarantees (see README): messages from one sender reach each
+ * receiver in order and at most once; a message goes to the receivers the
+ * sender is connected to when sipc_send() is called; every loss is reported
+ * to the sender (on_send_failed) and to the receiver (on_gap).
+ */
+#ifndef SIPC_H
+#define SIPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SIPC_VERSION_MAJOR	0
+#define SIPC_VERSION_MINOR	1
+#define SIPC_VERSION_PATCH	0
+
+/* ---- Errors -------------------------------------------------------------- */
+
+#define SIPC_OK		  0
+#define SIPC_EINVAL	(-1)	/* an argument is invalid */
+#define SIPC_ENOMEM	(-2)	/* out of memory */
+#define SIPC_ESYS	(-3)	/* a system call failed (see sipc_errmsg) */
+#define SIPC_ETIMEDOUT	(-4)	/* the time limit passed */
+#define SIPC_ECLOSED	(-5)	/* the object is closing */
+#define SIPC_EADDR	(-6)	/* an address cannot be parsed or resolved */
+#define SIPC_ECONNECT	(-7)	/* cannot connect (refused, unreachable) */
+#define SIPC_EPROTO	(-8)	/* the peer broke the protocol */
+#define SIPC_EVERSION	(-9)	/* no protocol version in common */
+#define SIPC_EBROKER	(-10)	/* the broker refused the request */
+#define SIPC_ETOOBIG	(-11)	/* message larger than the maximum */
+#define SIPC_ENOPORT	(-12)	/* no allowed port is free */
+#define SIPC_EPERM	(-13)	/* registry directory unsafe or not ours */
+#define SIPC_ENOTCONN	(-14)	/* no broker session (yet) */
+#define SIPC_EPEERGONE	(-15)	/* a receiver went away */
+#define SIPC_EDROPPED	(-16)	/* dropped at the high-water mark */
+#define SIPC_ESLOW	(-17)	/* receiver cut off for being too slow */
+#define SIPC_ENOTFOUND	(-18)	/* no such thing */
+
+/* Name of an error code: "connection refused or unreachable", ... */
+const char	*sipc_strerror(int err);
+/* Detail of the last failure in this thread; "" when none.  The string
+ * belongs to the thread and stays valid until its next sipc call. */
+const char	*sipc_errmsg(void);
+
+/* ---- End point managers -------------------------------------------------- */
+
+typedef struct sipc_epm sipc_epm;
+
+struct sipc_epm_opts {
+	/* How long sipc_epm_connect() waits for the broker session, in
+	 * milliseconds.  0: do not wait; connect in the background.  The
+	 * EPM reconnects by itself whenever the session breaks.
+	 * Default 5000. */
+	int	connect_timeout_ms;
+	/* Heartbeat interval wished for the broker session, in
+	 * milliseconds; 0: the broker's (default 5000).  A broker never
+	 * grants a longer interval than its own. */
+	int	heartbeat_ms;
+};
+
+/* Fills *opts with the defaults. */
+void	sipc_epm_opts_init(struct sipc_epm_opts *opts);
+
+/*
+ * Connects to the sipc-epmd broker at addr ("HOST", "HOST:PORT",
+ * "[IPV6]:PORT"; port 4455 when absent) and starts this EPM's I/O thread.
+ * addr NULL or "": $SIPC_BROKER, and when that is unset too, the local
+ * registry (see sipc_epm_local).  opts NULL: defaults.
+ *
+ * With connect_timeout_ms > 0 this waits until the session is up (HELLO
+ * answered) and fails when it is not; with 0 it returns at once.  Either
+ * way, once created the EPM reconnects on its own, with capped exponential
+ * backoff, and re-registers and re-watches everything.
+ *
+ * On success *out is a new EPM; close it with sipc_epm_close().
+ * Errors: SIPC_EINVAL, SIPC_EADDR, SIPC_ECONNECT, SIPC_ETIMEDOUT,
+ * SIPC_EVERSION, SIPC_EPROTO, SIPC_ENOMEM, SIPC_ESYS.
+ */
+int	sipc_epm_connect(const char *addr, const struct sipc_epm_opts *opts,
+	    sipc_epm **out);
+
+/*
+ * An EPM for the local registry, with its own I/O thread: receivers listen
+ * on Unix sockets in $XDG_RUNTIME_DIR/sipc/ (else /tmp/sipc-UID/), senders
+ * find them there.  The directory is created 0700 and refused when it is
+ * not a directory owned by this user without group or other access.
+ * Errors: SIPC_EPERM, SIPC_ESYS, SIPC_ENOMEM.
+ */
+int	sipc_epm_local(sipc_epm **out);
+
+/* 1 when epm is a local registry (also for NULL when $SIPC_BROKER is
+ * unset), 0 when it is a broker connection. */
+int	sipc_epm_is_local(const sipc_epm *epm);
+
+/* 1 while the broker session is up; always 1 for a local registry. */
+int	sipc_epm_connected(const sipc_epm *epm);
+
+/*
+ * Releases the caller's reference.  The EPM, its thread and its broker
+ * session end when the senders and receivers using it are closed too.
+ * NULL is ignored.
+ */
+void	sipc_epm_close(sipc_epm *epm);
+
+/* ---- Receivers ----------------------------------------------------------- */
+
+typedef struct sipc_receiver sipc_receiver;
+
+/*
+ * A message arrived.  data/len is the message (len may be 0), valid only
+ * during the call.  sender_id identifies the sending sipc_sender (random,
+ * 64 bits); seq is the message's number in that sender's stream (the same
+ * at every receiver).  Runs on the EPM's I/O thread.
+ */
+typedef void	(*sipc_message_fn)(sipc_receiver *rx, const char *handle,
+		    const void *data, size_t len, uint64_t sender_id,
+		    uint64_t seq, void *arg);
+/* A sender connected (on_connect) or went away (on_disconnect).  peer is
+ * "ADDR:PORT" or "local".  Runs on the I/O thread. */
+typedef void	(*sipc_peer_fn)(sipc_receiver *rx, uint64_t sender_id,
+		    const char *peer, void *arg);
+/* Messages first_seq .. first_seq + count - 1 of a sender will never
+ * arrive (the sender dropped them for this receiver).  Runs on the I/O
+ * thread. */
+typedef void	(*sipc_gap_fn)(sipc_receiver *rx, uint64_t sender_id,
+		    uint64_t first_seq, uint64_t count, void *arg);
+
+struct sipc_receiver_opts {
+	/* Broker mode: the IP address to listen on.  NULL: the local
+	 * address of the EPM's broker session (on a loopback broker,
+	 * loopback).  "0.0.0.0" or "::" listen on every interface. */
+	const char	*listen_address;
+	/* Broker mode: the address registered for senders to connect to
+	 * (the original's ipAddressToRegister).  NULL: the listen address
+	 * when it names one interface, else the local address of the
+	 * broker session. */
+	const char	*register_address;
+	/* Broker mode: ports to try, in order: "5000", "5000-5010",
+	 * "5000,5005,6000-6010".  NULL: any free port. */
+	const char	*allowed_ports;
+	/* Largest message accepted, in bytes.  Default 64 MiB, at most
+	 * 1 GiB.  A larger one closes the sender's connection. */
+	size_t		 max_message;
+	sipc_message_fn	 on_message;
+	sipc_peer_fn	 on_connect;
+	sipc_peer_fn	 on_disconnect;
+	sipc_gap_fn	 on_gap;
+	void		*arg;		/* passed to every callback */
+};
+
+void	sipc_receiver_opts_init(struct sipc_receiver_opts *opts);
+
+/*
+ * Creates a receiver of handle (1 to 255 bytes of UTF-8 without control
+ * characters) on epm (NULL: the process's default, see sipc_epm_connect),
+ * starts listening and registers it.  Returns once the registration is
+ * accepted (broker mode: answered by the broker, waiting at most the EPM's
+ * connect timeout) so that senders can find it.
+ *
+ * Errors: SIPC_EINVAL (handle, options), SIPC_EADDR, SIPC_ENOPORT,
+ * SIPC_ENOTCONN (broker mode: no session to learn the address from; give
+ * listen_address), SIPC_EBROKER (the broker refused; sipc_errmsg says
+ * why), SIPC_ETIMEDOUT, SIPC_EPERM, SIPC_ESYS, SIPC_ENOMEM.
+ */
+int	sipc_receiver_new(const char *handle, sipc_epm *epm,
+	    const struct sipc_receiver_opts *opts, sipc_receiver **out);
+
+/*
+ * Unregisters, stops listening, closes every sender's connection and frees
+ * the receiver.  No callback of it runs after this returns (when called
+ * from one of its own callbacks, the receiver is freed after that callback
+ * returns).  NULL is ignored.
+ */
+void	sipc_receiver_close(sipc_receiver *rx);
+
+/* Writes the registered endpoint ("127.0.0.1:40123" or "unix:/path") into
+ * buf (size bytes).  Returns 0 or SIPC_EINVAL when buf is too small. */
+int	sipc_receiver_endpoint(const sipc_receiver *rx, char *buf,
+	    size_t size);
+
+struct sipc_receiver_stats {
+	uint64_t	messages;	/* delivered to on_message */
+	uint64_t	bytes;		/* their payload bytes */
+	uint64_t	gaps;		/* messages reported missing */
+	uint64_t	duplicates;	/* resent messages not delivered again */
+	uint64_t	senders;	/* senders connected now */
+};
+
+/* Fills *st; 0 or SIPC_EINVAL. */
+int	sipc_receiver_stats(sipc_receiver *rx, struct sipc_receiver_stats *st);
+
+/* ---- Senders ------------------------------------------------------------- */
+
+typedef struct sipc_sender sipc_sender;
+
+/* What a sender does when a receiver's queue reaches its high-water mark. */
+#define SIPC_POLICY_BLOCK	0	/* sipc_send waits (send_timeout_ms) */
+#define SIPC_POLICY_DROP	1	/* skip that receiver, report the drop */
+#define SIPC_POLICY_DISCONNECT	2	/* cut that receiver off, report */
+
+/*
+ * A message was handed to its receivers: endpoints[0..n) names them
+ * ("127.0.0.1:40123", "unix:/path"); n may be 0 (no receivers is not an
+ * error).  Runs on the I/O thread.
+ */
+typedef void	(*sipc_after_send_fn)(sipc_sender *tx, uint64_t seq,
+		    const char *const *endpoints, size_t n, void *arg);
+/*
+ * messages_lost messages will not reach the receiver at endpoint.  error:
+ * SIPC_EPEERGONE (it died, was unregistered or became unreachable),
+ * SIPC_EDROPPED (high-water mark, policy drop), SIPC_ESLOW (policy
+ * disconnect), SIPC_ETIMEDOUT (not acknowledged before close), SIPC_EPROTO,
+ * SIPC_ETOOBIG (larger than the receiver accepts).  Runs on the I/O thread.
+ */
+typedef void	(*sipc_send_failed_fn)(sipc_sender *tx, int error,
+		    const char *endpoint, uint64_t messages_lost, void *arg);
+
+struct sipc_sender_opts {
+	/* Largest message sipc_send() takes, in bytes.  Default 64 MiB,
+	 * at most 1 GiB. */
+	size_t			 max_message;
+	/* Per receiver: bytes queued or sent but not yet acknowledged
+	 * before the policy applies.  Default 8 MiB. */
+	size_t			 hwm_bytes;
+	int			 policy;	/* SIPC_POLICY_*, default BLOCK */
+	/* Policy BLOCK: longest wait in sipc_send, in milliseconds;
+	 * -1 waits forever.  Default 10000. */
+	int			 send_timeout_ms;
+	/* sipc_sender_close() waits this long for acknowledgements, in
+	 * milliseconds.  Default 5000. */
+	int			 linger_ms;
+	/* Heartbeat on receiver connections, in milliseconds; a receiver
+	 * silent for 3 intervals is dead.  Default 5000. */
+	int			 heartbeat_ms;
+	sipc_after_send_fn	 after_send;
+	sipc_send_failed_fn	 on_send_failed;
+	void			*arg;
+};
+
+void	sipc_sender_opts_init(struct sipc_sender_opts *opts);
+
+/*
+ * Creates a sender of handle on epm (NULL: the process's default).  It
+ * follows the handle's receivers (broker: WATCH, one snapshot then JOIN
+ * and LEAVE; local: the registry directory, with inotify) and keeps one
+ * connection to each.
+ * Errors: SIPC_EINVAL, SIPC_EPERM, SIPC_ESYS, SIPC_ENOMEM.
+ */
+int	sipc_sender_new(const char *handle, sipc_epm *epm,
+	    const struct sipc_sender_opts *opts, sipc_sender **out);
+
+/*
+ * Sends len bytes at data (copied; len may be 0) to every receiver the
+ * sender is connected to now, without waiting for them.  Order is kept per
+ * receiver.  Zero receivers is not an error.
+ * Errors: SIPC_ETOOBIG, SIPC_ETIMEDOUT (policy BLOCK: a receiver stayed at
+ * its high-water mark for send_timeout_ms; the message was not sent),
+ * SIPC_ECLOSED, SIPC_ENOMEM.
+ */
+int	sipc_send(sipc_sender *tx, const void *data, size_t len);
+
+/*
+ * Waits until at least n receivers are connected (their handshake done),
+ * at most timeout_ms milliseconds (-1: forever).
+ * Errors: SIPC_ETIMEDOUT, SIPC_ECLOSED.
+ */
+int	sipc_sender_wait_receivers(sipc_sender *tx, size_t n, int timeout_ms);
+
+/*
+ * Waits until every message sent so far has been acknowledged by every
+ * receiver it went to, or reported to on_send_failed, at most timeout_ms
+ * milliseconds (-1: forever).  Errors: SIPC_ETIMEDOUT, SIPC_ECLOSED.
+ * Must not be called from a callback of the same EPM.
+ */
+int	sipc_sender_flush(sipc_sender *tx, int timeout_ms);
+
+/* Receivers connected now. */
+size_t	sipc_sender_receivers(sipc_sender *tx);
+
+struct sipc_sender_stats {
+	uint64_t	sent;		/* messages taken by sipc_send */
+	uint64_t	delivered;	/* (message, receiver) acknowledged */
+	uint64_t	lost;		/* (message, receiver) reported lost */
+	uint64_t	dropped;	/* of which dropped at the mark */
+	size_t		queued_bytes;	/* largest per-receiver backlog */
+};
+
+/* Per receiver, for sipc_sender_receiver_stats(). */
+struct sipc_receiver_info {
+	char		endpoint[128];
+	int		connected;	/* handshake done, link up */
+	size_t		queued_bytes;	/* not yet acknowledged */
+	uint64_t	sent;		/* messages acknowledged */
+	uint64_t	dropped;	/* dropped at the mark */
+	uint64_t	lost;		/* lost in all */
+};
+
+int	sipc_sender_stats(sipc_sender *tx, struct sipc_sender_stats *st);
+/* Fills up to max entries of info; returns how many receivers there are
+ * (which may exceed max), or a negative SIPC_E* code. */
+int	sipc_sender_receiver_stats(sipc_sender *tx,
+	    struct sipc_receiver_info *info, size_t max);
+
+/*
+ * Waits up to linger_ms for the queued messages to be acknowledged,
+ * reports what was not to on_send_failed, closes every connection and
+ * frees the sender.  Returns 0 when everything was delivered, else
+ * SIPC_ETIMEDOUT.  NULL is ignored (returns 0).  When called from one of
+ * the sender's own callbacks it does not wait.
+ */
+int	sipc_sender_close(sipc_sender *tx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

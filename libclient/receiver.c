@@ -1,0 +1,1087 @@
+/*
+ * receiver.c - receivers: listening, registering, and the inbound data
+ * path.
+ *
+ * Each sender connection reads into one large buffer (256 KiB, grown only
+ * for a frame that does not fit, up to the message limit) and parses every
+ * complete frame in it, handing each message body to on_message straight
+ * from the buffer: no copy between read() and the callback.  Messages are
+ * acknowledged in batches (every ack_bytes, on PING, or 20 ms after the
+ * first unacknowledged one), which is what lets a sender count losses
+ * exactly.  Sequence numbers detect gaps (reported) and duplicates (never
+ * delivered); the last number delivered from each sender is remembered so
+ * that a sender that reconnects resends nothing twice.
+ *
+ * A receiver closed from one of its own callbacks is freed by a separate
+ * event once the callback has returned.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "../proto/addr.h"
+#include "internal.h"
+
+#define RBUF_DEFAULT	(256 * 1024)
+#define ACK_DELAY_MS	20
+#define DHELLO_MS	5000	/* a sender must say DHELLO within this */
+#define ACCEPT_PAUSE_MS	100
+#define READS_PER_EVENT	8
+
+struct rconn {
+	TAILQ_ENTRY(rconn)	 entry;
+	struct sipc_receiver	*rx;
+	int			 fd;
+	struct event		*rev;
+	struct event		*wev;
+	struct event		*timer;
+	int			 wev_armed;
+	int			 ready;		/* DHELLO done */
+	int			 closing;	/* last ERROR queued */
+	char			 peer[64];
+	uint64_t		 sender_id;
+	uint64_t		 expected;	/* next seq in order */
+	uint64_t		 delivered;	/* last seq delivered */
+	uint64_t		 acked;		/* last seq acknowledged */
+	uint64_t		 unacked_bytes;
+	uint32_t		 ack_bytes;
+	uint32_t		 hb_ms;
+	uint8_t			*buf;
+	size_t			 cap;
+	size_t			 len;
+	size_t			 off;
+	uint8_t			 out[1024];
+	size_t			 out_len;
+	size_t			 out_off;
+	int64_t			 opened;
+	int64_t			 last_rx;
+	int64_t			 last_tx;
+	int64_t			 ack_due;	/* 0: no ACK pending */
+};
+
+struct sipc_receiver {
+	sipc_epm			*epm;
+	char				 handle[SIPC_HANDLE_MAX + 1];
+	uint16_t			 hlen;
+	struct sipc_receiver_opts	 opts;
+	uint64_t			 instance;
+	int				 lfd;
+	struct event			*lev;
+	struct event			*accept_resume;
+	struct epm_reg			 reg;
+	int				 registered;
+	char				 endpoint[128];
+	char				 tmp_path[SIPC_UNIX_PATH_MAX + 1];
+	TAILQ_HEAD(, rconn)		 conns;
+	/* Last seq delivered per sender id, oldest replaced first. */
+	uint64_t			 mem_id[SIPC_SENDER_MEMORY];
+	uint64_t			 mem_seq[SIPC_SENDER_MEMORY];
+	size_t				 mem_next;
+	atomic_uint_fast64_t		 st_messages;
+	atomic_uint_fast64_t		 st_bytes;
+	atomic_uint_fast64_t		 st_gaps;
+	atomic_uint_fast64_t		 st_dups;
+	atomic_uint_fast64_t		 st_senders;
+	int				 dead;
+	/* The registration's first answer, for sipc_receiver_new. */
+	pthread_mutex_t			 mu;
+	pthread_cond_t			 cv;
+	int				 reg_done;
+	int				 reg_rc;
+	char				 reg_err[600];
+};
+
+static void	rconn_close(struct rconn *c, const char *why);
+
+/* ---- Sender memory ------------------------------------------------------- */
+
+static uint64_t
+mem_get(struct sipc_receiver *rx, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < SIPC_SENDER_MEMORY; i++)
+		if (rx->mem_id[i] == id)
+			return rx->mem_seq[i];
+	return 0;
+}
+
+static void
+mem_put(struct sipc_receiver *rx, uint64_t id, uint64_t seq)
+{
+	size_t i;
+
+	if (seq == 0)
+		return;
+	for (i = 0; i < SIPC_SENDER_MEMORY; i++) {
+		if (rx->mem_id[i] == id) {
+			rx->mem_seq[i] = seq;
+			return;
+		}
+	}
+	rx->mem_id[rx->mem_next] = id;
+	rx->mem_seq[rx->mem_next] = seq;
+	rx->mem_next = (rx->mem_next + 1) % SIPC_SENDER_MEMORY;
+}
+
+/* ---- Output -------------------------------------------------------------- */
+
+static void
+rtimer_in(struct rconn *c, int64_t ms)
+{
+	struct timeval tv;
+
+	if (ms < 0)
+		ms = 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(c->timer, &tv);
+}
+
+/* Appends an encoded frame to the output; 0, or -1 when it is full. */
+static int
+out_add(struct rconn *c, const struct wbuf *w)
+{
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (w->len > sizeof(c->out) - c->out_len)
+		return -1;
+	memcpy(c->out + c->out_len, w->data, w->len);
+	c->out_len += w->len;
+	return 0;
+}
+
+static int
+out_u64(struct rconn *c, uint8_t type, uint32_t reqid, uint64_t v)
+{
+	uint8_t buf[32];
+	struct wbuf w = { buf, 0, sizeof(buf), sizeof(buf), 0 };
+
+	if (wire_enc_u64(&w, type, reqid, v) != 0)
+		return -1;
+	return out_add(c, &w);
+}
+
+static void
+queue_ack(struct rconn *c)
+{
+	if (c->delivered <= c->acked)
+		return;
+	if (out_u64(c, WIRE_ACK, 0, c->delivered) == 0) {
+		c->acked = c->delivered;
+		c->unacked_bytes = 0;
+		c->ack_due = 0;
+	}
+}
+
+/* Writes pending output.  Returns 0, or -1 when c was closed. */
+static int
+rconn_flush(struct rconn *c)
+{
+	ssize_t n;
+
+	while (c->out_off < c->out_len) {
+		n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN) {
+			if (!c->wev_armed) {
+				event_add(c->wev, NULL);
+				c->wev_armed = 1;
+			}
+			return 0;
+		}
+		if (n == -1) {
+			rconn_close(c, strerror(errno));
+			return -1;
+		}
+		c->out_off += (size_t)n;
+		c->last_tx = mono_ms();
+	}
+	c->out_off = c->out_len = 0;
+	if (c->wev_armed) {
+		event_del(c->wev);
+		c->wev_armed = 0;
+	}
+	if (c->closing) {
+		rconn_close(c, "protocol error");
+		return -1;
+	}
+	return 0;
+}
+
+/* Sends ERROR and closes once it is written. */
+static int
+rconn_fail(struct rconn *c, uint16_t code, const char *text)
+{
+	uint8_t buf[SIPC_HEADER_SIZE + 4 + SIPC_ERROR_TEXT_MAX];
+	struct wbuf w = { buf, 0, sizeof(buf), sizeof(buf), 0 };
+
+	c->out_off = c->out_len = 0;
+	if (wire_enc_error(&w, 0, code, text) == 0)
+		out_add(c, &w);
+	c->closing = 1;
+	if (c->rev)
+		event_del(c->rev);
+	rconn_flush(c);
+	return -1;
+}
+
+/* ---- Frames -------------------------------------------------------------- */
+
+static int
+on_dhello(struct rconn *c, const uint8_t *p, size_t len)
+{
+	struct sipc_receiver *rx = c->rx;
+	struct wire_dhello_ok ok;
+	struct wire_dhello m;
+	struct rconn *o, *on;
+	char text[SIPC_HANDLE_MAX + 64];
+	uint8_t buf[64];
+	struct wbuf w = { buf, 0, sizeof(buf), sizeof(buf), 0 };
+	uint64_t last;
+	int v;
+
+	if (wire_dec_dhello(p, len, &m) != 0)
+		return rconn_fail(c, WIRE_ERR_BAD_MESSAGE, "malformed DHELLO");
+	v = m.max_version < SIPC_PROTO_VERSION_MAX ? m.max_version :
+	    SIPC_PROTO_VERSION_MAX;
+	if (v < m.min_version)
+		return rconn_fail(c, WIRE_ERR_VERSION, "receiver speaks "
+		    "protocol version 1 only");
+	if (m.handle.len != rx->hlen ||
+	    memcmp(m.handle.ptr, rx->handle, rx->hlen) != 0) {
+		snprintf(text, sizeof(text), "this receiver is for handle "
+		    "'%s'", rx->handle);
+		return rconn_fail(c, WIRE_ERR_WRONG_RECEIVER, text);
+	}
+	if (m.instance && m.instance != rx->instance)
+		return rconn_fail(c, WIRE_ERR_WRONG_RECEIVER, "another "
+		    "receiver instance listens here now");
+	/* What this sender already delivered here: from memory, or from a
+	 * connection of it that this one replaces. */
+	last = mem_get(rx, m.sender_id);
+	for (o = TAILQ_FIRST(&rx->conns); o; o = on) {
+		on = TAILQ_NEXT(o, entry);
+		if (o != c && o->ready && o->sender_id == m.sender_id) {
+			if (o->delivered > last)
+				last = o->delivered;
+			rconn_close(o, "replaced by a new connection");
+		}
+	}
+	c->sender_id = m.sender_id;
+	c->hb_ms = m.heartbeat_ms < SIPC_MIN_HEARTBEAT_MS ?
+	    SIPC_MIN_HEARTBEAT_MS : m.heartbeat_ms > SIPC_MAX_HEARTBEAT_MS ?
+	    SIPC_MAX_HEARTBEAT_MS : m.heartbeat_ms;
+	c->ack_bytes = m.ack_bytes < 4096 ? 4096 : m.ack_bytes;
+	if (last) {
+		c->expected = last + 1;
+		c->delivered = c->acked = last;
+	} else {
+		c->expected = m.first_seq;
+		c->delivered = c->acked = m.first_seq - 1;
+	}
+	memset(&ok, 0, sizeof(ok));
+	ok.version = (uint8_t)v;
+	ok.instance = rx->instance;
+	ok.last_seq = last;
+	ok.max_message = (uint32_t)rx->opts.max_message;
+	if (wire_enc_ok_dhello(&w, 1, &ok) != 0 || out_add(c, &w) != 0)
+		return rconn_fail(c, WIRE_ERR_INTERNAL, "cannot answer");
+	c->ready = 1;
+	atomic_fetch_add(&rx->st_senders, 1);
+	if (rx->opts.on_connect)
+		rx->opts.on_connect(rx, c->sender_id, c->peer, rx->opts.arg);
+	if (last && m.first_seq > last + 1 && !rx->dead) {
+		/* Messages sent while this sender counted us dead. */
+		atomic_fetch_add(&rx->st_gaps, m.first_seq - last - 1);
+		if (rx->opts.on_gap)
+			rx->opts.on_gap(rx, c->sender_id, last + 1,
+			    m.first_seq - last - 1, rx->opts.arg);
+		c->expected = m.first_seq;
+	}
+	return 0;
+}
+
+static int
+on_data(struct rconn *c, const struct wire_header *h, const uint8_t *p)
+{
+	struct sipc_receiver *rx = c->rx;
+	struct wire_data d;
+	uint64_t gap;
+
+	if (wire_dec_data(p, h->len, &d) != 0)
+		return rconn_fail(c, WIRE_ERR_BAD_MESSAGE, "malformed DATA");
+	if (d.seq < c->expected) {
+		atomic_fetch_add(&rx->st_dups, 1);
+		return 0;
+	}
+	if (d.seq > c->expected) {
+		gap = d.seq - c->expected;
+		atomic_fetch_add(&rx->st_gaps, gap);
+		if (rx->opts.on_gap)
+			rx->opts.on_gap(rx, c->sender_id, c->expected, gap,
+			    rx->opts.arg);
+		if (rx->dead)
+			return 0;
+	}
+	c->expected = d.seq + 1;
+	c->delivered = d.seq;
+	atomic_fetch_add(&rx->st_messages, 1);
+	atomic_fetch_add(&rx->st_bytes, d.len);
+	if (rx->opts.on_message)
+		rx->opts.on_message(rx, rx->handle, d.body, d.len,
+		    c->sender_id, d.seq, rx->opts.arg);
+	c->unacked_bytes += h->len;
+	if (c->unacked_bytes >= c->ack_bytes)
+		queue_ack(c);
+	return 0;
+}
+
+/* One frame.  0, or -1 when c is closing or closed. */
+static int
+rconn_frame(struct rconn *c, const struct wire_header *h, const uint8_t *p)
+{
+	uint64_t v;
+
+	if (!c->ready && h->type != WIRE_DHELLO)
+		return rconn_fail(c, WIRE_ERR_HELLO_REQUIRED, "send DHELLO "
+		    "first");
+	switch (h->type) {
+	case WIRE_DHELLO:
+		if (c->ready)
+			return rconn_fail(c, WIRE_ERR_UNEXPECTED, "DHELLO "
+			    "twice");
+		return on_dhello(c, p, h->len);
+	case WIRE_DATA:
+		return on_data(c, h, p);
+	case WIRE_PING:
+		if (wire_dec_u64(p, h->len, &v) != 0)
+			return rconn_fail(c, WIRE_ERR_BAD_MESSAGE, "bad PING");
+		queue_ack(c);	/* a PING asks for acknowledgement */
+		out_u64(c, WIRE_PONG, h->reqid, v);
+		return 0;
+	case WIRE_PONG:
+		return 0;
+	case WIRE_ERROR:
+		rconn_close(c, "sender reported an error");
+		return -1;
+	default:
+		return rconn_fail(c, WIRE_ERR_UNEXPECTED, "not a frame a "
+		    "receiver takes");
+	}
+}
+
+/* Makes room for a frame of flen bytes starting at c->off. */
+static int
+rconn_room(struct rconn *c, size_t flen)
+{
+	uint8_t *nb;
+
+	if (c->off > 0) {
+		memmove(c->buf, c->buf + c->off, c->len - c->off);
+		c->len -= c->off;
+		c->off = 0;
+	}
+	if (flen <= c->cap)
+		return 0;
+	/* A frame larger than the buffer: exactly its size, bounded by the
+	 * message limit the header was checked against. */
+	if ((nb = realloc(c->buf, flen)) == NULL)
+		return -1;
+	c->buf = nb;
+	c->cap = flen;
+	return 0;
+}
+
+/* Parses every complete frame: 0, or -1 when c is closing or closed. */
+static int
+rconn_parse(struct rconn *c)
+{
+	struct sipc_receiver *rx = c->rx;
+	struct wire_header h;
+	char text[128];
+	size_t flen;
+	uint32_t limit;
+	int rc;
+
+	while (!rx->dead && c->len - c->off >= SIPC_HEADER_SIZE) {
+		limit = c->ready ? (uint32_t)(SIPC_DATA_PREFIX +
+		    rx->opts.max_message) : SIPC_HELLO_FRAME_MAX;
+		rc = wire_header_decode(c->buf + c->off, limit, &h);
+		if (rc == WIRE_ETOOBIG) {
+			snprintf(text, sizeof(text), "frame of %u bytes over "
+			    "the limit of %u", h.len, limit);
+			return rconn_fail(c, WIRE_ERR_TOO_LARGE, text);
+		}
+		if (rc != 0)
+			return rconn_fail(c, WIRE_ERR_BAD_FRAME,
+			    wire_strerror(rc));
+		if (h.version != SIPC_PROTO_VERSION_MAX && c->ready)
+			return rconn_fail(c, WIRE_ERR_BAD_FRAME, "wrong "
+			    "version");
+		if (h.flags & WIRE_F_COMPRESSED)
+			return rconn_fail(c, WIRE_ERR_BAD_FRAME, "compression "
+			    "not negotiated");
+		flen = SIPC_HEADER_SIZE + (size_t)h.len;
+		if (c->len - c->off < flen) {
+			if (c->off + flen > c->cap && rconn_room(c, flen)) {
+				rconn_close(c, "out of memory");
+				return -1;
+			}
+			return 0;
+		}
+		if (rconn_frame(c, &h, c->buf + c->off + SIPC_HEADER_SIZE))
+			return -1;
+		c->off += flen;
+	}
+	if (c->off == c->len) {
+		c->off = c->len = 0;
+		if (c->cap > RBUF_DEFAULT) {
+			/* Back to the normal size after a large message. */
+			uint8_t *nb = realloc(c->buf, RBUF_DEFAULT);
+
+			if (nb) {
+				c->buf = nb;
+				c->cap = RBUF_DEFAULT;
+			}
+		}
+	} else if (c->off > 0 && c->cap - c->len < RBUF_DEFAULT / 4) {
+		memmove(c->buf, c->buf + c->off, c->len - c->off);
+		c->len -= c->off;
+		c->off = 0;
+	}
+	return 0;
+}
+
+static void
+rconn_schedule(struct rconn *c)
+{
+	int64_t now = mono_ms(), next;
+
+	if (!c->ready) {
+		rtimer_in(c, c->opened + DHELLO_MS - now);
+		return;
+	}
+	next = c->last_tx + c->hb_ms;
+	if (c->last_rx + (int64_t)SIPC_HEARTBEAT_MISSES * c->hb_ms < next)
+		next = c->last_rx + (int64_t)SIPC_HEARTBEAT_MISSES * c->hb_ms;
+	if (c->ack_due && c->ack_due < next)
+		next = c->ack_due;
+	rtimer_in(c, next - now);
+}
+
+static void
+rconn_readcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rconn *c = arg;
+	struct sipc_receiver *rx = c->rx;
+	int64_t before = c->ack_due;
+	size_t space;
+	ssize_t n;
+	int i;
+
+	(void)what;
+	if (rx->dead)
+		return;
+	for (i = 0; i < READS_PER_EVENT; i++) {
+		space = c->cap - c->len;
+		if (space == 0 && rconn_room(c, c->cap) == -1) {
+			rconn_close(c, "out of memory");
+			return;
+		}
+		space = c->cap - c->len;
+		n = read(fd, c->buf + c->len, space);
+		if (n == 0) {
+			rconn_close(c, "closed by the sender");
+			return;
+		}
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			rconn_close(c, strerror(errno));
+			return;
+		}
+		c->len += (size_t)n;
+		c->last_rx = mono_ms();
+		if (rconn_parse(c) == -1 || rx->dead)
+			return;
+		if ((size_t)n < space)
+			break;
+	}
+	if (c->delivered > c->acked && c->ack_due == 0)
+		c->ack_due = mono_ms() + ACK_DELAY_MS;
+	if (rconn_flush(c) == -1)
+		return;
+	if (c->ack_due != before)
+		rconn_schedule(c);
+}
+
+static void
+rconn_writecb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rconn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (!c->rx->dead)
+		rconn_flush(c);
+}
+
+static void
+rconn_timercb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rconn *c = arg;
+	int64_t now = mono_ms();
+
+	(void)fd;
+	(void)what;
+	if (c->rx->dead)
+		return;
+	if (!c->ready) {
+		if (now - c->opened >= DHELLO_MS) {
+			rconn_fail(c, WIRE_ERR_TIMEOUT, "no DHELLO in time");
+			return;
+		}
+		rconn_schedule(c);
+		return;
+	}
+	if (now - c->last_rx >= (int64_t)SIPC_HEARTBEAT_MISSES * c->hb_ms) {
+		rconn_close(c, "heartbeats missed");
+		return;
+	}
+	if (c->ack_due && now >= c->ack_due)
+		queue_ack(c);
+	if (now - c->last_tx >= c->hb_ms)
+		out_u64(c, WIRE_PING, 0, (uint64_t)now);
+	if (rconn_flush(c) == -1)
+		return;
+	rconn_schedule(c);
+}
+
+static void
+rconn_close(struct rconn *c, const char *why)
+{
+	struct sipc_receiver *rx = c->rx;
+
+	(void)why;
+	TAILQ_REMOVE(&rx->conns, c, entry);
+	if (c->ready) {
+		mem_put(rx, c->sender_id, c->delivered);
+		atomic_fetch_sub(&rx->st_senders, 1);
+		if (rx->opts.on_disconnect && !rx->dead)
+			rx->opts.on_disconnect(rx, c->sender_id, c->peer,
+			    rx->opts.arg);
+	}
+	if (c->rev)
+		event_free(c->rev);
+	if (c->wev)
+		event_free(c->wev);
+	event_free(c->timer);
+	close(c->fd);
+	free(c->buf);
+	free(c);
+}
+
+static void
+rconn_new(struct sipc_receiver *rx, int fd, const struct sockaddr *sa)
+{
+	struct event_base *base = rx->epm->loop.base;
+	struct rconn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->buf = malloc(RBUF_DEFAULT)) == NULL) {
+		free(c);
+		close(fd);
+		return;
+	}
+	c->rx = rx;
+	c->fd = fd;
+	c->cap = RBUF_DEFAULT;
+	c->hb_ms = SIPC_DEF_HEARTBEAT_MS;
+	c->opened = c->last_rx = c->last_tx = mono_ms();
+	sa_format(sa, c->peer, sizeof(c->peer));
+	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, rconn_readcb, c);
+	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, rconn_writecb, c);
+	c->timer = evtimer_new(base, rconn_timercb, c);
+	if (c->rev == NULL || c->wev == NULL || c->timer == NULL) {
+		if (c->rev)
+			event_free(c->rev);
+		if (c->wev)
+			event_free(c->wev);
+		if (c->timer)
+			event_free(c->timer);
+		free(c->buf);
+		free(c);
+		close(fd);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&rx->conns, c, entry);
+	event_add(c->rev, NULL);
+	rconn_schedule(c);
+}
+
+/* ---- Listening ----------------------------------------------------------- */
+
+static void
+accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sipc_receiver *rx = arg;
+
+	(void)fd;
+	(void)what;
+	if (!rx->dead)
+		event_add(rx->lev, NULL);
+}
+
+static void
+accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sipc_receiver *rx = arg;
+	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int cfd;
+
+	(void)what;
+	if (rx->dead)
+		return;
+	for (;;) {
+		sl = sizeof(ss);
+		cfd = accept4(fd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of descriptors: pause, do not spin. */
+				event_del(rx->lev);
+				evtimer_add(rx->accept_resume, &tv);
+			}
+			return;
+		}
+		tune_data_socket(cfd, ss.ss_family != AF_UNIX);
+		rconn_new(rx, cfd, (struct sockaddr *)&ss);
+	}
+}
+
+/*
+ * Parses "5000", "5000-5010", "5000,5005,6000-6010" into lo[i]..hi[i].
+ * Returns the number of ranges, or -1.
+ */
+static int
+parse_ports(const char *s, uint16_t *lo, uint16_t *hi, int max)
+{
+	char buf[1024], *tok, *save, *dash;
+	int n = 0;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (tok = strtok_r(buf, ",", &save); tok;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		if (n >= max)
+			return -1;
+		if ((dash = strchr(tok, '-')) != NULL)
+			*dash = '\0';
+		if (addr_parse_port(tok, &lo[n], 0) == -1)
+			return -1;
+		hi[n] = lo[n];
+		if (dash && (addr_parse_port(dash + 1, &hi[n], 0) == -1 ||
+		    hi[n] < lo[n]))
+			return -1;
+		n++;
+	}
+	return n > 0 ? n : -1;
+}
+
+static int
+is_wildcard(const struct sockaddr_storage *ss)
+{
+	static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
+		    htonl(INADDR_ANY);
+	return memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr, &any6,
+	    sizeof(any6)) == 0;
+}
+
+static void
+set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+/* Waits for the broker session, up to the EPM's patience. */
+static int
+wait_session(sipc_epm *epm)
+{
+	int timeout = epm->opts.connect_timeout_ms > 5000 ?
+	    epm->opts.connect_timeout_ms : 5000;
+	int64_t deadline = deadline_after(timeout);
+
+	pthread_mutex_lock(&epm->mu);
+	while (!atomic_load(&epm->connected))
+		if (cond_wait_until(&epm->cv, &epm->mu, deadline) != 0)
+			break;
+	pthread_mutex_unlock(&epm->mu);
+	return atomic_load(&epm->connected) ? 0 : -1;
+}
+
+static int
+listen_tcp(struct sipc_receiver *rx, const struct sipc_receiver_opts *o)
+{
+	struct sockaddr_storage lss, rss, bss;
+	socklen_t lsl, rsl, bsl;
+	uint16_t lo[64], hi[64];
+	char what[128];
+	int nr = 0, r, fd = -1, on = 1, rc;
+	unsigned port;
+
+	if ((o->listen_address == NULL || o->register_address == NULL) &&
+	    wait_session(rx->epm) == -1)
+		return seterr(SIPC_ENOTCONN, "no broker session to learn this "
+		    "host's address from; set listen_address and "
+		    "register_address, or start the broker");
+	if (o->listen_address) {
+		if (parse_ip(o->listen_address, &lss, &lsl) == -1)
+			return seterr(SIPC_EADDR, "listen_address '%s' is not "
+			    "an IP address", o->listen_address);
+	} else if (broker_local_addr(rx->epm, &lss, &lsl) != 0)
+		return seterr(SIPC_ENOTCONN, "broker session lost");
+	if (o->register_address) {
+		if (parse_ip(o->register_address, &rss, &rsl) == -1)
+			return seterr(SIPC_EADDR, "register_address '%s' is "
+			    "not an IP address", o->register_address);
+	} else if (!is_wildcard(&lss)) {
+		rss = lss;
+		rsl = lsl;
+	} else if (broker_local_addr(rx->epm, &rss, &rsl) != 0)
+		return seterr(SIPC_ENOTCONN, "broker session lost");
+	if (o->allowed_ports &&
+	    (nr = parse_ports(o->allowed_ports, lo, hi, 64)) == -1)
+		return seterr(SIPC_EINVAL, "allowed_ports '%s': expected "
+		    "ports and ranges such as 5000,5010-5020",
+		    o->allowed_ports);
+	if (nr == 0) {
+		lo[0] = hi[0] = 0;
+		nr = 1;
+	}
+	set_port(&lss, 0);
+	sa_format((struct sockaddr *)&lss, what, sizeof(what));
+	for (r = 0; r < nr && fd == -1; r++) {
+		for (port = lo[r]; port <= hi[r]; port++) {
+			fd = socket(lss.ss_family, SOCK_STREAM |
+			    SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+			if (fd == -1)
+				return seterr_sys(SIPC_ESYS, "socket");
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
+			    sizeof(on));
+			set_port(&lss, (uint16_t)port);
+			if (bind(fd, (struct sockaddr *)&lss, lsl) == 0)
+				break;
+			rc = errno;
+			close(fd);
+			fd = -1;
+			if (rc != EADDRINUSE && rc != EACCES) {
+				errno = rc;
+				return seterr_sys(SIPC_ESYS, "bind %s port %u",
+				    what, port);
+			}
+		}
+	}
+	if (fd == -1)
+		return seterr(SIPC_ENOPORT, "no free port among '%s' on %s",
+		    o->allowed_ports, what);
+	if (listen(fd, 511) == -1) {
+		rc = seterr_sys(SIPC_ESYS, "listen");
+		close(fd);
+		return rc;
+	}
+	bsl = sizeof(bss);
+	getsockname(fd, (struct sockaddr *)&bss, &bsl);
+	set_port(&rss, ntohs(bss.ss_family == AF_INET ?
+	    ((struct sockaddr_in *)&bss)->sin_port :
+	    ((struct sockaddr_in6 *)&bss)->sin6_port));
+	sa_to_endpoint((struct sockaddr *)&rss, &rx->reg.ep);
+	rx->lfd = fd;
+	return 0;
+}
+
+static int
+listen_local(struct sipc_receiver *rx)
+{
+	struct sockaddr_un sun;
+	int fd, rc;
+
+	if ((rc = local_socket_path(rx->epm, rx->handle, rx->hlen,
+	    rx->instance, rx->reg.ep.path, sizeof(rx->reg.ep.path))) != 0)
+		return rc;
+	rx->reg.ep.family = WIRE_AF_UNIX;
+	snprintf(rx->tmp_path, sizeof(rx->tmp_path), "%s/.%016llx.tmp",
+	    local_dir(rx->epm), (unsigned long long)rx->instance);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", rx->tmp_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return seterr_sys(SIPC_ESYS, "socket");
+	unlink(rx->tmp_path);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    chmod(rx->tmp_path, 0600) == -1 || listen(fd, 511) == -1) {
+		rc = seterr_sys(SIPC_ESYS, "listen on %s", rx->tmp_path);
+		close(fd);
+		unlink(rx->tmp_path);
+		return rc;
+	}
+	rx->lfd = fd;
+	return 0;
+}
+
+/* ---- Life cycle ---------------------------------------------------------- */
+
+static void
+reg_done(void *arg, int rc, const char *msg)
+{
+	struct sipc_receiver *rx = arg;
+
+	pthread_mutex_lock(&rx->mu);
+	rx->reg_done = 1;
+	rx->reg_rc = rc;
+	snprintf(rx->reg_err, sizeof(rx->reg_err), "%s", msg ? msg : "");
+	pthread_cond_broadcast(&rx->cv);
+	pthread_mutex_unlock(&rx->mu);
+}
+
+static void
+start_on_loop(void *arg)
+{
+	struct sipc_receiver *rx = arg;
+	struct event_base *base = rx->epm->loop.base;
+
+	rx->lev = event_new(base, rx->lfd, EV_READ | EV_PERSIST, accept_cb,
+	    rx);
+	rx->accept_resume = evtimer_new(base, accept_resume_cb, rx);
+	if (rx->lev == NULL || rx->accept_resume == NULL ||
+	    event_add(rx->lev, NULL) == -1) {
+		reg_done(rx, SIPC_ENOMEM, "out of memory");
+		return;
+	}
+	/* A local receiver's registration is its name in the directory:
+	 * it appears, listening, in one rename. */
+	if (rx->epm->kind == EPM_LOCAL &&
+	    rename(rx->tmp_path, rx->reg.ep.path) == -1) {
+		seterr_sys(SIPC_ESYS, "rename %s", rx->reg.ep.path);
+		reg_done(rx, SIPC_ESYS, sipc_errmsg());
+		return;
+	}
+	memcpy(rx->reg.handle, rx->handle, rx->hlen + 1);
+	rx->reg.hlen = rx->hlen;
+	rx->reg.instance = rx->instance;
+	rx->reg.done = reg_done;
+	rx->reg.arg = rx;
+	epm_reg_add(rx->epm, &rx->reg);
+	rx->registered = 1;
+}
+
+static void
+receiver_destroy(evutil_socket_t fd, short what, void *arg)
+{
+	struct sipc_receiver *rx = arg;
+	sipc_epm *epm = rx->epm;
+	struct rconn *c;
+
+	(void)fd;
+	(void)what;
+	while ((c = TAILQ_FIRST(&rx->conns)) != NULL)
+		rconn_close(c, "receiver closed");
+	if (rx->lev)
+		event_free(rx->lev);
+	if (rx->accept_resume)
+		event_free(rx->accept_resume);
+	if (rx->lfd != -1)
+		close(rx->lfd);
+	pthread_mutex_destroy(&rx->mu);
+	pthread_cond_destroy(&rx->cv);
+	free(rx);
+	epm_release(epm);
+}
+
+static void
+close_on_loop(void *arg)
+{
+	struct sipc_receiver *rx = arg;
+	struct timeval now = { 0, 0 };
+	struct rconn *c;
+	ssize_t n;
+
+	if (rx->dead)
+		return;
+	/* Unregister first, so that no sender starts anew; then give each
+	 * sender its last acknowledgement.  Connections are closed by the
+	 * reaper: this may run inside one of their callbacks. */
+	if (rx->registered)
+		epm_reg_remove(rx->epm, &rx->reg);
+	rx->registered = 0;
+	if (rx->lev)
+		event_del(rx->lev);
+	if (rx->tmp_path[0])
+		unlink(rx->tmp_path);
+	TAILQ_FOREACH(c, &rx->conns, entry) {
+		queue_ack(c);
+		if (c->out_len > c->out_off) {
+			n = write(c->fd, c->out + c->out_off,
+			    c->out_len - c->out_off);
+			(void)n;	/* best effort: we hang up next */
+		}
+	}
+	rx->dead = 1;
+	if (event_base_once(rx->epm->loop.base, -1, EV_TIMEOUT,
+	    receiver_destroy, rx, &now) == -1)
+		receiver_destroy(-1, 0, rx);
+}
+
+void
+sipc_receiver_opts_init(struct sipc_receiver_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->max_message = SIPC_DEF_MESSAGE_MAX;
+}
+
+int
+sipc_receiver_new(const char *handle, sipc_epm *epm,
+    const struct sipc_receiver_opts *opts, sipc_receiver **out)
+{
+	struct sipc_receiver *rx;
+	int64_t deadline;
+	size_t hlen;
+	int rc, timeout;
+
+	clearerr_sipc();
+	if (handle == NULL || out == NULL)
+		return seterr(SIPC_EINVAL, "handle and out must not be NULL");
+	hlen = strlen(handle);
+	if (!wire_handle_valid(handle, hlen))
+		return seterr(SIPC_EINVAL, "invalid handle '%s': 1 to %d "
+		    "bytes of UTF-8 without control characters", handle,
+		    SIPC_HANDLE_MAX);
+	if ((rx = calloc(1, sizeof(*rx))) == NULL)
+		return seterr(SIPC_ENOMEM, "out of memory");
+	if (opts)
+		rx->opts = *opts;
+	else
+		sipc_receiver_opts_init(&rx->opts);
+	if (rx->opts.max_message == 0 ||
+	    rx->opts.max_message > SIPC_MAX_MESSAGE_MAX) {
+		free(rx);
+		return seterr(SIPC_EINVAL, "max_message must be 1 byte to "
+		    "1 GiB");
+	}
+	/* Strings in the options are used during this call only. */
+	rx->opts.listen_address = rx->opts.register_address =
+	    rx->opts.allowed_ports = NULL;
+	memcpy(rx->handle, handle, hlen + 1);
+	rx->hlen = (uint16_t)hlen;
+	rx->instance = random_u64();
+	rx->lfd = -1;
+	TAILQ_INIT(&rx->conns);
+	pthread_mutex_init(&rx->mu, NULL);
+	cond_init_mono(&rx->cv);
+	if ((rc = epm_acquire(epm, &rx->epm)) != 0) {
+		pthread_mutex_destroy(&rx->mu);
+		pthread_cond_destroy(&rx->cv);
+		free(rx);
+		return rc;
+	}
+	if (rx->epm->kind == EPM_BROKER) {
+		struct sipc_receiver_opts none;
+
+		sipc_receiver_opts_init(&none);
+		rc = listen_tcp(rx, opts ? opts : &none);
+	} else
+		rc = listen_local(rx);
+	if (rc != 0)
+		goto fail;
+	addr_format_endpoint(&rx->reg.ep, rx->endpoint, sizeof(rx->endpoint));
+	loop_call(&rx->epm->loop, start_on_loop, rx);
+
+	/* Wait for the registration to be accepted. */
+	timeout = rx->epm->opts.connect_timeout_ms > 5000 ?
+	    rx->epm->opts.connect_timeout_ms : 5000;
+	deadline = deadline_after(timeout);
+	pthread_mutex_lock(&rx->mu);
+	while (!rx->reg_done)
+		if (cond_wait_until(&rx->cv, &rx->mu, deadline) != 0)
+			break;
+	pthread_mutex_unlock(&rx->mu);
+	if (!rx->reg_done) {
+		rc = seterr(SIPC_ETIMEDOUT, "registration of '%s' not answered "
+		    "within %d ms", handle, timeout);
+		sipc_receiver_close(rx);
+		return rc;
+	}
+	if (rx->reg_rc != 0) {
+		rc = seterr(rx->reg_rc, "register '%s' at %s: %s", handle,
+		    rx->endpoint, rx->reg_err);
+		sipc_receiver_close(rx);
+		return rc;
+	}
+	*out = rx;
+	return 0;
+fail:
+	if (rx->lfd != -1)
+		close(rx->lfd);
+	if (rx->tmp_path[0])
+		unlink(rx->tmp_path);
+	epm_release(rx->epm);
+	pthread_mutex_destroy(&rx->mu);
+	pthread_cond_destroy(&rx->cv);
+	free(rx);
+	return rc;
+}
+
+void
+sipc_receiver_close(sipc_receiver *rx)
+{
+	if (rx)
+		loop_call(&rx->epm->loop, close_on_loop, rx);
+}
+
+int
+sipc_receiver_endpoint(const sipc_receiver *rx, char *buf, size_t size)
+{
+	if (rx == NULL || buf == NULL || strlen(rx->endpoint) >= size)
+		return seterr(SIPC_EINVAL, "buffer too small");
+	memcpy(buf, rx->endpoint, strlen(rx->endpoint) + 1);
+	return 0;
+}
+
+int
+sipc_receiver_stats(sipc_receiver *rx, struct sipc_receiver_stats *st)
+{
+	if (rx == NULL || st == NULL)
+		return seterr(SIPC_EINVAL, "NULL argument");
+	st->messages = atomic_load(&rx->st_messages);
+	st->bytes = atomic_load(&rx->st_bytes);
+	st->gaps = atomic_load(&rx->st_gaps);
+	st->duplicates = atomic_load(&rx->st_dups);
+	st->senders = atomic_load(&rx->st_senders);
+	return 0;
+}

@@ -1,0 +1,1542 @@
+/*
+ * sender.c - senders: the outbound data path.
+ *
+ * sipc_send() copies the message once into a frame (header, sequence
+ * number, body) and pushes it onto a lock-free queue; it wakes the I/O
+ * thread only when the thread is not already draining (wake_pending), so a
+ * burst costs one wake-up, not one per message.  The I/O thread numbers
+ * each message, puts a reference to the same frame on every receiver
+ * connection (nothing is copied per receiver), and writes many frames per
+ * writev().  Frames stay referenced until the receiver acknowledges them:
+ * what is unacknowledged when a receiver dies is the count reported lost,
+ * and what is resent, without duplicates, when a broken connection to a
+ * live receiver comes back.
+ *
+ * Each connection's unacknowledged bytes are bounded by the high-water
+ * mark; the policy decides what happens there (block the caller, drop the
+ * message for that receiver, or cut the receiver off), and every drop or
+ * cut is reported to on_send_failed.
+ *
+ * Everything but the hand-off runs on the EPM's I/O thread.
+ */
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "../proto/addr.h"
+#include "internal.h"
+
+#define DATA_HDR	(SIPC_HEADER_SIZE + SIPC_DATA_PREFIX)
+#define DRAIN_BUDGET	8192		/* messages per turn of the loop */
+#define MAX_IOV		1024
+#define RECONNECT_MIN_MS 50
+#define RECONNECT_MAX_MS 1000
+#define LEAVE_LINGER_MS	1000		/* final ACKs after a LEAVE */
+#define RESYNC_GRACE_MS	3000		/* receivers re-register after a
+					   broker restart within this */
+
+/* ---- Messages and the hand-off queue ------------------------------------- */
+
+struct msg {
+	_Atomic(struct msg *)	 next;
+	unsigned		 refs;		/* I/O thread only */
+	uint64_t		 seq;
+	size_t			 flen;		/* header + seq + body */
+	uint8_t			 frame[];
+};
+
+static void
+msg_unref(struct msg *m)
+{
+	if (--m->refs == 0)
+		free(m);
+}
+
+/* Vyukov's intrusive MPSC queue: producers never wait for each other. */
+struct mpsc {
+	_Atomic(struct msg *)	 tail;
+	struct msg		*head;
+	struct msg		*stub;
+};
+
+static int
+mpsc_init(struct mpsc *q)
+{
+	if ((q->stub = calloc(1, sizeof(struct msg))) == NULL)
+		return -1;
+	atomic_init(&q->stub->next, NULL);
+	atomic_init(&q->tail, q->stub);
+	q->head = q->stub;
+	return 0;
+}
+
+static void
+mpsc_push(struct mpsc *q, struct msg *m)
+{
+	struct msg *prev;
+
+	atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
+	prev = atomic_exchange_explicit(&q->tail, m, memory_order_acq_rel);
+	atomic_store_explicit(&prev->next, m, memory_order_release);
+}
+
+/* NULL when empty or when a producer is between its two steps (it then
+ * wakes the consumer itself). */
+static struct msg *
+mpsc_pop(struct mpsc *q)
+{
+	struct msg *head = q->head, *next, *tail;
+
+	next = atomic_load_explicit(&head->next, memory_order_acquire);
+	if (head == q->stub) {
+		if (next == NULL)
+			return NULL;
+		q->head = next;
+		head = next;
+		next = atomic_load_explicit(&head->next, memory_order_acquire);
+	}
+	if (next) {
+		q->head = next;
+		return head;
+	}
+	tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+	if (head != tail)
+		return NULL;
+	mpsc_push(q, q->stub);
+	next = atomic_load_explicit(&head->next, memory_order_acquire);
+	if (next) {
+		q->head = next;
+		return head;
+	}
+	return NULL;
+}
+
+/* ---- Connections --------------------------------------------------------- */
+
+enum cstate {
+	C_DOWN,		/* not connected; retry timer running */
+	C_CONNECTING,
+	C_HANDSHAKE,	/* DHELLO sent, waiting for OK */
+	C_READY
+};
+
+struct conn {
+	TAILQ_ENTRY(conn)	 entry;
+	struct sipc_sender	*tx;
+	struct peer		 peer;
+	char			 name[128];	/* endpoint for people */
+	enum cstate		 state;
+	int			 fd;
+	struct event		*rev;
+	struct event		*wev;
+	struct event		*timer;
+	int			 wev_armed;
+	/* Messages sent or to send, not yet acknowledged, oldest first. */
+	struct msg		**ring;
+	size_t			 cap;		/* power of two */
+	size_t			 head;
+	size_t			 count;
+	size_t			 nsent;		/* of count, fully written */
+	size_t			 woff;		/* of the next, written */
+	size_t			 unacked_bytes;
+	uint64_t		 first_seq;	/* for the next DHELLO */
+	uint32_t		 max_message;	/* the receiver's */
+	/* Small frames of our own (DHELLO, PING, PONG). */
+	uint8_t			 ctl[512];
+	size_t			 ctl_len;
+	size_t			 ctl_off;
+	uint8_t			 in[SIPC_HEADER_SIZE + 1024];
+	size_t			 in_len;
+	int64_t			 last_rx;
+	int64_t			 last_tx;
+	int64_t			 down_since;
+	int64_t			 deadline;	/* connect, handshake, leave */
+	int			 backoff_ms;
+	int			 leaving;	/* got LEAVE, awaiting EOF */
+	/* Declared dead (unreachable for 3 heartbeats, refused, or cut off
+	 * as too slow): not a member, gets no messages, retried slowly. */
+	int			 dead;
+	int			 confirmed;	/* seen since the last resync */
+	uint64_t		 acked;		/* messages acknowledged */
+	uint64_t		 dropped;
+	uint64_t		 lost;
+	uint64_t		 drops_unreported;
+	uint64_t		 toobig_unreported;
+};
+
+struct sipc_sender {
+	sipc_epm		*epm;
+	char			 handle[SIPC_HANDLE_MAX + 1];
+	uint16_t		 hlen;
+	uint64_t		 id;
+	struct sipc_sender_opts	 opts;
+	struct epm_watch	 watch;
+
+	/* Hand-off from any thread. */
+	struct mpsc		 q;
+	atomic_size_t		 handoff_bytes;
+	atomic_size_t		 handoff_count;
+	atomic_int		 wake_pending;
+	struct event		*wake_ev;
+	atomic_int		 closing;
+
+	/* Shared with waiting threads (seq_cst atomics, cv under mu). */
+	pthread_mutex_t		 mu;
+	pthread_cond_t		 cv;
+	atomic_int		 waiters;
+	atomic_size_t		 nready;
+	atomic_size_t		 unacked_total;	/* (message, receiver) */
+	atomic_size_t		 max_backlog;	/* bytes, worst receiver */
+	atomic_uint_fast64_t	 st_sent;
+
+	/* I/O thread only. */
+	uint64_t		 next_seq;	/* last number given */
+	TAILQ_HEAD(, conn)	 conns;
+	size_t			 nconns;
+	const char		**names;	/* for after_send */
+	size_t			 names_cap;
+	struct event		*resync_timer;
+	int			 dead;		/* closed; freed by the reaper */
+	uint64_t		 st_delivered;
+	uint64_t		 st_lost;
+	uint64_t		 st_dropped;
+};
+
+static void	conn_connect(struct conn *c);
+static void	conn_connected(struct conn *c);
+static void	conn_refused(struct conn *c);
+static int	conn_write(struct conn *c);
+static void	conn_down(struct conn *c, const char *why);
+static void	conn_remove(struct conn *c, int error);
+static void	conn_timer_in(struct conn *c, int64_t ms);
+
+/* Wakes threads in wait_receivers, flush or a blocked send. */
+static void
+tx_notify(struct sipc_sender *tx)
+{
+	if (atomic_load(&tx->waiters) == 0)
+		return;
+	pthread_mutex_lock(&tx->mu);
+	pthread_cond_broadcast(&tx->cv);
+	pthread_mutex_unlock(&tx->mu);
+}
+
+static void
+update_backlog(struct sipc_sender *tx)
+{
+	size_t max = 0;
+	struct conn *c;
+
+	TAILQ_FOREACH(c, &tx->conns, entry)
+		if (!c->dead && !c->leaving && c->unacked_bytes > max)
+			max = c->unacked_bytes;
+	if (atomic_exchange(&tx->max_backlog, max) > max)
+		tx_notify(tx);
+}
+
+static void
+report(struct sipc_sender *tx, int error, const char *name, uint64_t n)
+{
+	if (n == 0)
+		return;
+	tx->st_lost += n;
+	if (tx->opts.on_send_failed && !tx->dead)
+		tx->opts.on_send_failed(tx, error, name, n, tx->opts.arg);
+}
+
+/* ---- Ring of unacknowledged messages ------------------------------------- */
+
+static struct msg *
+ring_at(const struct conn *c, size_t i)
+{
+	return c->ring[(c->head + i) & (c->cap - 1)];
+}
+
+static int
+ring_push(struct conn *c, struct msg *m)
+{
+	struct msg **nr;
+	size_t i, ncap;
+
+	if (c->count == c->cap) {
+		ncap = c->cap ? c->cap * 2 : 64;
+		if ((nr = malloc(ncap * sizeof(*nr))) == NULL)
+			return -1;
+		for (i = 0; i < c->count; i++)
+			nr[i] = ring_at(c, i);
+		free(c->ring);
+		c->ring = nr;
+		c->cap = ncap;
+		c->head = 0;
+	}
+	c->ring[(c->head + c->count) & (c->cap - 1)] = m;
+	c->count++;
+	c->unacked_bytes += m->flen;
+	m->refs++;
+	return 0;
+}
+
+/* Drops the oldest message: acknowledged, or lost. */
+static void
+ring_pop(struct conn *c)
+{
+	struct msg *m = c->ring[c->head];
+
+	c->head = (c->head + 1) & (c->cap - 1);
+	c->count--;
+	if (c->nsent > 0)
+		c->nsent--;
+	else
+		c->woff = 0;
+	c->unacked_bytes -= m->flen;
+	atomic_fetch_sub(&c->tx->unacked_total, 1);
+	msg_unref(m);
+}
+
+/* Every queued message is lost: report and free them. */
+static void
+ring_lose_all(struct conn *c, int error)
+{
+	uint64_t n = c->count;
+
+	while (c->count)
+		ring_pop(c);
+	c->nsent = c->woff = 0;
+	c->lost += n;
+	report(c->tx, error, c->name, n);
+	if (atomic_load(&c->tx->unacked_total) == 0)
+		tx_notify(c->tx);
+}
+
+/* ---- Connection I/O ------------------------------------------------------ */
+
+static void
+conn_timer_in(struct conn *c, int64_t ms)
+{
+	struct timeval tv;
+
+	if (ms < 0)
+		ms = 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(c->timer, &tv);
+}
+
+static int
+hb_ms(const struct conn *c)
+{
+	return c->tx->opts.heartbeat_ms;
+}
+
+static void
+ctl_add(struct conn *c, const struct wbuf *w)
+{
+	if (c->ctl_off == c->ctl_len)
+		c->ctl_off = c->ctl_len = 0;
+	if (w->len > sizeof(c->ctl) - c->ctl_len)
+		return;		/* only PINGs can be refused; one suffices */
+	memcpy(c->ctl + c->ctl_len, w->data, w->len);
+	c->ctl_len += w->len;
+}
+
+static void
+ctl_ping(struct conn *c, uint8_t type, uint32_t reqid, uint64_t token)
+{
+	uint8_t buf[32];
+	struct wbuf w;
+
+	/* A fixed-size frame: encode into a stack buffer. */
+	w.data = buf;
+	w.len = 0;
+	w.cap = w.max = sizeof(buf);
+	w.err = 0;
+	if (wire_enc_u64(&w, type, reqid, token) == 0)
+		ctl_add(c, &w);
+}
+
+static void
+wev_set(struct conn *c, int on)
+{
+	if (on && !c->wev_armed) {
+		event_add(c->wev, NULL);
+		c->wev_armed = 1;
+	} else if (!on && c->wev_armed) {
+		event_del(c->wev);
+		c->wev_armed = 0;
+	}
+}
+
+/*
+ * Writes control frames (at a message boundary) and, when ready, queued
+ * messages, up to MAX_IOV pieces per writev().  Returns 0, or -1 when the
+ * connection went down (and c may be freed).
+ */
+static int
+conn_write(struct conn *c)
+{
+	struct iovec iov[MAX_IOV];
+	size_t i, ctl_pending, left;
+	ssize_t w;
+	int n;
+
+	if (c->fd == -1 || c->state < C_HANDSHAKE)
+		return 0;
+	for (;;) {
+		n = 0;
+		ctl_pending = c->woff == 0 ? c->ctl_len - c->ctl_off : 0;
+		if (ctl_pending) {
+			iov[n].iov_base = c->ctl + c->ctl_off;
+			iov[n++].iov_len = ctl_pending;
+		}
+		if (c->state == C_READY) {
+			for (i = c->nsent; i < c->count && n < MAX_IOV; i++) {
+				struct msg *m = ring_at(c, i);
+				size_t off = i == c->nsent ? c->woff : 0;
+
+				iov[n].iov_base = m->frame + off;
+				iov[n++].iov_len = m->flen - off;
+			}
+		}
+		if (n == 0) {
+			wev_set(c, 0);
+			return 0;
+		}
+		w = writev(c->fd, iov, n);
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				wev_set(c, 1);
+				return 0;
+			}
+			conn_down(c, strerror(errno));
+			return -1;
+		}
+		c->last_tx = mono_ms();
+		left = (size_t)w;
+		if (ctl_pending) {
+			size_t take = left < ctl_pending ? left : ctl_pending;
+
+			c->ctl_off += take;
+			left -= take;
+		}
+		while (left > 0) {
+			struct msg *m = ring_at(c, c->nsent);
+			size_t rest = m->flen - c->woff;
+
+			if (left < rest) {
+				c->woff += left;
+				break;
+			}
+			left -= rest;
+			c->woff = 0;
+			c->nsent++;
+		}
+	}
+}
+
+static void
+on_ready(struct conn *c, const struct wire_dhello_ok *ok)
+{
+	struct sipc_sender *tx = c->tx;
+
+	/* The receiver delivered up to last_seq from us before: those need
+	 * no resend; everything else goes (again) from the start. */
+	while (c->count > 0 && ring_at(c, 0)->seq <= ok->last_seq) {
+		c->acked++;
+		tx->st_delivered++;
+		ring_pop(c);
+	}
+	c->nsent = c->woff = 0;
+	c->max_message = ok->max_message;
+	c->state = C_READY;
+	c->dead = 0;		/* a member again, from the next message */
+	c->down_since = 0;
+	c->backoff_ms = RECONNECT_MIN_MS;
+	if (c->peer.instance == 0)
+		c->peer.instance = ok->instance;
+	atomic_fetch_add(&tx->nready, 1);
+	tx_notify(tx);
+	conn_timer_in(c, 0);
+}
+
+static void
+on_ack(struct conn *c, uint64_t seq)
+{
+	struct sipc_sender *tx = c->tx;
+	int any = 0;
+
+	while (c->count > 0 && c->nsent > 0 && ring_at(c, 0)->seq <= seq) {
+		ring_pop(c);
+		c->acked++;
+		tx->st_delivered++;
+		any = 1;
+	}
+	if (!any)
+		return;
+	update_backlog(tx);
+	if (atomic_load(&tx->unacked_total) == 0)
+		tx_notify(tx);
+}
+
+/* Handles one frame from the receiver: 0, or -1 when c is gone/down. */
+static int
+conn_frame(struct conn *c, const struct wire_header *h, const uint8_t *p)
+{
+	struct wire_dhello_ok ok;
+	struct wire_error e;
+	char why[SIPC_ERROR_TEXT_MAX + 64];
+	uint64_t v;
+
+	switch (h->type) {
+	case WIRE_OK:
+		if (c->state != C_HANDSHAKE ||
+		    wire_dec_ok_dhello(p, h->len, &ok) != 0 ||
+		    ok.version != SIPC_PROTO_VERSION_MAX) {
+			conn_down(c, "bad answer to DHELLO");
+			return -1;
+		}
+		if (c->peer.instance && ok.instance != c->peer.instance) {
+			conn_remove(c, SIPC_EPEERGONE);
+			return -1;
+		}
+		on_ready(c, &ok);
+		return 0;
+	case WIRE_ERROR:
+		if (wire_dec_error(p, h->len, &e) != 0) {
+			conn_down(c, "malformed ERROR");
+			return -1;
+		}
+		if (e.code == WIRE_ERR_WRONG_RECEIVER ||
+		    e.code == WIRE_ERR_VERSION) {
+			/* Not the receiver we look for: another process
+			 * has its address now. */
+			conn_remove(c, e.code == WIRE_ERR_VERSION ?
+			    SIPC_EPROTO : SIPC_EPEERGONE);
+			return -1;
+		}
+		snprintf(why, sizeof(why), "receiver says %s: %.*s",
+		    wire_errcode_name(e.code), (int)e.text.len, e.text.ptr);
+		conn_down(c, why);
+		return -1;
+	case WIRE_ACK:
+		if (wire_dec_u64(p, h->len, &v) != 0 || c->state != C_READY) {
+			conn_down(c, "bad ACK");
+			return -1;
+		}
+		on_ack(c, v);
+		return 0;
+	case WIRE_PING:
+		if (wire_dec_u64(p, h->len, &v) == 0) {
+			ctl_ping(c, WIRE_PONG, h->reqid, v);
+			return conn_write(c);
+		}
+		return 0;
+	case WIRE_PONG:
+		return 0;
+	default:
+		conn_down(c, "unexpected frame from receiver");
+		return -1;
+	}
+}
+
+static void
+conn_readcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct sipc_sender *tx = c->tx;
+	struct wire_header h;
+	size_t off, flen;
+	ssize_t n;
+
+	(void)what;
+	if (tx->dead)
+		return;
+	for (;;) {
+		n = read(fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
+		if (n == 0) {
+			conn_down(c, "closed by the receiver");
+			goto out;
+		}
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				conn_down(c, strerror(errno));
+			goto out;
+		}
+		c->in_len += (size_t)n;
+		c->last_rx = mono_ms();
+		off = 0;
+		while (c->in_len - off >= SIPC_HEADER_SIZE) {
+			if (wire_header_decode(c->in + off,
+			    sizeof(c->in) - SIPC_HEADER_SIZE, &h) != 0) {
+				conn_down(c, "bad frame from receiver");
+				goto out;
+			}
+			flen = SIPC_HEADER_SIZE + h.len;
+			if (c->in_len - off < flen)
+				break;
+			if (conn_frame(c, &h, c->in + off + SIPC_HEADER_SIZE))
+				goto out;
+			off += flen;
+		}
+		memmove(c->in, c->in + off, c->in_len - off);
+		c->in_len -= off;
+	}
+out:
+	return;
+}
+
+static void
+conn_writecb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct sipc_sender *tx = c->tx;
+	socklen_t sl = sizeof(int);
+	int err = 0;
+
+	(void)what;
+	if (tx->dead)
+		return;
+	if (c->state == C_CONNECTING) {
+		wev_set(c, 0);
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl);
+		if (err == ECONNREFUSED)
+			conn_refused(c);
+		else if (err)
+			conn_down(c, strerror(err));
+		else
+			conn_connected(c);
+	} else
+		conn_write(c);
+}
+
+static int
+handshake_ms(const struct conn *c)
+{
+	int ms = 3 * hb_ms(c);
+
+	return ms < 1000 ? 1000 : ms;
+}
+
+static void
+conn_close_fd(struct conn *c)
+{
+	if (c->rev) {
+		event_free(c->rev);
+		c->rev = NULL;
+	}
+	if (c->wev) {
+		event_free(c->wev);
+		c->wev = NULL;
+	}
+	c->wev_armed = 0;
+	if (c->fd != -1) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	c->in_len = 0;
+	c->ctl_len = c->ctl_off = 0;
+	c->nsent = c->woff = 0;
+}
+
+static void
+schedule_reconnect(struct conn *c)
+{
+	int delay = c->backoff_ms * 3 / 4 +
+	    (int)(random_u64() % (uint64_t)(c->backoff_ms / 2 + 1));
+
+	c->backoff_ms = c->backoff_ms * 2 > RECONNECT_MAX_MS ?
+	    RECONNECT_MAX_MS : c->backoff_ms * 2;
+	conn_timer_in(c, delay);
+}
+
+static void
+lose_ready(struct conn *c)
+{
+	if (c->state == C_READY && atomic_fetch_sub(&c->tx->nready, 1) == 1)
+		tx_notify(c->tx);
+}
+
+/*
+ * The link broke; the receiver may still be there: keep its messages and
+ * retry.  When it had got LEAVE, it is gone for good instead (c is freed).
+ */
+static void
+conn_down(struct conn *c, const char *why)
+{
+	(void)why;
+	if (c->leaving) {
+		conn_remove(c, SIPC_EPEERGONE);
+		return;
+	}
+	lose_ready(c);
+	conn_close_fd(c);
+	c->state = C_DOWN;
+	if (!c->dead && c->down_since == 0)
+		c->down_since = mono_ms();
+	schedule_reconnect(c);
+}
+
+/*
+ * Declares the receiver dead: what it has not acknowledged, plus extra, is
+ * lost; it gets no messages, but is retried slowly while it stays
+ * registered, and rejoins when it answers again.
+ */
+static void
+conn_kill(struct conn *c, int error, uint64_t extra)
+{
+	struct sipc_sender *tx = c->tx;
+	uint64_t n = c->count + extra;
+
+	lose_ready(c);
+	while (c->count)
+		ring_pop(c);
+	c->lost += n;
+	conn_close_fd(c);
+	c->state = C_DOWN;
+	c->dead = 1;
+	c->down_since = 0;
+	c->backoff_ms = RECONNECT_MAX_MS;
+	schedule_reconnect(c);
+	update_backlog(tx);
+	if (atomic_load(&tx->unacked_total) == 0)
+		tx_notify(tx);
+	report(tx, error, c->name, n);
+}
+
+/* Forgets the receiver: reports what it did not acknowledge, frees c. */
+static void
+conn_remove(struct conn *c, int error)
+{
+	struct sipc_sender *tx = c->tx;
+
+	lose_ready(c);
+	c->state = C_DOWN;
+	TAILQ_REMOVE(&tx->conns, c, entry);
+	tx->nconns--;
+	if (c->count)
+		ring_lose_all(c, error);
+	conn_close_fd(c);
+	event_free(c->timer);
+	free(c->ring);
+	free(c);
+	update_backlog(tx);
+	tx_notify(tx);
+}
+
+/* Nobody listens at the endpoint: the receiver process is gone. */
+static void
+conn_refused(struct conn *c)
+{
+	if (c->peer.ep.family == WIRE_AF_UNIX) {
+		/* A registered name always listens (receivers rename it into
+		 * place after listen), so this one is stale. */
+		unlink(c->peer.ep.path);
+		conn_remove(c, SIPC_EPEERGONE);
+		return;
+	}
+	if (c->dead) {
+		conn_down(c, "connection refused");
+		return;
+	}
+	conn_kill(c, SIPC_EPEERGONE, 0);
+}
+
+static void
+conn_connected(struct conn *c)
+{
+	struct sipc_sender *tx = c->tx;
+	struct wire_dhello m;
+	uint8_t buf[512];
+	struct wbuf w;
+	uint64_t ack = tx->opts.hwm_bytes / 4;
+
+	c->state = C_HANDSHAKE;
+	c->last_rx = c->last_tx = mono_ms();
+	c->deadline = c->last_rx + handshake_ms(c);
+	memset(&m, 0, sizeof(m));
+	m.min_version = SIPC_PROTO_VERSION_MIN;
+	m.max_version = SIPC_PROTO_VERSION_MAX;
+	m.sender_id = tx->id;
+	m.instance = c->peer.instance;
+	m.first_seq = c->count ? ring_at(c, 0)->seq : tx->next_seq + 1;
+	m.heartbeat_ms = (uint32_t)hb_ms(c);
+	m.ack_bytes = (uint32_t)(ack < 65536 ? 65536 : ack > UINT32_MAX ?
+	    UINT32_MAX : ack);
+	m.handle.ptr = tx->handle;
+	m.handle.len = tx->hlen;
+	w.data = buf;
+	w.len = 0;
+	w.cap = w.max = sizeof(buf);
+	w.err = 0;
+	c->ctl_len = c->ctl_off = 0;
+	if (wire_enc_dhello(&w, 1, &m) == 0)
+		ctl_add(c, &w);
+	event_add(c->rev, NULL);
+	conn_timer_in(c, handshake_ms(c));
+	conn_write(c);
+}
+
+/* Starts a connection attempt; c may be freed when it fails at once. */
+static void
+conn_connect(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = endpoint_to_sa(&c->peer.ep, &ss);
+	struct event_base *base = c->tx->epm->loop.base;
+	int fd;
+
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1) {
+		conn_down(c, strerror(errno));
+		return;
+	}
+	tune_data_socket(fd, ss.ss_family != AF_UNIX);
+	c->fd = fd;
+	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, conn_readcb, c);
+	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_writecb, c);
+	if (c->rev == NULL || c->wev == NULL) {
+		conn_down(c, "out of memory");
+		return;
+	}
+	if (connect(fd, (struct sockaddr *)&ss, sl) == 0) {
+		conn_connected(c);
+		return;
+	}
+	if (errno == EINPROGRESS) {
+		c->state = C_CONNECTING;
+		c->deadline = mono_ms() + handshake_ms(c);
+		wev_set(c, 1);
+		conn_timer_in(c, handshake_ms(c));
+		return;
+	}
+	if (errno == ECONNREFUSED || errno == ENOENT) {
+		conn_refused(c);
+		return;
+	}
+	conn_down(c, strerror(errno));
+}
+
+static void
+conn_timercb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct sipc_sender *tx = c->tx;
+	int64_t now = mono_ms(), dead, next;
+	int hb = hb_ms(c);
+
+	(void)fd;
+	(void)what;
+	if (tx->dead)
+		return;
+	if (c->state == C_DOWN) {
+		/* Time to retry.  A member unreachable for 3 heartbeats is
+		 * declared dead first. */
+		if (!c->dead && c->down_since &&
+		    now - c->down_since >= (int64_t)SIPC_HEARTBEAT_MISSES * hb)
+			conn_kill(c, SIPC_EPEERGONE, 0);
+		else
+			conn_connect(c);
+		return;
+	}
+	if (c->state != C_READY) {
+		if (now >= c->deadline)
+			conn_down(c, "no answer");
+		else
+			conn_timer_in(c, c->deadline - now);
+		return;
+	}
+	if (c->leaving && now >= c->deadline) {
+		conn_remove(c, SIPC_EPEERGONE);
+		return;
+	}
+	dead = c->last_rx + (int64_t)SIPC_HEARTBEAT_MISSES * hb;
+	if (now >= dead) {
+		conn_down(c, "heartbeats missed");
+		return;
+	}
+	if (now - c->last_tx >= hb) {
+		ctl_ping(c, WIRE_PING, 0, (uint64_t)now);
+		if (conn_write(c) == -1)
+			return;
+	}
+	next = c->last_tx + hb;
+	if (dead < next)
+		next = dead;
+	if (c->leaving && c->deadline < next)
+		next = c->deadline;
+	conn_timer_in(c, next - now);
+}
+
+static int
+names_reserve(struct sipc_sender *tx, size_t n)
+{
+	const char **nn;
+
+	if (n <= tx->names_cap)
+		return 0;
+	if ((nn = realloc(tx->names, n * 2 * sizeof(*nn))) == NULL)
+		return -1;
+	tx->names = nn;
+	tx->names_cap = n * 2;
+	return 0;
+}
+
+static void
+conn_new(struct sipc_sender *tx, const struct peer *p)
+{
+	struct conn *c;
+
+	if (names_reserve(tx, tx->nconns + 1) == -1 ||
+	    (c = calloc(1, sizeof(*c))) == NULL)
+		return;
+	c->tx = tx;
+	c->peer = *p;
+	c->fd = -1;
+	c->backoff_ms = RECONNECT_MIN_MS;
+	c->confirmed = 1;
+	c->state = C_DOWN;
+	addr_format_endpoint(&p->ep, c->name, sizeof(c->name));
+	if ((c->timer = evtimer_new(tx->epm->loop.base, conn_timercb, c)) ==
+	    NULL) {
+		free(c);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&tx->conns, c, entry);
+	tx->nconns++;
+	conn_connect(c);
+}
+
+/* ---- Watch callbacks ----------------------------------------------------- */
+
+static int
+same_endpoint(const struct wire_endpoint *a, const struct wire_endpoint *b)
+{
+	if (a->family != b->family)
+		return 0;
+	if (a->family == WIRE_AF_UNIX)
+		return strcmp(a->path, b->path) == 0;
+	return a->port == b->port && memcmp(a->addr, b->addr,
+	    a->family == WIRE_AF_INET ? 4 : 16) == 0;
+}
+
+static void
+w_join(void *arg, const struct peer *p)
+{
+	struct sipc_sender *tx = arg;
+	struct conn *c;
+
+	if (tx->dead)
+		return;
+	TAILQ_FOREACH(c, &tx->conns, entry)
+		if (same_endpoint(&c->peer.ep, &p->ep))
+			break;
+	if (c && c->peer.instance != p->instance) {
+		/* Another process has the old one's address now. */
+		conn_remove(c, SIPC_EPEERGONE);
+		c = NULL;
+	}
+	if (c == NULL) {
+		conn_new(tx, p);
+		return;
+	}
+	c->peer.id = p->id;
+	c->confirmed = 1;
+	if (c->state == C_DOWN) {
+		c->backoff_ms = RECONNECT_MIN_MS;
+		conn_timer_in(c, 0);
+	}
+}
+
+static void
+w_leave(void *arg, const struct peer *p)
+{
+	struct sipc_sender *tx = arg;
+	struct conn *c;
+
+	if (tx->dead)
+		return;
+	TAILQ_FOREACH(c, &tx->conns, entry) {
+		if (p->id ? c->peer.id == p->id :
+		    same_endpoint(&c->peer.ep, &p->ep) &&
+		    c->peer.instance == p->instance)
+			break;
+	}
+	if (c == NULL || c->leaving)
+		return;
+	if (c->state == C_READY && c->count > 0) {
+		/* Its last acknowledgements may still be on the way: give
+		 * them a moment before counting what is lost. */
+		c->leaving = 1;
+		c->deadline = mono_ms() + LEAVE_LINGER_MS;
+		update_backlog(tx);
+		ctl_ping(c, WIRE_PING, 0, 1);
+		if (conn_write(c) == 0)
+			conn_timer_in(c, LEAVE_LINGER_MS);
+		return;
+	}
+	conn_remove(c, SIPC_EPEERGONE);
+}
+
+static void
+w_resync(void *arg)
+{
+	struct sipc_sender *tx = arg;
+	struct conn *c;
+
+	TAILQ_FOREACH(c, &tx->conns, entry)
+		c->confirmed = 0;
+}
+
+static void
+resync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sipc_sender *tx = arg;
+	struct conn *c, *cn;
+
+	(void)fd;
+	(void)what;
+	if (tx->dead)
+		return;
+	for (c = TAILQ_FIRST(&tx->conns); c; c = cn) {
+		cn = TAILQ_NEXT(c, entry);
+		if (!c->confirmed)
+			conn_remove(c, SIPC_EPEERGONE);
+	}
+}
+
+static void
+w_synced(void *arg)
+{
+	struct sipc_sender *tx = arg;
+	struct conn *c;
+	struct timeval tv;
+	int grace;
+
+	if (tx->dead)
+		return;
+	TAILQ_FOREACH(c, &tx->conns, entry)
+		if (!c->confirmed)
+			break;
+	if (c == NULL)
+		return;
+	/* After a broker restart receivers come back one by one; give them
+	 * time before dropping what the snapshot lacks. */
+	grace = tx->epm->kind == EPM_BROKER ? RESYNC_GRACE_MS : 0;
+	tv.tv_sec = grace / 1000;
+	tv.tv_usec = (grace % 1000) * 1000;
+	evtimer_add(tx->resync_timer, &tv);
+}
+
+/* ---- Hand-off and dispatch ----------------------------------------------- */
+
+static void
+dispatch(struct sipc_sender *tx, struct msg *m)
+{
+	size_t body = m->flen - DATA_HDR, ne = 0;
+	struct conn *c, *cn;
+
+	m->seq = ++tx->next_seq;
+	wire_be64(m->frame + SIPC_HEADER_SIZE, m->seq);
+	for (c = TAILQ_FIRST(&tx->conns); c && !tx->dead; c = cn) {
+		cn = TAILQ_NEXT(c, entry);
+		if (c->dead || c->leaving)
+			continue;
+		if (c->max_message && body > c->max_message) {
+			c->toobig_unreported++;
+			continue;
+		}
+		if (c->count > 0 &&
+		    c->unacked_bytes + m->flen > tx->opts.hwm_bytes) {
+			if (tx->opts.policy == SIPC_POLICY_DROP) {
+				c->dropped++;
+				c->drops_unreported++;
+				tx->st_dropped++;
+				continue;
+			}
+			if (tx->opts.policy == SIPC_POLICY_DISCONNECT) {
+				conn_kill(c, SIPC_ESLOW, 1);
+				continue;
+			}
+		}
+		if (ring_push(c, m) == -1) {
+			c->lost++;
+			report(tx, SIPC_ENOMEM, c->name, 1);
+			continue;
+		}
+		atomic_fetch_add(&tx->unacked_total, 1);
+		tx->names[ne++] = c->name;
+	}
+	if (tx->opts.after_send && !tx->dead)
+		tx->opts.after_send(tx, m->seq, tx->names, ne, tx->opts.arg);
+	atomic_fetch_sub(&tx->handoff_bytes, m->flen);
+	atomic_fetch_sub(&tx->handoff_count, 1);
+	msg_unref(m);
+}
+
+static void
+drain(struct sipc_sender *tx)
+{
+	struct conn *c, *cn;
+	struct msg *m;
+	int n = 0;
+
+	for (;;) {
+		if ((m = mpsc_pop(&tx->q)) == NULL) {
+			/* Producers that push from now on wake us again. */
+			atomic_store(&tx->wake_pending, 0);
+			if ((m = mpsc_pop(&tx->q)) == NULL)
+				break;
+			atomic_store(&tx->wake_pending, 1);
+		}
+		dispatch(tx, m);
+		if (tx->dead)
+			return;
+		if (++n >= DRAIN_BUDGET) {
+			/* Let other events in, then go on. */
+			event_active(tx->wake_ev, EV_READ, 0);
+			break;
+		}
+	}
+	if (n == 0)
+		return;
+	for (c = TAILQ_FIRST(&tx->conns); c && !tx->dead; c = cn) {
+		cn = TAILQ_NEXT(c, entry);
+		if (c->drops_unreported) {
+			c->lost += c->drops_unreported;
+			report(tx, SIPC_EDROPPED, c->name, c->drops_unreported);
+			c->drops_unreported = 0;
+		}
+		if (c->toobig_unreported) {
+			c->lost += c->toobig_unreported;
+			report(tx, SIPC_ETOOBIG, c->name,
+			    c->toobig_unreported);
+			c->toobig_unreported = 0;
+		}
+		if (c->state == C_READY && c->nsent < c->count)
+			conn_write(c);
+	}
+	update_backlog(tx);
+	tx_notify(tx);
+}
+
+static void
+wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sipc_sender *tx = arg;
+
+	(void)fd;
+	(void)what;
+	if (!tx->dead)
+		drain(tx);
+}
+
+/* ---- Public API ---------------------------------------------------------- */
+
+void
+sipc_sender_opts_init(struct sipc_sender_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->max_message = SIPC_DEF_MESSAGE_MAX;
+	o->hwm_bytes = 8 * 1024 * 1024;
+	o->policy = SIPC_POLICY_BLOCK;
+	o->send_timeout_ms = 10000;
+	o->linger_ms = 5000;
+	o->heartbeat_ms = SIPC_DEF_HEARTBEAT_MS;
+}
+
+static void
+start_on_loop(void *arg)
+{
+	struct sipc_sender *tx = arg;
+	struct event_base *base = tx->epm->loop.base;
+
+	tx->wake_ev = event_new(base, -1, 0, wake_cb, tx);
+	tx->resync_timer = evtimer_new(base, resync_cb, tx);
+	if (tx->wake_ev == NULL || tx->resync_timer == NULL)
+		return;
+	tx->watch.handle = tx->handle;
+	tx->watch.hlen = tx->hlen;
+	tx->watch.on_join = w_join;
+	tx->watch.on_leave = w_leave;
+	tx->watch.on_resync = w_resync;
+	tx->watch.on_synced = w_synced;
+	tx->watch.arg = tx;
+	epm_watch_add(tx->epm, &tx->watch);
+}
+
+int
+sipc_sender_new(const char *handle, sipc_epm *epm,
+    const struct sipc_sender_opts *opts, sipc_sender **out)
+{
+	struct sipc_sender *tx;
+	size_t hlen;
+	int rc;
+
+	clearerr_sipc();
+	if (handle == NULL || out == NULL)
+		return seterr(SIPC_EINVAL, "handle and out must not be NULL");
+	hlen = strlen(handle);
+	if (!wire_handle_valid(handle, hlen))
+		return seterr(SIPC_EINVAL, "invalid handle '%s': 1 to %d "
+		    "bytes of UTF-8 without control characters", handle,
+		    SIPC_HANDLE_MAX);
+	if ((tx = calloc(1, sizeof(*tx))) == NULL)
+		return seterr(SIPC_ENOMEM, "out of memory");
+	if (opts)
+		tx->opts = *opts;
+	else
+		sipc_sender_opts_init(&tx->opts);
+	if (tx->opts.max_message > SIPC_MAX_MESSAGE_MAX ||
+	    tx->opts.hwm_bytes == 0 || tx->opts.policy < SIPC_POLICY_BLOCK ||
+	    tx->opts.policy > SIPC_POLICY_DISCONNECT ||
+	    tx->opts.heartbeat_ms < SIPC_MIN_HEARTBEAT_MS ||
+	    tx->opts.heartbeat_ms > SIPC_MAX_HEARTBEAT_MS) {
+		free(tx);
+		return seterr(SIPC_EINVAL, "sender options out of range "
+		    "(max_message <= 1 GiB, hwm_bytes > 0, policy, "
+		    "heartbeat_ms %d..%d)", SIPC_MIN_HEARTBEAT_MS,
+		    SIPC_MAX_HEARTBEAT_MS);
+	}
+	memcpy(tx->handle, handle, hlen + 1);
+	tx->hlen = (uint16_t)hlen;
+	tx->id = random_u64();
+	TAILQ_INIT(&tx->conns);
+	pthread_mutex_init(&tx->mu, NULL);
+	cond_init_mono(&tx->cv);
+	if (mpsc_init(&tx->q) == -1) {
+		free(tx);
+		return seterr(SIPC_ENOMEM, "out of memory");
+	}
+	if ((rc = epm_acquire(epm, &tx->epm)) != 0) {
+		free(tx->q.stub);
+		free(tx);
+		return rc;
+	}
+	loop_call(&tx->epm->loop, start_on_loop, tx);
+	if (tx->wake_ev == NULL || tx->resync_timer == NULL) {
+		sipc_sender_close(tx);
+		return seterr(SIPC_ENOMEM, "out of memory");
+	}
+	*out = tx;
+	return 0;
+}
+
+/* Waits for pred(tx, arg); see tx_notify for the wake-ups. */
+static int
+tx_wait(struct sipc_sender *tx, int (*pred)(struct sipc_sender *, size_t),
+    size_t arg, int64_t deadline)
+{
+	int64_t now, until;
+	int ok;
+
+	pthread_mutex_lock(&tx->mu);
+	atomic_fetch_add(&tx->waiters, 1);
+	while (!(ok = pred(tx, arg))) {
+		now = mono_ms();
+		if (deadline >= 0 && now >= deadline)
+			break;
+		/* Bounded waits: a lost wake-up costs 100 ms, not a hang. */
+		until = now + 100;
+		if (deadline >= 0 && deadline < until)
+			until = deadline;
+		cond_wait_until(&tx->cv, &tx->mu, until);
+	}
+	atomic_fetch_sub(&tx->waiters, 1);
+	pthread_mutex_unlock(&tx->mu);
+	return ok;
+}
+
+static int
+has_room(struct sipc_sender *tx, size_t flen)
+{
+	size_t hb = atomic_load(&tx->handoff_bytes);
+	size_t bl = tx->opts.policy == SIPC_POLICY_BLOCK ?
+	    atomic_load(&tx->max_backlog) : 0;
+
+	if (atomic_load(&tx->closing))
+		return 1;
+	/* A message larger than the mark still goes when nothing waits. */
+	return (hb == 0 && bl == 0) || hb + bl + flen <= tx->opts.hwm_bytes;
+}
+
+int
+sipc_send(sipc_sender *tx, const void *data, size_t len)
+{
+	size_t flen = DATA_HDR + len;
+	struct wire_header h;
+	struct msg *m;
+
+	if (tx == NULL || (data == NULL && len > 0))
+		return seterr(SIPC_EINVAL, "sipc_send: NULL argument");
+	if (atomic_load(&tx->closing))
+		return seterr(SIPC_ECLOSED, "sender is closing");
+	if (len > tx->opts.max_message)
+		return seterr(SIPC_ETOOBIG, "message of %zu bytes exceeds "
+		    "max_message (%zu bytes)", len, tx->opts.max_message);
+	if (!has_room(tx, flen)) {
+		/* On the I/O thread nothing can drain while we wait. */
+		if (loop_in_thread(&tx->epm->loop) ||
+		    !tx_wait(tx, has_room, flen,
+		    deadline_after(tx->opts.send_timeout_ms)))
+			return seterr(SIPC_ETIMEDOUT, "a receiver stayed at its "
+			    "high-water mark (%zu bytes)", tx->opts.hwm_bytes);
+	}
+	if ((m = malloc(sizeof(*m) + flen)) == NULL)
+		return seterr(SIPC_ENOMEM, "out of memory");
+	m->refs = 1;
+	m->flen = flen;
+	h.version = SIPC_PROTO_VERSION_MAX;
+	h.type = WIRE_DATA;
+	h.flags = 0;
+	h.reqid = 0;
+	h.len = (uint32_t)(SIPC_DATA_PREFIX + len);
+	wire_header_encode(m->frame, &h);
+	if (len)
+		memcpy(m->frame + DATA_HDR, data, len);
+	atomic_fetch_add(&tx->handoff_bytes, flen);
+	atomic_fetch_add(&tx->handoff_count, 1);
+	atomic_fetch_add(&tx->st_sent, 1);
+	mpsc_push(&tx->q, m);
+	if (atomic_exchange(&tx->wake_pending, 1) == 0)
+		event_active(tx->wake_ev, EV_READ, 0);
+	return 0;
+}
+
+static int
+enough_ready(struct sipc_sender *tx, size_t n)
+{
+	return atomic_load(&tx->nready) >= n || atomic_load(&tx->closing);
+}
+
+int
+sipc_sender_wait_receivers(sipc_sender *tx, size_t n, int timeout_ms)
+{
+	if (tx == NULL)
+		return seterr(SIPC_EINVAL, "sender is NULL");
+	if (!enough_ready(tx, n)) {
+		if (loop_in_thread(&tx->epm->loop))
+			return seterr(SIPC_EINVAL, "cannot wait on the I/O "
+			    "thread");
+		if (!tx_wait(tx, enough_ready, n, deadline_after(timeout_ms)))
+			return seterr(SIPC_ETIMEDOUT, "%zu of %zu receivers "
+			    "after %d ms", atomic_load(&tx->nready), n,
+			    timeout_ms);
+	}
+	return atomic_load(&tx->closing) ? SIPC_ECLOSED : 0;
+}
+
+size_t
+sipc_sender_receivers(sipc_sender *tx)
+{
+	return tx ? atomic_load(&tx->nready) : 0;
+}
+
+static void
+flush_kick(void *arg)
+{
+	struct sipc_sender *tx = arg;
+	struct conn *c, *cn;
+
+	/* A PING makes each receiver acknowledge what it has now. */
+	for (c = TAILQ_FIRST(&tx->conns); c; c = cn) {
+		cn = TAILQ_NEXT(c, entry);
+		if (c->state == C_READY && c->count > 0) {
+			ctl_ping(c, WIRE_PING, 0, 0);
+			conn_write(c);
+		}
+	}
+}
+
+static int
+all_acked(struct sipc_sender *tx, size_t unused)
+{
+	(void)unused;
+	return atomic_load(&tx->handoff_count) == 0 &&
+	    atomic_load(&tx->unacked_total) == 0;
+}
+
+int
+sipc_sender_flush(sipc_sender *tx, int timeout_ms)
+{
+	int64_t deadline = deadline_after(timeout_ms), next;
+
+	if (tx == NULL)
+		return seterr(SIPC_EINVAL, "sender is NULL");
+	if (loop_in_thread(&tx->epm->loop))
+		return seterr(SIPC_EINVAL, "cannot flush on the I/O thread");
+	for (;;) {
+		if (all_acked(tx, 0))
+			return 0;
+		loop_call(&tx->epm->loop, flush_kick, tx);
+		/* Ask again every second: acknowledgements of messages that
+		 * were still queued at the first PING follow later. */
+		next = mono_ms() + 1000;
+		if (deadline >= 0 && deadline < next)
+			next = deadline;
+		if (tx_wait(tx, all_acked, 0, next))
+			return 0;
+		if (deadline >= 0 && mono_ms() >= deadline)
+			return seterr(SIPC_ETIMEDOUT, "%zu messages not "
+			    "acknowledged after %d ms",
+			    atomic_load(&tx->unacked_total) +
+			    atomic_load(&tx->handoff_count), timeout_ms);
+	}
+}
+
+struct stats_args {
+	struct sipc_sender		*tx;
+	struct sipc_sender_stats	*st;
+	struct sipc_receiver_info	*info;
+	size_t				 max;
+	int				 n;
+};
+
+static void
+stats_on_loop(void *arg)
+{
+	struct stats_args *a = arg;
+	struct sipc_sender *tx = a->tx;
+	struct conn *c;
+
+	if (a->st) {
+		memset(a->st, 0, sizeof(*a->st));
+		a->st->sent = atomic_load(&tx->st_sent);
+		a->st->delivered = tx->st_delivered;
+		a->st->lost = tx->st_lost;
+		a->st->dropped = tx->st_dropped;
+		a->st->queued_bytes = atomic_load(&tx->max_backlog);
+	}
+	a->n = 0;
+	TAILQ_FOREACH(c, &tx->conns, entry) {
+		if (a->info && (size_t)a->n < a->max) {
+			struct sipc_receiver_info *i = &a->info[a->n];
+
+			memset(i, 0, sizeof(*i));
+			snprintf(i->endpoint, sizeof(i->endpoint), "%s",
+			    c->name);
+			i->connected = c->state == C_READY;
+			i->queued_bytes = c->unacked_bytes;
+			i->sent = c->acked;
+			i->dropped = c->dropped;
+			i->lost = c->lost;
+		}
+		a->n++;
+	}
+}
+
+int
+sipc_sender_stats(sipc_sender *tx, struct sipc_sender_stats *st)
+{
+	struct stats_args a = { tx, st, NULL, 0, 0 };
+
+	if (tx == NULL || st == NULL)
+		return seterr(SIPC_EINVAL, "NULL argument");
+	loop_call(&tx->epm->loop, stats_on_loop, &a);
+	return 0;
+}
+
+int
+sipc_sender_receiver_stats(sipc_sender *tx, struct sipc_receiver_info *info,
+    size_t max)
+{
+	struct stats_args a = { tx, NULL, info, max, 0 };
+
+	if (tx == NULL || (info == NULL && max > 0))
+		return seterr(SIPC_EINVAL, "NULL argument");
+	loop_call(&tx->epm->loop, stats_on_loop, &a);
+	return a.n;
+}
+
+/* The reaper: runs as its own event, after every callback that might
+ * still hold a pointer into the sender has returned. */
+static void
+sender_destroy(evutil_socket_t fd, short what, void *arg)
+{
+	struct sipc_sender *tx = arg;
+	sipc_epm *epm = tx->epm;
+	struct conn *c;
+	struct msg *m;
+
+	(void)fd;
+	(void)what;
+	while ((c = TAILQ_FIRST(&tx->conns)) != NULL) {
+		while (c->count)
+			ring_pop(c);
+		conn_remove(c, SIPC_ETIMEDOUT);
+	}
+	while ((m = mpsc_pop(&tx->q)) != NULL)
+		free(m);
+	free(tx->q.stub);
+	if (tx->wake_ev)
+		event_free(tx->wake_ev);
+	if (tx->resync_timer)
+		event_free(tx->resync_timer);
+	free(tx->names);
+	pthread_mutex_destroy(&tx->mu);
+	pthread_cond_destroy(&tx->cv);
+	free(tx);
+	epm_release(epm);
+}
+
+struct close_args {
+	struct sipc_sender	*tx;
+	int			 lost;
+};
+
+static void
+close_on_loop(void *arg)
+{
+	struct close_args *a = arg;
+	struct sipc_sender *tx = a->tx;
+	struct timeval now = { 0, 0 };
+	struct conn *c, *cn;
+	struct msg *m;
+
+	if (tx->watch.on_join)
+		epm_watch_remove(tx->epm, &tx->watch);
+	/* Whatever was not handed out or acknowledged is lost now. */
+	while ((m = mpsc_pop(&tx->q)) != NULL) {
+		a->lost = 1;
+		atomic_fetch_sub(&tx->handoff_count, 1);
+		free(m);
+	}
+	for (c = TAILQ_FIRST(&tx->conns); c && !tx->dead; c = cn) {
+		cn = TAILQ_NEXT(c, entry);
+		if (c->count) {
+			a->lost = 1;
+			c->lost += c->count;
+			report(tx, SIPC_ETIMEDOUT, c->name, c->count);
+		}
+	}
+	tx->dead = 1;
+	if (event_base_once(tx->epm->loop.base, -1, EV_TIMEOUT,
+	    sender_destroy, tx, &now) == -1)
+		sender_destroy(-1, 0, tx);	/* out of memory: risk it */
+}
+
+int
+sipc_sender_close(sipc_sender *tx)
+{
+	struct close_args a = { tx, 0 };
+
+	if (tx == NULL)
+		return 0;
+	if (!loop_in_thread(&tx->epm->loop) && tx->opts.linger_ms != 0)
+		sipc_sender_flush(tx, tx->opts.linger_ms);
+	atomic_store(&tx->closing, 1);
+	tx_notify(tx);
+	loop_call(&tx->epm->loop, close_on_loop, &a);
+	return a.lost ? seterr(SIPC_ETIMEDOUT, "messages not acknowledged "
+	    "before close were reported lost") : 0;
+}
