@@ -41,6 +41,7 @@
 #define LEAVE_LINGER_MS	1000		/* final ACKs after a LEAVE */
 #define RESYNC_GRACE_MS	3000		/* receivers re-register after a
 					   broker restart within this */
+#define SYNC_WAIT_MS	5000		/* for the first receiver list */
 
 /* ---- Messages and the hand-off queue ------------------------------------- */
 
@@ -195,6 +196,7 @@ struct sipc_sender {
 	atomic_size_t		 unacked_total;	/* (message, receiver) */
 	atomic_size_t		 max_backlog;	/* bytes, worst receiver */
 	atomic_uint_fast64_t	 st_sent;
+	atomic_int		 synced;	/* first receiver list known */
 
 	/* I/O thread only. */
 	uint64_t		 next_seq;	/* last number given */
@@ -673,6 +675,8 @@ lose_ready(struct conn *c)
 static void
 conn_down(struct conn *c, const char *why)
 {
+	int was_ready = c->state == C_READY;
+
 	(void)why;
 	if (c->leaving) {
 		conn_remove(c, SIPC_EPEERGONE);
@@ -683,7 +687,13 @@ conn_down(struct conn *c, const char *why)
 	c->state = C_DOWN;
 	if (!c->dead && c->down_since == 0)
 		c->down_since = mono_ms();
-	schedule_reconnect(c);
+	if (was_ready) {
+		/* Retry at once: a refusal tells a dead receiver from a
+		 * broken link before more messages queue up for it. */
+		c->backoff_ms = RECONNECT_MIN_MS;
+		conn_timer_in(c, 0);
+	} else
+		schedule_reconnect(c);
 }
 
 /*
@@ -1025,6 +1035,8 @@ w_synced(void *arg)
 
 	if (tx->dead)
 		return;
+	if (!atomic_exchange(&tx->synced, 1))
+		tx_notify(tx);
 	TAILQ_FOREACH(c, &tx->conns, entry)
 		if (!c->confirmed)
 			break;
@@ -1175,6 +1187,16 @@ start_on_loop(void *arg)
 	epm_watch_add(tx->epm, &tx->watch);
 }
 
+static int	tx_wait(struct sipc_sender *,
+		    int (*)(struct sipc_sender *, size_t), size_t, int64_t);
+
+static int
+is_synced(struct sipc_sender *tx, size_t unused)
+{
+	(void)unused;
+	return atomic_load(&tx->synced) || !atomic_load(&tx->epm->connected);
+}
+
 int
 sipc_sender_new(const char *handle, sipc_epm *epm,
     const struct sipc_sender_opts *opts, sipc_sender **out)
@@ -1228,6 +1250,11 @@ sipc_sender_new(const char *handle, sipc_epm *epm,
 		sipc_sender_close(tx);
 		return seterr(SIPC_ENOMEM, "out of memory");
 	}
+	/* With a broker session up, learn the receivers registered now
+	 * before returning, so that the first message reaches them too. */
+	if (atomic_load(&tx->epm->connected) &&
+	    !loop_in_thread(&tx->epm->loop))
+		tx_wait(tx, is_synced, 0, deadline_after(SYNC_WAIT_MS));
 	*out = tx;
 	return 0;
 }
