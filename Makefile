@@ -71,7 +71,7 @@ TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client
 TESTS		= $(TEST_UNIT) $(TEST_INTEG)
 TESTUTIL_OBJ	= $(call obj,tests/testutil.c)
 
-.PHONY: all deps check demo bench install uninstall clean
+.PHONY: all deps check check-asan demo bench install uninstall clean
 .DEFAULT_GOAL := all
 
 all: $(BINS) $(LIBSIPC_A) $(LIBSIPC_SO)
@@ -153,7 +153,15 @@ $(B)/tests/test_client: $(call obj,tests/integration/test_client.c) \
 
 check: all $(TESTS)
 	@SIPC_BUILD=$(CURDIR)/$(B) SIPC_PROTOCOL_MD=$(CURDIR)/proto/PROTOCOL.md \
-	    sh tests/run.sh $(TESTS)
+	    SIPC_SANITIZE="$(SANITIZE)" sh tests/run.sh $(TESTS)
+
+# Everything again with AddressSanitizer and UndefinedBehaviorSanitizer,
+# in a build directory of its own.
+ASAN_FLAGS	= -fsanitize=address,undefined -fno-sanitize-recover=all \
+		  -fno-omit-frame-pointer
+check-asan:
+	@$(MAKE) --no-print-directory B=build/asan CFLAGS="-O1 -g" \
+	    SANITIZE="$(ASAN_FLAGS)" check
 
 demo: all
 	@sh scripts/demo.sh $(B)

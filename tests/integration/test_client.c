@@ -95,6 +95,13 @@ struct coll {
 };
 
 static void
+coll_free(struct coll *c)
+{
+	free(c->copy);
+	c->copy = NULL;
+}
+
+static void
 coll_init(struct coll *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -334,6 +341,7 @@ START_TEST(test_fanout_in_order)
 		ck_assert_uint_eq(rs.duplicates, 0);
 		sipc_receiver_close(rx[k]);
 		sipc_epm_close(repm[k]);
+		coll_free(&c[k]);
 	}
 	mode_stop(&m);
 }
@@ -411,6 +419,8 @@ START_TEST(test_join_mid_stream)
 	sipc_epm_close(epm);
 	sipc_epm_close(e1);
 	sipc_epm_close(e2);
+	coll_free(&c1);
+	coll_free(&c2);
 	mode_stop(&m);
 }
 END_TEST
@@ -562,7 +572,7 @@ START_TEST(test_payload_sizes)
 	sipc_receiver_close(rx);
 	sipc_epm_close(e1);
 	sipc_epm_close(e2);
-	free(c.copy);
+	coll_free(&c);
 	mode_stop(&m);
 }
 END_TEST
@@ -602,6 +612,7 @@ START_TEST(test_receiver_limit)
 	sipc_receiver_close(rx);
 	sipc_epm_close(e1);
 	sipc_epm_close(e2);
+	coll_free(&c);
 }
 END_TEST
 
@@ -771,6 +782,7 @@ START_TEST(test_sender_first)
 		ck_assert_int_eq(c[k].bad, 0);
 		sipc_receiver_close(rx[k]);
 		sipc_epm_close(repm[k]);
+		coll_free(&c[k]);
 	}
 	sipc_sender_close(tx);
 	sipc_epm_close(epm);
