@@ -49,7 +49,7 @@ CTL_SRC		= broker/brokerctl.c broker/ctlconn.c
 LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
 		  libclient/epm.c libclient/epm_broker.c libclient/epm_local.c \
 		  libclient/sender.c libclient/receiver.c
-CLI_SRC		= libclient/cli.c
+CLI_SRC		= libclient/cli.c libclient/bench.c
 
 obj		= $(patsubst %.c,$(B)/obj/%.o,$(1))
 
@@ -168,5 +168,11 @@ demo: all
 
 clean:
 	rm -rf $(B)
+
+# Parts with makefiles of their own: benchmarks (bench), packaging
+# (install, uninstall, deb), fuzzing (fuzz).
+include scripts/bench.mk
+include packaging/packaging.mk
+include tests/fuzz/fuzz.mk
 
 -include $(shell find $(B)/obj $(B)/pic -name '*.d' 2>/dev/null)

@@ -456,6 +456,8 @@ main(int argc, char **argv)
 		return cmd_recv(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "send"))
 		return cmd_send(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "bench"))
+		return cmd_bench(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(stdout);
 		return 0;

@@ -14,4 +14,7 @@ int	cli_parse_long(const char *opt, const char *s, long min, long max,
  * timeout_ms for the session; 0, or a SIPC_E* code after a message. */
 int	cli_epm(const char *broker, int timeout_ms, sipc_epm **epm);
 
+/* sipc bench ARGS (bench.c). */
+int	cmd_bench(int argc, char **argv);
+
 #endif
