@@ -68,7 +68,8 @@ BINS		= $(B)/bin/sipc-epmd $(B)/bin/brokerctl $(B)/bin/sipc \
 
 TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry
 TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client
-TESTS		= $(TEST_UNIT) $(TEST_INTEG)
+# The included makefiles add their own test programs to EXTRA_TESTS.
+TESTS		= $(TEST_UNIT) $(TEST_INTEG) $(EXTRA_TESTS)
 TESTUTIL_OBJ	= $(call obj,tests/testutil.c)
 
 .PHONY: all deps check check-asan demo bench install uninstall clean
