@@ -41,14 +41,17 @@ XCFLAGS		= $(WFLAGS) -D_GNU_SOURCE -DSIPC_VERSION=\"$(VERSION)\" \
 
 # ---- sources ----------------------------------------------------------------
 
-PROTO_SRC	= proto/wire.c proto/addr.c
+PROTO_SRC	= proto/wire.c proto/addr.c proto/zframe.c
+# TLS set-up is shared: libsipc, sipc-epmd and brokerctl all link it.
+TLS_SRC		= libclient/tls.c
 BROKER_SRC	= broker/main.c broker/config.c broker/listen.c \
 		  broker/session.c broker/dispatch.c broker/registry.c \
-		  broker/log.c
-CTL_SRC		= broker/brokerctl.c broker/ctlconn.c
+		  broker/log.c $(TLS_SRC)
+CTL_SRC		= broker/brokerctl.c broker/ctlconn.c $(TLS_SRC)
 LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
 		  libclient/epm.c libclient/epm_broker.c libclient/epm_local.c \
-		  libclient/sender.c libclient/receiver.c
+		  libclient/sender.c libclient/receiver.c libclient/xport.c \
+		  libclient/security.c $(TLS_SRC)
 CLI_SRC		= libclient/cli.c libclient/bench.c
 
 obj		= $(patsubst %.c,$(B)/obj/%.o,$(1))
@@ -67,7 +70,8 @@ BINS		= $(B)/bin/sipc-epmd $(B)/bin/brokerctl $(B)/bin/sipc \
 		  $(B)/bin/sipc-example-receiver $(B)/bin/sipc-example-sender
 
 TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry
-TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client
+TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
+		  $(B)/tests/test_security
 # The included makefiles add their own test programs to EXTRA_TESTS.
 TESTS		= $(TEST_UNIT) $(TEST_INTEG) $(EXTRA_TESTS)
 TESTUTIL_OBJ	= $(call obj,tests/testutil.c)
@@ -152,8 +156,14 @@ $(B)/tests/test_client: $(call obj,tests/integration/test_client.c) \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
+$(B)/tests/test_security: $(call obj,tests/integration/test_security.c) \
+    $(TESTUTIL_OBJ) $(LIBSIPC_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
 check: all $(TESTS)
-	@SIPC_BUILD=$(CURDIR)/$(B) SIPC_PROTOCOL_MD=$(CURDIR)/proto/PROTOCOL.md \
+	@SIPC_BUILD=$(CURDIR)/$(B) SIPC_SRC=$(CURDIR) \
+	    SIPC_PROTOCOL_MD=$(CURDIR)/proto/PROTOCOL.md \
 	    SIPC_SANITIZE="$(SANITIZE)" sh tests/run.sh $(TESTS)
 
 # Everything again with AddressSanitizer and UndefinedBehaviorSanitizer,

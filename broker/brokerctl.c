@@ -25,8 +25,9 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: brokerctl [--broker HOST:PORT] [--timeout MS] [--json] "
-	    "COMMAND\n"
+	    "usage: brokerctl [--broker HOST:PORT] [--timeout MS] [--json]\n"
+	    "                 [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]\n"
+	    "                 [--password-file FILE [--salt SALT]] COMMAND\n"
 	    "\n"
 	    "commands:\n"
 	    "  ping            check that the broker answers; print its "
@@ -38,7 +39,11 @@ usage(FILE *fp)
 	    "  stats           the broker's counters\n"
 	    "\n"
 	    "The broker is --broker, else $SIPC_BROKER, else %s.\n"
-	    "--timeout bounds connecting and each answer (default %d ms).\n",
+	    "--timeout bounds connecting and each answer (default %d ms).\n"
+	    "TLS: --tls-ca verifies the broker's certificate against HOST;\n"
+	    "--tls-cert/--tls-key present a client certificate.  Password\n"
+	    "mode: --password-file (or $SIPC_PASSWORD) and --salt, as the\n"
+	    "broker's.\n",
 	    DEFAULT_BROKER, DEFAULT_TIMEOUT);
 }
 
@@ -362,10 +367,14 @@ int
 main(int argc, char **argv)
 {
 	const char *broker = getenv("SIPC_BROKER"), *cmd = NULL, *arg = NULL;
+	const char *pwfile = NULL, *salt = NULL, *password;
+	struct tls_conf tc, *tcp = NULL;
 	struct ctlconn c;
-	char *end;
+	char *end, pw[TLS_PASSWORD_MAX], err[512];
 	long timeout = DEFAULT_TIMEOUT;
 	int i, rc, nargs = 0;
+
+	memset(&tc, 0, sizeof(tc));
 
 	if (broker == NULL || *broker == '\0')
 		broker = DEFAULT_BROKER;
@@ -389,6 +398,23 @@ main(int argc, char **argv)
 				    "not 1 to 3600000 ms\n", argv[i]);
 				return 2;
 			}
+		} else if (!strcmp(argv[i], "--tls-ca") ||
+		    !strcmp(argv[i], "--tls-cert") ||
+		    !strcmp(argv[i], "--tls-key") ||
+		    !strcmp(argv[i], "--password-file") ||
+		    !strcmp(argv[i], "--salt")) {
+			if (++i >= argc)
+				goto usage;
+			if (!strcmp(argv[i - 1], "--tls-ca"))
+				tc.ca = argv[i];
+			else if (!strcmp(argv[i - 1], "--tls-cert"))
+				tc.cert = argv[i];
+			else if (!strcmp(argv[i - 1], "--tls-key"))
+				tc.key = argv[i];
+			else if (!strcmp(argv[i - 1], "--password-file"))
+				pwfile = argv[i];
+			else
+				salt = argv[i];
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
 			fprintf(stderr, "brokerctl: unknown option '%s'\n",
 			    argv[i]);
@@ -421,8 +447,31 @@ main(int argc, char **argv)
 		goto usage;
 	}
 
+	password = getenv("SIPC_PASSWORD");
+	if (pwfile) {
+		if (tls_password_read(pwfile, pw, sizeof(pw), err,
+		    sizeof(err)) == -1) {
+			fprintf(stderr, "brokerctl: %s\n", err);
+			return 1;
+		}
+		password = pw;
+	}
+	if (password && *password) {
+		if (tc.ca || tc.cert || tc.key) {
+			fprintf(stderr, "brokerctl: use either TLS "
+			    "certificates or a password, not both\n");
+			return 2;
+		}
+		if (tls_conf_password(&tc, password, salt, err,
+		    sizeof(err)) == -1) {
+			fprintf(stderr, "brokerctl: %s\n", err);
+			return 2;
+		}
+		tcp = &tc;
+	} else if (tc.ca || tc.cert || tc.key)
+		tcp = &tc;
 	signal(SIGPIPE, SIG_IGN);
-	if (ctl_open(&c, broker, (int)timeout) == -1) {
+	if (ctl_open(&c, broker, (int)timeout, tcp) == -1) {
 		fprintf(stderr, "brokerctl: %s\n", c.err);
 		ctl_close(&c);
 		return 1;

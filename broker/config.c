@@ -70,6 +70,26 @@ static const struct opt opts[] = {
 	    SIPC_MAX_WATCHES_PER_SESSION, "N", "watches per session" },
 	{ "max_frame", T_U32, OFF(max_frame), SIPC_MIN_BROKER_FRAME,
 	    SIPC_MAX_BROKER_FRAME, "BYTES", "largest frame payload accepted" },
+	{ "compression", T_BOOL, OFF(compression), 0, 1, "yes|no",
+	    "zlib for large frames when a client offers it" },
+	{ "tls_cert", T_STR, OFF(tls_cert), 0, 0, "FILE",
+	    "TLS certificate chain (PEM); with tls_key enables TLS" },
+	{ "tls_key", T_STR, OFF(tls_key), 0, 0, "FILE",
+	    "TLS private key (PEM)" },
+	{ "tls_ca", T_STR, OFF(tls_ca), 0, 0, "FILE",
+	    "CA certificates (PEM) for verifying clients" },
+	{ "tls_verify_client", T_BOOL, OFF(tls_verify_client), 0, 1, NULL,
+	    "require client certificates signed by tls_ca" },
+	{ "tls12", T_BOOL, OFF(tls12), 0, 1, NULL,
+	    "also accept TLS 1.2 (default: TLS 1.3 only)" },
+	{ "password_file", T_STR, OFF(password_file), 0, 0, "FILE",
+	    "password mode: first line of FILE ($SIPC_PASSWORD also read)" },
+	{ "salt", T_STR, OFF(salt), 0, 0, "SALT",
+	    "password mode salt: hex 010203 or {0x01,0x02,0x03}" },
+	{ "insecure", T_BOOL, OFF(insecure), 0, 1, NULL,
+	    "allow non-loopback addresses without TLS or a password" },
+	{ "user", T_STR, OFF(user), 0, 0, "NAME",
+	    "drop root privileges to NAME after binding and loading keys" },
 };
 #define NOPTS	(sizeof(opts) / sizeof(opts[0]))
 
@@ -87,6 +107,7 @@ config_defaults(struct config *c)
 	c->max_registrations = SIPC_DEF_REGS_PER_SESSION;
 	c->max_watches = SIPC_DEF_WATCHES_PER_SESSION;
 	c->max_frame = SIPC_DEF_BROKER_FRAME;
+	c->compression = 1;
 }
 
 void
@@ -98,6 +119,12 @@ config_free(struct config *c)
 		free(c->listen[i]);
 	free(c->port_file);
 	free(c->pidfile);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->tls_ca);
+	free(c->password_file);
+	free(c->salt);
+	free(c->user);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -269,7 +296,7 @@ config_usage(FILE *fp)
 	size_t i, j;
 
 	fprintf(fp,
-	    "usage: sipc-epmd [options] [PORT]\n"
+	    "usage: sipc-epmd [options] [PORT [PASSWORD [SALT]]]\n"
 	    "\n"
 	    "The sipc end point manager: keeps handle -> endpoint registrations\n"
 	    "for sipc senders and receivers.\n"
@@ -335,14 +362,24 @@ config_cmdline(int argc, char **argv, struct cmdline *cl)
 			continue;
 		}
 		if (strncmp(arg, "--", 2) != 0) {
-			/* The original's start parameter: the port. */
-			if (npos++ > 0 || opt_find("port") == NULL) {
-				log_errorx("unexpected argument "
-				    "'%s'", arg);
+			/* The original's start parameters: PORT [PASSWORD
+			 * [SALT]]. */
+			switch (npos++) {
+			case 0:
+				if (cmdline_set(cl, "port", arg) == -1)
+					return -1;
+				break;
+			case 1:
+				cl->password = arg;
+				break;
+			case 2:
+				if (cmdline_set(cl, "salt", arg) == -1)
+					return -1;
+				break;
+			default:
+				log_errorx("unexpected argument '%s'", arg);
 				return -1;
 			}
-			if (cmdline_set(cl, "port", arg) == -1)
-				return -1;
 			continue;
 		}
 		snprintf(key, sizeof(key), "%s", arg + 2);

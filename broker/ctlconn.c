@@ -16,7 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "../proto/addr.h"
+#include "../proto/zframe.h"
 #include "ctlconn.h"
 
 #define CTL_DEFAULT_PORT	4455
@@ -59,6 +62,9 @@ wait_fd(struct ctlconn *c, short events, int64_t deadline)
 {
 	struct pollfd pfd = { c->fd, events, 0 };
 	int rc;
+
+	if ((events & POLLIN) && c->ssl && SSL_pending(c->ssl) > 0)
+		return 0;
 
 	do {
 		rc = poll(&pfd, 1, left_ms(deadline));
@@ -116,7 +122,22 @@ send_all(struct ctlconn *c, const uint8_t *p, size_t n, int64_t deadline)
 	int rc;
 
 	while (n > 0) {
-		w = send(c->fd, p, n, MSG_NOSIGNAL);
+		if (c->ssl) {
+			ERR_clear_error();
+			w = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX :
+			    (int)n);
+			if (w <= 0) {
+				rc = SSL_get_error(c->ssl, (int)w);
+				if (rc != SSL_ERROR_WANT_READ &&
+				    rc != SSL_ERROR_WANT_WRITE) {
+					seterr(c, "TLS write failed");
+					return -1;
+				}
+				errno = EAGAIN;
+				w = -1;
+			}
+		} else
+			w = send(c->fd, p, n, MSG_NOSIGNAL);
 		if (w > 0) {
 			p += w;
 			n -= (size_t)w;
@@ -145,7 +166,31 @@ recv_all(struct ctlconn *c, uint8_t *p, size_t n, int64_t deadline)
 	int rc;
 
 	while (n > 0) {
-		r = recv(c->fd, p, n, 0);
+		if (c->ssl) {
+			ERR_clear_error();
+			errno = 0;
+			r = SSL_read(c->ssl, p, n > INT32_MAX ? INT32_MAX :
+			    (int)n);
+			if (r <= 0) {
+				rc = SSL_get_error(c->ssl, (int)r);
+				if (rc == SSL_ERROR_WANT_READ ||
+				    rc == SSL_ERROR_WANT_WRITE) {
+					errno = EAGAIN;
+					r = -1;
+				} else if (rc == SSL_ERROR_ZERO_RETURN ||
+				    (rc == SSL_ERROR_SYSCALL && errno == 0)) {
+					r = 0;
+				} else {
+					char why[300];
+
+					tls_explain(c->ssl, c->psk, 0, why,
+					    sizeof(why));
+					seterr(c, "%s", why);
+					return -1;
+				}
+			}
+		} else
+			r = recv(c->fd, p, n, 0);
 		if (r > 0) {
 			p += r;
 			n -= (size_t)r;
@@ -199,6 +244,18 @@ recv_frame(struct ctlconn *c, struct wire_header *h, int64_t deadline)
 			seterr(c, "frame cut short");
 		return -1;
 	}
+	c->payload = c->in;
+	if (h->flags & WIRE_F_COMPRESSED) {
+		size_t zlen;
+
+		if ((rc = zf_inflate(c->in, h->len, c->max_frame, &c->zbuf,
+		    &c->zcap, &zlen)) != 0) {
+			seterr(c, "corrupt compressed frame from the broker");
+			return -1;
+		}
+		c->payload = c->zbuf;
+		h->len = (uint32_t)zlen;
+	}
 	return 0;
 }
 
@@ -209,7 +266,7 @@ answer_ping(struct ctlconn *c, const struct wire_header *h, int64_t deadline)
 	uint64_t token;
 	int rc;
 
-	if (wire_dec_u64(c->in, h->len, &token) != 0)
+	if (wire_dec_u64(c->payload, h->len, &token) != 0)
 		return 0;
 	wbuf_init(&w, 64);
 	rc = wire_enc_u64(&w, WIRE_PONG, h->reqid, token) == 0 ?
@@ -222,7 +279,7 @@ static void
 error_text(struct ctlconn *c, const struct wire_header *h,
     struct wire_error *e)
 {
-	if (wire_dec_error(c->in, h->len, e) != 0) {
+	if (wire_dec_error(c->payload, h->len, e) != 0) {
 		e->code = WIRE_ERR_INTERNAL;
 		e->text.ptr = "malformed ERROR";
 		e->text.len = 15;
@@ -262,7 +319,7 @@ ctl_request(struct ctlconn *c, uint32_t reqid, struct wire_header *h,
 		if (h->reqid != reqid || (h->type != WIRE_OK &&
 		    h->type != WIRE_PONG))
 			continue;	/* JOIN, LEAVE: not ours here */
-		*payload = c->in;
+		*payload = c->payload;
 		return 0;
 	}
 }
@@ -282,13 +339,63 @@ ctl_next_event(struct ctlconn *c, int timeout_ms, struct wire_header *h,
 				return -1;
 			continue;
 		}
-		*payload = c->in;
+		*payload = c->payload;
 		return 0;
 	}
 }
 
+/* The TLS handshake, bounded by the deadline: 0 or -1 (c->err). */
+static int
+tls_handshake(struct ctlconn *c, const char *host, const struct tls_conf *tc,
+    int64_t deadline)
+{
+	char err[512];
+	int rc, e;
+
+	if ((c->ctx = tls_ctx_new(0, tc, err, sizeof(err))) == NULL) {
+		seterr(c, "%s", err);
+		return -1;
+	}
+	c->psk = tc->psk;
+	if ((c->ssl = SSL_new(c->ctx)) == NULL ||
+	    SSL_set_fd(c->ssl, c->fd) != 1 ||
+	    (!tc->psk && tls_client_host(c->ssl, host) == -1)) {
+		seterr(c, "cannot set up TLS");
+		return -1;
+	}
+	for (;;) {
+		ERR_clear_error();
+		errno = 0;
+		if ((rc = SSL_connect(c->ssl)) == 1)
+			return 0;
+		e = SSL_get_error(c->ssl, rc);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			rc = wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN :
+			    POLLOUT, deadline);
+			if (rc == 1) {
+				seterr(c, "TLS handshake timed out");
+				return -1;
+			}
+			if (rc == -1)
+				return -1;
+			continue;
+		}
+		if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+			seterr(c, "%s", c->psk ? "authentication failed: the "
+			    "broker closed the connection during the "
+			    "handshake" : "connection closed during the TLS "
+			    "handshake");
+			return -1;
+		}
+		tls_explain(c->ssl, c->psk, 0, err, sizeof(err));
+		seterr(c, "%s", err);
+		return -1;
+	}
+}
+
 int
-ctl_open(struct ctlconn *c, const char *addr, int timeout_ms)
+ctl_open(struct ctlconn *c, const char *addr, int timeout_ms,
+    const struct tls_conf *tc)
 {
 	struct addrinfo hints, *res, *ai;
 	struct wire_header h;
@@ -329,10 +436,13 @@ ctl_open(struct ctlconn *c, const char *addr, int timeout_ms)
 	freeaddrinfo(res);
 	if (c->fd == -1)
 		return -1;
+	if (tc && tls_handshake(c, host, tc, deadline) == -1)
+		return -1;
 
 	memset(&hello, 0, sizeof(hello));
 	hello.min_version = SIPC_PROTO_VERSION_MIN;
 	hello.max_version = SIPC_PROTO_VERSION_MAX;
+	hello.features = WIRE_FEAT_ZLIB;
 	hello.software.ptr = "brokerctl/" SIPC_VERSION;
 	hello.software.len = (uint16_t)strlen(hello.software.ptr);
 	if (gethostname(me, sizeof(me)) == 0) {
@@ -363,11 +473,20 @@ ctl_open(struct ctlconn *c, const char *addr, int timeout_ms)
 void
 ctl_close(struct ctlconn *c)
 {
+	if (c->ssl) {
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	c->ssl = NULL;
+	if (c->ctx)
+		SSL_CTX_free(c->ctx);
+	c->ctx = NULL;
 	if (c->fd != -1)
 		close(c->fd);
 	c->fd = -1;
 	wbuf_free(&c->out);
 	free(c->in);
-	c->in = NULL;
-	c->incap = 0;
+	free(c->zbuf);
+	c->in = c->zbuf = NULL;
+	c->incap = c->zcap = 0;
 }

@@ -10,10 +10,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
+
+#include "../libclient/tls.h"
 #include "../proto/wire.h"
 
 struct ctlconn {
 	int			 fd;
+	SSL_CTX			*ctx;		/* TLS or password mode */
+	SSL			*ssl;
+	int			 psk;
 	int			 timeout_ms;
 	char			 addr[300];	/* as given, for messages */
 	uint32_t		 next_reqid;
@@ -21,13 +27,21 @@ struct ctlconn {
 	struct wire_hello_ok	 hello;
 	char			 software[SIPC_SOFTWARE_MAX + 1];
 	struct wbuf		 out;
-	uint8_t			*in;		/* last frame's payload */
+	uint8_t			*in;		/* last frame, as received */
 	size_t			 incap;
+	uint8_t			*zbuf;		/* last frame, inflated */
+	size_t			 zcap;
+	const uint8_t		*payload;	/* in or zbuf */
 	char			 err[768];
 };
 
-/* Connects to addr ("HOST[:PORT]") and does HELLO.  0 or -1 (c->err). */
-int	ctl_open(struct ctlconn *c, const char *addr, int timeout_ms);
+/*
+ * Connects to addr ("HOST[:PORT]"), with TLS when tc is not NULL (the
+ * certificate is checked against HOST), and does HELLO.  0 or -1
+ * (c->err).
+ */
+int	ctl_open(struct ctlconn *c, const char *addr, int timeout_ms,
+	    const struct tls_conf *tc);
 void	ctl_close(struct ctlconn *c);
 
 /*

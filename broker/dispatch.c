@@ -94,7 +94,7 @@ on_hello(struct session *s, const struct wire_header *h, const uint8_t *p)
 		hb = m.heartbeat_ms < SIPC_MIN_HEARTBEAT_MS ?
 		    SIPC_MIN_HEARTBEAT_MS : m.heartbeat_ms;
 	s->version = (uint8_t)v;
-	s->features = 0;	/* no optional feature in this broker yet */
+	s->features = b->cfg.compression ? m.features & WIRE_FEAT_ZLIB : 0;
 	s->heartbeat_ms = hb;
 	memcpy(s->host, m.host.ptr, m.host.len);
 	s->host[m.host.len] = '\0';
@@ -395,7 +395,8 @@ on_stats(struct session *s, const struct wire_header *h, const uint8_t *p)
 	wire_put_stat(w, "heartbeat_expiries", b->st.heartbeat_expiries);
 	wire_put_stat(w, "handshake_timeouts", b->st.handshake_timeouts);
 	wire_put_stat(w, "accept_paused", b->st.accept_paused);
-	send_out(s, wire_enc_ok_seq_end(w, start, 14), h->reqid);
+	wire_put_stat(w, "tls_failures", b->st.tls_failures);
+	send_out(s, wire_enc_ok_seq_end(w, start, 15), h->reqid);
 }
 
 static void

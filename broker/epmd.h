@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/ssl.h>
 
 #include "../proto/wire.h"
 #include "log.h"
@@ -39,12 +40,23 @@ struct config {
 	uint32_t	 max_registrations;
 	uint32_t	 max_watches;
 	uint32_t	 max_frame;
+	int		 compression;
+	char		*tls_cert;
+	char		*tls_key;
+	char		*tls_ca;
+	int		 tls_verify_client;
+	int		 tls12;
+	char		*password_file;
+	char		*salt;
+	int		 insecure;
+	char		*user;
 };
 
 /* What the command line said, kept to re-apply over the file on reload. */
 struct cmdline {
 	char		*config_file;
 	int		 check_config;
+	const char	*password;	/* the original's positional form */
 	int		 nset;
 	const char	*set_key[64];
 	const char	*set_val[64];
@@ -69,6 +81,7 @@ TAILQ_HEAD(session_list, session);
 
 struct listener {
 	int			 fd;
+	struct sockaddr_storage	 ss;		/* bound address */
 	struct evconnlistener	*evl;
 	char			 name[80];	/* "127.0.0.1:4455" */
 	uint16_t		 port;
@@ -85,6 +98,7 @@ struct broker_stats {
 	uint64_t	heartbeat_expiries;
 	uint64_t	handshake_timeouts;
 	uint64_t	accept_paused;
+	uint64_t	tls_failures;
 };
 
 struct broker {
@@ -101,6 +115,10 @@ struct broker {
 	struct broker_stats	 st;
 	struct wbuf		 out;		/* scratch for one answer */
 	struct wbuf		 evout;		/* scratch for JOIN/LEAVE */
+	uint8_t			*zbuf;		/* inflated payloads */
+	size_t			 zcap;
+	SSL_CTX			*tls;		/* NULL: plain text */
+	int			 psk;		/* password mode */
 	int			 reserve_fd;	/* spare descriptor, EMFILE */
 	struct event		*accept_resume;
 	struct event		*sig_term;
@@ -122,13 +140,16 @@ uint64_t	now_wall_ms(void);
 int	listen_bind(struct broker *b);
 /* Starts accepting on the bound sockets: 0 or -1. */
 int	listen_start(struct broker *b);
+/* Protected mode: -1 (logged) when a listener is reachable from the
+ * network without TLS or a password and insecure is not set. */
+int	listen_check_protected(struct broker *b);
 void	listen_close(struct broker *b);
 int	listen_write_port_file(struct broker *b, const char *path);
 
 /* ---- session.c ----------------------------------------------------------- */
 
 enum session_state {
-	SESSION_HANDSHAKE,	/* waiting for HELLO */
+	SESSION_HANDSHAKE,	/* TLS (if any), then waiting for HELLO */
 	SESSION_READY,
 	SESSION_CLOSING		/* flushing a last ERROR, then freed */
 };
@@ -136,7 +157,10 @@ enum session_state {
 struct session {
 	TAILQ_ENTRY(session)	 entry;
 	struct broker		*b;
-	struct bufferevent	*bev;
+	struct bufferevent	*bev;		/* NULL before TLS starts */
+	int			 fd;
+	struct event		*peek;		/* TLS: first bytes */
+	int			 tls_done;
 	struct event		*timer;
 	uint64_t		 id;
 	enum session_state	 state;

@@ -86,6 +86,7 @@ bind_one(struct broker *b, const struct addrinfo *ai, const char *spec,
 	l = &b->listeners[b->nlisteners++];
 	memset(l, 0, sizeof(*l));
 	l->fd = fd;
+	memcpy(&l->ss, &ss, sizeof(ss));
 	l->port = port;
 	snprintf(l->name, sizeof(l->name), ss.ss_family == AF_INET6 ?
 	    "[%s]:%u" : "%s:%u", host, port);
@@ -152,6 +153,43 @@ listen_bind(struct broker *b)
 	for (i = 0; i < b->cfg.nlisten; i++)
 		if (bind_spec(b, b->cfg.listen[i], 0) == -1)
 			return -1;
+	return 0;
+}
+
+static int
+is_loopback(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+	const uint8_t *a6 = s6->sin6_addr.s6_addr;
+
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr)
+		    >> 24) == 127;
+	if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+		return 1;
+	return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && a6[12] == 127;
+}
+
+int
+listen_check_protected(struct broker *b)
+{
+	int i;
+
+	for (i = 0; i < b->nlisteners; i++) {
+		if (is_loopback(&b->listeners[i].ss) || b->tls)
+			continue;
+		if (!b->cfg.insecure) {
+			log_errorx("refusing to listen on %s without TLS or a "
+			    "password: anyone who reaches it could register "
+			    "receivers, and read where every receiver "
+			    "listens.  Use --tls-cert and --tls-key, or "
+			    "--password-file, or --insecure to accept that",
+			    b->listeners[i].name);
+			return -1;
+		}
+		log_warnx("listening on %s without TLS or a password "
+		    "(--insecure)", b->listeners[i].name);
+	}
 	return 0;
 }
 

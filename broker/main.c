@@ -5,12 +5,17 @@
  * registry.c (the data).
  */
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <stddef.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +26,7 @@
 #include <event2/event.h>
 #include <openssl/rand.h>
 
+#include "../libclient/tls.h"
 #include "epmd.h"
 
 uint64_t
@@ -133,6 +139,126 @@ write_pidfile(const char *path)
 	return 0;
 }
 
+/*
+ * Tells systemd about state changes when it started us with Type=notify
+ * ($NOTIFY_SOCKET, a datagram socket; the protocol of sd_notify(3)).
+ */
+static void
+notify_systemd(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	socklen_t sl;
+	size_t n;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    (n = strlen(path)) >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, n);
+	if (path[0] == '@')
+		sun.sun_path[0] = '\0';	/* abstract namespace */
+	sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL,
+	    (struct sockaddr *)&sun, sl) == -1)
+		log_warn("sd_notify %s", state);
+	close(fd);
+}
+
+/*
+ * TLS with certificates, password mode (TLS 1.3 PSK), or plain text.
+ * Returns 0, or -1 after logging why.
+ */
+static int
+setup_security(struct broker *b)
+{
+	struct tls_conf tc;
+	char pw[TLS_PASSWORD_MAX], err[512];
+	const char *password = NULL;
+
+	memset(&tc, 0, sizeof(tc));
+	if (b->cfg.password_file) {
+		if (tls_password_read(b->cfg.password_file, pw, sizeof(pw), err,
+		    sizeof(err)) == -1) {
+			log_errorx("%s", err);
+			return -1;
+		}
+		password = pw;
+	} else if (b->cl.password) {
+		log_warnx("the password given on the command line shows in "
+		    "the process list; use --password-file or $SIPC_PASSWORD");
+		password = b->cl.password;
+	} else if (getenv("SIPC_PASSWORD") && *getenv("SIPC_PASSWORD"))
+		password = getenv("SIPC_PASSWORD");
+	if (password && (b->cfg.tls_cert || b->cfg.tls_key)) {
+		log_errorx("use either a certificate (tls_cert, tls_key) or a "
+		    "password, not both");
+		return -1;
+	}
+	if (password) {
+		if (tls_conf_password(&tc, password, b->cfg.salt, err,
+		    sizeof(err)) == -1) {
+			log_errorx("%s", err);
+			return -1;
+		}
+		explicit_bzero(pw, sizeof(pw));
+		b->psk = 1;
+	} else if (b->cfg.tls_cert || b->cfg.tls_key) {
+		tc.cert = b->cfg.tls_cert;
+		tc.key = b->cfg.tls_key;
+		tc.ca = b->cfg.tls_ca;
+		tc.verify_peer = b->cfg.tls_verify_client;
+		tc.tls12 = b->cfg.tls12;
+	} else {
+		if (b->cfg.tls_ca || b->cfg.tls_verify_client || b->cfg.salt)
+			log_warnx("tls_ca, tls_verify_client and salt do "
+			    "nothing without tls_cert or a password");
+		return 0;
+	}
+	if ((b->tls = tls_ctx_new(1, &tc, err, sizeof(err))) == NULL) {
+		log_errorx("%s", err);
+		return -1;
+	}
+	explicit_bzero(&tc, sizeof(tc));
+	log_info("%s", b->psk ? "password mode: TLS 1.3 with a pre-shared key "
+	    "from PBKDF2" : b->cfg.tls_verify_client ? "TLS with client "
+	    "certificates" : "TLS");
+	return 0;
+}
+
+/* Drops root for user name, once listening sockets and keys are ours. */
+static int
+drop_privileges(const char *name)
+{
+	struct passwd *pw;
+
+	if ((pw = getpwnam(name)) == NULL) {
+		log_errorx("--user: no user '%s'", name);
+		return -1;
+	}
+	if (geteuid() != 0) {
+		if (pw->pw_uid == geteuid())
+			return 0;
+		log_errorx("--user %s: only root can change user", name);
+		return -1;
+	}
+	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
+	    setuid(pw->pw_uid) == -1) {
+		log_warn("--user %s", name);
+		return -1;
+	}
+	if (setuid(0) != -1) {
+		log_errorx("--user %s: still able to regain root", name);
+		return -1;
+	}
+	log_info("running as user %s (uid %u)", name, (unsigned)pw->pw_uid);
+	return 0;
+}
+
 static void
 on_stop(evutil_socket_t sig, short what, void *arg)
 {
@@ -144,6 +270,7 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 		return;
 	log_info("%s: shutting down, %u sessions open",
 	    sig == SIGTERM ? "SIGTERM" : "SIGINT", b->nsessions);
+	notify_systemd("STOPPING=1");
 	b->shutting_down = 1;
 	listen_close(b);
 	session_close_all(b, WIRE_ERR_SHUTDOWN, "broker shutting down");
@@ -153,44 +280,64 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 		event_base_loopexit(b->base, &tv);	/* time to flush */
 }
 
-/* SIGHUP: re-read the config file; keep the old settings if it is bad. */
+static int
+same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+/*
+ * SIGHUP: re-read the config file.  Limits, timeouts, the log level and
+ * compression take effect at once (for what comes next: nothing open is
+ * cut); listeners, paths, keys and the user only on restart.  A file with
+ * errors keeps the running settings.
+ */
 static void
 on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct broker *b = arg;
-	struct config nc;
+	struct config nc, *c = &b->cfg;
 	int i, same;
 
 	(void)sig;
 	(void)what;
+	notify_systemd("RELOADING=1");
 	if (config_load(&b->cl, &nc) == -1) {
 		log_warnx("SIGHUP: config has errors; keeping the running "
 		    "settings");
 		config_free(&nc);
+		notify_systemd("READY=1");
 		return;
 	}
-	same = nc.nlisten == b->cfg.nlisten && nc.port == b->cfg.port;
+	same = nc.nlisten == c->nlisten && nc.port == c->port;
 	for (i = 0; same && i < nc.nlisten; i++)
-		same = strcmp(nc.listen[i], b->cfg.listen[i]) == 0;
-	if (!same)
-		log_warnx("SIGHUP: listen addresses change only on restart");
-	/* Listeners and paths stay; everything else takes effect now (new
-	 * limits apply to what comes next, nothing is cut). */
-	for (i = 0; i < nc.nlisten; i++)
-		free(nc.listen[i]);
-	memcpy(nc.listen, b->cfg.listen, sizeof(nc.listen));
-	nc.nlisten = b->cfg.nlisten;
-	nc.port = b->cfg.port;
-	free(nc.port_file);
-	nc.port_file = b->cfg.port_file;
-	free(nc.pidfile);
-	nc.pidfile = b->cfg.pidfile;
-	nc.daemon = b->cfg.daemon;
-	nc.max_frame = b->cfg.max_frame;	/* sized buffers */
-	b->cfg = nc;
-	log_set_level(b->cfg.log_level);
+		same = strcmp(nc.listen[i], c->listen[i]) == 0;
+	if (!same || nc.max_frame != c->max_frame ||
+	    !same_str(nc.port_file, c->port_file) ||
+	    !same_str(nc.pidfile, c->pidfile) ||
+	    !same_str(nc.tls_cert, c->tls_cert) ||
+	    !same_str(nc.tls_key, c->tls_key) ||
+	    !same_str(nc.tls_ca, c->tls_ca) ||
+	    !same_str(nc.password_file, c->password_file) ||
+	    !same_str(nc.salt, c->salt) || !same_str(nc.user, c->user) ||
+	    nc.tls_verify_client != c->tls_verify_client ||
+	    nc.tls12 != c->tls12 || nc.insecure != c->insecure)
+		log_warnx("SIGHUP: listen addresses, max_frame, files, TLS, "
+		    "password, user and insecure change only on restart");
+	c->log_level = nc.log_level;
+	c->heartbeat_ms = nc.heartbeat_ms;
+	c->handshake_ms = nc.handshake_ms;
+	c->idle_ms = nc.idle_ms;
+	c->max_sessions = nc.max_sessions;
+	c->max_sessions_per_peer = nc.max_sessions_per_peer;
+	c->max_registrations = nc.max_registrations;
+	c->max_watches = nc.max_watches;
+	c->compression = nc.compression;
+	config_free(&nc);
+	log_set_level(c->log_level);
 	log_info("SIGHUP: settings reloaded, log level %s",
-	    log_level_name(b->cfg.log_level));
+	    log_level_name(c->log_level));
+	notify_systemd("READY=1");
 }
 
 int
@@ -209,8 +356,8 @@ main(int argc, char **argv)
 		b.listeners[i].fd = -1;
 
 	if (config_cmdline(argc, argv, &b.cl) == -1) {
-		fprintf(stderr, "usage: sipc-epmd [options] [PORT] "
-		    "(see --help)\n");
+		fprintf(stderr, "usage: sipc-epmd [options] [PORT [PASSWORD "
+		    "[SALT]]] (see --help)\n");
 		return 2;
 	}
 	if (config_load(&b.cl, &b.cfg) == -1)
@@ -233,7 +380,11 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 
-	if (listen_bind(&b) == -1) {
+	if (setup_security(&b) == -1) {
+		config_free(&b.cfg);
+		return 1;
+	}
+	if (listen_bind(&b) == -1 || listen_check_protected(&b) == -1) {
 		listen_close(&b);
 		config_free(&b.cfg);
 		return 1;
@@ -273,6 +424,8 @@ main(int argc, char **argv)
 	if (b.cfg.port_file &&
 	    listen_write_port_file(&b, b.cfg.port_file) == -1)
 		return 1;
+	if (b.cfg.user && drop_privileges(b.cfg.user) == -1)
+		return 1;
 	log_info("%s ready: heartbeat %u ms, frame limit %u bytes",
 	    EPMD_SOFTWARE, b.cfg.heartbeat_ms, b.cfg.max_frame);
 	if (ready_fd != -1) {
@@ -280,6 +433,7 @@ main(int argc, char **argv)
 			log_warn("cannot tell the parent we are ready");
 		close(ready_fd);
 	}
+	notify_systemd("READY=1");
 
 	event_base_dispatch(b.base);
 
@@ -288,6 +442,9 @@ main(int argc, char **argv)
 	reg_free(b.reg);
 	wbuf_free(&b.out);
 	wbuf_free(&b.evout);
+	free(b.zbuf);
+	if (b.tls)
+		SSL_CTX_free(b.tls);
 	event_free(b.sig_term);
 	event_free(b.sig_int);
 	event_free(b.sig_hup);

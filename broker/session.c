@@ -22,8 +22,12 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 
+#include "../libclient/tls.h"
+#include "../proto/zframe.h"
 #include "epmd.h"
 
 /* How long a closing session may take to flush its last ERROR. */
@@ -33,7 +37,7 @@ static const uint8_t empty_payload[1];
 
 static void	session_free(struct session *s);
 static void	session_end(struct session *s, uint16_t code, uint8_t reason,
-		    const char *text);
+		    int warn, const char *text);
 
 static void
 timer_arm(struct session *s, uint64_t delay_ms)
@@ -102,6 +106,8 @@ refuse(struct broker *b, int fd, const char *peer, const char *why)
 	close(fd);
 }
 
+static void	session_start_bev(struct session *s);
+static void	session_peekcb(evutil_socket_t fd, short what, void *arg);
 static void	session_readcb(struct bufferevent *bev, void *arg);
 static void	session_writecb(struct bufferevent *bev, void *arg);
 static void	session_eventcb(struct bufferevent *bev, short what, void *arg);
@@ -146,36 +152,102 @@ session_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 
 	s->b = b;
+	s->fd = fd;
 	s->id = ++b->next_session_id;
 	s->state = SESSION_HANDSHAKE;
 	s->max_frame = SIPC_HELLO_FRAME_MAX;
 	s->opened_ms = s->last_rx_ms = s->last_tx_ms = s->last_req_ms =
 	    now_mono_ms();
 	reg_owner_init(&s->owner, s);
-	s->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	s->timer = evtimer_new(b->base, session_timercb, s);
-	if (s->bev == NULL || s->timer == NULL) {
+	if (b->tls)
+		s->peek = event_new(b->base, fd, EV_READ, session_peekcb, s);
+	else
+		s->bev = bufferevent_socket_new(b->base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
+	if (s->timer == NULL || (b->tls ? s->peek == NULL : s->bev == NULL)) {
 		log_warnx("session from %s: out of memory", s->peer);
 		if (s->bev)
 			bufferevent_free(s->bev);
 		else
 			close(fd);
+		if (s->peek)
+			event_free(s->peek);
 		if (s->timer)
 			event_free(s->timer);
 		free(s);
 		return;
 	}
-	bufferevent_setcb(s->bev, session_readcb, session_writecb,
-	    session_eventcb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0,
-	    SIPC_HEADER_SIZE + s->max_frame);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (s->bev)
+		session_start_bev(s);
+	else
+		event_add(s->peek, NULL);
 	TAILQ_INSERT_TAIL(&b->sessions, s, entry);
 	b->nsessions++;
 	b->st.sessions_total++;
 	timer_arm(s, b->cfg.handshake_ms);
 	log_info("session %llu from %s opened", (unsigned long long)s->id,
 	    s->peer);
+}
+
+static void
+session_start_bev(struct session *s)
+{
+	bufferevent_setcb(s->bev, session_readcb, session_writecb,
+	    session_eventcb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0,
+	    SIPC_HEADER_SIZE + s->max_frame);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/*
+ * TLS ports: look at the first bytes.  A plain-text sipc client gets a
+ * plain-text ERROR saying what it must do (instead of a TLS alert it
+ * cannot read); anything else goes to the TLS handshake.
+ */
+static void
+session_peekcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct broker *b = s->b;
+	uint8_t p[2];
+	struct wbuf w;
+	ssize_t n;
+	SSL *ssl;
+
+	(void)what;
+	n = recv(fd, p, sizeof(p), MSG_PEEK);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+		event_add(s->peek, NULL);
+		return;
+	}
+	if (n <= 0) {
+		session_close(s, 0, "closed before TLS");
+		return;
+	}
+	if (p[0] == WIRE_MAGIC0) {
+		wbuf_init(&w, 1024);
+		if (wire_enc_error(&w, 0, WIRE_ERR_AUTH, "this broker requires "
+		    "TLS: connect with TLS (--tls-ca) or in password mode "
+		    "(--password-file)") == 0)
+			n = write(fd, w.data, w.len);
+		wbuf_free(&w);
+		b->st.tls_failures++;
+		b->st.errors_sent++;
+		b->st.errors_by_code[WIRE_ERR_AUTH]++;
+		session_end(s, 0, WIRE_LEAVE_CLOSED, 1,
+		    "plain-text client on a TLS port");
+		return;
+	}
+	if ((ssl = SSL_new(b->tls)) == NULL ||
+	    (s->bev = bufferevent_openssl_socket_new(b->base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		if (ssl)
+			SSL_free(ssl);
+		session_close(s, 0, "out of memory");
+		return;
+	}
+	session_start_bev(s);
 }
 
 /* Sets the payload limit once HELLO succeeded. */
@@ -193,7 +265,34 @@ static int
 session_write(struct session *s, const uint8_t *frame, size_t len)
 {
 	struct broker *b = s->b;
+	struct wire_header h;
+	uint8_t hdr[SIPC_HEADER_SIZE], *z;
+	size_t zlen;
 
+	if (s->bev == NULL)
+		return -1;
+	/* Large frames go compressed when the client offered zlib. */
+	if ((s->features & WIRE_FEAT_ZLIB) &&
+	    len >= SIPC_HEADER_SIZE + ZF_MIN_BROKER &&
+	    wire_header_decode(frame, UINT32_MAX, &h) == 0 &&
+	    zf_deflate(frame + SIPC_HEADER_SIZE, len - SIPC_HEADER_SIZE, &z,
+	    &zlen) == 0) {
+		h.flags |= WIRE_F_COMPRESSED;
+		h.len = (uint32_t)zlen;
+		wire_header_encode(hdr, &h);
+		if (bufferevent_write(s->bev, hdr, sizeof(hdr)) == -1 ||
+		    bufferevent_write(s->bev, z, zlen) == -1) {
+			free(z);
+			session_close_later(s, WIRE_ERR_INTERNAL,
+			    "out of memory");
+			return -1;
+		}
+		free(z);
+		b->st.frames_out++;
+		b->st.bytes_out += sizeof(hdr) + zlen;
+		s->last_tx_ms = now_mono_ms();
+		return 0;
+	}
 	if (bufferevent_write(s->bev, frame, len) == -1) {
 		session_close_later(s, WIRE_ERR_INTERNAL, "out of memory");
 		return -1;
@@ -209,7 +308,7 @@ session_send(struct session *s, const uint8_t *frame, size_t len)
 {
 	char text[128];
 
-	if (s->state == SESSION_CLOSING || s->pending_close)
+	if (s->state == SESSION_CLOSING || s->pending_close || s->bev == NULL)
 		return -1;
 	if (session_write(s, frame, len) == -1)
 		return -1;
@@ -260,28 +359,32 @@ session_error(struct session *s, uint32_t reqid, uint16_t code,
  * hear LEAVE before anything else can happen.
  */
 static void
-session_end(struct session *s, uint16_t code, uint8_t reason, const char *text)
+session_end(struct session *s, uint16_t code, uint8_t reason, int warn,
+    const char *text)
 {
 	struct broker *b = s->b;
-	uint64_t now = now_mono_ms();
+	size_t pending = 0;
 
 	if (s->state == SESSION_CLOSING)
 		return;
-	if (code && code != WIRE_ERR_SHUTDOWN)
-		log_warnx("session %llu from %s closed: %s (%s)",
+	if ((code && code != WIRE_ERR_SHUTDOWN) || warn)
+		log_warnx("session %llu from %s closed: %s%s%s%s",
 		    (unsigned long long)s->id, s->peer, text,
-		    wire_errcode_name(code));
+		    code ? " (" : "", code ? wire_errcode_name(code) : "",
+		    code ? ")" : "");
 	else
 		log_info("session %llu from %s closed: %s",
 		    (unsigned long long)s->id, s->peer, text);
 	s->state = SESSION_CLOSING;
 	reg_owner_clear(b->reg, &s->owner, reason);
-	bufferevent_disable(s->bev, EV_READ);
-	if (code)
-		send_error(s, 0, code, text);
-	s->close_deadline_ms = now + CLOSE_FLUSH_MS;
-	timer_arm(s, evbuffer_get_length(bufferevent_get_output(s->bev)) ?
-	    CLOSE_FLUSH_MS : 0);
+	if (s->bev) {
+		bufferevent_disable(s->bev, EV_READ);
+		if (code)
+			send_error(s, 0, code, text);
+		pending = evbuffer_get_length(bufferevent_get_output(s->bev));
+	}
+	s->close_deadline_ms = now_mono_ms() + CLOSE_FLUSH_MS;
+	timer_arm(s, pending ? CLOSE_FLUSH_MS : 0);
 }
 
 void
@@ -293,7 +396,7 @@ session_close(struct session *s, uint16_t code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	session_end(s, code, WIRE_LEAVE_CLOSED, text);
+	session_end(s, code, WIRE_LEAVE_CLOSED, 0, text);
 }
 
 void
@@ -317,7 +420,12 @@ session_free(struct session *s)
 	/* Normally empty already; covers a session freed at shutdown. */
 	reg_owner_clear(b->reg, &s->owner, WIRE_LEAVE_CLOSED);
 	event_free(s->timer);
-	bufferevent_free(s->bev);
+	if (s->peek)
+		event_free(s->peek);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	else
+		close(s->fd);
 	free(s);
 	if (b->shutting_down && b->nsessions == 0)
 		event_base_loopbreak(b->base);
@@ -329,7 +437,7 @@ session_close_all(struct broker *b, uint16_t code, const char *text)
 	struct session *s;
 
 	TAILQ_FOREACH(s, &b->sessions, entry)
-		session_end(s, code, WIRE_LEAVE_CLOSED, text);
+		session_end(s, code, WIRE_LEAVE_CLOSED, 0, text);
 }
 
 void
@@ -352,7 +460,8 @@ session_readcb(struct bufferevent *bev, void *arg)
 	struct wire_header h;
 	uint8_t hdr[SIPC_HEADER_SIZE];
 	const uint8_t *payload;
-	size_t avail;
+	size_t avail, zlen;
+	uint32_t wire_len;
 	int rc;
 
 	while (s->state != SESSION_CLOSING && !s->pending_close) {
@@ -363,7 +472,9 @@ session_readcb(struct bufferevent *bev, void *arg)
 		rc = wire_header_decode(hdr, s->max_frame, &h);
 		if (rc == WIRE_EMAGIC) {
 			session_close(s, WIRE_ERR_BAD_FRAME, "bad magic "
-			    "0x%02x%02x, not a sipc peer", hdr[0], hdr[1]);
+			    "0x%02x%02x, not a sipc peer%s", hdr[0], hdr[1],
+			    hdr[0] == 0x16 && hdr[1] == 0x03 ? " (a TLS client "
+			    "on this plain-text port?)" : "");
 			return;
 		}
 		if (rc == WIRE_ERESERVED) {
@@ -400,8 +511,24 @@ session_readcb(struct bufferevent *bev, void *arg)
 		s->last_rx_ms = now_mono_ms();
 		b->st.frames_in++;
 		b->st.bytes_in += SIPC_HEADER_SIZE + h.len;
+		wire_len = h.len;
+		if (h.flags & WIRE_F_COMPRESSED) {
+			/* Inflated size is bounded by the same frame limit: a
+			 * zlib bomb ends here, having cost at most that. */
+			rc = zf_inflate(payload, h.len, s->max_frame, &b->zbuf,
+			    &b->zcap, &zlen);
+			if (rc != 0) {
+				session_close(s, WIRE_ERR_COMPRESSION, "%s",
+				    rc == ZF_ETOOBIG ? "compressed frame "
+				    "inflates past the frame limit" :
+				    "corrupt compressed frame");
+				return;
+			}
+			payload = b->zbuf ? b->zbuf : empty_payload;
+			h.len = (uint32_t)zlen;
+		}
 		dispatch_frame(s, &h, payload);
-		evbuffer_drain(in, h.len);
+		evbuffer_drain(in, wire_len);
 	}
 }
 
@@ -419,11 +546,37 @@ static void
 session_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
-	char text[128];
+	struct broker *b = s->b;
+	unsigned long e, first = 0;
+	char text[512];
+	SSL *ssl;
 
-	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* The TLS handshake is done. */
+		s->tls_done = 1;
+		ssl = bufferevent_openssl_get_ssl(bev);
+		log_debug("session %llu: %s established", (unsigned long long)
+		    s->id, ssl ? SSL_get_version(ssl) : "TLS");
+		return;
+	}
 	if (s->state == SESSION_CLOSING) {
 		session_free(s);
+		return;
+	}
+	if (b->tls && !s->tls_done) {
+		while ((e = bufferevent_get_openssl_error(bev)) != 0)
+			if (first == 0)
+				first = e;
+		ssl = bufferevent_openssl_get_ssl(bev);
+		if (first == 0 && (what & BEV_EVENT_EOF))
+			snprintf(text, sizeof(text), "closed during the TLS "
+			    "handshake");
+		else
+			tls_explain_code(first, ssl ? SSL_get_verify_result(ssl) :
+			    X509_V_OK, b->psk, 1, text, sizeof(text));
+		ERR_clear_error();
+		b->st.tls_failures++;
+		session_end(s, 0, WIRE_LEAVE_CLOSED, 1, text);
 		return;
 	}
 	if (what & BEV_EVENT_EOF)
@@ -445,13 +598,13 @@ session_timercb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (s->pending_close && s->state != SESSION_CLOSING) {
-		session_end(s, s->pending_code, WIRE_LEAVE_CLOSED,
+		session_end(s, s->pending_code, WIRE_LEAVE_CLOSED, 0,
 		    s->pending_text);
 		return;
 	}
 	switch (s->state) {
 	case SESSION_CLOSING:
-		if (now >= s->close_deadline_ms ||
+		if (now >= s->close_deadline_ms || s->bev == NULL ||
 		    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
 			session_free(s);
 		else
@@ -480,7 +633,7 @@ session_timercb(evutil_socket_t fd, short what, void *arg)
 		    "(%d heartbeats of %u ms)",
 		    (unsigned long long)(now - s->last_rx_ms),
 		    SIPC_HEARTBEAT_MISSES, s->heartbeat_ms);
-		session_end(s, WIRE_ERR_TIMEOUT, WIRE_LEAVE_EXPIRED, text);
+		session_end(s, WIRE_ERR_TIMEOUT, WIRE_LEAVE_EXPIRED, 0, text);
 		return;
 	}
 	if (b->cfg.idle_ms && s->owner.nregs == 0 && s->owner.nwatches == 0) {

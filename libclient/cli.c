@@ -30,8 +30,13 @@ usage(FILE *fp)
 	    "                        [--count N] [--output FILE]\n"
 	    "                        [--framing lines|length] [--verbose]\n"
 	    "       sipc send HANDLE [--broker HOST:PORT] [--wait-receivers N]\n"
-	    "                        [--timeout MS] [--file FILE] "
-	    "[MESSAGE...]\n"
+	    "                        [--timeout MS] [--file FILE] [--compress]\n"
+	    "                        [MESSAGE...]\n"
+	    "security (recv, send): [--tls-ca FILE] [--tls-cert FILE --tls-key "
+	    "FILE]\n"
+	    "                        [--tls-server-name NAME] "
+	    "[--tls-verify-peer]\n"
+	    "                        [--password-file FILE [--salt SALT]]\n"
 	    "\n"
 	    "Without --broker and $SIPC_BROKER, sipc uses the local registry\n"
 	    "in $XDG_RUNTIME_DIR/sipc (one user, one machine, no daemon).\n"
@@ -45,7 +50,13 @@ usage(FILE *fp)
 	    "receiver acknowledged everything (--timeout, default 10000 ms).\n"
 	    "Exit 0 when every message reached every receiver it was sent\n"
 	    "to, 1 otherwise (with a count on standard error), 2 on bad "
-	    "usage.\n");
+	    "usage.\n"
+	    "\n"
+	    "The security flags apply to the broker session and to the\n"
+	    "connections between senders and receivers alike: with TLS a\n"
+	    "receiver serves --tls-cert/--tls-key and a sender checks it with\n"
+	    "--tls-ca; in password mode (--password-file, or $SIPC_PASSWORD)\n"
+	    "both prove they know the password.\n");
 }
 
 int
@@ -67,13 +78,80 @@ cli_parse_long(const char *opt, const char *s, long min, long max, long *out)
 }
 
 int
+cli_security_opt(struct sipc_security *sec, const char *opt, const char *val,
+    char *pw)
+{
+	FILE *fp;
+	size_t n;
+
+	if (!strcmp(opt, "--tls-verify-peer")) {
+		sec->tls_verify_peer = 1;
+		return 1;
+	}
+	if (strcmp(opt, "--tls-ca") && strcmp(opt, "--tls-cert") &&
+	    strcmp(opt, "--tls-key") && strcmp(opt, "--tls-server-name") &&
+	    strcmp(opt, "--password-file") && strcmp(opt, "--salt"))
+		return 0;
+	if (val == NULL) {
+		fprintf(stderr, "sipc: %s needs a value\n", opt);
+		return -1;
+	}
+	if (!strcmp(opt, "--tls-ca"))
+		sec->tls_ca = val;
+	else if (!strcmp(opt, "--tls-cert"))
+		sec->tls_cert = val;
+	else if (!strcmp(opt, "--tls-key"))
+		sec->tls_key = val;
+	else if (!strcmp(opt, "--tls-server-name"))
+		sec->tls_server_name = val;
+	else if (!strcmp(opt, "--salt"))
+		sec->salt = val;
+	else {
+		if ((fp = fopen(val, "r")) == NULL) {
+			fprintf(stderr, "sipc: %s: %s\n", val, strerror(errno));
+			return -1;
+		}
+		if (fgets(pw, CLI_PASSWORD_MAX, fp) == NULL ||
+		    (n = strcspn(pw, "\r\n")) == 0) {
+			fclose(fp);
+			fprintf(stderr, "sipc: %s: no password on the first "
+			    "line\n", val);
+			return -1;
+		}
+		fclose(fp);
+		pw[n] = '\0';
+		sec->password = pw;
+	}
+	return 2;
+}
+
+void
+cli_security_env(struct sipc_security *sec)
+{
+	const char *env = getenv("SIPC_PASSWORD");
+
+	if (sec->password == NULL && sec->tls_ca == NULL &&
+	    sec->tls_cert == NULL && env && *env)
+		sec->password = env;
+}
+
+int
 cli_epm(const char *broker, int timeout_ms, sipc_epm **epm)
+{
+	return cli_epm_sec(broker, timeout_ms, NULL, epm);
+}
+
+int
+cli_epm_sec(const char *broker, int timeout_ms,
+    const struct sipc_security *sec, sipc_epm **epm)
 {
 	struct sipc_epm_opts o;
 	int rc;
 
 	sipc_epm_opts_init(&o);
 	o.connect_timeout_ms = timeout_ms;
+	if (sec)
+		o.security = *sec;
 	if ((rc = sipc_epm_connect(broker, &o, epm)) != 0)
 		fprintf(stderr, "sipc: %s\n", *sipc_errmsg() ? sipc_errmsg() :
 		    sipc_strerror(rc));
@@ -164,7 +242,7 @@ cmd_recv(int argc, char **argv)
 	sipc_receiver *rx;
 	sipc_epm *epm = NULL;
 	const char *handle = NULL, *broker = NULL, *output = NULL;
-	char ep[160];
+	char ep[160], pw[CLI_PASSWORD_MAX];
 	struct timespec ts = { 0, 100 * 1000 * 1000 };
 	sigset_t set;
 	long v;
@@ -182,6 +260,12 @@ cmd_recv(int argc, char **argv)
 		}
 		if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
 			st.verbose = 1;
+			continue;
+		}
+		if ((rc = cli_security_opt(&o.security, a, val, pw)) != 0) {
+			if (rc < 0)
+				return 2;
+			i += rc - 1;
 			continue;
 		}
 		if (a[0] != '-') {
@@ -236,8 +320,9 @@ cmd_recv(int argc, char **argv)
 		    strerror(errno));
 		return 1;
 	}
+	cli_security_env(&o.security);
 	block_stop_signals(&set);
-	if (cli_epm(broker, 5000, &epm) != 0)
+	if (cli_epm_sec(broker, 5000, &o.security, &epm) != 0)
 		return 1;
 	o.on_message = recv_message;
 	o.on_gap = recv_gap;
@@ -308,19 +393,21 @@ static int
 cmd_send(int argc, char **argv)
 {
 	struct sipc_sender_opts o;
+	struct sipc_security sec;
 	struct send_state st;
 	sipc_sender *tx;
 	sipc_epm *epm = NULL;
 	const char *handle = NULL, *broker = NULL, *file = NULL;
-	char **msgs;
+	char **msgs, pw[CLI_PASSWORD_MAX];
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
 	long wait_n = 0, timeout = 10000, sent = 0;
-	int i, nmsgs = 0, rc, failed = 0;
+	int i, nmsgs = 0, rc, failed = 0, compress = 0;
 	FILE *in = NULL;
 
 	memset(&st, 0, sizeof(st));
+	memset(&sec, 0, sizeof(sec));
 	if ((msgs = calloc((size_t)argc + 1, sizeof(*msgs))) == NULL)
 		return 1;
 	for (i = 0; i < argc; i++) {
@@ -336,6 +423,18 @@ cmd_send(int argc, char **argv)
 			while (++i < argc)
 				msgs[nmsgs++] = argv[i];
 			break;
+		}
+		if (!strcmp(a, "--compress")) {
+			compress = 1;
+			continue;
+		}
+		if ((rc = cli_security_opt(&sec, a, val, pw)) != 0) {
+			if (rc < 0) {
+				free(msgs);
+				return 2;
+			}
+			i += rc - 1;
+			continue;
 		}
 		if (a[0] != '-' || a[1] == '\0') {
 			if (handle == NULL)
@@ -386,14 +485,18 @@ cmd_send(int argc, char **argv)
 			return 1;
 		}
 	}
+	cli_security_env(&sec);
 	signal(SIGPIPE, SIG_IGN);
 	/* Waiting for receivers covers waiting for the broker too: connect
 	 * in the background then, so the broker may start after us. */
-	if (cli_epm(broker, wait_n > 0 ? 0 : (int)timeout, &epm) != 0) {
+	if (cli_epm_sec(broker, wait_n > 0 ? 0 : (int)timeout, &sec,
+	    &epm) != 0) {
 		free(msgs);
 		return 1;
 	}
 	sipc_sender_opts_init(&o);
+	o.security = sec;
+	o.compress = compress;
 	o.on_send_failed = send_failed;
 	o.arg = &st;
 	o.linger_ms = (int)timeout;

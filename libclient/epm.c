@@ -139,7 +139,8 @@ sipc_epm_connect(const char *addr, const struct sipc_epm_opts *opts,
 	if (o.connect_timeout_ms > 0) {
 		deadline = deadline_after(o.connect_timeout_ms);
 		pthread_mutex_lock(&epm->mu);
-		while (!atomic_load(&epm->connected) && rc != ETIMEDOUT)
+		while (!atomic_load(&epm->connected) &&
+		    !atomic_load(&epm->failed) && rc != ETIMEDOUT)
 			rc = cond_wait_until(&epm->cv, &epm->mu, deadline);
 		pthread_mutex_unlock(&epm->mu);
 		if (!atomic_load(&epm->connected)) {

@@ -20,9 +20,14 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 
+#include "../proto/addr.h"
+#include "../proto/zframe.h"
 #include "internal.h"
+#include "tls.h"
 
 #define BACKOFF_MIN_MS		50
 #define BACKOFF_MAX_MS		1000	/* a restarted broker is whole in 2 s */
@@ -68,6 +73,12 @@ struct epm_broker {
 	char			 err_text[400];
 	struct wbuf		 out;
 	char			 host[SIPC_HOST_MAX + 1];
+	uint32_t		 features;	/* negotiated in HELLO */
+	uint8_t			*zbuf;		/* inflated payloads */
+	size_t			 zcap;
+	SSL_CTX			*tls;		/* NULL: plain text */
+	int			 psk;
+	char			 tls_host[256];	/* checked in the cert */
 };
 
 static void	b_connect(struct epm_broker *b);
@@ -93,6 +104,12 @@ set_error(struct epm_broker *b, int code, const char *text)
 	b->err_code = code;
 	snprintf(b->err_text, sizeof(b->err_text), "broker %s: %s", b->addr,
 	    text);
+	/* Retrying will not fix these: whoever waits for the session may
+	 * give up now. */
+	if (code == SIPC_EAUTH || code == SIPC_ETLS || code == SIPC_EVERSION) {
+		atomic_store(&b->epm->failed, code);
+		pthread_cond_broadcast(&b->epm->cv);
+	}
 	pthread_mutex_unlock(&b->epm->mu);
 }
 
@@ -213,6 +230,8 @@ b_ready(struct epm_broker *b, const struct wire_hello_ok *ok)
 	b->state = B_READY;
 	b->hb_ms = ok->heartbeat_ms;
 	b->max_frame = ok->max_frame;
+	b->features = ok->features & WIRE_FEAT_ZLIB;
+	atomic_store(&epm->failed, 0);
 	b->backoff_ms = BACKOFF_MIN_MS;
 	pthread_mutex_lock(&epm->mu);
 	b->err_code = 0;
@@ -427,7 +446,8 @@ b_readcb(struct bufferevent *bev, void *arg)
 	struct wire_header h;
 	const uint8_t *p;
 	uint64_t gen = b->generation;
-	uint32_t limit;
+	uint32_t limit, wire_len;
+	size_t zlen;
 	int rc;
 
 	while (b->generation == gen &&
@@ -440,7 +460,8 @@ b_readcb(struct bufferevent *bev, void *arg)
 			    wire_strerror(rc));
 			return;
 		}
-		if (h.flags & WIRE_F_COMPRESSED) {
+		if ((h.flags & WIRE_F_COMPRESSED) &&
+		    !(b->features & WIRE_FEAT_ZLIB)) {
 			b_down(b, SIPC_EPROTO, "compressed frame, not "
 			    "negotiated");
 			return;
@@ -452,6 +473,17 @@ b_readcb(struct bufferevent *bev, void *arg)
 		if (p == NULL) {
 			b_down(b, SIPC_ENOMEM, "out of memory");
 			return;
+		}
+		wire_len = h.len;
+		if (h.flags & WIRE_F_COMPRESSED) {
+			if (zf_inflate(p, h.len, b->max_frame, &b->zbuf,
+			    &b->zcap, &zlen) != 0) {
+				b_down(b, SIPC_EPROTO, "corrupt compressed "
+				    "frame");
+				return;
+			}
+			p = b->zbuf ? b->zbuf : &empty;
+			h.len = (uint32_t)zlen;
 		}
 		b->last_rx = mono_ms();
 		switch (h.type) {
@@ -475,7 +507,7 @@ b_readcb(struct bufferevent *bev, void *arg)
 			break;	/* a later version's push: ignore */
 		}
 		if (b->generation == gen)
-			evbuffer_drain(in, h.len);
+			evbuffer_drain(in, wire_len);
 	}
 }
 
@@ -487,6 +519,7 @@ send_hello(struct epm_broker *b)
 	memset(&m, 0, sizeof(m));
 	m.min_version = SIPC_PROTO_VERSION_MIN;
 	m.max_version = SIPC_PROTO_VERSION_MAX;
+	m.features = WIRE_FEAT_ZLIB;	/* large answers come compressed */
 	m.heartbeat_ms = (uint32_t)b->epm->opts.heartbeat_ms;
 	m.software.ptr = "sipc/" SIPC_VERSION;
 	m.software.len = (uint16_t)strlen(m.software.ptr);
@@ -520,6 +553,33 @@ b_eventcb(struct bufferevent *bev, short what, void *arg)
 		send_hello(b);
 		return;
 	}
+	if (b->tls && b->state == B_CONNECTING) {
+		/* The TLS handshake failed: say why, in words. */
+		unsigned long e, first = 0;
+		char text[400];
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+		while ((e = bufferevent_get_openssl_error(bev)) != 0)
+			if (first == 0)
+				first = e;
+		if (first == 0 && (what & BEV_EVENT_EOF))
+			snprintf(text, sizeof(text), "%s", b->psk ?
+			    "authentication failed: the broker closed the "
+			    "connection during the handshake" : "connection "
+			    "closed during the TLS handshake");
+		else if (first == 0)
+			snprintf(text, sizeof(text), "connect: %s",
+			    strerror(EVUTIL_SOCKET_ERROR()));
+		else
+			tls_explain_code(first, ssl ?
+			    SSL_get_verify_result(ssl) : X509_V_OK, b->psk, 0,
+			    text, sizeof(text));
+		ERR_clear_error();
+		b_down(b, strncmp(text, "authentication failed", 21) == 0 ?
+		    SIPC_EAUTH : first ? SIPC_ETLS : SIPC_ECONNECT, "%s",
+		    text);
+		return;
+	}
 	if (what & BEV_EVENT_EOF) {
 		b_down(b, SIPC_ECONNECT, "connection closed by the broker");
 		return;
@@ -536,7 +596,20 @@ b_connect(struct epm_broker *b)
 
 	b->state = B_CONNECTING;
 	b->deadline = mono_ms() + HANDSHAKE_MS;
-	b->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (b->tls) {
+		SSL *ssl = SSL_new(b->tls);
+
+		if (ssl && !b->psk && tls_client_host(ssl, b->tls_host) == -1) {
+			SSL_free(ssl);
+			ssl = NULL;
+		}
+		b->bev = ssl ? bufferevent_openssl_socket_new(base, -1, ssl,
+		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
+		if (b->bev == NULL && ssl)
+			SSL_free(ssl);
+	} else
+		b->bev = bufferevent_socket_new(base, -1,
+		    BEV_OPT_CLOSE_ON_FREE);
 	if (b->bev == NULL) {
 		b_down(b, SIPC_ENOMEM, "out of memory");
 		return;
@@ -615,6 +688,24 @@ broker_new(sipc_epm *epm, const char *addr)
 		free(b);
 		return rc;
 	}
+	if ((rc = security_ctx(&epm->opts.security, 0, &b->tls,
+	    &b->psk)) != 0) {
+		free(b);
+		return rc;
+	}
+	if (epm->opts.security.tls_server_name)
+		snprintf(b->tls_host, sizeof(b->tls_host), "%s",
+		    epm->opts.security.tls_server_name);
+	else {
+		uint16_t port = BROKER_PORT;
+		const char *why;
+
+		if (addr_parse(addr, b->tls_host, sizeof(b->tls_host), &port,
+		    ADDR_PORT_OPTIONAL, &why) == -1)
+			b->tls_host[0] = '\0';
+	}
+	/* The strings in the options are not kept. */
+	memset(&epm->opts.security, 0, sizeof(epm->opts.security));
 	TAILQ_INIT(&b->pending);
 	wbuf_init(&b->out, SIPC_HEADER_SIZE + SIPC_HELLO_FRAME_MAX);
 	b->backoff_ms = BACKOFF_MIN_MS;
@@ -626,6 +717,8 @@ broker_new(sipc_epm *epm, const char *addr)
 		b->host[0] = '\0';	/* a name the broker would refuse */
 	if ((b->timer = evtimer_new(epm->loop.base, b_timercb, b)) == NULL) {
 		wbuf_free(&b->out);
+		if (b->tls)
+			SSL_CTX_free(b->tls);
 		free(b);
 		return seterr(SIPC_ENOMEM, "out of memory");
 	}
@@ -650,6 +743,9 @@ broker_free(sipc_epm *epm)
 	}
 	event_free(b->timer);
 	wbuf_free(&b->out);
+	free(b->zbuf);
+	if (b->tls)
+		SSL_CTX_free(b->tls);
 	free(b);
 	epm->broker = NULL;
 }

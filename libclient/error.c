@@ -34,6 +34,8 @@ sipc_strerror(int err)
 	case SIPC_EDROPPED:	return "dropped at the high-water mark";
 	case SIPC_ESLOW:	return "receiver cut off for being too slow";
 	case SIPC_ENOTFOUND:	return "not found";
+	case SIPC_EAUTH:	return "authentication failed";
+	case SIPC_ETLS:		return "TLS failed";
 	default:		return "unknown error";
 	}
 }

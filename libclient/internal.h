@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "../proto/wire.h"
 #include "include/sipc.h"
@@ -31,6 +32,18 @@ int	 seterr(int code, const char *fmt, ...)
 int	 seterr_sys(int code, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	 clearerr_sipc(void);
+
+/* ---- security.c ---------------------------------------------------------- */
+
+/* 1 when s asks for TLS or password mode. */
+int	 security_on(const struct sipc_security *s);
+/*
+ * An OpenSSL context for s, accepting (server) or connecting; *ctx NULL
+ * when s asks for plain text; *psk 1 in password mode.  0, or SIPC_EINVAL /
+ * SIPC_EAUTH with sipc_errmsg set (unreadable file, bad key...).
+ */
+int	 security_ctx(const struct sipc_security *s, int server,
+	    SSL_CTX **ctx, int *psk);
 
 /* ---- util.c -------------------------------------------------------------- */
 
@@ -143,6 +156,7 @@ struct sipc_epm {
 	pthread_mutex_t		 mu;
 	pthread_cond_t		 cv;
 	atomic_int		 connected;	/* broker session up */
+	atomic_int		 failed;	/* auth or version: final */
 	struct sipc_epm_opts	 opts;
 	TAILQ_HEAD(, epm_reg)	 regs;
 	TAILQ_HEAD(, epm_watch)	 watches;

@@ -28,7 +28,9 @@
 #include <event2/event.h>
 
 #include "../proto/addr.h"
+#include "../proto/zframe.h"
 #include "internal.h"
+#include "xport.h"
 
 #define RBUF_DEFAULT	(256 * 1024)
 #define ACK_DELAY_MS	20
@@ -36,10 +38,20 @@
 #define ACCEPT_PAUSE_MS	100
 #define READS_PER_EVENT	8
 
+enum rphase {
+	R_PEEK,		/* TLS receiver: plain-text sipc, or TLS? */
+	R_TLS,		/* TLS handshake */
+	R_OPEN		/* frames: DHELLO first */
+};
+
 struct rconn {
 	TAILQ_ENTRY(rconn)	 entry;
 	struct sipc_receiver	*rx;
-	int			 fd;
+	struct xport		 xp;
+	enum rphase		 phase;
+	int			 zlib;		/* sender compresses */
+	uint8_t			*zbuf;		/* inflated bodies */
+	size_t			 zcap;
 	struct event		*rev;
 	struct event		*wev;
 	struct event		*timer;
@@ -72,6 +84,8 @@ struct sipc_receiver {
 	char				 handle[SIPC_HANDLE_MAX + 1];
 	uint16_t			 hlen;
 	struct sipc_receiver_opts	 opts;
+	SSL_CTX				*tls;		/* NULL: plain text */
+	int				 psk;
 	uint64_t			 instance;
 	int				 lfd;
 	struct event			*lev;
@@ -100,6 +114,7 @@ struct sipc_receiver {
 };
 
 static void	rconn_close(struct rconn *c, const char *why);
+static void	rconn_secure(struct rconn *c);
 
 /* ---- Sender memory ------------------------------------------------------- */
 
@@ -189,7 +204,8 @@ rconn_flush(struct rconn *c)
 	ssize_t n;
 
 	while (c->out_off < c->out_len) {
-		n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+		n = xp_write(&c->xp, c->out + c->out_off,
+		    c->out_len - c->out_off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && errno == EAGAIN) {
@@ -207,6 +223,20 @@ rconn_flush(struct rconn *c)
 		c->last_tx = mono_ms();
 	}
 	c->out_off = c->out_len = 0;
+	if (xp_out_pending(&c->xp)) {
+		n = xp_flush(&c->xp);
+		if (n == -1) {
+			rconn_close(c, strerror(errno));
+			return -1;
+		}
+		if (n == 1) {
+			if (!c->wev_armed) {
+				event_add(c->wev, NULL);
+				c->wev_armed = 1;
+			}
+			return 0;
+		}
+	}
 	if (c->wev_armed) {
 		event_del(c->wev);
 		c->wev_armed = 0;
@@ -291,6 +321,9 @@ on_dhello(struct rconn *c, const uint8_t *p, size_t len)
 	}
 	memset(&ok, 0, sizeof(ok));
 	ok.version = (uint8_t)v;
+	/* We inflate whatever the sender compresses. */
+	ok.features = m.features & WIRE_FEAT_ZLIB;
+	c->zlib = (ok.features & WIRE_FEAT_ZLIB) != 0;
 	ok.instance = rx->instance;
 	ok.last_seq = last;
 	ok.max_message = (uint32_t)rx->opts.max_message;
@@ -320,6 +353,20 @@ on_data(struct rconn *c, const struct wire_header *h, const uint8_t *p)
 
 	if (wire_dec_data(p, h->len, &d) != 0)
 		return rconn_fail(c, WIRE_ERR_BAD_MESSAGE, "malformed DATA");
+	if (h->flags & WIRE_F_COMPRESSED) {
+		/* Only the body is compressed, and it inflates to at most
+		 * max_message bytes: a zlib bomb stops there. */
+		size_t zlen;
+		int rc = zf_inflate(d.body, d.len, rx->opts.max_message,
+		    &c->zbuf, &c->zcap, &zlen);
+
+		if (rc != 0)
+			return rconn_fail(c, WIRE_ERR_COMPRESSION,
+			    rc == ZF_ETOOBIG ? "message inflates past "
+			    "max_message" : "corrupt compressed message");
+		d.body = c->zbuf ? c->zbuf : p;
+		d.len = zlen;
+	}
 	if (d.seq < c->expected) {
 		atomic_fetch_add(&rx->st_dups, 1);
 		return 0;
@@ -428,7 +475,8 @@ rconn_parse(struct rconn *c)
 		if (h.version != SIPC_PROTO_VERSION_MAX && c->ready)
 			return rconn_fail(c, WIRE_ERR_BAD_FRAME, "wrong "
 			    "version");
-		if (h.flags & WIRE_F_COMPRESSED)
+		if ((h.flags & WIRE_F_COMPRESSED) &&
+		    (!c->zlib || h.type != WIRE_DATA))
 			return rconn_fail(c, WIRE_ERR_BAD_FRAME, "compression "
 			    "not negotiated");
 		flen = SIPC_HEADER_SIZE + (size_t)h.len;
@@ -490,8 +538,13 @@ rconn_readcb(evutil_socket_t fd, short what, void *arg)
 	int i;
 
 	(void)what;
+	(void)fd;
 	if (rx->dead)
 		return;
+	if (c->phase != R_OPEN) {
+		rconn_secure(c);
+		return;
+	}
 	for (i = 0; i < READS_PER_EVENT; i++) {
 		space = c->cap - c->len;
 		if (space == 0 && rconn_room(c, c->cap) == -1) {
@@ -499,7 +552,7 @@ rconn_readcb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		space = c->cap - c->len;
-		n = read(fd, c->buf + c->len, space);
+		n = xp_read(&c->xp, c->buf + c->len, space);
 		if (n == 0) {
 			rconn_close(c, "closed by the sender");
 			return;
@@ -516,7 +569,8 @@ rconn_readcb(evutil_socket_t fd, short what, void *arg)
 		c->last_rx = mono_ms();
 		if (rconn_parse(c) == -1 || rx->dead)
 			return;
-		if ((size_t)n < space)
+		/* TLS may hold decrypted bytes the socket no longer shows. */
+		if ((size_t)n < space && xp_in_pending(&c->xp) == 0)
 			break;
 	}
 	if (c->delivered > c->acked && c->ack_due == 0)
@@ -534,8 +588,68 @@ rconn_writecb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!c->rx->dead)
+	if (c->rx->dead)
+		return;
+	if (c->phase != R_OPEN)
+		rconn_secure(c);
+	else
 		rconn_flush(c);
+}
+
+/*
+ * Before the first frame of a receiver with TLS: a plain-text sipc sender
+ * gets a plain-text ERROR it can read (instead of a TLS alert it cannot);
+ * anything else is a TLS handshake to drive.
+ */
+static void
+rconn_secure(struct rconn *c)
+{
+	struct sipc_receiver *rx = c->rx;
+	char err[400];
+	uint8_t p;
+	ssize_t n;
+
+	if (c->phase == R_PEEK) {
+		n = recv(c->xp.fd, &p, 1, MSG_PEEK);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			rconn_close(c, "closed before TLS");
+			return;
+		}
+		if (p == WIRE_MAGIC0) {
+			c->phase = R_OPEN;	/* to write the ERROR plainly */
+			rconn_fail(c, WIRE_ERR_AUTH, "this receiver requires "
+			    "TLS or password mode");
+			return;
+		}
+		if (xp_tls_start(&c->xp, rx->tls, 1, NULL) == -1) {
+			rconn_close(c, "cannot set up TLS");
+			return;
+		}
+		c->phase = R_TLS;
+	}
+	switch (xp_handshake(&c->xp, rx->psk, 1, err, sizeof(err))) {
+	case XP_DONE:
+		c->phase = R_OPEN;
+		if (c->wev_armed) {
+			event_del(c->wev);
+			c->wev_armed = 0;
+		}
+		return;
+	case XP_WANT_WRITE:
+		if (!c->wev_armed) {
+			event_add(c->wev, NULL);
+			c->wev_armed = 1;
+		}
+		return;
+	case XP_WANT_READ:
+		return;
+	default:
+		/* The sender hears why from the TLS alert. */
+		rconn_close(c, err);
+		return;
+	}
 }
 
 static void
@@ -588,8 +702,9 @@ rconn_close(struct rconn *c, const char *why)
 	if (c->wev)
 		event_free(c->wev);
 	event_free(c->timer);
-	close(c->fd);
+	xp_close(&c->xp);
 	free(c->buf);
+	free(c->zbuf);
 	free(c);
 }
 
@@ -606,7 +721,8 @@ rconn_new(struct sipc_receiver *rx, int fd, const struct sockaddr *sa)
 		return;
 	}
 	c->rx = rx;
-	c->fd = fd;
+	xp_init(&c->xp, fd);
+	c->phase = rx->tls ? R_PEEK : R_OPEN;
 	c->cap = RBUF_DEFAULT;
 	c->hb_ms = SIPC_DEF_HEARTBEAT_MS;
 	c->opened = c->last_rx = c->last_tx = mono_ms();
@@ -738,7 +854,7 @@ wait_session(sipc_epm *epm)
 	int64_t deadline = deadline_after(timeout);
 
 	pthread_mutex_lock(&epm->mu);
-	while (!atomic_load(&epm->connected))
+	while (!atomic_load(&epm->connected) && !atomic_load(&epm->failed))
 		if (cond_wait_until(&epm->cv, &epm->mu, deadline) != 0)
 			break;
 	pthread_mutex_unlock(&epm->mu);
@@ -918,6 +1034,8 @@ receiver_destroy(evutil_socket_t fd, short what, void *arg)
 		event_free(rx->accept_resume);
 	if (rx->lfd != -1)
 		close(rx->lfd);
+	if (rx->tls)
+		SSL_CTX_free(rx->tls);
 	pthread_mutex_destroy(&rx->mu);
 	pthread_cond_destroy(&rx->cv);
 	free(rx);
@@ -946,9 +1064,11 @@ close_on_loop(void *arg)
 		unlink(rx->tmp_path);
 	TAILQ_FOREACH(c, &rx->conns, entry) {
 		queue_ack(c);
-		if (c->out_len > c->out_off) {
-			n = write(c->fd, c->out + c->out_off,
+		if (c->phase == R_OPEN && c->out_len > c->out_off) {
+			n = xp_write(&c->xp, c->out + c->out_off,
 			    c->out_len - c->out_off);
+			if (n > 0 && xp_out_pending(&c->xp))
+				xp_flush(&c->xp);
 			(void)n;	/* best effort: we hang up next */
 		}
 	}
@@ -994,9 +1114,15 @@ sipc_receiver_new(const char *handle, sipc_epm *epm,
 		return seterr(SIPC_EINVAL, "max_message must be 1 byte to "
 		    "1 GiB");
 	}
+	if ((rc = security_ctx(&rx->opts.security, 1, &rx->tls,
+	    &rx->psk)) != 0) {
+		free(rx);
+		return rc;
+	}
 	/* Strings in the options are used during this call only. */
 	rx->opts.listen_address = rx->opts.register_address =
 	    rx->opts.allowed_ports = NULL;
+	memset(&rx->opts.security, 0, sizeof(rx->opts.security));
 	memcpy(rx->handle, handle, hlen + 1);
 	rx->hlen = (uint16_t)hlen;
 	rx->instance = random_u64();
@@ -1007,6 +1133,8 @@ sipc_receiver_new(const char *handle, sipc_epm *epm,
 	if ((rc = epm_acquire(epm, &rx->epm)) != 0) {
 		pthread_mutex_destroy(&rx->mu);
 		pthread_cond_destroy(&rx->cv);
+		if (rx->tls)
+			SSL_CTX_free(rx->tls);
 		free(rx);
 		return rc;
 	}
@@ -1053,6 +1181,8 @@ fail:
 	epm_release(rx->epm);
 	pthread_mutex_destroy(&rx->mu);
 	pthread_cond_destroy(&rx->cv);
+	if (rx->tls)
+		SSL_CTX_free(rx->tls);
 	free(rx);
 	return rc;
 }

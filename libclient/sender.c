@@ -31,7 +31,9 @@
 #include <event2/event.h>
 
 #include "../proto/addr.h"
+#include "../proto/zframe.h"
 #include "internal.h"
+#include "xport.h"
 
 #define DATA_HDR	(SIPC_HEADER_SIZE + SIPC_DATA_PREFIX)
 #define DRAIN_BUDGET	8192		/* messages per turn of the loop */
@@ -50,6 +52,7 @@ struct msg {
 	unsigned		 refs;		/* I/O thread only */
 	uint64_t		 seq;
 	size_t			 flen;		/* header + seq + body */
+	size_t			 body;		/* message bytes, uncompressed */
 	uint8_t			 frame[];
 };
 
@@ -124,6 +127,7 @@ mpsc_pop(struct mpsc *q)
 enum cstate {
 	C_DOWN,		/* not connected; retry timer running */
 	C_CONNECTING,
+	C_TLS,		/* TLS handshake */
 	C_HANDSHAKE,	/* DHELLO sent, waiting for OK */
 	C_READY
 };
@@ -134,7 +138,7 @@ struct conn {
 	struct peer		 peer;
 	char			 name[128];	/* endpoint for people */
 	enum cstate		 state;
-	int			 fd;
+	struct xport		 xp;		/* xp.fd -1: not connected */
 	struct event		*rev;
 	struct event		*wev;
 	struct event		*timer;
@@ -179,6 +183,9 @@ struct sipc_sender {
 	uint64_t		 id;
 	struct sipc_sender_opts	 opts;
 	struct epm_watch	 watch;
+	SSL_CTX			*tls;		/* NULL: plain text */
+	int			 psk;
+	char			 tls_name[256];	/* to check instead of IPs */
 
 	/* Hand-off from any thread. */
 	struct mpsc		 q;
@@ -213,6 +220,9 @@ struct sipc_sender {
 
 static void	conn_connect(struct conn *c);
 static void	conn_connected(struct conn *c);
+static void	conn_dhello(struct conn *c);
+static void	conn_tls_step(struct conn *c);
+static void	conn_kill(struct conn *c, int error, uint64_t extra);
 static void	conn_refused(struct conn *c);
 static int	conn_write(struct conn *c);
 static void	conn_down(struct conn *c, const char *why);
@@ -246,7 +256,9 @@ update_backlog(struct sipc_sender *tx)
 static void
 report(struct sipc_sender *tx, int error, const char *name, uint64_t n)
 {
-	if (n == 0)
+	/* A receiver that fails authentication is worth a word even when
+	 * no message was waiting for it. */
+	if (n == 0 && error != SIPC_EAUTH && error != SIPC_ETLS)
 		return;
 	tx->st_lost += n;
 	if (tx->opts.on_send_failed && !tx->dead)
@@ -388,7 +400,7 @@ conn_write(struct conn *c)
 	ssize_t w;
 	int n;
 
-	if (c->fd == -1 || c->state < C_HANDSHAKE)
+	if (c->xp.fd == -1 || c->state < C_HANDSHAKE)
 		return 0;
 	for (;;) {
 		n = 0;
@@ -407,10 +419,20 @@ conn_write(struct conn *c)
 			}
 		}
 		if (n == 0) {
-			wev_set(c, 0);
-			return 0;
+			/* TLS may still hold bytes it took. */
+			switch (xp_out_pending(&c->xp) ? xp_flush(&c->xp) : 0) {
+			case 0:
+				wev_set(c, 0);
+				return 0;
+			case 1:
+				wev_set(c, 1);
+				return 0;
+			default:
+				conn_down(c, strerror(errno));
+				return -1;
+			}
 		}
-		w = writev(c->fd, iov, n);
+		w = xp_writev(&c->xp, iov, n);
 		if (w == -1) {
 			if (errno == EINTR)
 				continue;
@@ -509,11 +531,21 @@ conn_frame(struct conn *c, const struct wire_header *h, const uint8_t *p)
 			conn_remove(c, SIPC_EPEERGONE);
 			return -1;
 		}
+		if (c->tx->opts.compress && !(ok.features & WIRE_FEAT_ZLIB)) {
+			/* Our frames are compressed; it cannot read them. */
+			conn_kill(c, SIPC_EPROTO, 0);
+			return -1;
+		}
 		on_ready(c, &ok);
 		return 0;
 	case WIRE_ERROR:
 		if (wire_dec_error(p, h->len, &e) != 0) {
 			conn_down(c, "malformed ERROR");
+			return -1;
+		}
+		if (e.code == WIRE_ERR_AUTH) {
+			/* It wants TLS or a password we do not have. */
+			conn_kill(c, SIPC_EAUTH, 0);
 			return -1;
 		}
 		if (e.code == WIRE_ERR_WRONG_RECEIVER ||
@@ -559,10 +591,16 @@ conn_readcb(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 
 	(void)what;
+	(void)fd;
 	if (tx->dead)
 		return;
+	if (c->state == C_TLS) {
+		conn_tls_step(c);
+		return;
+	}
 	for (;;) {
-		n = read(fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
+		n = xp_read(&c->xp, c->in + c->in_len,
+		    sizeof(c->in) - c->in_len);
 		if (n == 0) {
 			conn_down(c, "closed by the receiver");
 			goto out;
@@ -608,6 +646,10 @@ conn_writecb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (tx->dead)
 		return;
+	if (c->state == C_TLS) {
+		conn_tls_step(c);
+		return;
+	}
 	if (c->state == C_CONNECTING) {
 		wev_set(c, 0);
 		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl);
@@ -641,10 +683,8 @@ conn_close_fd(struct conn *c)
 		c->wev = NULL;
 	}
 	c->wev_armed = 0;
-	if (c->fd != -1) {
-		close(c->fd);
-		c->fd = -1;
-	}
+	if (c->xp.fd != -1)
+		xp_close(&c->xp);
 	c->in_len = 0;
 	c->ctl_len = c->ctl_off = 0;
 	c->nsent = c->woff = 0;
@@ -761,8 +801,61 @@ conn_refused(struct conn *c)
 	conn_kill(c, SIPC_EPEERGONE, 0);
 }
 
+/* The link is up: DHELLO, after TLS when configured. */
 static void
 conn_connected(struct conn *c)
+{
+	struct sipc_sender *tx = c->tx;
+	char host[INET6_ADDRSTRLEN + 1] = "";
+	const char *name = host;
+
+	if (tx->tls == NULL) {
+		conn_dhello(c);
+		return;
+	}
+	if (tx->tls_name[0])
+		name = tx->tls_name;
+	else if (c->peer.ep.family == WIRE_AF_UNIX)
+		name = NULL;
+	else
+		addr_format_host(&c->peer.ep, host, sizeof(host));
+	if (xp_tls_start(&c->xp, tx->tls, 0, tx->psk ? NULL : name) == -1) {
+		conn_down(c, "cannot set up TLS");
+		return;
+	}
+	c->state = C_TLS;
+	c->deadline = mono_ms() + handshake_ms(c);
+	event_add(c->rev, NULL);
+	conn_timer_in(c, handshake_ms(c));
+	conn_tls_step(c);
+}
+
+static void
+conn_tls_step(struct conn *c)
+{
+	char err[400];
+
+	switch (xp_handshake(&c->xp, c->tx->psk, 0, err, sizeof(err))) {
+	case XP_DONE:
+		wev_set(c, 0);
+		conn_dhello(c);
+		return;
+	case XP_WANT_WRITE:
+		wev_set(c, 1);
+		return;
+	case XP_WANT_READ:
+		wev_set(c, 0);
+		return;
+	default:
+		/* No data ever goes to a receiver that failed this. */
+		conn_kill(c, strncmp(err, "authentication failed", 21) == 0 ?
+		    SIPC_EAUTH : SIPC_ETLS, 0);
+		return;
+	}
+}
+
+static void
+conn_dhello(struct conn *c)
 {
 	struct sipc_sender *tx = c->tx;
 	struct wire_dhello m;
@@ -776,6 +869,7 @@ conn_connected(struct conn *c)
 	memset(&m, 0, sizeof(m));
 	m.min_version = SIPC_PROTO_VERSION_MIN;
 	m.max_version = SIPC_PROTO_VERSION_MAX;
+	m.features = tx->opts.compress ? WIRE_FEAT_ZLIB : 0;
 	m.sender_id = tx->id;
 	m.instance = c->peer.instance;
 	m.first_seq = c->count ? ring_at(c, 0)->seq : tx->next_seq + 1;
@@ -812,7 +906,7 @@ conn_connect(struct conn *c)
 		return;
 	}
 	tune_data_socket(fd, ss.ss_family != AF_UNIX);
-	c->fd = fd;
+	xp_init(&c->xp, fd);
 	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, conn_readcb, c);
 	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_writecb, c);
 	if (c->rev == NULL || c->wev == NULL) {
@@ -912,7 +1006,7 @@ conn_new(struct sipc_sender *tx, const struct peer *p)
 		return;
 	c->tx = tx;
 	c->peer = *p;
-	c->fd = -1;
+	xp_init(&c->xp, -1);
 	c->backoff_ms = RECONNECT_MIN_MS;
 	c->confirmed = 1;
 	c->state = C_DOWN;
@@ -1055,7 +1149,7 @@ w_synced(void *arg)
 static void
 dispatch(struct sipc_sender *tx, struct msg *m)
 {
-	size_t body = m->flen - DATA_HDR, ne = 0;
+	size_t body = m->body, ne = 0;
 	struct conn *c, *cn;
 
 	m->seq = ++tx->next_seq;
@@ -1233,14 +1327,27 @@ sipc_sender_new(const char *handle, sipc_epm *epm,
 	memcpy(tx->handle, handle, hlen + 1);
 	tx->hlen = (uint16_t)hlen;
 	tx->id = random_u64();
+	if ((rc = security_ctx(&tx->opts.security, 0, &tx->tls,
+	    &tx->psk)) != 0) {
+		free(tx);
+		return rc;
+	}
+	if (tx->opts.security.tls_server_name)
+		snprintf(tx->tls_name, sizeof(tx->tls_name), "%s",
+		    tx->opts.security.tls_server_name);
+	memset(&tx->opts.security, 0, sizeof(tx->opts.security));
 	TAILQ_INIT(&tx->conns);
 	pthread_mutex_init(&tx->mu, NULL);
 	cond_init_mono(&tx->cv);
 	if (mpsc_init(&tx->q) == -1) {
+		if (tx->tls)
+			SSL_CTX_free(tx->tls);
 		free(tx);
 		return seterr(SIPC_ENOMEM, "out of memory");
 	}
 	if ((rc = epm_acquire(epm, &tx->epm)) != 0) {
+		if (tx->tls)
+			SSL_CTX_free(tx->tls);
 		free(tx->q.stub);
 		free(tx);
 		return rc;
@@ -1300,9 +1407,11 @@ has_room(struct sipc_sender *tx, size_t flen)
 int
 sipc_send(sipc_sender *tx, const void *data, size_t len)
 {
-	size_t flen = DATA_HDR + len;
+	size_t flen = DATA_HDR + len, zlen = 0;
 	struct wire_header h;
+	uint8_t *z = NULL;
 	struct msg *m;
+	int rc;
 
 	if (tx == NULL || (data == NULL && len > 0))
 		return seterr(SIPC_EINVAL, "sipc_send: NULL argument");
@@ -1319,17 +1428,31 @@ sipc_send(sipc_sender *tx, const void *data, size_t len)
 			return seterr(SIPC_ETIMEDOUT, "a receiver stayed at its "
 			    "high-water mark (%zu bytes)", tx->opts.hwm_bytes);
 	}
-	if ((m = malloc(sizeof(*m) + flen)) == NULL)
-		return seterr(SIPC_ENOMEM, "out of memory");
-	m->refs = 1;
-	m->flen = flen;
 	h.version = SIPC_PROTO_VERSION_MAX;
 	h.type = WIRE_DATA;
 	h.flags = 0;
 	h.reqid = 0;
-	h.len = (uint32_t)(SIPC_DATA_PREFIX + len);
+	/* Compressed here, on the caller's thread, once for every receiver;
+	 * the sequence number stays outside the zlib stream so the I/O
+	 * thread can stamp it. */
+	if (tx->opts.compress && len >= ZF_MIN_DATA &&
+	    (rc = zf_deflate(data, len, &z, &zlen)) == 0) {
+		h.flags = WIRE_F_COMPRESSED;
+		flen = DATA_HDR + zlen;
+	}
+	if ((m = malloc(sizeof(*m) + flen)) == NULL) {
+		free(z);
+		return seterr(SIPC_ENOMEM, "out of memory");
+	}
+	m->refs = 1;
+	m->flen = flen;
+	m->body = len;
+	h.len = (uint32_t)(flen - SIPC_HEADER_SIZE);
 	wire_header_encode(m->frame, &h);
-	if (len)
+	if (z) {
+		memcpy(m->frame + DATA_HDR, z, zlen);
+		free(z);
+	} else if (len)
 		memcpy(m->frame + DATA_HDR, data, len);
 	atomic_fetch_add(&tx->handoff_bytes, flen);
 	atomic_fetch_add(&tx->handoff_count, 1);
@@ -1510,6 +1633,8 @@ sender_destroy(evutil_socket_t fd, short what, void *arg)
 	if (tx->resync_timer)
 		event_free(tx->resync_timer);
 	free(tx->names);
+	if (tx->tls)
+		SSL_CTX_free(tx->tls);
 	pthread_mutex_destroy(&tx->mu);
 	pthread_cond_destroy(&tx->cv);
 	free(tx);

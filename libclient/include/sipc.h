@@ -63,12 +63,51 @@ extern "C" {
 #define SIPC_EDROPPED	(-16)	/* dropped at the high-water mark */
 #define SIPC_ESLOW	(-17)	/* receiver cut off for being too slow */
 #define SIPC_ENOTFOUND	(-18)	/* no such thing */
+#define SIPC_EAUTH	(-19)	/* authentication failed (TLS, password) */
+#define SIPC_ETLS	(-20)	/* TLS failed otherwise (peer not TLS...) */
 
 /* Name of an error code: "connection refused or unreachable", ... */
 const char	*sipc_strerror(int err);
 /* Detail of the last failure in this thread; "" when none.  The string
  * belongs to the thread and stays valid until its next sipc call. */
 const char	*sipc_errmsg(void);
+
+/* ---- Security ------------------------------------------------------------ */
+
+/*
+ * How a connection is protected: plain text (every field 0/NULL, the
+ * default), TLS with certificates, or password mode.  In password mode a
+ * key derived from password and salt with PBKDF2-HMAC-SHA256 (200,000
+ * iterations) is a TLS 1.3 pre-shared key: both sides prove they know the
+ * password, and every frame is encrypted and authenticated.  Only TLS 1.3
+ * is used unless tls12 is set (certificates only).
+ *
+ * Used for broker sessions (sipc_epm_opts) and data connections (receiver
+ * and sender options; the receiver is the TLS server).  Files are read and
+ * the key derived during the call that takes the options; the strings are
+ * not kept.
+ */
+struct sipc_security {
+	/* PEM file of CAs that signed the peer's certificate.  A client
+	 * with tls_ca checks the server's certificate against the host it
+	 * connects to (or tls_server_name).  A receiver with tls_ca and
+	 * tls_verify_peer requires client certificates. */
+	const char	*tls_ca;
+	/* PEM certificate chain and private key presented to the peer: a
+	 * receiver (TLS server) needs them for TLS; a client may send them
+	 * as its client certificate. */
+	const char	*tls_cert;
+	const char	*tls_key;
+	/* Client: the name the server's certificate must carry; NULL: the
+	 * host or IP address connected to. */
+	const char	*tls_server_name;
+	int		 tls_verify_peer;
+	int		 tls12;
+	/* Password mode: the password (NUL-terminated) and salt, as hex
+	 * "010203" or as "{0x01,0x02,0x03}"; salt NULL: "sipc". */
+	const char	*password;
+	const char	*salt;
+};
 
 /* ---- End point managers -------------------------------------------------- */
 
@@ -83,7 +122,9 @@ struct sipc_epm_opts {
 	/* Heartbeat interval wished for the broker session, in
 	 * milliseconds; 0: the broker's (default 5000).  A broker never
 	 * grants a longer interval than its own. */
-	int	heartbeat_ms;
+	int			heartbeat_ms;
+	/* TLS or password mode for the broker session. */
+	struct sipc_security	security;
 };
 
 /* Fills *opts with the defaults. */
@@ -100,9 +141,13 @@ void	sipc_epm_opts_init(struct sipc_epm_opts *opts);
  * way, once created the EPM reconnects on its own, with capped exponential
  * backoff, and re-registers and re-watches everything.
  *
+ * Authentication failures (wrong password, untrusted certificate) return
+ * at once, without waiting out the timeout.
+ *
  * On success *out is a new EPM; close it with sipc_epm_close().
  * Errors: SIPC_EINVAL, SIPC_EADDR, SIPC_ECONNECT, SIPC_ETIMEDOUT,
- * SIPC_EVERSION, SIPC_EPROTO, SIPC_ENOMEM, SIPC_ESYS.
+ * SIPC_EVERSION, SIPC_EPROTO, SIPC_EAUTH, SIPC_ETLS, SIPC_ENOMEM,
+ * SIPC_ESYS.
  */
 int	sipc_epm_connect(const char *addr, const struct sipc_epm_opts *opts,
 	    sipc_epm **out);
@@ -169,6 +214,10 @@ struct sipc_receiver_opts {
 	/* Largest message accepted, in bytes.  Default 64 MiB, at most
 	 * 1 GiB.  A larger one closes the sender's connection. */
 	size_t		 max_message;
+	/* TLS (tls_cert, tls_key) or password mode for senders'
+	 * connections: a receiver with security refuses plain-text
+	 * senders, and senders without the password. */
+	struct sipc_security security;
 	sipc_message_fn	 on_message;
 	sipc_peer_fn	 on_connect;
 	sipc_peer_fn	 on_disconnect;
@@ -188,7 +237,8 @@ void	sipc_receiver_opts_init(struct sipc_receiver_opts *opts);
  * Errors: SIPC_EINVAL (handle, options), SIPC_EADDR, SIPC_ENOPORT,
  * SIPC_ENOTCONN (broker mode: no session to learn the address from; give
  * listen_address), SIPC_EBROKER (the broker refused; sipc_errmsg says
- * why), SIPC_ETIMEDOUT, SIPC_EPERM, SIPC_ESYS, SIPC_ENOMEM.
+ * why), SIPC_EAUTH (security options unusable: files, keys), SIPC_ETIMEDOUT,
+ * SIPC_EPERM, SIPC_ESYS, SIPC_ENOMEM.
  */
 int	sipc_receiver_new(const char *handle, sipc_epm *epm,
 	    const struct sipc_receiver_opts *opts, sipc_receiver **out);
@@ -234,11 +284,14 @@ typedef struct sipc_sender sipc_sender;
 typedef void	(*sipc_after_send_fn)(sipc_sender *tx, uint64_t seq,
 		    const char *const *endpoints, size_t n, void *arg);
 /*
- * messages_lost messages will not reach the receiver at endpoint.  error:
+ * messages_lost messages will not reach the receiver at endpoint (0 for a
+ * receiver that failed authentication before anything was queued).  error:
  * SIPC_EPEERGONE (it died, was unregistered or became unreachable),
  * SIPC_EDROPPED (high-water mark, policy drop), SIPC_ESLOW (policy
  * disconnect), SIPC_ETIMEDOUT (not acknowledged before close), SIPC_EPROTO,
- * SIPC_ETOOBIG (larger than the receiver accepts).  Runs on the I/O thread.
+ * SIPC_ETOOBIG (larger than the receiver accepts), SIPC_EAUTH (the
+ * receiver failed or refused authentication), SIPC_ETLS.  Runs on the I/O
+ * thread.
  */
 typedef void	(*sipc_send_failed_fn)(sipc_sender *tx, int error,
 		    const char *endpoint, uint64_t messages_lost, void *arg);
@@ -260,6 +313,12 @@ struct sipc_sender_opts {
 	/* Heartbeat on receiver connections, in milliseconds; a receiver
 	 * silent for 3 intervals is dead.  Default 5000. */
 	int			 heartbeat_ms;
+	/* Compress messages of 256 bytes or more with zlib (when that
+	 * makes them smaller), before encryption.  Default 0. */
+	int			 compress;
+	/* TLS (tls_ca to check receivers' certificates) or password mode:
+	 * data goes only to receivers that pass the handshake. */
+	struct sipc_security	 security;
 	sipc_after_send_fn	 after_send;
 	sipc_send_failed_fn	 on_send_failed;
 	void			*arg;
@@ -271,8 +330,11 @@ void	sipc_sender_opts_init(struct sipc_sender_opts *opts);
  * Creates a sender of handle on epm (NULL: the process's default).  It
  * follows the handle's receivers (broker: WATCH, one snapshot then JOIN
  * and LEAVE; local: the registry directory, with inotify) and keeps one
- * connection to each.
- * Errors: SIPC_EINVAL, SIPC_EPERM, SIPC_ESYS, SIPC_ENOMEM.
+ * connection to each.  With a broker session up it returns once it knows
+ * the receivers registered now (at most 5 s), so that the first message
+ * reaches them.
+ * Errors: SIPC_EINVAL, SIPC_EAUTH (security options unusable), SIPC_EPERM,
+ * SIPC_ESYS, SIPC_ENOMEM.
  */
 int	sipc_sender_new(const char *handle, sipc_epm *epm,
 	    const struct sipc_sender_opts *opts, sipc_sender **out);
