@@ -51,7 +51,7 @@ CTL_SRC		= broker/brokerctl.c broker/ctlconn.c $(TLS_SRC)
 LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
 		  libclient/epm.c libclient/epm_broker.c libclient/epm_local.c \
 		  libclient/sender.c libclient/receiver.c libclient/xport.c \
-		  libclient/security.c $(TLS_SRC)
+		  libclient/reader.c libclient/security.c $(TLS_SRC)
 CLI_SRC		= libclient/cli.c libclient/bench.c
 
 obj		= $(patsubst %.c,$(B)/obj/%.o,$(1))

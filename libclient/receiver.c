@@ -28,8 +28,8 @@
 #include <event2/event.h>
 
 #include "../proto/addr.h"
-#include "../proto/zframe.h"
 #include "internal.h"
+#include "reader.h"
 #include "xport.h"
 
 #define RBUF_DEFAULT	(256 * 1024)
@@ -49,9 +49,7 @@ struct rconn {
 	struct sipc_receiver	*rx;
 	struct xport		 xp;
 	enum rphase		 phase;
-	int			 zlib;		/* sender compresses */
-	uint8_t			*zbuf;		/* inflated bodies */
-	size_t			 zcap;
+	struct dp_reader	 rd;
 	struct event		*rev;
 	struct event		*wev;
 	struct event		*timer;
@@ -267,12 +265,12 @@ rconn_fail(struct rconn *c, uint16_t code, const char *text)
 
 /* ---- Frames -------------------------------------------------------------- */
 
+/* A sender introduced itself: accept it, or say why not. */
 static int
-on_dhello(struct rconn *c, const uint8_t *p, size_t len)
+on_dhello(struct rconn *c, const struct wire_dhello *m)
 {
 	struct sipc_receiver *rx = c->rx;
 	struct wire_dhello_ok ok;
-	struct wire_dhello m;
 	struct rconn *o, *on;
 	char text[SIPC_HANDLE_MAX + 64];
 	uint8_t buf[64];
@@ -280,151 +278,98 @@ on_dhello(struct rconn *c, const uint8_t *p, size_t len)
 	uint64_t last;
 	int v;
 
-	if (wire_dec_dhello(p, len, &m) != 0)
-		return rconn_fail(c, WIRE_ERR_BAD_MESSAGE, "malformed DHELLO");
-	v = m.max_version < SIPC_PROTO_VERSION_MAX ? m.max_version :
+	v = m->max_version < SIPC_PROTO_VERSION_MAX ? m->max_version :
 	    SIPC_PROTO_VERSION_MAX;
-	if (v < m.min_version)
+	if (v < m->min_version)
 		return rconn_fail(c, WIRE_ERR_VERSION, "receiver speaks "
 		    "protocol version 1 only");
-	if (m.handle.len != rx->hlen ||
-	    memcmp(m.handle.ptr, rx->handle, rx->hlen) != 0) {
+	if (m->handle.len != rx->hlen ||
+	    memcmp(m->handle.ptr, rx->handle, rx->hlen) != 0) {
 		snprintf(text, sizeof(text), "this receiver is for handle "
 		    "'%s'", rx->handle);
 		return rconn_fail(c, WIRE_ERR_WRONG_RECEIVER, text);
 	}
-	if (m.instance && m.instance != rx->instance)
+	if (m->instance && m->instance != rx->instance)
 		return rconn_fail(c, WIRE_ERR_WRONG_RECEIVER, "another "
 		    "receiver instance listens here now");
 	/* What this sender already delivered here: from memory, or from a
 	 * connection of it that this one replaces. */
-	last = mem_get(rx, m.sender_id);
+	last = mem_get(rx, m->sender_id);
 	for (o = TAILQ_FIRST(&rx->conns); o; o = on) {
 		on = TAILQ_NEXT(o, entry);
-		if (o != c && o->ready && o->sender_id == m.sender_id) {
+		if (o != c && o->ready && o->sender_id == m->sender_id) {
 			if (o->delivered > last)
 				last = o->delivered;
 			rconn_close(o, "replaced by a new connection");
 		}
 	}
-	c->sender_id = m.sender_id;
-	c->hb_ms = m.heartbeat_ms < SIPC_MIN_HEARTBEAT_MS ?
-	    SIPC_MIN_HEARTBEAT_MS : m.heartbeat_ms > SIPC_MAX_HEARTBEAT_MS ?
-	    SIPC_MAX_HEARTBEAT_MS : m.heartbeat_ms;
-	c->ack_bytes = m.ack_bytes < 4096 ? 4096 : m.ack_bytes;
+	c->sender_id = m->sender_id;
+	c->hb_ms = m->heartbeat_ms < SIPC_MIN_HEARTBEAT_MS ?
+	    SIPC_MIN_HEARTBEAT_MS : m->heartbeat_ms > SIPC_MAX_HEARTBEAT_MS ?
+	    SIPC_MAX_HEARTBEAT_MS : m->heartbeat_ms;
+	c->ack_bytes = m->ack_bytes < 4096 ? 4096 : m->ack_bytes;
 	if (last) {
 		c->expected = last + 1;
 		c->delivered = c->acked = last;
 	} else {
-		c->expected = m.first_seq;
-		c->delivered = c->acked = m.first_seq - 1;
+		c->expected = m->first_seq;
+		c->delivered = c->acked = m->first_seq - 1;
 	}
 	memset(&ok, 0, sizeof(ok));
 	ok.version = (uint8_t)v;
 	/* We inflate whatever the sender compresses. */
-	ok.features = m.features & WIRE_FEAT_ZLIB;
-	c->zlib = (ok.features & WIRE_FEAT_ZLIB) != 0;
+	ok.features = m->features & WIRE_FEAT_ZLIB;
 	ok.instance = rx->instance;
 	ok.last_seq = last;
 	ok.max_message = (uint32_t)rx->opts.max_message;
 	if (wire_enc_ok_dhello(&w, 1, &ok) != 0 || out_add(c, &w) != 0)
 		return rconn_fail(c, WIRE_ERR_INTERNAL, "cannot answer");
+	dp_reader_open(&c->rd, (ok.features & WIRE_FEAT_ZLIB) != 0);
 	c->ready = 1;
 	atomic_fetch_add(&rx->st_senders, 1);
 	if (rx->opts.on_connect)
 		rx->opts.on_connect(rx, c->sender_id, c->peer, rx->opts.arg);
-	if (last && m.first_seq > last + 1 && !rx->dead) {
+	if (last && m->first_seq > last + 1 && !rx->dead) {
 		/* Messages sent while this sender counted us dead. */
-		atomic_fetch_add(&rx->st_gaps, m.first_seq - last - 1);
+		atomic_fetch_add(&rx->st_gaps, m->first_seq - last - 1);
 		if (rx->opts.on_gap)
 			rx->opts.on_gap(rx, c->sender_id, last + 1,
-			    m.first_seq - last - 1, rx->opts.arg);
-		c->expected = m.first_seq;
+			    m->first_seq - last - 1, rx->opts.arg);
+		c->expected = m->first_seq;
 	}
 	return 0;
 }
 
-static int
-on_data(struct rconn *c, const struct wire_header *h, const uint8_t *p)
+/* In order: deliver; ahead: report the gap, deliver; behind: drop. */
+static void
+on_data(struct rconn *c, const struct dp_event *ev)
 {
 	struct sipc_receiver *rx = c->rx;
-	struct wire_data d;
 	uint64_t gap;
 
-	if (wire_dec_data(p, h->len, &d) != 0)
-		return rconn_fail(c, WIRE_ERR_BAD_MESSAGE, "malformed DATA");
-	if (h->flags & WIRE_F_COMPRESSED) {
-		/* Only the body is compressed, and it inflates to at most
-		 * max_message bytes: a zlib bomb stops there. */
-		size_t zlen;
-		int rc = zf_inflate(d.body, d.len, rx->opts.max_message,
-		    &c->zbuf, &c->zcap, &zlen);
-
-		if (rc != 0)
-			return rconn_fail(c, WIRE_ERR_COMPRESSION,
-			    rc == ZF_ETOOBIG ? "message inflates past "
-			    "max_message" : "corrupt compressed message");
-		d.body = c->zbuf ? c->zbuf : p;
-		d.len = zlen;
-	}
-	if (d.seq < c->expected) {
+	if (ev->seq < c->expected) {
 		atomic_fetch_add(&rx->st_dups, 1);
-		return 0;
+		return;
 	}
-	if (d.seq > c->expected) {
-		gap = d.seq - c->expected;
+	if (ev->seq > c->expected) {
+		gap = ev->seq - c->expected;
 		atomic_fetch_add(&rx->st_gaps, gap);
 		if (rx->opts.on_gap)
 			rx->opts.on_gap(rx, c->sender_id, c->expected, gap,
 			    rx->opts.arg);
 		if (rx->dead)
-			return 0;
+			return;
 	}
-	c->expected = d.seq + 1;
-	c->delivered = d.seq;
+	c->expected = ev->seq + 1;
+	c->delivered = ev->seq;
 	atomic_fetch_add(&rx->st_messages, 1);
-	atomic_fetch_add(&rx->st_bytes, d.len);
+	atomic_fetch_add(&rx->st_bytes, ev->len);
 	if (rx->opts.on_message)
-		rx->opts.on_message(rx, rx->handle, d.body, d.len,
-		    c->sender_id, d.seq, rx->opts.arg);
-	c->unacked_bytes += h->len;
+		rx->opts.on_message(rx, rx->handle, ev->body, ev->len,
+		    c->sender_id, ev->seq, rx->opts.arg);
+	c->unacked_bytes += ev->wire_len;
 	if (c->unacked_bytes >= c->ack_bytes)
 		queue_ack(c);
-	return 0;
-}
-
-/* One frame.  0, or -1 when c is closing or closed. */
-static int
-rconn_frame(struct rconn *c, const struct wire_header *h, const uint8_t *p)
-{
-	uint64_t v;
-
-	if (!c->ready && h->type != WIRE_DHELLO)
-		return rconn_fail(c, WIRE_ERR_HELLO_REQUIRED, "send DHELLO "
-		    "first");
-	switch (h->type) {
-	case WIRE_DHELLO:
-		if (c->ready)
-			return rconn_fail(c, WIRE_ERR_UNEXPECTED, "DHELLO "
-			    "twice");
-		return on_dhello(c, p, h->len);
-	case WIRE_DATA:
-		return on_data(c, h, p);
-	case WIRE_PING:
-		if (wire_dec_u64(p, h->len, &v) != 0)
-			return rconn_fail(c, WIRE_ERR_BAD_MESSAGE, "bad PING");
-		queue_ack(c);	/* a PING asks for acknowledgement */
-		out_u64(c, WIRE_PONG, h->reqid, v);
-		return 0;
-	case WIRE_PONG:
-		return 0;
-	case WIRE_ERROR:
-		rconn_close(c, "sender reported an error");
-		return -1;
-	default:
-		return rconn_fail(c, WIRE_ERR_UNEXPECTED, "not a frame a "
-		    "receiver takes");
-	}
 }
 
 /* Makes room for a frame of flen bytes starting at c->off. */
@@ -441,7 +386,7 @@ rconn_room(struct rconn *c, size_t flen)
 	if (flen <= c->cap)
 		return 0;
 	/* A frame larger than the buffer: exactly its size, bounded by the
-	 * message limit the header was checked against. */
+	 * message limit the reader checked the header against. */
 	if ((nb = realloc(c->buf, flen)) == NULL)
 		return -1;
 	c->buf = nb;
@@ -449,47 +394,51 @@ rconn_room(struct rconn *c, size_t flen)
 	return 0;
 }
 
-/* Parses every complete frame: 0, or -1 when c is closing or closed. */
+/*
+ * Handles every complete frame in the buffer, straight from it: 0, or -1
+ * when c is closing or closed.
+ */
 static int
 rconn_parse(struct rconn *c)
 {
 	struct sipc_receiver *rx = c->rx;
-	struct wire_header h;
-	char text[128];
-	size_t flen;
-	uint32_t limit;
-	int rc;
+	struct dp_event ev;
+	char why[128];
+	uint16_t code;
+	size_t need;
+	int n;
 
-	while (!rx->dead && c->len - c->off >= SIPC_HEADER_SIZE) {
-		limit = c->ready ? (uint32_t)(SIPC_DATA_PREFIX +
-		    rx->opts.max_message) : SIPC_HELLO_FRAME_MAX;
-		rc = wire_header_decode(c->buf + c->off, limit, &h);
-		if (rc == WIRE_ETOOBIG) {
-			snprintf(text, sizeof(text), "frame of %u bytes over "
-			    "the limit of %u", h.len, limit);
-			return rconn_fail(c, WIRE_ERR_TOO_LARGE, text);
-		}
-		if (rc != 0)
-			return rconn_fail(c, WIRE_ERR_BAD_FRAME,
-			    wire_strerror(rc));
-		if (h.version != SIPC_PROTO_VERSION_MAX && c->ready)
-			return rconn_fail(c, WIRE_ERR_BAD_FRAME, "wrong "
-			    "version");
-		if ((h.flags & WIRE_F_COMPRESSED) &&
-		    (!c->zlib || h.type != WIRE_DATA))
-			return rconn_fail(c, WIRE_ERR_BAD_FRAME, "compression "
-			    "not negotiated");
-		flen = SIPC_HEADER_SIZE + (size_t)h.len;
-		if (c->len - c->off < flen) {
-			if (c->off + flen > c->cap && rconn_room(c, flen)) {
+	while (!rx->dead) {
+		n = dp_read(&c->rd, c->buf + c->off, c->len - c->off, &ev,
+		    &need, &code, why, sizeof(why));
+		if (n < 0)
+			return rconn_fail(c, code, why);
+		if (n == 0) {
+			if (c->off + need > c->cap && rconn_room(c, need)) {
 				rconn_close(c, "out of memory");
 				return -1;
 			}
-			return 0;
+			break;
 		}
-		if (rconn_frame(c, &h, c->buf + c->off + SIPC_HEADER_SIZE))
+		c->off += (size_t)n;
+		switch (ev.type) {
+		case DP_DHELLO:
+			if (on_dhello(c, &ev.hello) == -1)
+				return -1;
+			break;
+		case DP_DATA:
+			on_data(c, &ev);
+			break;
+		case DP_PING:
+			queue_ack(c);	/* a PING asks for acknowledgement */
+			out_u64(c, WIRE_PONG, ev.reqid, ev.token);
+			break;
+		case DP_PONG:
+			break;
+		case DP_ERROR:
+			rconn_close(c, "sender reported an error");
 			return -1;
-		c->off += flen;
+		}
 	}
 	if (c->off == c->len) {
 		c->off = c->len = 0;
@@ -704,7 +653,7 @@ rconn_close(struct rconn *c, const char *why)
 	event_free(c->timer);
 	xp_close(&c->xp);
 	free(c->buf);
-	free(c->zbuf);
+	dp_reader_free(&c->rd);
 	free(c);
 }
 
@@ -722,6 +671,7 @@ rconn_new(struct sipc_receiver *rx, int fd, const struct sockaddr *sa)
 	}
 	c->rx = rx;
 	xp_init(&c->xp, fd);
+	dp_reader_init(&c->rd, rx->opts.max_message);
 	c->phase = rx->tls ? R_PEEK : R_OPEN;
 	c->cap = RBUF_DEFAULT;
 	c->hb_ms = SIPC_DEF_HEARTBEAT_MS;

@@ -1,0 +1,65 @@
+/*
+ * reader.h - the receiving side of a data connection as a pure state
+ * machine: bytes in, events out.  No I/O, no clock, no callbacks: the
+ * receiver (receiver.c) feeds it what it read and acts on the events; the
+ * fuzzer (tests/fuzz) feeds it anything.
+ *
+ * It checks every header before looking at a payload, decodes DHELLO and
+ * DATA (inflating compressed bodies, bounded by max_message), PING, PONG
+ * and ERROR, and refuses everything else, and everything out of order
+ * (DATA before DHELLO accepted, DHELLO twice).
+ */
+#ifndef SIPC_READER_H
+#define SIPC_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../proto/wire.h"
+
+struct dp_reader {
+	size_t		 max_message;	/* bytes of one message body */
+	int		 hello_seen;
+	int		 open;		/* DHELLO accepted */
+	int		 zlib;		/* compressed DATA allowed */
+	uint8_t		*zbuf;		/* inflated bodies */
+	size_t		 zcap;
+};
+
+enum dp_type {
+	DP_DHELLO = 1,
+	DP_DATA,
+	DP_PING,
+	DP_PONG,
+	DP_ERROR	/* the peer sent ERROR */
+};
+
+struct dp_event {
+	enum dp_type		 type;
+	uint32_t		 reqid;
+	uint32_t		 wire_len;	/* payload bytes on the wire */
+	struct wire_dhello	 hello;		/* DP_DHELLO */
+	uint64_t		 seq;		/* DP_DATA */
+	const uint8_t		*body;		/* valid until the next call */
+	size_t			 len;
+	uint64_t		 token;		/* DP_PING, DP_PONG */
+	struct wire_error	 error;		/* DP_ERROR */
+};
+
+void	dp_reader_init(struct dp_reader *r, size_t max_message);
+/* DHELLO accepted: DATA may follow; zlib: compressed bodies allowed. */
+void	dp_reader_open(struct dp_reader *r, int zlib);
+void	dp_reader_free(struct dp_reader *r);
+
+/*
+ * Reads one frame from buf[0..len).  Returns the bytes it took (> 0) with
+ * *ev filled; 0 when the frame is not complete yet (*need: the bytes the
+ * whole frame takes, already checked against the limits, so the caller may
+ * make that much room); or -1 when the peer broke the protocol: send ERROR
+ * *code with the text in why, then close.
+ */
+int	dp_read(struct dp_reader *r, const uint8_t *buf, size_t len,
+	    struct dp_event *ev, size_t *need, uint16_t *code, char *why,
+	    size_t whylen);
+
+#endif
