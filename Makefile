@@ -71,7 +71,7 @@ BINS		= $(B)/bin/sipc-epmd $(B)/bin/brokerctl $(B)/bin/sipc \
 
 TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry
 TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
-		  $(B)/tests/test_security
+		  $(B)/tests/test_security $(B)/tests/test_faults
 # The included makefiles add their own test programs to EXTRA_TESTS.
 TESTS		= $(TEST_UNIT) $(TEST_INTEG) $(EXTRA_TESTS)
 TESTUTIL_OBJ	= $(call obj,tests/testutil.c)
@@ -157,6 +157,11 @@ $(B)/tests/test_client: $(call obj,tests/integration/test_client.c) \
 	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 $(B)/tests/test_security: $(call obj,tests/integration/test_security.c) \
+    $(TESTUTIL_OBJ) $(LIBSIPC_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
+$(B)/tests/test_faults: $(call obj,tests/integration/test_faults.c) \
     $(TESTUTIL_OBJ) $(LIBSIPC_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)

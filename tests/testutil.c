@@ -161,14 +161,13 @@ read_port(const char *path, uint16_t *port)
 	return 0;
 }
 
-int
-tu_broker_start(struct tu_broker *b, ...)
+static int
+broker_startv(struct tu_broker *b, const char *listen, va_list ap)
 {
 	static int nbrokers;
 	char *argv[64], portfile[300];
 	const char *a;
 	int64_t end;
-	va_list ap;
 	int n = 0;
 
 	memset(b, 0, sizeof(*b));
@@ -179,13 +178,11 @@ tu_broker_start(struct tu_broker *b, ...)
 	unlink(portfile);
 	argv[n++] = (char *)tu_bin("sipc-epmd");
 	argv[n++] = "--listen";
-	argv[n++] = "127.0.0.1:0";
+	argv[n++] = (char *)listen;
 	argv[n++] = "--port-file";
 	argv[n++] = portfile;
-	va_start(ap, b);
 	while ((a = va_arg(ap, const char *)) != NULL && n < 62)
 		argv[n++] = (char *)a;
-	va_end(ap);
 	argv[n] = NULL;
 	if ((b->pid = tu_spawn(argv, b->log)) == -1)
 		return -1;
@@ -200,6 +197,86 @@ tu_broker_start(struct tu_broker *b, ...)
 	}
 	snprintf(b->addr, sizeof(b->addr), "127.0.0.1:%u", b->port);
 	return 0;
+}
+
+int
+tu_broker_start(struct tu_broker *b, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, b);
+	rc = broker_startv(b, "127.0.0.1:0", ap);
+	va_end(ap);
+	return rc;
+}
+
+int
+tu_broker_start_port(struct tu_broker *b, uint16_t port, ...)
+{
+	char listen[32];
+	va_list ap;
+	int rc;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	va_start(ap, port);
+	rc = broker_startv(b, listen, ap);
+	va_end(ap);
+	return rc;
+}
+
+uint16_t
+tu_free_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bind(fd, (struct sockaddr *)&sin, sizeof(sin));
+	getsockname(fd, (struct sockaddr *)&sin, &sl);
+	close(fd);
+	return ntohs(sin.sin_port);
+}
+
+long
+tu_rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), fp))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(fp);
+	return kb;
+}
+
+long
+tu_cpu_ms(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut, st;
+	FILE *fp;
+	int ok;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return -1;
+	ok = fgets(buf, sizeof(buf), fp) != NULL;
+	fclose(fp);
+	/* Fields 14 and 15 (utime, stime) follow the ")" of the name. */
+	if (!ok || (p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+	    &ut, &st) != 2)
+		return -1;
+	return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
 }
 
 void

@@ -44,6 +44,8 @@ struct tu_broker {
  * and waits until it accepts.  Returns 0 or -1.
  */
 int		 tu_broker_start(struct tu_broker *b, ...);
+/* The same on 127.0.0.1:port (for restarting on the same port). */
+int		 tu_broker_start_port(struct tu_broker *b, uint16_t port, ...);
 void		 tu_broker_stop(struct tu_broker *b);
 
 /*
@@ -53,6 +55,11 @@ void		 tu_broker_stop(struct tu_broker *b);
  */
 int		 tu_sh(int timeout_s, char *out, size_t size, const char *fmt,
 		    ...) __attribute__((format(printf, 4, 5)));
+/* A loopback TCP port that was free a moment ago. */
+uint16_t	 tu_free_port(void);
+/* Resident memory (kB) and CPU time used (ms) of a process; -1. */
+long		 tu_rss_kb(pid_t pid);
+long		 tu_cpu_ms(pid_t pid);
 /* Number of lines of the file that contain needle. */
 int		 tu_file_count(const char *path, const char *needle);
 /* Counts occurrences of needle in s. */
