@@ -201,9 +201,12 @@ START_TEST(test_broker_killed_midstream)
 	/* The sender kept its connections through the outage. */
 	ck_assert_int_eq(sipc_sender_receivers(tx), 3);
 	for (k = 0; k < 3; k++) {
-		st = tu_wait(rx[k], 30000);
-		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		    "receiver %d failed", k);
+		st = tu_wait(rx[k], 60000);
+		if (!(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0))
+			tu_sh(10, out, sizeof(out), "tail -c 3000 %s", errf[k]);
+		ck_assert_msg(st != -1 && WIFEXITED(st) &&
+		    WEXITSTATUS(st) == 0, "receiver %d failed (status %d): %s",
+		    k, st, out);
 		check_lines(outf[k], N);
 		ck_assert_int_eq(tu_file_count(errf[k], "missing"), 0);
 	}
@@ -272,17 +275,17 @@ struct pump {
 };
 
 /*
- * Sends 64-byte messages at PUMP_RATE per second: a steady load the
- * healthy receivers can take even in a sanitizer build, so that every drop
- * is the frozen one's.
+ * Sends 64-byte messages at a steady rate the healthy receivers can take
+ * (100,000/s; a quarter of that in a sanitizer build, which is slower), so
+ * that every drop is the frozen one's.
  */
-#define PUMP_RATE	100000
-
 static void *
 pump_main(void *arg)
 {
 	struct pump *p = arg;
 	int64_t t0 = tu_now_ms(), due;
+	const char *san = getenv("SIPC_SANITIZE");
+	long rate = san && *san ? 25000 : 100000;
 	char msg[64];
 	long i = 0;
 	int rc;
@@ -295,7 +298,7 @@ pump_main(void *arg)
 		}
 		atomic_store(&p->sent, ++i);
 		if (i % 1000 == 0) {
-			due = t0 + i * 1000 / PUMP_RATE;
+			due = t0 + i * 1000 / rate;
 			if (due > tu_now_ms())
 				tu_sleep_ms((int)(due - tu_now_ms()));
 		}
@@ -394,7 +397,9 @@ START_TEST(test_frozen_receiver_drop)
 	ck_assert_int_gt(during_rate, before_rate / 2);
 	/* Memory stayed at the mark. */
 	ck_assert_uint_le(max_queued, HWM + 64 + 24);
-	ck_assert_int_lt(rss - rss0, 16 * 1024);
+	/* (A sanitizer's quarantine keeps freed memory: RSS says nothing.) */
+	if (!getenv("SIPC_SANITIZE") || !*getenv("SIPC_SANITIZE"))
+		ck_assert_int_lt(rss - rss0, 16 * 1024);
 	/* Every drop reported, exactly. */
 	ck_assert_uint_gt(st.dropped, 0);
 	ck_assert_uint_eq(atomic_load(&f.dropped), st.dropped);
