@@ -46,7 +46,7 @@ PROTO_SRC	= proto/wire.c proto/addr.c proto/zframe.c
 TLS_SRC		= libclient/tls.c
 BROKER_SRC	= broker/main.c broker/config.c broker/listen.c \
 		  broker/session.c broker/dispatch.c broker/registry.c \
-		  broker/log.c $(TLS_SRC)
+		  broker/log.c broker/metrics.c $(TLS_SRC)
 CTL_SRC		= broker/brokerctl.c broker/ctlconn.c $(TLS_SRC)
 LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
 		  libclient/epm.c libclient/epm_broker.c libclient/epm_local.c \
@@ -72,8 +72,10 @@ BINS		= $(B)/bin/sipc-epmd $(B)/bin/brokerctl $(B)/bin/sipc \
 TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry
 TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
 		  $(B)/tests/test_security $(B)/tests/test_faults
+# Golden files for sipc-epmd --check-config (a script, no build needed).
+TEST_SCRIPTS	= tests/config/golden.sh
 # The included makefiles add their own test programs to EXTRA_TESTS.
-TESTS		= $(TEST_UNIT) $(TEST_INTEG) $(EXTRA_TESTS)
+TESTS		= $(TEST_UNIT) $(TEST_INTEG) $(TEST_SCRIPTS) $(EXTRA_TESTS)
 TESTUTIL_OBJ	= $(call obj,tests/testutil.c)
 
 .PHONY: all deps check check-asan demo bench install uninstall clean

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../libclient/tls.h"
 #include "../proto/addr.h"
 #include "epmd.h"
 
@@ -90,6 +91,10 @@ static const struct opt opts[] = {
 	    "allow non-loopback addresses without TLS or a password" },
 	{ "user", T_STR, OFF(user), 0, 0, "NAME",
 	    "drop root privileges to NAME after binding and loading keys" },
+	{ "metrics", T_STR, OFF(metrics), 0, 0, "ADDR:PORT",
+	    "serve Prometheus metrics at http://ADDR:PORT/metrics" },
+	{ "summary_ms", T_U32, OFF(summary_ms), 0, SIPC_MAX_IDLE_MS, "MS",
+	    "log a summary line this often (0: never)" },
 };
 #define NOPTS	(sizeof(opts) / sizeof(opts[0]))
 
@@ -108,6 +113,7 @@ config_defaults(struct config *c)
 	c->max_watches = SIPC_DEF_WATCHES_PER_SESSION;
 	c->max_frame = SIPC_DEF_BROKER_FRAME;
 	c->compression = 1;
+	c->summary_ms = 60000;
 }
 
 void
@@ -125,6 +131,7 @@ config_free(struct config *c)
 	free(c->password_file);
 	free(c->salt);
 	free(c->user);
+	free(c->metrics);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -435,6 +442,28 @@ config_load(const struct cmdline *cl, struct config *c)
 		if (opt_apply(c, o, cl->set_val[i], where) == -1)
 			rc = -1;
 	}
+	if (rc == 0 && c->metrics) {
+		char host[256];
+		const char *why;
+		uint16_t port;
+
+		if (addr_parse(c->metrics, host, sizeof(host), &port, 0,
+		    &why) == -1) {
+			log_errorx("metrics: '%s': %s", c->metrics, why);
+			rc = -1;
+		}
+	}
+	if (rc == 0 && c->salt) {
+		uint8_t salt[TLS_SALT_MAX];
+		size_t n;
+
+		if (tls_salt_parse(c->salt, salt, sizeof(salt), &n) == -1) {
+			log_errorx("salt: '%s': write it as hex (010203) or as "
+			    "{0x01,0x02,0x03}, 1 to %d bytes", c->salt,
+			    TLS_SALT_MAX);
+			rc = -1;
+		}
+	}
 	if (rc == 0 && c->daemon && c->pidfile == NULL) {
 		log_errorx("--daemon needs --pidfile");
 		rc = -1;
@@ -456,6 +485,8 @@ config_print(const struct config *c, FILE *fp)
 			if (*(char *const *)p)
 				fprintf(fp, "%s = %s\n", opts[i].key,
 				    *(char *const *)p);
+			else
+				fprintf(fp, "# %s: not set\n", opts[i].key);
 			break;
 		case T_BOOL:
 			fprintf(fp, "%s = %s\n", opts[i].key,
@@ -477,6 +508,10 @@ config_print(const struct config *c, FILE *fp)
 			for (j = 0; j < c->nlisten; j++)
 				fprintf(fp, "%s = %s\n", opts[i].key,
 				    c->listen[j]);
+			if (c->nlisten == 0)
+				fprintf(fp, "# %s: not set: 127.0.0.1:%u, and "
+				    "[::1]:%u where the host has IPv6\n",
+				    opts[i].key, c->port, c->port);
 			break;
 		}
 	}

@@ -50,6 +50,8 @@ struct config {
 	char		*salt;
 	int		 insecure;
 	char		*user;
+	char		*metrics;
+	uint32_t	 summary_ms;
 };
 
 /* What the command line said, kept to re-apply over the file on reload. */
@@ -113,6 +115,9 @@ struct broker {
 	uint64_t		 next_session_id;
 	uint64_t		 started_mono_ms;
 	struct broker_stats	 st;
+	struct broker_stats	 last;		/* at the last summary */
+	struct evhttp		*http;		/* --metrics */
+	struct event		*summary;
 	struct wbuf		 out;		/* scratch for one answer */
 	struct wbuf		 evout;		/* scratch for JOIN/LEAVE */
 	uint8_t			*zbuf;		/* inflated payloads */
@@ -145,6 +150,14 @@ int	listen_start(struct broker *b);
 int	listen_check_protected(struct broker *b);
 void	listen_close(struct broker *b);
 int	listen_write_port_file(struct broker *b, const char *path);
+
+/* ---- metrics.c ----------------------------------------------------------- */
+
+/* Serves Prometheus metrics at http://spec/metrics: 0 or -1 (logged). */
+int	metrics_start(struct broker *b, const char *spec);
+/* Logs a summary line every minute: 0 or -1. */
+int	summary_start(struct broker *b);
+void	metrics_stop(struct broker *b);
 
 /* ---- session.c ----------------------------------------------------------- */
 

@@ -320,10 +320,12 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	    !same_str(nc.tls_ca, c->tls_ca) ||
 	    !same_str(nc.password_file, c->password_file) ||
 	    !same_str(nc.salt, c->salt) || !same_str(nc.user, c->user) ||
+	    !same_str(nc.metrics, c->metrics) ||
 	    nc.tls_verify_client != c->tls_verify_client ||
 	    nc.tls12 != c->tls12 || nc.insecure != c->insecure)
 		log_warnx("SIGHUP: listen addresses, max_frame, files, TLS, "
-		    "password, user and insecure change only on restart");
+		    "password, user, insecure and metrics change only on "
+		    "restart");
 	c->log_level = nc.log_level;
 	c->heartbeat_ms = nc.heartbeat_ms;
 	c->handshake_ms = nc.handshake_ms;
@@ -333,6 +335,10 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	c->max_registrations = nc.max_registrations;
 	c->max_watches = nc.max_watches;
 	c->compression = nc.compression;
+	if (nc.summary_ms != c->summary_ms) {
+		c->summary_ms = nc.summary_ms;
+		summary_start(b);
+	}
 	config_free(&nc);
 	log_set_level(c->log_level);
 	log_info("SIGHUP: settings reloaded, log level %s",
@@ -364,6 +370,9 @@ main(int argc, char **argv)
 		return 1;
 	if (b.cl.check_config) {
 		config_print(&b.cfg, stdout);
+		if (b.cl.password)
+			printf("# password: given on the command line (not "
+			    "shown, but visible in the process list)\n");
 		config_free(&b.cfg);
 		return 0;
 	}
@@ -412,6 +421,9 @@ main(int argc, char **argv)
 	b.started_mono_ms = now_mono_ms();
 	if (listen_start(&b) == -1)
 		fatalx("cannot start listening");
+	if ((b.cfg.metrics && metrics_start(&b, b.cfg.metrics) == -1) ||
+	    summary_start(&b) == -1)
+		return 1;
 	b.sig_term = evsignal_new(b.base, SIGTERM, on_stop, &b);
 	b.sig_int = evsignal_new(b.base, SIGINT, on_stop, &b);
 	b.sig_hup = evsignal_new(b.base, SIGHUP, on_reload, &b);
@@ -438,6 +450,7 @@ main(int argc, char **argv)
 	event_base_dispatch(b.base);
 
 	listen_close(&b);
+	metrics_stop(&b);
 	session_free_all(&b);
 	reg_free(b.reg);
 	wbuf_free(&b.out);

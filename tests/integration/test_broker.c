@@ -757,6 +757,122 @@ START_TEST(test_valgrind_clean_shutdown)
 }
 END_TEST
 
+/* GET http://127.0.0.1:port/path into out; the HTTP status, or -1. */
+static int
+http_get(uint16_t port, const char *path)
+{
+	char req[256];
+	size_t n = 0;
+	ssize_t r;
+	int fd = tu_connect(port), status = -1;
+
+	if (fd < 0)
+		return -1;
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: x\r\n\r\n",
+	    path);
+	tu_send(fd, req, strlen(req));
+	while (n + 1 < sizeof(out) && (r = read(fd, out + n,
+	    sizeof(out) - 1 - n)) > 0)
+		n += (size_t)r;
+	out[n] = '\0';
+	close(fd);
+	sscanf(out, "HTTP/1.%*d %d", &status);
+	return status;
+}
+
+static uint64_t
+metric(const char *text, const char *name)
+{
+	char key[128];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\n%s ", name);
+	if ((p = strstr(text, key)) == NULL)
+		return UINT64_MAX;
+	return strtoull(p + strlen(key), NULL, 10);
+}
+
+START_TEST(test_metrics)
+{
+	static char m[1 << 16];
+	char spec[32];
+	struct tu_broker b;
+	uint16_t mport = tu_free_port();
+	uint64_t errs = 0, v;
+	const char *p;
+	int a, w, i;
+
+	snprintf(spec, sizeof(spec), "127.0.0.1:%u", mport);
+	ck_assert_int_eq(tu_broker_start(&b, "--metrics", spec, NULL), 0);
+	ck_assert_int_ge(tu_file_count(b.log, "metrics on"), 1);
+	/* Some of everything: registrations, a watch, errors. */
+	a = connect_hello(&b, 0);
+	for (i = 0; i < 25; i++)
+		ck_assert_uint_ne(tu_register(a, (uint32_t)i + 1, i < 20 ?
+		    "m1" : "m2", (uint16_t)(8000 + i), 1), 0);
+	w = connect_hello(&b, 0);
+	ck_assert_int_eq(watch(w, "m1"), 20);
+	{
+		struct wbuf wb;
+
+		wbuf_init(&wb, 4096);
+		wire_enc_u64(&wb, WIRE_UNREGISTER, 99, 12345);
+		tu_send_wbuf(a, &wb);
+		wbuf_free(&wb);
+		ck_assert_int_eq(expect_error(a, 99), WIRE_ERR_NOT_FOUND);
+	}
+	ck_assert_int_eq(http_get(mport, "/metrics"), 200);
+	ck_assert_ptr_nonnull(strstr(out, "text/plain; version=0.0.4"));
+	snprintf(m, sizeof(m), "%s", out);
+	/* The same numbers as STATS (whose own session adds one). */
+	ck_assert_int_eq(ctl(&b, "--json stats"), 0);
+	ck_assert_uint_eq(metric(m, "sipc_epmd_registrations"),
+	    stat_value(&b, "registrations"));
+	ck_assert_uint_eq(metric(m, "sipc_epmd_registrations"), 25);
+	ck_assert_uint_eq(metric(m, "sipc_epmd_handles"), 2);
+	ck_assert_uint_eq(metric(m, "sipc_epmd_watches"), 1);
+	ck_assert_uint_eq(metric(m, "sipc_epmd_sessions"), 2);
+	ck_assert_uint_eq(stat_value(&b, "sessions"), 3);
+	ck_assert_uint_eq(metric(m, "sipc_epmd_heartbeat_expiries_total"),
+	    stat_value(&b, "heartbeat_expiries"));
+	ck_assert_uint_eq(metric(m, "sipc_epmd_tls_handshake_failures_total"),
+	    0);
+	v = metric(m, "sipc_epmd_frames_received_total");
+	ck_assert_uint_ge(v, 25 + 2 + 1 + 1);	/* REGISTER, HELLO, WATCH, UNREG. */
+	ck_assert_uint_le(v, stat_value(&b, "frames_in"));
+	ck_assert_uint_le(metric(m, "sipc_epmd_bytes_sent_total"),
+	    stat_value(&b, "bytes_out"));
+	for (p = m; (p = strstr(p, "sipc_epmd_errors_sent_total{code=")); p++)
+		errs += strtoull(strchr(p, '}') + 2, NULL, 10);
+	ck_assert_uint_eq(errs, stat_value(&b, "errors_sent"));
+	ck_assert_ptr_nonnull(strstr(m, "errors_sent_total{code=\"NOT_FOUND\"} "
+	    "1\n"));
+	ck_assert_ptr_nonnull(strstr(m, "# TYPE sipc_epmd_frames_sent_total "
+	    "counter"));
+	/* Anything else: 404; other methods: refused. */
+	ck_assert_int_eq(http_get(mport, "/"), 404);
+	close(a);
+	close(w);
+	tu_broker_stop(&b);
+}
+END_TEST
+
+START_TEST(test_summary_line)
+{
+	struct tu_broker b;
+	int i;
+
+	ck_assert_int_eq(tu_broker_start(&b, "--summary-ms", "200", NULL), 0);
+	ck_assert_int_eq(ctl(&b, "ping"), 0);
+	for (i = 0; i < 200 && tu_file_count(b.log, "summary:") < 2; i++)
+		tu_sleep_ms(10);
+	ck_assert_int_ge(tu_file_count(b.log, "summary: 0 sessions, 0 "
+	    "registrations"), 1);
+	ck_assert_int_ge(tu_file_count(b.log, "1 sessions opened"), 1);
+	tu_broker_stop(&b);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -782,6 +898,8 @@ main(void)
 	tcase_add_test(tc, test_positional_port_and_daemon);
 	tcase_add_test(tc, test_sighup_reload);
 	tcase_add_test(tc, test_valgrind_clean_shutdown);
+	tcase_add_test(tc, test_metrics);
+	tcase_add_test(tc, test_summary_line);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
