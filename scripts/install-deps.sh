@@ -19,6 +19,15 @@ valgrind
 clang
 libclang-rt-14-dev
 libzmq3-dev
+debhelper
+dpkg-dev
+fakeroot
+lintian
+mandoc
+man-db
+groff-base
+shellcheck
+systemd
 "
 
 if [ "$(id -u)" -eq 0 ]; then
