@@ -37,7 +37,7 @@ WFLAGS		= -std=c11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
 		  -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
 		  -Wno-format-truncation
 XCFLAGS		= $(WFLAGS) -D_GNU_SOURCE -DSIPC_VERSION=\"$(VERSION)\" \
-		  $(DEP_CFLAGS) $(CFLAGS) $(SANITIZE)
+		  $(DEP_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(SANITIZE)
 
 # ---- sources ----------------------------------------------------------------
 
@@ -106,7 +106,7 @@ $(LIBSIPC_A): $(LIB_OBJ)
 
 $(LIBSIPC_SO): $(LIB_OBJ) libclient/sipc.map
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -shared -o $@ $(LIB_OBJ) \
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -shared -o $@ $(LIB_OBJ) \
 	    -Wl,-soname,libsipc.so.$(SOVERSION) \
 	    -Wl,--version-script=libclient/sipc.map $(DEP_LIBS)
 	ln -sf libsipc.so.$(SOVERSION).$(SOMINOR) $(B)/lib/libsipc.so.$(SOVERSION)
@@ -114,7 +114,7 @@ $(LIBSIPC_SO): $(LIB_OBJ) libclient/sipc.map
 
 $(B)/bin/sipc: $(CLI_OBJ) $(LIBSIPC_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
 $(B)/obj/libclient/examples/%.o: libclient/examples/%.c | deps
 	@mkdir -p $(dir $@)
@@ -122,7 +122,7 @@ $(B)/obj/libclient/examples/%.o: libclient/examples/%.c | deps
 
 $(B)/bin/sipc-example-%: $(B)/obj/libclient/examples/%.o $(LIBSIPC_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
 $(B)/lib/libsipcproto.a: $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
@@ -130,43 +130,43 @@ $(B)/lib/libsipcproto.a: $(PROTO_OBJ)
 
 $(B)/bin/sipc-epmd: $(BROKER_OBJ) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
 $(B)/bin/brokerctl: $(CTL_OBJ) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
 # ---- tests ------------------------------------------------------------------
 
 $(B)/tests/test_wire: $(call obj,tests/unit/test_wire.c) \
     $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 $(B)/tests/test_registry: $(call obj,tests/unit/test_registry.c) \
     $(B)/obj/broker/registry.o $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 $(B)/tests/test_broker: $(call obj,tests/integration/test_broker.c) \
     $(TESTUTIL_OBJ) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 $(B)/tests/test_client: $(call obj,tests/integration/test_client.c) \
     $(TESTUTIL_OBJ) $(LIBSIPC_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 $(B)/tests/test_security: $(call obj,tests/integration/test_security.c) \
     $(TESTUTIL_OBJ) $(LIBSIPC_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 $(B)/tests/test_faults: $(call obj,tests/integration/test_faults.c) \
     $(TESTUTIL_OBJ) $(LIBSIPC_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 check: all $(TESTS)
 	@SIPC_BUILD=$(CURDIR)/$(B) SIPC_SRC=$(CURDIR) \

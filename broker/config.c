@@ -308,10 +308,12 @@ config_usage(FILE *fp)
 	    "The sipc end point manager: keeps handle -> endpoint registrations\n"
 	    "for sipc senders and receivers.\n"
 	    "\n"
-	    "  -c, --config FILE           read settings from FILE (key = value)\n"
-	    "      --check-config          print the effective settings, exit\n"
-	    "  -h, --help                  this text\n"
-	    "  -V, --version               print the version\n");
+	    "  -c, --config FILE               read settings from FILE "
+	    "(key = value)\n"
+	    "      --check-config              print the effective settings, "
+	    "exit\n"
+	    "  -h, --help                      this text\n"
+	    "  -V, --version                   print the version\n");
 	for (i = 0; i < NOPTS; i++) {
 		snprintf(opt, sizeof(opt), "--%s%s%s", opts[i].key,
 		    opts[i].metavar ? " " : "",
@@ -319,7 +321,12 @@ config_usage(FILE *fp)
 		for (j = 2; opt[j] && opt[j] != ' '; j++)
 			if (opt[j] == '_')
 				opt[j] = '-';
-		fprintf(fp, "      %-24s%s\n", opt, opts[i].help);
+		/* Long options get their text on a line of its own. */
+		if (strlen(opt) >= 28)
+			fprintf(fp, "      %s\n      %-28s%s\n", opt, "",
+			    opts[i].help);
+		else
+			fprintf(fp, "      %-28s%s\n", opt, opts[i].help);
 	}
 	fprintf(fp, "\nEvery option is also a config-file key: "
 	    "--heartbeat-ms 500 is heartbeat_ms = 500.\n");

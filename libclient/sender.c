@@ -53,15 +53,18 @@ struct msg {
 	uint64_t		 seq;
 	size_t			 flen;		/* header + seq + body */
 	size_t			 body;		/* message bytes, uncompressed */
+	size_t			 cap;		/* bytes allocated for frame */
 	uint8_t			 frame[];
 };
 
-static void
-msg_unref(struct msg *m)
-{
-	if (--m->refs == 0)
-		free(m);
-}
+/*
+ * Buffers of sent messages go back to the sending threads instead of to
+ * free(): allocating on one thread and freeing on another is what glibc
+ * does worst, and buffers of 64 KiB would fault in fresh pages every time.
+ * Buffers up to RECYCLE_CAP are kept, RECYCLE_BYTES of them at most.
+ */
+#define RECYCLE_CAP	(128 * 1024)
+#define RECYCLE_BATCH	64
 
 /* Vyukov's intrusive MPSC queue: producers never wait for each other. */
 struct mpsc {
@@ -120,6 +123,14 @@ mpsc_pop(struct mpsc *q)
 		return head;
 	}
 	return NULL;
+}
+
+/* 1 when a producer is between its two steps (the queue is not empty,
+ * though mpsc_pop() found nothing). */
+static int
+mpsc_busy(struct mpsc *q)
+{
+	return atomic_load(&q->tail) != q->head;
 }
 
 /* ---- Connections --------------------------------------------------------- */
@@ -203,10 +214,23 @@ struct sipc_sender {
 	atomic_size_t		 unacked_total;	/* (message, receiver) */
 	atomic_size_t		 max_backlog;	/* bytes, worst receiver */
 	atomic_uint_fast64_t	 st_sent;
+
+	/* Recycled buffers: pushed in batches by the I/O thread, taken
+	 * all at once by senders (so no ABA), then handed out under pmu. */
+	_Atomic(struct msg *)	 recycled;
+	atomic_size_t		 recycled_bytes;
+	pthread_mutex_t		 pmu;
+	struct msg		*pcache;
+	size_t			 pcache_bytes;
 	atomic_int		 synced;	/* first receiver list known */
 
 	/* I/O thread only. */
 	uint64_t		 next_seq;	/* last number given */
+	size_t			 unacked;	/* published as unacked_total */
+	struct msg		*fbatch;	/* freed, not yet recycled */
+	struct msg		*fbatch_tail;
+	size_t			 fbatch_n;
+	size_t			 fbatch_bytes;
 	TAILQ_HEAD(, conn)	 conns;
 	size_t			 nconns;
 	const char		**names;	/* for after_send */
@@ -218,6 +242,7 @@ struct sipc_sender {
 	uint64_t		 st_dropped;
 };
 
+static void	msg_unref(struct sipc_sender *tx, struct msg *m);
 static void	conn_connect(struct conn *c);
 static void	conn_connected(struct conn *c);
 static void	conn_dhello(struct conn *c);
@@ -229,6 +254,97 @@ static void	conn_down(struct conn *c, const char *why);
 static void	conn_remove(struct conn *c, int error);
 static void	conn_timer_in(struct conn *c, int64_t ms);
 
+/* ---- Message buffers ----------------------------------------------------- */
+
+/* On a sending thread: a buffer for a frame of flen bytes. */
+static struct msg *
+msg_alloc(struct sipc_sender *tx, size_t flen)
+{
+	struct msg *m = NULL, *h;
+	int tries;
+
+	if (flen <= RECYCLE_CAP && pthread_mutex_trylock(&tx->pmu) == 0) {
+		if (tx->pcache == NULL) {
+			tx->pcache = atomic_exchange(&tx->recycled, NULL);
+			for (h = tx->pcache; h; h = h->next)
+				tx->pcache_bytes += h->cap;
+			atomic_fetch_sub(&tx->recycled_bytes, tx->pcache_bytes);
+		}
+		/* A buffer that fits, not one far too large. */
+		for (tries = 0; tx->pcache && tries < 4 && m == NULL; tries++) {
+			h = tx->pcache;
+			tx->pcache = h->next;
+			tx->pcache_bytes -= h->cap;
+			if (h->cap >= flen && h->cap <= 2 * flen + 256)
+				m = h;
+			else
+				free(h);
+		}
+		pthread_mutex_unlock(&tx->pmu);
+	}
+	if (m == NULL) {
+		if ((m = malloc(sizeof(*m) + flen)) == NULL)
+			return NULL;
+		m->cap = flen;
+	}
+	return m;
+}
+
+/* On the I/O thread: hands the batch of freed buffers to the senders. */
+static void
+recycle_flush(struct sipc_sender *tx)
+{
+	struct msg *old;
+
+	if (tx->fbatch == NULL)
+		return;
+	old = atomic_load(&tx->recycled);
+	do
+		tx->fbatch_tail->next = old;
+	while (!atomic_compare_exchange_weak(&tx->recycled, &old, tx->fbatch));
+	atomic_fetch_add(&tx->recycled_bytes, tx->fbatch_bytes);
+	tx->fbatch = tx->fbatch_tail = NULL;
+	tx->fbatch_n = tx->fbatch_bytes = 0;
+}
+
+static void
+msg_unref(struct sipc_sender *tx, struct msg *m)
+{
+	size_t limit = tx->opts.hwm_bytes / 2;
+
+	if (--m->refs > 0)
+		return;
+	if (m->cap > RECYCLE_CAP || tx->dead || atomic_load(&tx->recycled_bytes) +
+	    tx->fbatch_bytes + m->cap > limit) {
+		free(m);
+		return;
+	}
+	m->next = tx->fbatch;
+	if (tx->fbatch == NULL)
+		tx->fbatch_tail = m;
+	tx->fbatch = m;
+	tx->fbatch_bytes += m->cap;
+	if (++tx->fbatch_n >= RECYCLE_BATCH)
+		recycle_flush(tx);
+}
+
+static void
+recycle_free(struct sipc_sender *tx)
+{
+	struct msg *m, *next;
+
+	recycle_flush(tx);
+	for (m = atomic_exchange(&tx->recycled, NULL); m; m = next) {
+		next = m->next;
+		free(m);
+	}
+	for (m = tx->pcache; m; m = next) {
+		next = m->next;
+		free(m);
+	}
+	tx->pcache = NULL;
+}
+
 /* Wakes threads in wait_receivers, flush or a blocked send. */
 static void
 tx_notify(struct sipc_sender *tx)
@@ -238,6 +354,17 @@ tx_notify(struct sipc_sender *tx)
 	pthread_mutex_lock(&tx->mu);
 	pthread_cond_broadcast(&tx->cv);
 	pthread_mutex_unlock(&tx->mu);
+}
+
+/* Publishes the I/O thread's count of unacknowledged (message, receiver)
+ * pairs for sipc_sender_flush(), once per batch rather than per message. */
+static void
+publish(struct sipc_sender *tx)
+{
+	atomic_store_explicit(&tx->unacked_total, tx->unacked,
+	    memory_order_release);
+	if (tx->unacked == 0)
+		tx_notify(tx);
 }
 
 static void
@@ -310,8 +437,8 @@ ring_pop(struct conn *c)
 	else
 		c->woff = 0;
 	c->unacked_bytes -= m->flen;
-	atomic_fetch_sub(&c->tx->unacked_total, 1);
-	msg_unref(m);
+	c->tx->unacked--;
+	msg_unref(c->tx, m);
 }
 
 /* Every queued message is lost: report and free them. */
@@ -325,8 +452,7 @@ ring_lose_all(struct conn *c, int error)
 	c->nsent = c->woff = 0;
 	c->lost += n;
 	report(c->tx, error, c->name, n);
-	if (atomic_load(&c->tx->unacked_total) == 0)
-		tx_notify(c->tx);
+	publish(c->tx);
 }
 
 /* ---- Connection I/O ------------------------------------------------------ */
@@ -488,6 +614,7 @@ on_ready(struct conn *c, const struct wire_dhello_ok *ok)
 		c->peer.instance = ok->instance;
 	atomic_fetch_add(&tx->nready, 1);
 	tx_notify(tx);
+	publish(tx);
 	conn_timer_in(c, 0);
 }
 
@@ -506,8 +633,7 @@ on_ack(struct conn *c, uint64_t seq)
 	if (!any)
 		return;
 	update_backlog(tx);
-	if (atomic_load(&tx->unacked_total) == 0)
-		tx_notify(tx);
+	publish(tx);
 }
 
 /* Handles one frame from the receiver: 0, or -1 when c is gone/down. */
@@ -758,8 +884,7 @@ conn_kill(struct conn *c, int error, uint64_t extra)
 	c->backoff_ms = RECONNECT_MAX_MS;
 	schedule_reconnect(c);
 	update_backlog(tx);
-	if (atomic_load(&tx->unacked_total) == 0)
-		tx_notify(tx);
+	publish(tx);
 	report(tx, error, c->name, n);
 }
 
@@ -780,6 +905,7 @@ conn_remove(struct conn *c, int error)
 	free(c->ring);
 	free(c);
 	update_backlog(tx);
+	publish(tx);
 	tx_notify(tx);
 }
 
@@ -1180,14 +1306,12 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 			report(tx, SIPC_ENOMEM, c->name, 1);
 			continue;
 		}
-		atomic_fetch_add(&tx->unacked_total, 1);
+		tx->unacked++;
 		tx->names[ne++] = c->name;
 	}
 	if (tx->opts.after_send && !tx->dead)
 		tx->opts.after_send(tx, m->seq, tx->names, ne, tx->opts.arg);
-	atomic_fetch_sub(&tx->handoff_bytes, m->flen);
-	atomic_fetch_sub(&tx->handoff_count, 1);
-	msg_unref(m);
+	msg_unref(tx, m);
 }
 
 static void
@@ -1195,16 +1319,25 @@ drain(struct sipc_sender *tx)
 {
 	struct conn *c, *cn;
 	struct msg *m;
+	size_t bytes = 0;
 	int n = 0;
 
 	for (;;) {
 		if ((m = mpsc_pop(&tx->q)) == NULL) {
 			/* Producers that push from now on wake us again. */
 			atomic_store(&tx->wake_pending, 0);
-			if ((m = mpsc_pop(&tx->q)) == NULL)
+			if ((m = mpsc_pop(&tx->q)) == NULL) {
+				/* A sender between its two steps saw us busy
+				 * and did not wake us: come back for it. */
+				if (mpsc_busy(&tx->q)) {
+					atomic_store(&tx->wake_pending, 1);
+					event_active(tx->wake_ev, EV_READ, 0);
+				}
 				break;
+			}
 			atomic_store(&tx->wake_pending, 1);
 		}
+		bytes += m->flen;
 		dispatch(tx, m);
 		if (tx->dead)
 			return;
@@ -1216,6 +1349,14 @@ drain(struct sipc_sender *tx)
 	}
 	if (n == 0)
 		return;
+	/* Once per batch, not per message: these lines are shared with the
+	 * sending threads.  The count of unacknowledged messages goes out
+	 * before the hand-off count drops, so that a flush never sees both
+	 * at zero while this batch is in flight. */
+	publish(tx);
+	atomic_fetch_sub(&tx->handoff_bytes, bytes);
+	atomic_fetch_sub(&tx->handoff_count, (size_t)n);
+	recycle_flush(tx);
 	for (c = TAILQ_FIRST(&tx->conns); c && !tx->dead; c = cn) {
 		cn = TAILQ_NEXT(c, entry);
 		if (c->drops_unreported) {
@@ -1338,6 +1479,7 @@ sipc_sender_new(const char *handle, sipc_epm *epm,
 	memset(&tx->opts.security, 0, sizeof(tx->opts.security));
 	TAILQ_INIT(&tx->conns);
 	pthread_mutex_init(&tx->mu, NULL);
+	pthread_mutex_init(&tx->pmu, NULL);
 	cond_init_mono(&tx->cv);
 	if (mpsc_init(&tx->q) == -1) {
 		if (tx->tls)
@@ -1440,7 +1582,7 @@ sipc_send(sipc_sender *tx, const void *data, size_t len)
 		h.flags = WIRE_F_COMPRESSED;
 		flen = DATA_HDR + zlen;
 	}
-	if ((m = malloc(sizeof(*m) + flen)) == NULL) {
+	if ((m = msg_alloc(tx, flen)) == NULL) {
 		free(z);
 		return seterr(SIPC_ENOMEM, "out of memory");
 	}
@@ -1456,9 +1598,12 @@ sipc_send(sipc_sender *tx, const void *data, size_t len)
 		memcpy(m->frame + DATA_HDR, data, len);
 	atomic_fetch_add(&tx->handoff_bytes, flen);
 	atomic_fetch_add(&tx->handoff_count, 1);
-	atomic_fetch_add(&tx->st_sent, 1);
+	atomic_fetch_add_explicit(&tx->st_sent, 1, memory_order_relaxed);
 	mpsc_push(&tx->q, m);
-	if (atomic_exchange(&tx->wake_pending, 1) == 0)
+	/* While the I/O thread drains, it needs no wake-up: a plain load
+	 * (seq_cst, after the push) is enough to see that. */
+	if (atomic_load(&tx->wake_pending) == 0 &&
+	    atomic_exchange(&tx->wake_pending, 1) == 0)
 		event_active(tx->wake_ev, EV_READ, 0);
 	return 0;
 }
@@ -1628,6 +1773,8 @@ sender_destroy(evutil_socket_t fd, short what, void *arg)
 	while ((m = mpsc_pop(&tx->q)) != NULL)
 		free(m);
 	free(tx->q.stub);
+	recycle_free(tx);
+	pthread_mutex_destroy(&tx->pmu);
 	if (tx->wake_ev)
 		event_free(tx->wake_ev);
 	if (tx->resync_timer)

@@ -37,15 +37,32 @@ tu_bin(const char *name)
 	return p;
 }
 
+static pid_t tmpdir_owner;
+
+static void
+cleanup_at_exit(void)
+{
+	/* A failed check ends the test process with exit(): the fixture's
+	 * teardown does not run then, this does.  Forked children that
+	 * exit() must not remove their parent's directory. */
+	if (getpid() == tmpdir_owner)
+		tu_cleanup();
+}
+
 const char *
 tu_tmpdir(void)
 {
+	static int registered;
+
 	if (tmpdir[0] == '\0') {
 		snprintf(tmpdir, sizeof(tmpdir), "/tmp/sipc-test.XXXXXX");
 		if (mkdtemp(tmpdir) == NULL) {
 			perror("mkdtemp");
 			abort();
 		}
+		tmpdir_owner = getpid();
+		if (!registered++)
+			atexit(cleanup_at_exit);
 	}
 	return tmpdir;
 }
