@@ -2,10 +2,11 @@
  * receiver.c - receivers: listening, registering, and the inbound data
  * path.
  *
- * Each sender connection reads into one large buffer (256 KiB, grown only
- * for a frame that does not fit, up to the message limit) and parses every
- * complete frame in it, handing each message body to on_message straight
- * from the buffer: no copy between read() and the callback.  Messages are
+ * Each sender connection reads into one buffer (64 KiB, doubling up to
+ * 1 MiB while a busy sender fills it at every read, and grown for one frame
+ * that does not fit, up to the message limit) and parses every complete
+ * frame in it, handing each message body to on_message straight from the
+ * buffer: no copy between read() and the callback.  Messages are
  * acknowledged in batches (every ack_bytes, on PING, or 20 ms after the
  * first unacknowledged one), which is what lets a sender count losses
  * exactly.  Sequence numbers detect gaps (reported) and duplicates (never
@@ -32,7 +33,10 @@
 #include "reader.h"
 #include "xport.h"
 
-#define RBUF_DEFAULT	(256 * 1024)
+/* Read buffer: starts small (idle connections cost little) and doubles,
+ * up to RBUF_MAX, whenever a read fills it (a busy sender). */
+#define RBUF_MIN	(64 * 1024)
+#define RBUF_MAX	(1024 * 1024)
 #define ACK_DELAY_MS	20
 #define DHELLO_MS	5000	/* a sender must say DHELLO within this */
 #define ACCEPT_PAUSE_MS	100
@@ -68,6 +72,7 @@ struct rconn {
 	size_t			 cap;
 	size_t			 len;
 	size_t			 off;
+	size_t			 base;		/* working size of buf */
 	uint8_t			 out[1024];
 	size_t			 out_len;
 	size_t			 out_off;
@@ -442,16 +447,16 @@ rconn_parse(struct rconn *c)
 	}
 	if (c->off == c->len) {
 		c->off = c->len = 0;
-		if (c->cap > RBUF_DEFAULT) {
-			/* Back to the normal size after a large message. */
-			uint8_t *nb = realloc(c->buf, RBUF_DEFAULT);
+		if (c->cap > c->base) {
+			/* Back to the working size after a large message. */
+			uint8_t *nb = realloc(c->buf, c->base);
 
 			if (nb) {
 				c->buf = nb;
-				c->cap = RBUF_DEFAULT;
+				c->cap = c->base;
 			}
 		}
-	} else if (c->off > 0 && c->cap - c->len < RBUF_DEFAULT / 4) {
+	} else if (c->off > 0 && c->cap - c->len < c->base / 4) {
 		memmove(c->buf, c->buf + c->off, c->len - c->off);
 		c->len -= c->off;
 		c->off = 0;
@@ -516,6 +521,16 @@ rconn_readcb(evutil_socket_t fd, short what, void *arg)
 		}
 		c->len += (size_t)n;
 		c->last_rx = mono_ms();
+		if ((size_t)n == space && c->cap == c->base &&
+		    c->base < RBUF_MAX) {
+			/* Full at once: a busy sender; read more per call. */
+			uint8_t *nb = realloc(c->buf, c->base * 2);
+
+			if (nb) {
+				c->buf = nb;
+				c->cap = c->base = c->base * 2;
+			}
+		}
 		if (rconn_parse(c) == -1 || rx->dead)
 			return;
 		/* TLS may hold decrypted bytes the socket no longer shows. */
@@ -664,7 +679,7 @@ rconn_new(struct sipc_receiver *rx, int fd, const struct sockaddr *sa)
 	struct rconn *c;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
-	    (c->buf = malloc(RBUF_DEFAULT)) == NULL) {
+	    (c->buf = malloc(RBUF_MIN)) == NULL) {
 		free(c);
 		close(fd);
 		return;
@@ -673,7 +688,7 @@ rconn_new(struct sipc_receiver *rx, int fd, const struct sockaddr *sa)
 	xp_init(&c->xp, fd);
 	dp_reader_init(&c->rd, rx->opts.max_message);
 	c->phase = rx->tls ? R_PEEK : R_OPEN;
-	c->cap = RBUF_DEFAULT;
+	c->cap = c->base = RBUF_MIN;
 	c->hb_ms = SIPC_DEF_HEARTBEAT_MS;
 	c->opened = c->last_rx = c->last_tx = mono_ms();
 	sa_format(sa, c->peer, sizeof(c->peer));
