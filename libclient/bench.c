@@ -81,7 +81,27 @@ enum mode {
 #define MAX_RECEIVERS	256
 #define MAX_SIZE	(64L * 1024 * 1024)
 #define SLICE_MS	100		/* wake-up period of every wait */
-#define STATS_EVERY	16384		/* send loop: sample the backlog */
+#define STATS_BYTES	(1024 * 1024)	/* send loop: sample the backlog */
+
+/* SIGINT or SIGTERM: every loop and wait of the bench stops and cleans
+ * up (children, the private directory). */
+static volatile sig_atomic_t interrupted;
+
+static void
+on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+static int
+check_interrupted(void)
+{
+	if (!interrupted)
+		return 0;
+	fprintf(stderr, "sipc bench: interrupted by signal %d\n",
+	    (int)interrupted);
+	return -1;
+}
 
 /* ---- Small helpers ------------------------------------------------------- */
 
@@ -456,6 +476,10 @@ struct serve {
 	int		 ev_lost;
 
 	uint64_t	 instance;
+	sipc_epm	*epm;
+	sipc_receiver	*rx_data;
+	sipc_receiver	*rx_ping;
+	sipc_sender	*tx_report;
 	sipc_sender	*tx_pong;	/* set before any receiver exists */
 
 	/* I/O thread only. */
@@ -659,83 +683,225 @@ serve_linger(sipc_receiver *rx_data, sipc_receiver *rx_ping)
 	}
 }
 
-static int
-cmd_serve(int argc, char **argv)
-{
-	struct sipc_receiver_opts ro;
-	struct sipc_sender_opts so;
-	struct serve *s;
-	struct sevent e;
-	sipc_epm *epm = NULL;
-	sipc_receiver *rx_data = NULL, *rx_ping = NULL;
-	sipc_sender *tx_report = NULL;
-	const char *handle = NULL, *broker = NULL, *env;
-	char name[300], ep[160];
-	uint8_t ready[CTL_LEN];
-	struct timespec zero = { 0, 0 };
-	sigset_t set;
-	long runs = 0, max_time = 0, done = 0;
-	int64_t deadline = 0;
-	int i, rc, local = 0, quiet = 0, status = 1, have;
+struct serve_cfg {
+	const char	*handle;
+	const char	*broker;	/* NULL: the local registry */
+	long		 runs;		/* 0: until stopped */
+	long		 max_time;	/* ms, 0: no limit */
+	int		 quiet;
+};
 
+/* Options of serve into *c: 0, 1 after --help, -1 after a usage error. */
+static int
+serve_parse(int argc, char **argv, struct serve_cfg *c)
+{
+	const char *env;
+	int i, local = 0;
+
+	memset(c, 0, sizeof(*c));
 	for (i = 0; i < argc; i++) {
 		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] :
 		    NULL;
 
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
-			return 0;
+			return 1;
 		}
 		if (!strcmp(a, "--local")) {
 			local = 1;
 			continue;
 		}
 		if (!strcmp(a, "--quiet")) {
-			quiet = 1;
+			c->quiet = 1;
 			continue;
 		}
 		if (a[0] != '-') {
-			if (handle) {
+			if (c->handle) {
 				fprintf(stderr, "sipc bench serve: unexpected "
 				    "argument '%s'\n", a);
-				return 2;
+				return -1;
 			}
-			handle = a;
+			c->handle = a;
 			continue;
 		}
 		if (val == NULL) {
 			fprintf(stderr, "sipc bench serve: %s needs a value\n",
 			    a);
-			return 2;
+			return -1;
 		}
 		i++;
 		if (!strcmp(a, "--broker"))
-			broker = val;
+			c->broker = val;
 		else if (!strcmp(a, "--runs")) {
-			if (cli_parse_long(a, val, 1, LONG_MAX, &runs) == -1)
-				return 2;
+			if (cli_parse_long(a, val, 1, LONG_MAX, &c->runs) == -1)
+				return -1;
 		} else if (!strcmp(a, "--max-time")) {
 			if (cli_parse_long(a, val, 100, LONG_MAX / 1000000,
-			    &max_time) == -1)
-				return 2;
+			    &c->max_time) == -1)
+				return -1;
 		} else {
 			fprintf(stderr, "sipc bench serve: unknown option "
 			    "'%s'\n", a);
-			return 2;
+			return -1;
 		}
 	}
-	if (handle == NULL || strlen(handle) > HANDLE_ROOM) {
+	if (c->handle == NULL || strlen(c->handle) > HANDLE_ROOM) {
 		fprintf(stderr, "sipc bench serve: a HANDLE of 1 to %d bytes "
 		    "is needed\n", HANDLE_ROOM);
-		return 2;
+		return -1;
 	}
-	if (local && broker) {
+	if (local && c->broker) {
 		fprintf(stderr, "sipc bench serve: --local and --broker "
 		    "exclude each other\n");
-		return 2;
+		return -1;
 	}
-	if (!local && broker == NULL && (env = getenv("SIPC_BROKER")) && *env)
-		broker = env;
+	if (!local && c->broker == NULL && (env = getenv("SIPC_BROKER")) &&
+	    *env)
+		c->broker = env;
+	return 0;
+}
+
+/*
+ * The EPM, the senders (HANDLE.report, HANDLE.pong) and then the
+ * receivers (HANDLE.ping, HANDLE): a receiver that exists can be sent to,
+ * and its answers must have somewhere to go.  0 or -1 after a message.
+ */
+static int
+serve_open(struct serve *s, const struct serve_cfg *c)
+{
+	struct sipc_receiver_opts ro;
+	struct sipc_sender_opts so;
+	char name[300];
+	int rc;
+
+	if (c->broker == NULL) {
+		if ((rc = sipc_epm_local(&s->epm)) != 0) {
+			fprintf(stderr, "sipc bench serve: local registry: "
+			    "%s\n", errtext(rc));
+			return -1;
+		}
+	} else if (cli_epm(c->broker, 10000, &s->epm) != 0)
+		return -1;
+	sipc_sender_opts_init(&so);
+	so.linger_ms = 2000;
+	snprintf(name, sizeof(name), "%s.report", c->handle);
+	if ((rc = sipc_sender_new(name, s->epm, &so, &s->tx_report)) != 0)
+		goto fail;
+	snprintf(name, sizeof(name), "%s.pong", c->handle);
+	if ((rc = sipc_sender_new(name, s->epm, &so, &s->tx_pong)) != 0)
+		goto fail;
+	sipc_receiver_opts_init(&ro);
+	ro.on_message = serve_ping;
+	ro.arg = s;
+	snprintf(name, sizeof(name), "%s.ping", c->handle);
+	if ((rc = sipc_receiver_new(name, s->epm, &ro, &s->rx_ping)) != 0)
+		goto fail;
+	ro.on_message = serve_data;
+	ro.on_gap = serve_gap;
+	snprintf(name, sizeof(name), "%s", c->handle);
+	if ((rc = sipc_receiver_new(name, s->epm, &ro, &s->rx_data)) != 0)
+		goto fail;
+	return 0;
+fail:
+	fprintf(stderr, "sipc bench serve: %s: %s\n", name, errtext(rc));
+	return -1;
+}
+
+static void
+serve_close(struct serve *s)
+{
+	/* Receivers first: no callback may use tx_pong after it closes. */
+	sipc_receiver_close(s->rx_data);
+	sipc_receiver_close(s->rx_ping);
+	sipc_sender_close(s->tx_pong);
+	sipc_sender_close(s->tx_report);
+	sipc_epm_close(s->epm);
+}
+
+/* Answers a BEGIN with READY once the way back (and, for round trips,
+ * the echo path) is open. */
+static void
+serve_ready(struct serve *s, const struct serve_cfg *c,
+    const struct sevent *e)
+{
+	uint8_t ready[CTL_LEN];
+	int rc;
+
+	if (e->mode == MODE_LATENCY && (rc = sipc_sender_wait_receivers(
+	    s->tx_pong, 1, 10000)) != 0) {
+		if (!c->quiet)
+			fprintf(stderr, "sipc bench serve: no receiver of "
+			    "%s.pong: %s\n", c->handle, errtext(rc));
+		return;
+	}
+	bm_init(ready, sizeof(ready), K_READY);
+	put64(ready + F_RUN, e->run);
+	put64(ready + F_INST, s->instance);
+	serve_reply(s->tx_report, ready, sizeof(ready), 10000, c->quiet);
+}
+
+/*
+ * Serves runs until c->runs are done (0), --max-time passes or a signal
+ * in set arrives (0, or 1 when runs were asked for and not done).
+ */
+static int
+serve_loop(struct serve *s, const struct serve_cfg *c, sigset_t *set)
+{
+	struct timespec zero = { 0, 0 };
+	struct sevent e;
+	int64_t deadline = c->max_time ? now_ns() + (int64_t)c->max_time *
+	    1000000 : 0;
+	long done = 0;
+	int have;
+
+	for (;;) {
+		if (sigtimedwait(set, NULL, &zero) > 0)
+			return 0;
+		if (deadline && now_ns() > deadline) {
+			if (!c->quiet)
+				fprintf(stderr, "sipc bench serve: --max-time "
+				    "%ld ms passed; stopping\n", c->max_time);
+			return c->runs ? 1 : 0;
+		}
+		pthread_mutex_lock(&s->mu);
+		if (s->ev_n == 0)
+			cond_wait_ms(&s->cv, &s->mu, SLICE_MS);
+		if ((have = s->ev_n > 0) != 0) {
+			e = s->ev[s->ev_head];
+			s->ev_head = (s->ev_head + 1) % SEV_MAX;
+			s->ev_n--;
+		}
+		if (s->ev_lost && !c->quiet)
+			fprintf(stderr, "sipc bench serve: events lost\n");
+		s->ev_lost = 0;
+		pthread_mutex_unlock(&s->mu);
+		if (!have)
+			continue;
+		if (e.kind == K_BEGIN) {
+			serve_ready(s, c, &e);
+			continue;
+		}
+		if (serve_reply(s->tx_report, e.msg, REPORT_LEN, 10000,
+		    c->quiet) == 0)
+			sipc_sender_flush(s->tx_report, 5000);
+		if (c->runs && ++done >= c->runs) {
+			serve_linger(s->rx_data, s->rx_ping);
+			return 0;
+		}
+	}
+}
+
+static int
+cmd_serve(int argc, char **argv)
+{
+	struct serve_cfg c;
+	struct serve *s;
+	sigset_t set;
+	char ep[160];
+	int rc, status = 1;
+
+	if ((rc = serve_parse(argc, argv, &c)) != 0)
+		return rc == 1 ? 0 : 2;
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		fprintf(stderr, "sipc bench serve: out of memory\n");
 		return 1;
@@ -743,124 +909,21 @@ cmd_serve(int argc, char **argv)
 	pthread_mutex_init(&s->mu, NULL);
 	cond_init_mono(&s->cv);
 	s->instance = random64();
-	if (max_time)
-		deadline = now_ns() + (int64_t)max_time * 1000000;
-
 	/* Before any thread exists, so that they all inherit the mask. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-
-	if (broker == NULL) {
-		if ((rc = sipc_epm_local(&epm)) != 0) {
-			fprintf(stderr, "sipc bench serve: local registry: "
-			    "%s\n", errtext(rc));
-			goto out;
-		}
-	} else if (cli_epm(broker, 10000, &epm) != 0)
-		goto out;
-
-	/* Senders first: a receiver that exists can be sent to, and then
-	 * its echoes must have somewhere to go. */
-	sipc_sender_opts_init(&so);
-	so.linger_ms = 2000;
-	snprintf(name, sizeof(name), "%s.report", handle);
-	if ((rc = sipc_sender_new(name, epm, &so, &tx_report)) != 0) {
-		fprintf(stderr, "sipc bench serve: sender %s: %s\n", name,
-		    errtext(rc));
-		goto out;
+	if (serve_open(s, &c) == 0) {
+		if (!c.quiet && sipc_receiver_endpoint(s->rx_data, ep,
+		    sizeof(ep)) == 0)
+			fprintf(stderr, "sipc bench serve: '%s' at %s (%s); "
+			    "waiting for benchmark runs\n", c.handle, ep,
+			    c.broker ? c.broker : "local registry");
+		status = serve_loop(s, &c, &set);
 	}
-	snprintf(name, sizeof(name), "%s.pong", handle);
-	if ((rc = sipc_sender_new(name, epm, &so, &s->tx_pong)) != 0) {
-		fprintf(stderr, "sipc bench serve: sender %s: %s\n", name,
-		    errtext(rc));
-		goto out;
-	}
-	sipc_receiver_opts_init(&ro);
-	ro.on_message = serve_ping;
-	ro.arg = s;
-	snprintf(name, sizeof(name), "%s.ping", handle);
-	if ((rc = sipc_receiver_new(name, epm, &ro, &rx_ping)) != 0) {
-		fprintf(stderr, "sipc bench serve: receiver %s: %s\n", name,
-		    errtext(rc));
-		goto out;
-	}
-	ro.on_message = serve_data;
-	ro.on_gap = serve_gap;
-	if ((rc = sipc_receiver_new(handle, epm, &ro, &rx_data)) != 0) {
-		fprintf(stderr, "sipc bench serve: receiver %s: %s\n", handle,
-		    errtext(rc));
-		goto out;
-	}
-	if (!quiet && sipc_receiver_endpoint(rx_data, ep, sizeof(ep)) == 0)
-		fprintf(stderr, "sipc bench serve: '%s' at %s (%s); waiting "
-		    "for benchmark runs\n", handle, ep, broker ? broker :
-		    "local registry");
-
-	for (;;) {
-		if (sigtimedwait(&set, NULL, &zero) > 0) {
-			status = 0;
-			break;
-		}
-		if (deadline && now_ns() > deadline) {
-			if (!quiet)
-				fprintf(stderr, "sipc bench serve: --max-time "
-				    "%ld ms passed; stopping\n", max_time);
-			status = runs ? 1 : 0;
-			break;
-		}
-		pthread_mutex_lock(&s->mu);
-		if (s->ev_n == 0)
-			cond_wait_ms(&s->cv, &s->mu, SLICE_MS);
-		have = s->ev_n > 0;
-		if (have) {
-			e = s->ev[s->ev_head];
-			s->ev_head = (s->ev_head + 1) % SEV_MAX;
-			s->ev_n--;
-		}
-		if (s->ev_lost && !quiet)
-			fprintf(stderr, "sipc bench serve: events lost\n");
-		s->ev_lost = 0;
-		pthread_mutex_unlock(&s->mu);
-		if (!have)
-			continue;
-		if (e.kind == K_BEGIN) {
-			/* Answer once the way back is open; round trips
-			 * also need the echo path. */
-			if (e.mode == MODE_LATENCY &&
-			    (rc = sipc_sender_wait_receivers(s->tx_pong, 1,
-			    10000)) != 0) {
-				if (!quiet)
-					fprintf(stderr, "sipc bench serve: no "
-					    "receiver of %s.pong: %s\n", handle,
-					    errtext(rc));
-				continue;
-			}
-			bm_init(ready, sizeof(ready), K_READY);
-			put64(ready + F_RUN, e.run);
-			put64(ready + F_INST, s->instance);
-			serve_reply(tx_report, ready, sizeof(ready), 10000,
-			    quiet);
-			continue;
-		}
-		if (serve_reply(tx_report, e.msg, REPORT_LEN, 10000,
-		    quiet) == 0)
-			sipc_sender_flush(tx_report, 5000);
-		if (runs && ++done >= runs) {
-			serve_linger(rx_data, rx_ping);
-			status = 0;
-			break;
-		}
-	}
-out:
-	/* Receivers first: no callback may use tx_pong after it closes. */
-	sipc_receiver_close(rx_data);
-	sipc_receiver_close(rx_ping);
-	sipc_sender_close(s->tx_pong);
-	sipc_sender_close(tx_report);
-	sipc_epm_close(epm);
+	serve_close(s);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	free(s);
@@ -1255,7 +1318,7 @@ wait_receivers(struct bench *b, sipc_sender *tx, size_t want)
 	int64_t end = now_ns() + b->o.timeout_ms * 1000000;
 
 	while (sipc_sender_wait_receivers(tx, want, SLICE_MS) != 0) {
-		if (b->nkids && kids_check(b) == -1)
+		if (check_interrupted() || (b->nkids && kids_check(b) == -1))
 			return -1;
 		if (now_ns() < end)
 			continue;
@@ -1306,7 +1369,7 @@ wait_for(struct bench *b, int (*pred)(struct bench *, size_t), size_t want,
 		pthread_mutex_unlock(&b->mu);
 		if (ok)
 			return 0;
-		if (b->nkids && kids_check(b) == -1)
+		if (check_interrupted() || (b->nkids && kids_check(b) == -1))
 			return -1;
 		if (now_ns() >= end)
 			return 1;
@@ -1408,7 +1471,7 @@ run_throughput(struct bench *b, struct result *r)
 	uint8_t *buf = NULL;
 	int64_t t0, t1, cpu0, deadline;
 	size_t want, i;
-	long n;
+	long n, every;
 	int rc, ret = -1;
 
 	if (b->o.spawn && kids_spawn(b, (int)b->o.receivers) == -1)
@@ -1417,6 +1480,11 @@ run_throughput(struct bench *b, struct result *r)
 	    wait_receivers(b, tx, (size_t)b->o.receivers) == -1)
 		goto out;
 	want = sipc_sender_receivers(tx);
+	if (want > MAX_RECEIVERS) {
+		fprintf(stderr, "sipc bench: %zu receivers of '%s'; at most %d "
+		    "can be measured\n", want, b->handle, MAX_RECEIVERS);
+		goto out;
+	}
 	if (want != (size_t)b->o.receivers)
 		fprintf(stderr, "sipc bench: %zu receivers of '%s' (not %ld); "
 		    "measuring with all of them\n", want, b->handle,
@@ -1432,6 +1500,7 @@ run_throughput(struct bench *b, struct result *r)
 	sipc_sender_opts_init(&so);
 	r->hwm = so.hwm_bytes;	/* bench_sender() keeps the default */
 	r->rss_before_kb = rss_kb();
+	every = STATS_BYTES / b->o.size < 1 ? 1 : STATS_BYTES / b->o.size;
 	deadline = now_ns() + b->o.max_time_ms * 1000000;
 	cpu0 = cpu_ns(RUSAGE_SELF);
 	t0 = now_ns();
@@ -1442,10 +1511,12 @@ run_throughput(struct bench *b, struct result *r)
 			    errtext(rc));
 			goto out;
 		}
-		if ((n + 1) % STATS_EVERY == 0) {
+		if ((n + 1) % every == 0) {
 			if (sipc_sender_stats(tx, &st) == 0 &&
 			    st.queued_bytes > r->queued_max)
 				r->queued_max = st.queued_bytes;
+			if (check_interrupted())
+				goto out;
 			if (now_ns() > deadline) {
 				fprintf(stderr, "sipc bench: only %ld of %ld "
 				    "messages sent within --max-time %ld ms\n",
@@ -1567,6 +1638,11 @@ run_latency(struct bench *b, struct result *r)
 	    wait_receivers(b, ctl, (size_t)b->o.receivers) == -1)
 		goto out;
 	want = sipc_sender_receivers(ctl);
+	if (want > MAX_RECEIVERS) {
+		fprintf(stderr, "sipc bench: %zu receivers of '%s'; at most %d "
+		    "can be measured\n", want, b->handle, MAX_RECEIVERS);
+		goto out;
+	}
 	if (wait_receivers(b, b->tx_ping, want) == -1 ||
 	    handshake(b, ctl, want, MODE_LATENCY, 0) == -1)
 		goto out;
@@ -1609,7 +1685,7 @@ run_latency(struct bench *b, struct result *r)
 		pthread_mutex_unlock(&b->mu);
 		if (done)
 			break;
-		if (b->nkids && kids_check(b) == -1)
+		if (check_interrupted() || (b->nkids && kids_check(b) == -1))
 			goto out;
 		if (now_ns() > stall_end || now_ns() > end) {
 			fprintf(stderr, "sipc bench: no echo for %ld ms "
@@ -1736,6 +1812,8 @@ run_connect(struct bench *b, struct result *r)
 			    b->o.max_time_ms);
 			goto out;
 		}
+		if (check_interrupted())
+			goto out;
 		snprintf(name, sizeof(name), "%s.c%ld", b->handle, i);
 		if ((rc = sipc_receiver_new(name, b->epm, &ro, &rx)) != 0) {
 			fprintf(stderr, "sipc bench: receiver %s: %s\n", name,
@@ -1942,6 +2020,7 @@ print_text(const struct bench *b, const struct result *r)
 int
 cmd_bench(int argc, char **argv)
 {
+	struct sigaction sa;
 	struct bench *b;
 	struct result r;
 	enum mode m;
@@ -1989,6 +2068,11 @@ cmd_bench(int argc, char **argv)
 	b->run = random64();
 	b->seq = -1;
 	signal(SIGPIPE, SIG_IGN);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	/* Children of ours get a handle of their own, so that nothing else
 	 * answers (a broker may serve other benches at the same time). */
 	if (b->o.spawn)

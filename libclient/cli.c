@@ -32,6 +32,8 @@ usage(FILE *fp)
 	    "       sipc send HANDLE [--broker HOST:PORT] [--wait-receivers N]\n"
 	    "                        [--timeout MS] [--file FILE] [--compress]\n"
 	    "                        [MESSAGE...]\n"
+	    "       sipc bench throughput|fanout|latency|connect [options]\n"
+	    "       sipc bench serve HANDLE [options]   (sipc bench --help)\n"
 	    "security (recv, send): [--tls-ca FILE] [--tls-cert FILE --tls-key "
 	    "FILE]\n"
 	    "                        [--tls-server-name NAME] "

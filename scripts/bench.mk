@@ -1,3 +1,50 @@
-# bench.mk - make bench (owned by the benchmark work; see scripts/bench/).
-bench: all
-	@echo "make bench: not written yet" >&2; exit 1
+# bench.mk - `make bench`: sipc side by side with ZeroMQ and plain
+# sockets, and the sipc-epmd broker; see scripts/bench/README.md.
+# Included by the top-level Makefile, whose variables it uses ($(B),
+# $(CC), $(XCFLAGS), $(DEP_LIBS), the "deps" prerequisite).
+#
+#   make bench                      every case, 3 rounds; table + JSON
+#   make bench BENCH_ARGS=--quick   1 round, short runs (a smoke test)
+#
+# libzmq is linked into bench-zmq only, never into libsipc or sipc.
+
+BENCH_BIN	= $(B)/bench/bin
+BENCH_COMMON	= $(call obj,scripts/bench/common.c)
+BENCH_PROGS	= $(BENCH_BIN)/bench-run $(BENCH_BIN)/bench-tcp \
+		  $(BENCH_BIN)/bench-zmq $(BENCH_BIN)/bench-broker
+# Recursive on purpose: expanded after bench-deps has run.
+ZMQ_CFLAGS	= $(shell pkg-config --cflags libzmq)
+ZMQ_LIBS	= $(shell pkg-config --libs libzmq)
+BENCH_ARGS	?=
+
+.PHONY: bench-deps bench-progs
+
+bench: all $(BENCH_PROGS)
+	@$(BENCH_BIN)/bench-run --build $(B) $(BENCH_ARGS)
+
+bench-progs: $(BENCH_PROGS)
+
+bench-deps: | deps
+	@pkg-config --exists libzmq 2>/dev/null || \
+	    sh scripts/install-deps.sh
+
+$(call obj,scripts/bench/zmqbench.c): XCFLAGS += $(ZMQ_CFLAGS)
+$(call obj,scripts/bench/zmqbench.c): | bench-deps
+
+$(BENCH_BIN)/bench-run: $(call obj,scripts/bench/run.c) $(BENCH_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^
+
+$(BENCH_BIN)/bench-tcp: $(call obj,scripts/bench/tcpbench.c) $(BENCH_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^
+
+$(BENCH_BIN)/bench-zmq: $(call obj,scripts/bench/zmqbench.c) $(BENCH_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(ZMQ_LIBS)
+
+# The codec may pull in zlib (compression): link what the broker links.
+$(BENCH_BIN)/bench-broker: $(call obj,scripts/bench/brokerbench.c) \
+    $(BENCH_COMMON) $(B)/lib/libsipcproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS)

@@ -1,0 +1,487 @@
+/*
+ * common.c - helpers shared by the programs of `make bench` (see
+ * common.h).  Not part of libsipc.
+ */
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+
+const char *prog = "bench";
+
+static pid_t	kids[KIDS_MAX];
+static int	nkids;
+
+/* ---- Time, CPU, memory --------------------------------------------------- */
+
+int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t
+cpu_self_ns(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) == -1)
+		return 0;
+	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) *
+	    1000000000 + ((int64_t)ru.ru_utime.tv_usec +
+	    ru.ru_stime.tv_usec) * 1000;
+}
+
+long
+peak_rss_kb(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
+}
+
+long
+proc_rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), fp))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(fp);
+	return kb;
+}
+
+void
+sleep_ms(int ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/* ---- Errors -------------------------------------------------------------- */
+
+static void __attribute__((noreturn))
+vfatal(int with_errno, const char *fmt, va_list ap)
+{
+	int e = errno;
+
+	fprintf(stderr, "%s: ", prog);
+	vfprintf(stderr, fmt, ap);
+	if (with_errno)
+		fprintf(stderr, ": %s", strerror(e));
+	fputc('\n', stderr);
+	kids_reap(0);
+	exit(1);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfatal(0, fmt, ap);
+}
+
+void
+fatal_sys(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfatal(1, fmt, ap);
+}
+
+void
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+/* ---- Children ------------------------------------------------------------ */
+
+pid_t
+kid_start(int (*fn)(void *), void *arg)
+{
+	pid_t pid, parent = getpid();
+
+	if (nkids == KIDS_MAX)
+		fatal("more than %d child processes", KIDS_MAX);
+	fflush(NULL);
+	if ((pid = fork()) == -1)
+		fatal_sys("fork");
+	if (pid == 0) {
+		/* Our siblings are not ours to kill. */
+		nkids = 0;
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		fflush(NULL);
+		_exit(fn(arg));
+	}
+	kids[nkids++] = pid;
+	return pid;
+}
+
+int
+kids_reap(int grace_ms)
+{
+	int64_t end = now_ns() + (int64_t)grace_ms * 1000000;
+	int i, st, left, failed = 0;
+	pid_t r;
+
+	for (;;) {
+		left = 0;
+		for (i = 0; i < nkids; i++) {
+			if (kids[i] <= 0)
+				continue;
+			r = waitpid(kids[i], &st, WNOHANG);
+			if (r == kids[i] || (r == -1 && errno == ECHILD)) {
+				if (r == kids[i] && !(WIFEXITED(st) &&
+				    WEXITSTATUS(st) == 0))
+					failed++;
+				kids[i] = -1;
+			} else
+				left++;
+		}
+		if (left == 0 || now_ns() >= end)
+			break;
+		sleep_ms(5);
+	}
+	for (i = 0; i < nkids; i++) {
+		if (kids[i] <= 0)
+			continue;
+		kill(kids[i], SIGKILL);
+		while (waitpid(kids[i], NULL, 0) == -1 && errno == EINTR)
+			;
+		kids[i] = -1;
+		failed++;
+	}
+	nkids = 0;
+	return failed;
+}
+
+/* ---- Bounded I/O --------------------------------------------------------- */
+
+int
+read_full(int fd, void *buf, size_t n, int timeout_ms)
+{
+	int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;
+	struct pollfd pfd;
+	uint8_t *p = buf;
+	int64_t left;
+	ssize_t r;
+	int rc;
+
+	while (n > 0) {
+		left = (end - now_ns()) / 1000000;
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		rc = poll(&pfd, 1, (int)left);
+		if (rc == -1 && errno == EINTR)
+			continue;
+		if (rc == -1)
+			return -1;
+		if (rc == 0)
+			continue;
+		r = read(fd, p, n);
+		if (r == 0) {
+			errno = EPIPE;
+			return -1;
+		}
+		if (r == -1) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int
+write_full(int fd, const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+	struct pollfd pfd;
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(fd, p, n);
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+			continue;
+		}
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w == -1 && errno == EAGAIN) {
+			pfd.fd = fd;
+			pfd.events = POLLOUT;
+			pfd.revents = 0;
+			/* The reader is ours and alive, or we get EPIPE. */
+			if (poll(&pfd, 1, 10000) == 0) {
+				errno = ETIMEDOUT;
+				return -1;
+			}
+			continue;
+		}
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- Benchmark messages -------------------------------------------------- */
+
+void
+put64(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+uint64_t
+get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+void
+put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+uint32_t
+get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+void
+bm_init(uint8_t *buf, size_t len, int kind)
+{
+	size_t i;
+
+	for (i = BM_HDR; i < len; i++)
+		buf[i] = (uint8_t)(i * 7);
+	memcpy(buf, "SBn1", 4);
+	buf[4] = (uint8_t)kind;
+	buf[5] = buf[6] = buf[7] = 0;
+	put64(buf + 8, 0);
+}
+
+int
+bm_kind(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	if (len < BM_HDR || memcmp(b, "SBn1", 4) != 0)
+		return -1;
+	return b[4];
+}
+
+int
+rx_check_msg(struct rx_check *c, const uint8_t *p, size_t len)
+{
+	uint64_t n;
+
+	switch (bm_kind(p, len)) {
+	case K_DATA:
+		if (!c->begun || c->ended) {
+			c->r.bad++;
+			return K_DATA;
+		}
+		n = get64(p + 8);
+		if (n == c->expect && len == c->size) {
+			c->r.got++;
+			c->expect++;
+		} else {
+			c->r.bad++;
+			if (n >= c->expect)
+				c->expect = n + 1;
+		}
+		c->r.bytes += len;
+		if (n == 0)
+			c->r.first_ns = now_ns();
+		if (n + 1 == c->count)
+			c->r.last_ns = now_ns();
+		return K_DATA;
+	case K_BEGIN:
+		if (len < CTL_LEN)
+			break;
+		memset(c, 0, sizeof(*c));
+		c->count = get64(p + F_COUNT);
+		c->size = (size_t)get64(p + F_SIZE);
+		c->cpu0 = cpu_self_ns();
+		c->begun = 1;
+		return K_BEGIN;
+	case K_END:
+		if (!c->begun)
+			break;
+		c->ended = 1;
+		c->r.cpu_ns = cpu_self_ns() - c->cpu0;
+		return K_END;
+	}
+	c->r.bad++;
+	return -1;
+}
+
+/* ---- Samples ------------------------------------------------------------- */
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void
+sort_i64(int64_t *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_i64);
+}
+
+double
+pct_us(const int64_t *v, size_t n, double q)
+{
+	double rank = q * (double)n;
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	i = (size_t)rank;
+	if ((double)i < rank)
+		i++;		/* ceil: the nearest rank */
+	i = i == 0 ? 0 : i - 1;
+	if (i >= n)
+		i = n - 1;
+	return (double)v[i] / 1000.0;
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+void
+json_begin(struct jout *j, FILE *fp)
+{
+	j->fp = fp;
+	j->n = 0;
+	fputc('{', fp);
+}
+
+static void
+json_key(struct jout *j, const char *key)
+{
+	fprintf(j->fp, "%s\"%s\": ", j->n++ ? ", " : "", key);
+}
+
+void
+json_num(struct jout *j, const char *key, double v)
+{
+	json_key(j, key);
+	fprintf(j->fp, "%.6g", v);
+}
+
+void
+json_int(struct jout *j, const char *key, long long v)
+{
+	json_key(j, key);
+	fprintf(j->fp, "%lld", v);
+}
+
+void
+json_str(struct jout *j, const char *key, const char *v)
+{
+	json_key(j, key);
+	fputc('"', j->fp);
+	for (; *v; v++) {
+		if (*v == '"' || *v == '\\')
+			fputc('\\', j->fp);
+		if ((unsigned char)*v >= 0x20)
+			fputc(*v, j->fp);
+	}
+	fputc('"', j->fp);
+}
+
+void
+json_end(struct jout *j)
+{
+	fputs("}\n", j->fp);
+	fflush(j->fp);
+}
+
+void
+json_latency(struct jout *j, const int64_t *v, size_t n)
+{
+	json_num(j, "p50_us", pct_us(v, n, 0.50));
+	json_num(j, "p99_us", pct_us(v, n, 0.99));
+	json_num(j, "p999_us", pct_us(v, n, 0.999));
+	json_num(j, "min_us", pct_us(v, n, 0.0));
+	json_num(j, "max_us", pct_us(v, n, 1.0));
+}
+
+/* ---- Options ------------------------------------------------------------- */
+
+long
+opt_long(const char *opt, const char *s, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno == ERANGE || v < min ||
+	    v > max)
+		usage_error("%s: '%s' is not a number from %ld to %ld", opt, s,
+		    min, max);
+	return v;
+}

@@ -1,0 +1,1346 @@
+/*
+ * run.c - bench-run: the driver of `make bench`.  It runs every case of
+ * every implementation side by side, round-robin (so that drift of the
+ * machine hits all of them alike), prints a table of medians with
+ * min-max and the ratios sipc is judged by, and writes the same as JSON.
+ *
+ *   bench-run --build DIR [--rounds N] [--seconds S] [--rtt-cpu N]
+ *             [--out FILE] [--quick]
+ *
+ * Each measurement is a process of its own that prints one JSON object:
+ * `sipc bench` (DIR/bin/sipc) for sipc, over a broker this driver starts
+ * on a loopback port (sipc tcp) and over the local registry (sipc local);
+ * bench-zmq, bench-tcp and bench-broker (DIR/bench/bin) for the rest.
+ * Before the rounds, a pilot run of each sizes its message count so that
+ * one measurement takes about --seconds (1).  Every process is bounded in
+ * time and killed and reaped by pid.
+ *
+ * It compares; it changes nothing in sipc.  Exit 0 when every measurement
+ * ran and nothing was lost, 1 otherwise (missed targets are reported,
+ * not failed on), 2 on bad usage.
+ */
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define MAX_ROUNDS	15
+#define MAX_KV		64
+#define OUT_MAX		(64 * 1024)
+#define RUN_TIMEOUT_MS	30000	/* one measurement, setup included */
+#define BUDGET_S	270	/* then the rest is skipped */
+
+/* ---- Implementations and cases ------------------------------------------- */
+
+enum impl {
+	I_SIPC_TCP,
+	I_SIPC_LOCAL,
+	I_ZMQ,
+	I_TCP,
+	I_UNIX,
+	I_BROKER,
+	NIMPL
+};
+
+static const char *impl_title[NIMPL] = {
+	"sipc tcp", "sipc local", "ZeroMQ", "TCP (limit)", "Unix (limit)",
+	"sipc-epmd"
+};
+static const char *impl_key[NIMPL] = {
+	"sipc_tcp", "sipc_local", "zmq", "tcp", "unix", "broker"
+};
+
+enum kind {
+	C_TPUT,		/* one-way stream, 1 or more receivers */
+	C_RTT,		/* ping-pong */
+	C_CONNECT,	/* connect + first message */
+	C_BROKER	/* bench-broker, every broker figure at once */
+};
+
+struct kv {
+	char	key[48];
+	double	num;
+	int	is_num;
+};
+
+struct run {
+	struct kv	 kv[MAX_KV];
+	int		 nkv;
+	char		*raw;		/* the JSON line, for results.json */
+};
+
+struct cell {
+	long		 count;
+	int		 n;		/* runs done */
+	int		 failed;	/* runs that failed */
+	struct run	 runs[MAX_ROUNDS];
+};
+
+struct bcase {
+	const char	*key;
+	const char	*title;
+	enum kind	 kind;
+	long		 size;
+	int		 receivers;
+	unsigned	 impls;		/* 1 << enum impl */
+	const char	*metric;	/* the figure compared */
+	int		 lower_better;
+	struct cell	 cell[NIMPL];
+};
+
+#define B(i)	(1u << (i))
+#define TPUT_IMPLS	(B(I_SIPC_TCP) | B(I_SIPC_LOCAL) | B(I_ZMQ) | \
+			 B(I_TCP) | B(I_UNIX))
+
+static struct bcase cases[] = {
+	{ "tput_64", "1->1 64 B", C_TPUT, 64, 1, TPUT_IMPLS,
+	    "messages_per_s", 0, { { 0 } } },
+	{ "tput_1k", "1->1 1 KiB", C_TPUT, 1024, 1, TPUT_IMPLS,
+	    "messages_per_s", 0, { { 0 } } },
+	{ "tput_64k", "1->1 64 KiB", C_TPUT, 65536, 1, TPUT_IMPLS,
+	    "messages_per_s", 0, { { 0 } } },
+	{ "fan8_64", "1->8 64 B", C_TPUT, 64, 8, TPUT_IMPLS,
+	    "deliveries_per_s", 0, { { 0 } } },
+	{ "fan8_1k", "1->8 1 KiB", C_TPUT, 1024, 8, TPUT_IMPLS,
+	    "deliveries_per_s", 0, { { 0 } } },
+	{ "rtt_64", "round trip 64 B", C_RTT, 64, 1, TPUT_IMPLS,
+	    "p50_us", 1, { { 0 } } },
+	{ "connect", "connect + 1st msg", C_CONNECT, 64, 1,
+	    B(I_SIPC_TCP) | B(I_SIPC_LOCAL) | B(I_ZMQ) | B(I_TCP),
+	    "p50_us", 1, { { 0 } } },
+	{ "broker", "broker", C_BROKER, 0, 0, B(I_BROKER),
+	    "lookup_p50_us", 1, { { 0 } } },
+};
+#define NCASES	(sizeof(cases) / sizeof(cases[0]))
+
+/* ---- Settings ------------------------------------------------------------ */
+
+static const char *build = NULL;
+static char	   path_sipc[512], path_epmd[512], path_tcp[512],
+		   path_zmq[512], path_broker[512], path_out[512],
+		   path_log[512];
+static int	   rounds = 3;
+static double	   target_s = 1.0;
+static int	   rtt_cpu = -2;	/* -2: the last CPU; -1: none */
+static char	   broker_addr[64];
+static pid_t	   epmd_pid = -1;
+static int	   failures;
+static int64_t	   t_start;
+static int	   skipped;
+static double	   other_cpu_pct = -1;	/* others' share of the CPUs */
+
+/* ---- Running one measurement --------------------------------------------- */
+
+/* Parses a flat JSON object of numbers and strings into r. */
+static int
+parse_json(const char *s, struct run *r)
+{
+	const char *p = s, *k;
+	char *end;
+	size_t kl;
+
+	r->nkv = 0;
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p++ != '{')
+		return -1;
+	for (;;) {
+		while (isspace((unsigned char)*p) || *p == ',')
+			p++;
+		if (*p == '}')
+			return 0;
+		if (*p++ != '"')
+			return -1;
+		for (k = p; *p && *p != '"'; p++)
+			;
+		if (*p != '"')
+			return -1;
+		kl = (size_t)(p - k);
+		p++;
+		while (isspace((unsigned char)*p) || *p == ':')
+			p++;
+		if (r->nkv < MAX_KV && kl < sizeof(r->kv[0].key)) {
+			memcpy(r->kv[r->nkv].key, k, kl);
+			r->kv[r->nkv].key[kl] = '\0';
+		} else
+			kl = 0;
+		if (*p == '"') {
+			for (p++; *p && *p != '"'; p++)
+				if (*p == '\\' && p[1])
+					p++;
+			if (*p++ != '"')
+				return -1;
+			if (kl) {
+				r->kv[r->nkv].is_num = 0;
+				r->nkv++;
+			}
+			continue;
+		}
+		errno = 0;
+		if (kl) {
+			r->kv[r->nkv].num = strtod(p, &end);
+			r->kv[r->nkv].is_num = 1;
+		} else
+			(void)strtod(p, &end);
+		if (end == p || errno)
+			return -1;
+		p = end;
+		if (kl)
+			r->nkv++;
+	}
+}
+
+static int
+get_num(const struct run *r, const char *key, double *v)
+{
+	int i;
+
+	for (i = 0; i < r->nkv; i++)
+		if (r->kv[i].is_num && !strcmp(r->kv[i].key, key)) {
+			*v = r->kv[i].num;
+			return 0;
+		}
+	return -1;
+}
+
+static void
+set_affinity(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+/*
+ * Runs argv (pinned to cpu when >= 0), bounded by RUN_TIMEOUT_MS, and
+ * parses the JSON object it prints.  0, or -1 after a message.
+ */
+static int
+run_cmd(char *const argv[], int cpu, const char *what, struct run *r)
+{
+	char *out, *nl;
+	size_t len = 0;
+	int64_t end = now_ns() + (int64_t)RUN_TIMEOUT_MS * 1000000;
+	struct pollfd pfd;
+	int p[2], st, rc, timed_out = 0, left;
+	pid_t pid, parent = getpid();
+	ssize_t n;
+
+	memset(r, 0, sizeof(*r));
+	if ((out = malloc(OUT_MAX + 1)) == NULL)
+		fatal("out of memory");
+	if (pipe2(p, O_CLOEXEC) == -1)
+		fatal_sys("pipe");
+	fflush(NULL);
+	if ((pid = fork()) == -1)
+		fatal_sys("fork");
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(1);
+		if (cpu >= 0)
+			set_affinity(cpu);
+		dup2(p[1], 1);
+		execv(argv[0], argv);
+		fprintf(stderr, "bench-run: cannot execute %s: %s\n", argv[0],
+		    strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	for (;;) {
+		left = (int)((end - now_ns()) / 1000000);
+		if (left <= 0) {
+			timed_out = 1;
+			break;
+		}
+		pfd.fd = p[0];
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if ((rc = poll(&pfd, 1, left)) == -1 && errno != EINTR)
+			fatal_sys("poll");
+		if (rc <= 0)
+			continue;
+		n = read(p[0], out + len, OUT_MAX - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == OUT_MAX)
+			break;
+	}
+	close(p[0]);
+	out[len] = '\0';
+	if (timed_out) {
+		/* SIGTERM lets sipc bench clean up its children and its
+		 * directory; SIGKILL after 3 s. */
+		kill(pid, SIGTERM);
+		end = now_ns() + 3 * (int64_t)1000000000;
+		while (waitpid(pid, &st, WNOHANG) == 0 && now_ns() < end)
+			sleep_ms(10);
+		kill(pid, SIGKILL);
+	}
+	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+		;
+	if (timed_out) {
+		fprintf(stderr, "bench-run: %s: no result within %d s; "
+		    "killed\n", what, RUN_TIMEOUT_MS / 1000);
+		free(out);
+		return -1;
+	}
+	if ((nl = strchr(out, '\n')) != NULL)
+		*nl = '\0';
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || parse_json(out, r)) {
+		if (WIFSIGNALED(st))
+			fprintf(stderr, "bench-run: %s: killed by signal %d\n",
+			    what, WTERMSIG(st));
+		else
+			fprintf(stderr, "bench-run: %s: exit status %d%s\n",
+			    what, WEXITSTATUS(st), WEXITSTATUS(st) == 0 ?
+			    ", output is no JSON object" : "");
+		/* A run with loss exits 1 but still reports: keep that. */
+		if (parse_json(out, r) == 0 && r->nkv > 0) {
+			r->raw = out;
+			return -1;
+		}
+		free(out);
+		return -1;
+	}
+	r->raw = out;
+	return 0;
+}
+
+/* ---- Command lines ------------------------------------------------------- */
+
+struct argv_buf {
+	char	*v[32];
+	char	 s[32][64];
+	int	 n;
+};
+
+static void
+arg(struct argv_buf *a, const char *s)
+{
+	snprintf(a->s[a->n], sizeof(a->s[0]), "%s", s);
+	a->v[a->n] = a->s[a->n];
+	a->n++;
+	a->v[a->n] = NULL;
+}
+
+static void
+argl(struct argv_buf *a, long v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%ld", v);
+	arg(a, buf);
+}
+
+/* The command for one case and implementation with count messages. */
+static void
+command(const struct bcase *c, enum impl im, long count,
+    struct argv_buf *a)
+{
+	static const char *sipc_case[] = { "throughput", "latency", "connect" };
+
+	memset(a, 0, sizeof(*a));
+	switch (im) {
+	case I_SIPC_TCP:
+	case I_SIPC_LOCAL:
+		arg(a, path_sipc);
+		arg(a, "bench");
+		arg(a, c->kind == C_TPUT ? (c->receivers > 1 ? "fanout" :
+		    sipc_case[0]) : c->kind == C_RTT ? sipc_case[1] :
+		    sipc_case[2]);
+		if (im == I_SIPC_TCP) {
+			arg(a, "--broker");
+			arg(a, broker_addr);
+			if (c->kind != C_CONNECT)
+				arg(a, "--spawn");
+		} else
+			arg(a, "--local");
+		if (c->kind == C_TPUT) {
+			arg(a, "--receivers");
+			argl(a, c->receivers);
+		}
+		arg(a, "--size");
+		argl(a, c->size);
+		arg(a, "--count");
+		argl(a, count);
+		arg(a, "--json");
+		break;
+	case I_ZMQ:
+		arg(a, path_zmq);
+		arg(a, c->kind == C_TPUT ? (c->receivers > 1 ? "xpub" :
+		    "push") : c->kind == C_RTT ? "reqrep" : "connect");
+		if (c->kind == C_TPUT && c->receivers > 1) {
+			arg(a, "--receivers");
+			argl(a, c->receivers);
+		}
+		arg(a, "--size");
+		argl(a, c->size);
+		arg(a, "--count");
+		argl(a, count);
+		break;
+	case I_TCP:
+	case I_UNIX:
+		arg(a, path_tcp);
+		arg(a, c->kind == C_TPUT ? "stream" : c->kind == C_RTT ?
+		    "pingpong" : "connect");
+		if (c->kind == C_TPUT) {
+			arg(a, "--receivers");
+			argl(a, c->receivers);
+		}
+		if (im == I_UNIX)
+			arg(a, "--unix");
+		arg(a, "--size");
+		argl(a, c->size);
+		arg(a, "--count");
+		argl(a, count);
+		break;
+	case I_BROKER:
+		arg(a, path_broker);
+		arg(a, "--epmd");
+		arg(a, path_epmd);
+		arg(a, "--cpu");
+		argl(a, rtt_cpu);
+		if (target_s < 0.5) {	/* --quick */
+			arg(a, "--rtt-count");
+			argl(a, 2000);
+			arg(a, "--join-count");
+			argl(a, 200);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static int
+case_cpu(const struct bcase *c)
+{
+	return c->kind == C_RTT || c->kind == C_CONNECT ? rtt_cpu : -1;
+}
+
+/* ---- Calibration --------------------------------------------------------- */
+
+static long
+pilot_count(const struct bcase *c)
+{
+	switch (c->kind) {
+	case C_TPUT:
+		return c->size >= 65536 ? 2000 : c->size >= 1024 ? 20000 :
+		    100000;
+	case C_RTT:
+		return 2000;
+	case C_CONNECT:
+		return 50;
+	default:
+		return 0;
+	}
+}
+
+static long
+max_count(const struct bcase *c, enum impl im)
+{
+	switch (c->kind) {
+	case C_TPUT:
+		return 100000000;
+	case C_RTT:
+		return 1000000;
+	default:
+		/* Each TCP connect leaves a port in TIME_WAIT. */
+		return im == I_TCP || im == I_ZMQ ? 3000 : 2000;
+	}
+}
+
+/* Sizes c's count for im: a pilot run (grown until it is long enough to
+ * time), scaled to target_s.  0, or -1 when the pilot failed. */
+static int
+calibrate(struct bcase *c, enum impl im)
+{
+	struct argv_buf a;
+	struct run r;
+	char what[128];
+	double secs;
+	long n = pilot_count(c), want;
+	int tries;
+
+	if (c->kind == C_BROKER) {
+		c->cell[im].count = 0;
+		return 0;
+	}
+	snprintf(what, sizeof(what), "%s %s (pilot)", impl_title[im],
+	    c->title);
+	for (tries = 0; tries < 4; tries++) {
+		command(c, im, n, &a);
+		if (run_cmd(a.v, case_cpu(c), what, &r) == -1) {
+			free(r.raw);
+			return -1;
+		}
+		free(r.raw);
+		if (get_num(&r, "seconds", &secs) == -1 || secs <= 0) {
+			fprintf(stderr, "bench-run: %s: no \"seconds\"\n", what);
+			return -1;
+		}
+		if (secs >= target_s / 10 || n >= max_count(c, im))
+			break;
+		n = n * 10 > max_count(c, im) ? max_count(c, im) : n * 10;
+	}
+	want = (long)((double)n * target_s / secs);
+	if (want < pilot_count(c))
+		want = pilot_count(c);
+	if (want > max_count(c, im))
+		want = max_count(c, im);
+	c->cell[im].count = want;
+	return 0;
+}
+
+/* ---- The broker for sipc tcp --------------------------------------------- */
+
+static int
+epmd_exec(void *arg)
+{
+	char portfile[560];
+	int fd;
+
+	snprintf(portfile, sizeof(portfile), "%s.port", path_log);
+	(void)arg;
+	if ((fd = open(path_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0644)) != -1) {
+		dup2(fd, 2);
+		dup2(fd, 1);
+	}
+	execl(path_epmd, "sipc-epmd", "--listen", "127.0.0.1:0",
+	    "--port-file", portfile, "--log-level", "warn",
+	    (char *)NULL);
+	return 127;
+}
+
+static void
+epmd_start(void)
+{
+	char portfile[560];
+	int64_t end = now_ns() + 10 * (int64_t)1000000000;
+	FILE *fp;
+	int port = 0;
+
+	snprintf(portfile, sizeof(portfile), "%s.port", path_log);
+	unlink(portfile);
+	epmd_pid = kid_start(epmd_exec, NULL);
+	while (port == 0) {
+		if ((fp = fopen(portfile, "r")) != NULL) {
+			if (fscanf(fp, "%d", &port) != 1)
+				port = 0;
+			fclose(fp);
+		}
+		if (port)
+			break;
+		if (waitpid(epmd_pid, NULL, WNOHANG) != 0 || now_ns() > end)
+			fatal("%s did not start (see %s)", path_epmd,
+			    path_log);
+		sleep_ms(10);
+	}
+	unlink(portfile);
+	snprintf(broker_addr, sizeof(broker_addr), "127.0.0.1:%d", port);
+}
+
+static void
+epmd_stop(void)
+{
+	if (epmd_pid > 0) {
+		kill(epmd_pid, SIGTERM);
+		if (kids_reap(3000))
+			fprintf(stderr, "bench-run: sipc-epmd did not stop "
+			    "cleanly (see %s)\n", path_log);
+	}
+	epmd_pid = -1;
+}
+
+/* ---- Statistics ---------------------------------------------------------- */
+
+struct stat3 {
+	double	med;
+	double	min;
+	double	max;
+	int	n;
+};
+
+static int
+cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median, min and max of key over the cell's runs. */
+static struct stat3
+stat_of(const struct cell *cl, const char *key)
+{
+	struct stat3 s = { 0, 0, 0, 0 };
+	double v[MAX_ROUNDS];
+	int i;
+
+	for (i = 0; i < cl->n; i++)
+		if (get_num(&cl->runs[i], key, &v[s.n]) == 0)
+			s.n++;
+	if (s.n == 0)
+		return s;
+	qsort(v, (size_t)s.n, sizeof(double), cmp_d);
+	s.min = v[0];
+	s.max = v[s.n - 1];
+	s.med = s.n % 2 ? v[s.n / 2] : (v[s.n / 2 - 1] + v[s.n / 2]) / 2;
+	return s;
+}
+
+static double
+sum_of(const struct cell *cl, const char *key)
+{
+	double v, sum = 0;
+	int i;
+
+	for (i = 0; i < cl->n; i++)
+		if (get_num(&cl->runs[i], key, &v) == 0)
+			sum += v;
+	return sum;
+}
+
+static double
+max_of(const struct cell *cl, const char *key)
+{
+	double v, m = 0;
+	int i;
+
+	for (i = 0; i < cl->n; i++)
+		if (get_num(&cl->runs[i], key, &v) == 0 && v > m)
+			m = v;
+	return m;
+}
+
+/* v as "6.10" + suffix "M", "950" + "k", "54.2" + "". */
+static void
+human(double v, char *buf, size_t size, const char **suffix)
+{
+	static const struct {
+		double		 from;	/* v >= from uses this unit */
+		double		 div;
+		const char	*s;
+		const char	*fmt;
+	} u[] = {
+		{ 1e9, 1e9, "G", "%.2f" }, { 1e6, 1e6, "M", "%.2f" },
+		{ 1e4, 1e3, "k", "%.0f" }, { 100, 1, "", "%.0f" },
+		{ 0, 1, "", "%.1f" }
+	};
+	size_t i;
+
+	for (i = 0; u[i].from > 0 && v < u[i].from; i++)
+		;
+	snprintf(buf, size, u[i].fmt, v / u[i].div);
+	*suffix = u[i].s;
+}
+
+/* "6.10M (5.90-6.20M)", "54.2 (50.1-61.0)", "1.2M (950k-1.3M)" */
+static void
+fmt_stat(const struct stat3 *s, char *buf, size_t size)
+{
+	const char *sa, *sb, *sc;
+	char a[16], b[16], c[16];
+
+	if (s->n == 0) {
+		snprintf(buf, size, "-");
+		return;
+	}
+	human(s->med, a, sizeof(a), &sa);
+	human(s->min, b, sizeof(b), &sb);
+	human(s->max, c, sizeof(c), &sc);
+	if (s->n == 1)
+		snprintf(buf, size, "%s%s", a, sa);
+	else if (!strcmp(sa, sb) && !strcmp(sb, sc))
+		snprintf(buf, size, "%s%s (%s-%s)", a, sa, b, c);
+	else
+		snprintf(buf, size, "%s%s (%s%s-%s%s)", a, sa, b, sb, c, sc);
+}
+
+/* ---- Table --------------------------------------------------------------- */
+
+#define COLW	21
+
+static void
+row(const struct bcase *c, const char *label, const char *key)
+{
+	char buf[64];
+	struct stat3 s;
+	int i;
+
+	printf("%-*s", 30, label);
+	for (i = 0; i < I_BROKER; i++) {
+		if (!(c->impls & B(i))) {
+			printf("%-*s", COLW, "");
+			continue;
+		}
+		if (c->cell[i].n == 0) {
+			printf("%-*s", COLW, "FAILED");
+			continue;
+		}
+		s = stat_of(&c->cell[i], key);
+		fmt_stat(&s, buf, sizeof(buf));
+		printf("%-*s", COLW, buf);
+	}
+	printf("\n");
+}
+
+static void
+row_loss(const struct bcase *c)
+{
+	char buf[64];
+	int i;
+
+	printf("%-*s", 30, "  lost / errors");
+	for (i = 0; i < I_BROKER; i++) {
+		if (!(c->impls & B(i)) || c->cell[i].n == 0) {
+			printf("%-*s", COLW, "");
+			continue;
+		}
+		snprintf(buf, sizeof(buf), "%.0f / %.0f",
+		    sum_of(&c->cell[i], "lost") +
+		    sum_of(&c->cell[i], "sender_lost"),
+		    sum_of(&c->cell[i], "errors") +
+		    sum_of(&c->cell[i], "gaps"));
+		printf("%-*s", COLW, buf);
+	}
+	printf("\n");
+}
+
+static struct bcase *
+find_case(const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < NCASES; i++)
+		if (!strcmp(cases[i].key, key))
+			return &cases[i];
+	return NULL;
+}
+
+static void
+print_table(void)
+{
+	const struct bcase *c;
+	const struct cell *bk;
+	struct stat3 s;
+	char buf[64], lab[64];
+	size_t k;
+	int i;
+
+	printf("\n%-*s", 30, "case (median, min-max)");
+	for (i = 0; i < I_BROKER; i++)
+		printf("%-*s", COLW, impl_title[i]);
+	printf("\n");
+	for (k = 0; k < NCASES; k++) {
+		c = &cases[k];
+		switch (c->kind) {
+		case C_TPUT:
+			snprintf(lab, sizeof(lab), "%s  %s", c->title,
+			    c->receivers > 1 ? "deliveries/s" : "msg/s");
+			row(c, lab, c->metric);
+			row(c, "  MB/s", "mb_per_s");
+			row(c, "  CPU ns per message", "cpu_ns_per_message");
+			row(c, "  sender peak RSS kB", "sender_peak_rss_kb");
+			row_loss(c);
+			break;
+		case C_RTT:
+			snprintf(lab, sizeof(lab), "%s  p50 us", c->title);
+			row(c, lab, "p50_us");
+			row(c, "  p99 us", "p99_us");
+			row(c, "  p99.9 us", "p999_us");
+			row(c, "  CPU ns per round trip",
+			    "cpu_ns_per_message");
+			break;
+		case C_CONNECT:
+			snprintf(lab, sizeof(lab), "%s  p50 us", c->title);
+			row(c, lab, "p50_us");
+			row(c, "  p99 us", "p99_us");
+			row(c, "  p99.9 us", "p999_us");
+			break;
+		default:
+			break;
+		}
+	}
+	printf("\n  ZeroMQ: PUSH/PULL (1->1), XPUB with ZMQ_XPUB_NODROP "
+	    "(1->8), REQ/REP (round trip).\n");
+	if (rtt_cpu >= 0)
+		printf("  Round trips and connects: every process on CPU %d "
+		    "(see scripts/bench/README.md).\n", rtt_cpu);
+	else
+		printf("  Round trips and connects: not pinned.\n");
+	c = find_case("broker");
+	bk = &c->cell[I_BROKER];
+	if (bk->n == 0) {
+		printf("\nsipc-epmd: FAILED\n");
+		return;
+	}
+	printf("\nsipc-epmd (its own broker per round)       median "
+	    "(min-max)\n");
+#define BROW(label, key) do {						\
+		s = stat_of(bk, key);					\
+		fmt_stat(&s, buf, sizeof(buf));				\
+		printf("  %-40s %s\n", label, buf);			\
+	} while (0)
+	BROW("REGISTER round trip p50 us", "register_p50_us");
+	BROW("REGISTER round trip p99 us", "register_p99_us");
+	BROW("LOOKUP round trip p50 us", "lookup_p50_us");
+	BROW("LOOKUP round trip p99 us", "lookup_p99_us");
+	BROW("REGISTER -> JOIN at a watcher p50 us", "join_p50_us");
+	BROW("REGISTER -> JOIN at a watcher p99 us", "join_p99_us");
+	BROW("registrations/s, 1 client", "register_per_s_1");
+	BROW("registrations/s, 16 clients", "register_per_s_16");
+	BROW("  broker CPU ns per registration", "broker_cpu_ns_per_registration");
+	BROW("  client CPU ns per registration", "client_cpu_ns_per_registration");
+	BROW("broker bytes per registration (100k)", "bytes_per_registration");
+#undef BROW
+}
+
+/* ---- Ratios and targets -------------------------------------------------- */
+
+struct ratio {
+	char		 name[96];
+	const char	*impl;
+	double		 value;
+	double		 target;
+	int		 has_target;
+	int		 at_most;	/* value must be <= target */
+	int		 ok;		/* both figures were measured */
+};
+
+static struct ratio ratios[64];
+static int nratios;
+
+static double
+med(const char *ck, enum impl im, const char *key, int *ok)
+{
+	struct bcase *c = find_case(ck);
+	struct stat3 s;
+
+	if (c == NULL || c->cell[im].n == 0) {
+		*ok = 0;
+		return 0;
+	}
+	s = stat_of(&c->cell[im], key);
+	if (s.n == 0)
+		*ok = 0;
+	return s.med;
+}
+
+static void
+add_ratio(const char *name, enum impl im, double num, double den, int ok,
+    double target, int has_target, int at_most)
+{
+	struct ratio *r;
+
+	if (nratios == (int)(sizeof(ratios) / sizeof(ratios[0])))
+		return;
+	r = &ratios[nratios++];
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->impl = impl_key[im];
+	r->ok = ok && den > 0;
+	r->value = r->ok ? num / den : 0;
+	r->target = target;
+	r->has_target = has_target;
+	r->at_most = at_most;
+}
+
+/* Adds num/den of both sipc implementations (only sipc local: local_only). */
+static void
+add_pair(const char *name, const char *ck, const char *key, const char *dck,
+    enum impl den, double target, int has_target, int at_most,
+    int local_only)
+{
+	double a, b;
+	enum impl im;
+	int ok;
+
+	for (im = I_SIPC_TCP; im <= I_SIPC_LOCAL; im++) {
+		if (local_only && im != I_SIPC_LOCAL)
+			continue;
+		ok = 1;
+		a = med(ck, im, key, &ok);
+		b = med(dck, den, key, &ok);
+		add_ratio(name, im, a, b, ok, target, has_target, at_most);
+	}
+}
+
+static void
+compute_ratios(void)
+{
+	static const struct {
+		const char	*ck;
+		const char	*name;
+		double		 zmq;	/* target vs ZeroMQ, 0: none */
+		double		 lim;	/* target vs the TCP limit, 0: none */
+	} tp[] = {
+		{ "tput_64", "1->1 64 B msg/s", 2.0, 0 },
+		{ "tput_1k", "1->1 1 KiB msg/s", 2.0, 0 },
+		{ "tput_64k", "1->1 64 KiB msg/s", 1.5, 0.7 },
+		{ "fan8_64", "1->8 64 B deliveries/s", 2.0, 0 },
+		{ "fan8_1k", "1->8 1 KiB deliveries/s", 2.0, 0 },
+	};
+	char name[96];
+	double a, q, hwm;
+	const char *m;
+	enum impl im;
+	size_t k;
+	int ok;
+
+	for (k = 0; k < sizeof(tp) / sizeof(tp[0]); k++) {
+		m = find_case(tp[k].ck)->metric;
+		snprintf(name, sizeof(name), "%s vs ZeroMQ", tp[k].name);
+		add_pair(name, tp[k].ck, m, tp[k].ck, I_ZMQ, tp[k].zmq, 1, 0,
+		    0);
+		snprintf(name, sizeof(name), "%s vs TCP limit", tp[k].name);
+		add_pair(name, tp[k].ck, m, tp[k].ck, I_TCP, tp[k].lim,
+		    tp[k].lim > 0, 0, 0);
+		snprintf(name, sizeof(name), "%s vs Unix limit", tp[k].name);
+		add_pair(name, tp[k].ck, m, tp[k].ck, I_UNIX, 0, 0, 0, 1);
+	}
+	add_pair("round trip p50 vs TCP ping-pong", "rtt_64", "p50_us",
+	    "rtt_64", I_TCP, 1.5, 1, 1, 0);
+	add_pair("round trip p50 vs Unix ping-pong", "rtt_64", "p50_us",
+	    "rtt_64", I_UNIX, 0, 0, 1, 1);
+	add_pair("round trip p50 vs ZeroMQ REQ/REP", "rtt_64", "p50_us",
+	    "rtt_64", I_ZMQ, 0, 0, 1, 0);
+	add_pair("connect + 1st msg p50 vs ZeroMQ", "connect", "p50_us",
+	    "connect", I_ZMQ, 0, 0, 1, 0);
+	add_pair("connect + 1st msg p50 vs TCP", "connect", "p50_us",
+	    "connect", I_TCP, 0, 0, 1, 0);
+	/* Memory: the largest backlog of any run, against the mark. */
+	for (im = I_SIPC_TCP; im <= I_SIPC_LOCAL; im++) {
+		q = hwm = 0;
+		for (k = 0; k < NCASES; k++) {
+			if (cases[k].kind != C_TPUT)
+				continue;
+			a = max_of(&cases[k].cell[im], "queued_bytes_max");
+			if (a > q)
+				q = a;
+			a = max_of(&cases[k].cell[im], "hwm_bytes");
+			if (a > hwm)
+				hwm = a;
+		}
+		add_ratio("largest sender backlog / high-water mark", im, q,
+		    hwm, hwm > 0, 1.0, 1, 1);
+	}
+	ok = 1;
+	a = med("broker", I_BROKER, "lookup_p50_us", &ok);
+	q = med("rtt_64", I_TCP, "p50_us", &ok);
+	add_ratio("LOOKUP p50 vs TCP ping-pong p50", I_BROKER, a, q, ok, 1.5,
+	    1, 1);
+	ok = 1;
+	a = med("broker", I_BROKER, "register_per_s_16", &ok);
+	add_ratio("registrations/s, 16 clients", I_BROKER, a, 1, ok, 100000,
+	    1, 0);
+	ok = 1;
+	a = med("broker", I_BROKER, "bytes_per_registration", &ok);
+	add_ratio("broker bytes per registration", I_BROKER, a, 1, ok, 512,
+	    1, 1);
+}
+
+static int
+ratio_pass(const struct ratio *r)
+{
+	if (!r->ok)
+		return 0;
+	return r->at_most ? r->value <= r->target : r->value >= r->target;
+}
+
+static long long
+total_loss(void)
+{
+	long long n = 0;
+	size_t k;
+	int i;
+
+	for (k = 0; k < NCASES; k++)
+		for (i = 0; i < NIMPL; i++)
+			n += (long long)(sum_of(&cases[k].cell[i], "lost") +
+			    sum_of(&cases[k].cell[i], "sender_lost") +
+			    sum_of(&cases[k].cell[i], "errors") +
+			    sum_of(&cases[k].cell[i], "gaps"));
+	return n;
+}
+
+static void
+fmt_ratio(const struct ratio *r, char *buf, size_t size)
+{
+	if (r == NULL)
+		buf[0] = '\0';
+	else if (!r->ok)
+		snprintf(buf, size, "n/a%s", r->has_target ? " MISS" : "");
+	else
+		snprintf(buf, size, "%.2fx%s", r->value, r->has_target ?
+		    (ratio_pass(r) ? " ok" : " MISS") : "");
+}
+
+static void
+print_ratios(int *met, int *total)
+{
+	const struct ratio *r, *t, *l;
+	char a[32], b[32], tgt[32];
+	int i, lossless = total_loss() == 0;
+
+	*met = *total = 0;
+	printf("\nratios of medians (this run)                      "
+	    "target      sipc tcp        sipc local\n");
+	for (i = 0; i < nratios; i++) {
+		r = &ratios[i];
+		if (!strcmp(r->impl, "broker"))
+			continue;
+		/* One line per name: sipc tcp, then sipc local. */
+		if (i > 0 && !strcmp(ratios[i - 1].name, r->name))
+			continue;
+		t = !strcmp(r->impl, "sipc_tcp") ? r : NULL;
+		l = t == NULL ? r : i + 1 < nratios &&
+		    !strcmp(ratios[i + 1].name, r->name) ? &ratios[i + 1] :
+		    NULL;
+		if (r->has_target)
+			snprintf(tgt, sizeof(tgt), "%s %.2fx", r->at_most ?
+			    "<=" : ">=", r->target);
+		else
+			snprintf(tgt, sizeof(tgt), "-");
+		fmt_ratio(t, a, sizeof(a));
+		fmt_ratio(l, b, sizeof(b));
+		printf("  %-48s%-12s%-16s%s\n", r->name, tgt, a, b);
+	}
+	for (i = 0; i < nratios; i++) {
+		if (!ratios[i].has_target)
+			continue;
+		(*total)++;
+		*met += ratio_pass(&ratios[i]);
+	}
+	printf("\nsipc-epmd                                         "
+	    "target      measured\n");
+	for (i = 0; i < nratios; i++) {
+		r = &ratios[i];
+		if (strcmp(r->impl, "broker"))
+			continue;
+		if (strstr(r->name, " vs ")) {
+			snprintf(tgt, sizeof(tgt), "<= %.2fx", r->target);
+			fmt_ratio(r, a, sizeof(a));
+		} else {
+			snprintf(tgt, sizeof(tgt), "%s %.0f", r->at_most ?
+			    "<=" : ">=", r->target);
+			snprintf(a, sizeof(a), r->ok ? "%.0f %s" : "n/a",
+			    r->value, ratio_pass(r) ? "ok" : "MISS");
+		}
+		printf("  %-48s%-12s%s\n", r->name, tgt, a);
+	}
+	(*total)++;
+	*met += lossless;
+	printf("\n  zero loss in every run: %s (%lld messages lost, out of "
+	    "order or damaged in all runs)\n", lossless ? "yes" : "NO",
+	    total_loss());
+	printf("  targets met: %d of %d\n", *met, *total);
+}
+
+/* ---- results.json -------------------------------------------------------- */
+
+static void
+json_stat(FILE *fp, const char *name, const struct cell *cl,
+    const char *key)
+{
+	struct stat3 s = stat_of(cl, key);
+
+	if (s.n)
+		fprintf(fp, ", \"%s\": {\"median\": %.6g, \"min\": %.6g, "
+		    "\"max\": %.6g}", name, s.med, s.min, s.max);
+}
+
+static void
+write_json(double elapsed, int met, int total)
+{
+	static const char *extra[] = { "mb_per_s", "cpu_ns_per_message",
+	    "p99_us", "p999_us", "queued_bytes_max", "sender_peak_rss_kb",
+	    "register_p50_us", "register_p99_us", "lookup_p99_us",
+	    "join_p50_us", "join_p99_us", "register_per_s_1",
+	    "register_per_s_16", "bytes_per_registration",
+	    "broker_cpu_ns_per_registration" };
+	const struct bcase *c;
+	const struct cell *cl;
+	struct utsname u;
+	FILE *fp;
+	size_t k, e;
+	int i, j, first, fc;
+
+	if ((fp = fopen(path_out, "w")) == NULL) {
+		fprintf(stderr, "bench-run: %s: %s\n", path_out,
+		    strerror(errno));
+		failures++;
+		return;
+	}
+	uname(&u);
+	fprintf(fp, "{\n  \"rounds\": %d, \"seconds_per_measurement\": %.2f, "
+	    "\"elapsed_s\": %.1f, \"cpus\": %ld, \"kernel\": \"%s\", "
+	    "\"rtt_cpu\": %d, \"other_cpu_percent\": %.1f,\n", rounds,
+	    target_s, elapsed, sysconf(_SC_NPROCESSORS_ONLN), u.release,
+	    rtt_cpu, other_cpu_pct);
+	fprintf(fp, "  \"cases\": {\n");
+	for (k = 0; k < NCASES; k++) {
+		c = &cases[k];
+		fprintf(fp, "    \"%s\": {\"title\": \"%s\", \"metric\": "
+		    "\"%s\", \"size\": %ld, \"receivers\": %d, \"impls\": {",
+		    c->key, c->title, c->metric, c->size, c->receivers);
+		fc = 1;
+		for (i = 0; i < NIMPL; i++) {
+			if (!(c->impls & B(i)))
+				continue;
+			cl = &c->cell[i];
+			fprintf(fp, "%s\n      \"%s\": {\"count\": %ld, "
+			    "\"runs_ok\": %d, \"runs_failed\": %d",
+			    fc ? "" : ",", impl_key[i], cl->count, cl->n,
+			    cl->failed);
+			fc = 0;
+			json_stat(fp, c->metric, cl, c->metric);
+			for (e = 0; e < sizeof(extra) / sizeof(extra[0]); e++)
+				if (strcmp(extra[e], c->metric))
+					json_stat(fp, extra[e], cl, extra[e]);
+			fprintf(fp, ", \"lost\": %.0f, \"errors\": %.0f",
+			    sum_of(cl, "lost") + sum_of(cl, "sender_lost"),
+			    sum_of(cl, "errors") + sum_of(cl, "gaps"));
+			fprintf(fp, ", \"runs\": [");
+			for (j = 0, first = 1; j < cl->n; j++) {
+				if (cl->runs[j].raw == NULL)
+					continue;
+				fprintf(fp, "%s\n        %s", first ? "" : ",",
+				    cl->runs[j].raw);
+				first = 0;
+			}
+			fprintf(fp, "]}");
+		}
+		fprintf(fp, "}}%s\n", k + 1 < NCASES ? "," : "");
+	}
+	fprintf(fp, "  },\n  \"ratios\": [");
+	for (i = 0; i < nratios; i++) {
+		const struct ratio *r = &ratios[i];
+
+		fprintf(fp, "%s\n    {\"name\": \"%s\", \"impl\": \"%s\", "
+		    "\"value\": ", i ? "," : "", r->name, r->impl);
+		if (r->ok)
+			fprintf(fp, "%.6g", r->value);
+		else
+			fprintf(fp, "null");
+		if (r->has_target)
+			fprintf(fp, ", \"target\": \"%s %g\", \"pass\": %s",
+			    r->at_most ? "<=" : ">=", r->target,
+			    ratio_pass(r) ? "true" : "false");
+		fprintf(fp, "}");
+	}
+	fprintf(fp, "\n  ],\n  \"all_lossless\": %s, \"total_lost_or_bad\": "
+	    "%lld, \"measurements_failed\": %d, \"targets_met\": %d, "
+	    "\"targets\": %d\n}\n", total_loss() == 0 ? "true" : "false",
+	    total_loss(), failures, met, total);
+	if (fclose(fp) != 0) {
+		fprintf(stderr, "bench-run: writing %s: %s\n", path_out,
+		    strerror(errno));
+		failures++;
+	}
+}
+
+/* ---- Other load on the machine ------------------------------------------- */
+
+/* Busy CPU time of the whole machine from /proc/stat, in ns. */
+static int64_t
+machine_busy_ns(void)
+{
+	unsigned long long v[8] = { 0 };
+	FILE *fp;
+	int n;
+
+	if ((fp = fopen("/proc/stat", "r")) == NULL)
+		return 0;
+	n = fscanf(fp, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+	    &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+	fclose(fp);
+	if (n < 4)
+		return 0;
+	/* Everything but idle (3) and iowait (4). */
+	return (int64_t)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) *
+	    (1000000000 / sysconf(_SC_CLK_TCK));
+}
+
+/* CPU time of this process and every descendant it has reaped. */
+static int64_t
+own_cpu_ns(void)
+{
+	struct rusage ru;
+	int64_t t = cpu_self_ns();
+
+	if (getrusage(RUSAGE_CHILDREN, &ru) == 0)
+		t += ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) *
+		    1000000000 + ((int64_t)ru.ru_utime.tv_usec +
+		    ru.ru_stime.tv_usec) * 1000;
+	return t;
+}
+
+/* ---- Main ---------------------------------------------------------------- */
+
+static void
+paths(void)
+{
+	snprintf(path_sipc, sizeof(path_sipc), "%s/bin/sipc", build);
+	snprintf(path_epmd, sizeof(path_epmd), "%s/bin/sipc-epmd", build);
+	snprintf(path_tcp, sizeof(path_tcp), "%s/bench/bin/bench-tcp", build);
+	snprintf(path_zmq, sizeof(path_zmq), "%s/bench/bin/bench-zmq", build);
+	snprintf(path_broker, sizeof(path_broker), "%s/bench/bin/bench-broker",
+	    build);
+	snprintf(path_log, sizeof(path_log), "%s/bench/sipc-epmd.log", build);
+	if (path_out[0] == '\0')
+		snprintf(path_out, sizeof(path_out), "%s/bench/results.json",
+		    build);
+}
+
+static void
+measure(struct bcase *c, enum impl im, int round)
+{
+	struct cell *cl = &c->cell[im];
+	struct argv_buf a;
+	struct run r;
+	char what[128];
+
+	if (cl->count < 0)
+		return;		/* its pilot failed */
+	snprintf(what, sizeof(what), "%s %s, round %d", impl_title[im],
+	    c->title, round + 1);
+	/* Something is badly wrong when the whole bench runs this long:
+	 * stop measuring, still report what there is. */
+	if (now_ns() - t_start > (int64_t)BUDGET_S * 1000000000) {
+		if (skipped++ == 0)
+			fprintf(stderr, "bench-run: over %d s; skipping the "
+			    "remaining measurements\n", BUDGET_S);
+		cl->failed++;
+		failures++;
+		return;
+	}
+	command(c, im, cl->count, &a);
+	if (run_cmd(a.v, c->kind == C_BROKER ? -1 : case_cpu(c), what,
+	    &r) == -1) {
+		cl->failed++;
+		failures++;
+		/* A run that reported (loss) is kept, to be shown. */
+		if (r.raw == NULL)
+			return;
+	}
+	cl->runs[cl->n++] = r;
+}
+
+int
+main(int argc, char **argv)
+{
+	int64_t t0 = t_start = now_ns(), busy0 = machine_busy_ns(),
+	    own0 = own_cpu_ns();
+	size_t k;
+	int i, rd, im, start, met, total;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	prog = "bench-run";
+	signal(SIGPIPE, SIG_IGN);
+	for (i = 1; i < argc; i++) {
+		const char *o = argv[i];
+
+		if (!strcmp(o, "--quick")) {
+			rounds = 1;
+			target_s = 0.2;
+			continue;
+		}
+		if (i + 1 >= argc)
+			usage_error("%s needs a value", o);
+		if (!strcmp(o, "--build"))
+			build = argv[++i];
+		else if (!strcmp(o, "--rounds"))
+			rounds = (int)opt_long(o, argv[++i], 1, MAX_ROUNDS);
+		else if (!strcmp(o, "--seconds"))
+			target_s = (double)opt_long(o, argv[++i], 1, 60);
+		else if (!strcmp(o, "--rtt-cpu"))
+			rtt_cpu = (int)opt_long(o, argv[++i], -1, ncpu - 1);
+		else if (!strcmp(o, "--out"))
+			snprintf(path_out, sizeof(path_out), "%s", argv[++i]);
+		else
+			usage_error("unknown option '%s'", o);
+	}
+	if (build == NULL)
+		usage_error("usage: bench-run --build DIR [--rounds N] "
+		    "[--seconds S] [--rtt-cpu N] [--out FILE] [--quick]");
+	if (rtt_cpu == -2)
+		rtt_cpu = ncpu > 1 ? (int)ncpu - 1 : -1;
+	paths();
+	if (access(path_sipc, X_OK) || access(path_epmd, X_OK) ||
+	    access(path_tcp, X_OK) || access(path_zmq, X_OK) ||
+	    access(path_broker, X_OK))
+		fatal("programs missing under %s: run make bench", build);
+	epmd_start();
+	printf("make bench: %d round%s of %zu cases, %.1f s per measurement, "
+	    "%ld CPUs; sipc tcp via the broker at %s\n", rounds,
+	    rounds == 1 ? "" : "s", NCASES, target_s, ncpu, broker_addr);
+	printf("sizing message counts (one pilot run each) ...\n");
+	fflush(stdout);
+	for (k = 0; k < NCASES; k++)
+		for (im = 0; im < NIMPL; im++)
+			if ((cases[k].impls & B(im)) &&
+			    calibrate(&cases[k], (enum impl)im) == -1) {
+				cases[k].cell[im].count = -1;
+				failures++;
+			}
+	for (rd = 0; rd < rounds; rd++) {
+		printf("round %d of %d (%.0f s so far) ...\n", rd + 1, rounds,
+		    (double)(now_ns() - t0) / 1e9);
+		fflush(stdout);
+		for (k = 0; k < NCASES; k++) {
+			/* Round-robin, each round starting one further. */
+			start = rd % NIMPL;
+			for (i = 0; i < NIMPL; i++) {
+				im = (start + i) % NIMPL;
+				if (cases[k].impls & B(im))
+					measure(&cases[k], (enum impl)im, rd);
+			}
+		}
+	}
+	epmd_stop();
+	/* What else ran meanwhile: the machine's busy time less ours. */
+	other_cpu_pct = (double)((machine_busy_ns() - busy0) - (own_cpu_ns() -
+	    own0)) * 100.0 / ((double)(now_ns() - t0) * (double)ncpu);
+	if (other_cpu_pct < 0)
+		other_cpu_pct = 0;
+	print_table();
+	compute_ratios();
+	print_ratios(&met, &total);
+	write_json((double)(now_ns() - t0) / 1e9, met, total);
+	printf("\n  other processes used %.0f %% of the machine's CPU time "
+	    "during the bench%s\n", other_cpu_pct, other_cpu_pct > 10 ?
+	    ": the figures are disturbed; run again on a quiet machine" :
+	    "");
+	printf("\n%s written; %.0f s in all.\n", path_out,
+	    (double)(now_ns() - t0) / 1e9);
+	for (k = 0; k < NCASES; k++)
+		for (im = 0; im < NIMPL; im++)
+			for (i = 0; i < cases[k].cell[im].n; i++)
+				free(cases[k].cell[im].runs[i].raw);
+	if (failures)
+		fprintf(stderr, "bench-run: %d measurement%s failed (see "
+		    "above)\n", failures, failures == 1 ? "" : "s");
+	if (total_loss())
+		fprintf(stderr, "bench-run: messages were lost or damaged\n");
+	return failures || total_loss() ? 1 : 0;
+}
