@@ -707,13 +707,48 @@ conn_frame(struct conn *c, const struct wire_header *h, const uint8_t *p)
 	}
 }
 
+/*
+ * Handles the complete frames in c->in.  When the link is going down
+ * (last), it only counts acknowledgements and never closes c.  Returns 0,
+ * or -1 when c is gone or down, or the input is bad.
+ */
+static int
+conn_parse(struct conn *c, int last)
+{
+	struct wire_header h;
+	size_t off = 0, flen;
+	uint64_t v;
+	int rc = 0;
+
+	while (c->in_len - off >= SIPC_HEADER_SIZE) {
+		if (wire_header_decode(c->in + off,
+		    sizeof(c->in) - SIPC_HEADER_SIZE, &h) != 0) {
+			if (!last)
+				conn_down(c, "bad frame from receiver");
+			return -1;
+		}
+		flen = SIPC_HEADER_SIZE + h.len;
+		if (c->in_len - off < flen)
+			break;
+		if (!last)
+			rc = conn_frame(c, &h, c->in + off + SIPC_HEADER_SIZE);
+		else if (h.type == WIRE_ACK &&
+		    wire_dec_u64(c->in + off + SIPC_HEADER_SIZE, h.len, &v) == 0)
+			on_ack(c, v);
+		if (rc != 0)
+			return -1;
+		off += flen;
+	}
+	memmove(c->in, c->in + off, c->in_len - off);
+	c->in_len -= off;
+	return 0;
+}
+
 static void
 conn_readcb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	struct sipc_sender *tx = c->tx;
-	struct wire_header h;
-	size_t off, flen;
 	ssize_t n;
 
 	(void)what;
@@ -729,36 +764,46 @@ conn_readcb(evutil_socket_t fd, short what, void *arg)
 		    sizeof(c->in) - c->in_len);
 		if (n == 0) {
 			conn_down(c, "closed by the receiver");
-			goto out;
+			return;
 		}
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
 			if (errno != EAGAIN)
 				conn_down(c, strerror(errno));
-			goto out;
+			return;
 		}
 		c->in_len += (size_t)n;
 		c->last_rx = mono_ms();
-		off = 0;
-		while (c->in_len - off >= SIPC_HEADER_SIZE) {
-			if (wire_header_decode(c->in + off,
-			    sizeof(c->in) - SIPC_HEADER_SIZE, &h) != 0) {
-				conn_down(c, "bad frame from receiver");
-				goto out;
-			}
-			flen = SIPC_HEADER_SIZE + h.len;
-			if (c->in_len - off < flen)
-				break;
-			if (conn_frame(c, &h, c->in + off + SIPC_HEADER_SIZE))
-				goto out;
-			off += flen;
-		}
-		memmove(c->in, c->in + off, c->in_len - off);
-		c->in_len -= off;
+		if (conn_parse(c, 0) == -1)
+			return;
 	}
-out:
-	return;
+}
+
+/*
+ * The link is going down, perhaps because a write failed: acknowledgements
+ * the receiver sent before it hung up may still wait in the socket.  Count
+ * them before they go with it; reads only what is there, a bounded amount.
+ */
+static void
+conn_last_acks(struct conn *c)
+{
+	ssize_t n;
+	int i;
+
+	if (c->state != C_READY || c->count == 0 || c->xp.fd == -1)
+		return;
+	for (i = 0; i < 16 && c->count > 0; i++) {
+		n = xp_read(&c->xp, c->in + c->in_len,
+		    sizeof(c->in) - c->in_len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		c->in_len += (size_t)n;
+		if (conn_parse(c, 1) == -1)
+			return;
+	}
 }
 
 static void
@@ -844,6 +889,7 @@ conn_down(struct conn *c, const char *why)
 	int was_ready = c->state == C_READY;
 
 	(void)why;
+	conn_last_acks(c);
 	if (c->leaving) {
 		conn_remove(c, SIPC_EPEERGONE);
 		return;
@@ -871,8 +917,10 @@ static void
 conn_kill(struct conn *c, int error, uint64_t extra)
 {
 	struct sipc_sender *tx = c->tx;
-	uint64_t n = c->count + extra;
+	uint64_t n;
 
+	conn_last_acks(c);
+	n = c->count + extra;
 	lose_ready(c);
 	while (c->count)
 		ring_pop(c);
@@ -894,6 +942,7 @@ conn_remove(struct conn *c, int error)
 {
 	struct sipc_sender *tx = c->tx;
 
+	conn_last_acks(c);
 	lose_ready(c);
 	c->state = C_DOWN;
 	TAILQ_REMOVE(&tx->conns, c, entry);
@@ -1352,7 +1401,9 @@ drain(struct sipc_sender *tx)
 	/* Once per batch, not per message: these lines are shared with the
 	 * sending threads.  The count of unacknowledged messages goes out
 	 * before the hand-off count drops, so that a flush never sees both
-	 * at zero while this batch is in flight. */
+	 * at zero while this batch is in flight; the backlog goes out first
+	 * too, so that a blocked sender never counts the batch in neither. */
+	update_backlog(tx);
 	publish(tx);
 	atomic_fetch_sub(&tx->handoff_bytes, bytes);
 	atomic_fetch_sub(&tx->handoff_count, (size_t)n);
@@ -1812,6 +1863,7 @@ close_on_loop(void *arg)
 	}
 	for (c = TAILQ_FIRST(&tx->conns); c && !tx->dead; c = cn) {
 		cn = TAILQ_NEXT(c, entry);
+		conn_last_acks(c);
 		if (c->count) {
 			a->lost = 1;
 			c->lost += c->count;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1024,6 +1025,107 @@ START_TEST(test_close_in_callback)
 }
 END_TEST
 
+/* ---- Receivers that leave right after delivery ------------------------- */
+
+static atomic_int quick_got;
+
+static void
+quick_message(sipc_receiver *rx, const char *handle, const void *data,
+    size_t len, uint64_t sender_id, uint64_t seq, void *arg)
+{
+	(void)rx;
+	(void)handle;
+	(void)data;
+	(void)len;
+	(void)sender_id;
+	(void)seq;
+	(void)arg;
+	atomic_store(&quick_got, 1);
+}
+
+/* A receiver process that takes one message, says so on fd and closes. */
+static void
+quick_receiver(struct mode *m, int fd)
+{
+	struct sipc_receiver_opts o;
+	sipc_receiver *rx;
+	sipc_epm *epm;
+	int64_t end = tu_now_ms() + 20000;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (sipc_epm_connect(m->broker ? m->b.addr : NULL, NULL, &epm) != 0)
+		_exit(1);
+	sipc_receiver_opts_init(&o);
+	o.listen_address = m->broker ? "127.0.0.1" : NULL;
+	o.on_message = quick_message;
+	if (sipc_receiver_new("quick", epm, &o, &rx) != 0)
+		_exit(1);
+	if (write(fd, "r", 1) != 1)
+		_exit(1);
+	while (!atomic_load(&quick_got))
+		if (tu_now_ms() > end)
+			_exit(2);
+		else
+			tu_sleep_ms(1);
+	if (write(fd, "g", 1) != 1)
+		_exit(1);
+	sipc_receiver_close(rx);
+	sipc_epm_close(epm);
+	_exit(0);
+}
+
+/*
+ * Receivers that close the moment they have a message acknowledge it on
+ * the way out: the sender, closing meanwhile, counts nothing as lost.
+ * (Its writes fail on their closed sockets before it has read their last
+ * ACKs; those must still count.)
+ */
+START_TEST(test_quick_leavers)
+{
+	enum { ROUNDS = 5, N = 8 };
+	pid_t pid[N];
+	sipc_epm *epm;
+	sipc_sender *tx;
+	struct fails f;
+	struct mode m;
+	int r, k, p[2], st;
+	char ch;
+
+	mode_start(&m, _i);
+	for (r = 0; r < ROUNDS; r++) {
+		ck_assert_int_eq(pipe(p), 0);
+		for (k = 0; k < N; k++) {
+			if ((pid[k] = fork()) == 0) {
+				close(p[0]);
+				quick_receiver(&m, p[1]);
+			}
+			ck_assert_int_gt(pid[k], 0);
+		}
+		close(p[1]);
+		for (k = 0; k < N; k++)
+			ck_assert_int_eq(read(p[0], &ch, 1), 1);
+		epm = mode_epm(&m);
+		tx = new_sender(epm, "quick", &f);
+		ck_assert_int_eq(sipc_sender_wait_receivers(tx, N, 10000), 0);
+		send_index(tx, r, 0);
+		for (k = 0; k < N; k++)
+			ck_assert_int_eq(read(p[0], &ch, 1), 1);
+		ck_assert_msg(sipc_sender_close(tx) == 0, "close: %s",
+		    sipc_errmsg());
+		ck_assert_msg(atomic_load(&f.lost) == 0, "round %d: %llu "
+		    "delivered messages reported lost, last by %s", r,
+		    (unsigned long long)atomic_load(&f.lost), f.endpoint);
+		for (k = 0; k < N; k++) {
+			st = tu_wait(pid[k], 10000);
+			ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		}
+		close(p[0]);
+		sipc_epm_close(epm);
+	}
+	mode_stop(&m);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1047,6 +1149,7 @@ main(void)
 	tcase_add_loop_test(tc, test_cli_pair, 0, 2);
 	tcase_add_loop_test(tc, test_examples, 0, 2);
 	tcase_add_loop_test(tc, test_close_in_callback, 0, 2);
+	tcase_add_loop_test(tc, test_quick_leavers, 0, 2);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
