@@ -172,14 +172,17 @@ on_register(struct session *s, const struct wire_header *h, const uint8_t *p)
 		bad_message(s, h, rc);
 		return;
 	}
-	addr_format_endpoint(&m.ep, ep, sizeof(ep));
 	rc = reg_add(b->reg, &s->owner, m.handle.ptr, m.handle.len,
 	    m.instance, &m.ep, now_wall_ms(), b->cfg.max_registrations, &g);
 	switch (rc) {
 	case REG_NEW:
-		log_debug("session %llu: registered '%.*s' at %s as %llu",
-		    (unsigned long long)s->id, (int)m.handle.len,
-		    m.handle.ptr, ep, (unsigned long long)g->id);
+		if (log_get_level() == LOG_LEVEL_DEBUG) {
+			addr_format_endpoint(&m.ep, ep, sizeof(ep));
+			log_debug("session %llu: registered '%.*s' at %s as "
+			    "%llu", (unsigned long long)s->id,
+			    (int)m.handle.len, m.handle.ptr, ep,
+			    (unsigned long long)g->id);
+		}
 		/* FALLTHROUGH */
 	case REG_SAME:
 		wbuf_reset(&b->out);
@@ -187,6 +190,7 @@ on_register(struct session *s, const struct wire_header *h, const uint8_t *p)
 		    h->reqid);
 		return;
 	case REG_EEXISTS:
+		addr_format_endpoint(&m.ep, ep, sizeof(ep));
 		session_error(s, h->reqid, WIRE_ERR_EXISTS, "%s is already "
 		    "registered for this handle by another session or "
 		    "receiver", ep);

@@ -112,6 +112,9 @@ struct broker {
 	int			 nlisteners;
 	struct session_list	 sessions;
 	uint32_t		 nsessions;
+	/* Plain sessions with output to write at the end of this turn. */
+	TAILQ_HEAD(, session)	 flushq;
+	struct event		*flush;
 	uint64_t		 next_session_id;
 	uint64_t		 started_mono_ms;
 	struct broker_stats	 st;
@@ -170,8 +173,20 @@ enum session_state {
 struct session {
 	TAILQ_ENTRY(session)	 entry;
 	struct broker		*b;
-	struct bufferevent	*bev;		/* NULL before TLS starts */
 	int			 fd;
+	/*
+	 * Plain sessions do their own socket I/O: rev reads into in; output
+	 * collects in out and goes in one write per loop turn (flushq), wev
+	 * waits only while the socket is full.  TLS sessions use bev, whose
+	 * buffers in and out then are.
+	 */
+	struct bufferevent	*bev;		/* TLS: NULL before TLS starts */
+	struct evbuffer		*in;
+	struct evbuffer		*out;
+	struct event		*rev;
+	struct event		*wev;
+	int			 flushing;	/* on b->flushq */
+	TAILQ_ENTRY(session)	 flush_entry;
 	struct event		*peek;		/* TLS: first bytes */
 	int			 tls_done;
 	struct event		*timer;
@@ -221,7 +236,10 @@ void	session_close(struct session *s, uint16_t code, const char *fmt, ...)
 /* Same, for places that walk registry lists: takes effect on the next turn
  * of the loop. */
 void	session_close_later(struct session *s, uint16_t code, const char *text);
+/* Sets up the sessions' shared state once b->base exists: 0 or -1. */
+int	session_init(struct broker *b);
 void	session_close_all(struct broker *b, uint16_t code, const char *text);
+/* Frees every session and the shared state. */
 void	session_free_all(struct broker *b);
 /* Counts open sessions whose peer address is addr. */
 uint32_t session_count_peer(struct broker *b, const char *addr);

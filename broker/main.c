@@ -413,7 +413,8 @@ main(int argc, char **argv)
 	    (uint32_t)gen[1] << 8 | gen[2]) & 0x1fffff) | 1) << 32 | 1;
 	if ((b.base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");
-	if ((b.reg = reg_new(dispatch_notify, &b, first_id, seed)) == NULL)
+	if ((b.reg = reg_new(dispatch_notify, &b, first_id, seed)) == NULL ||
+	    session_init(&b) == -1)
 		fatalx("out of memory");
 	wbuf_init(&b.out, SIPC_HEADER_SIZE + (size_t)b.cfg.max_frame);
 	wbuf_init(&b.evout, SIPC_HEADER_SIZE + 2 + SIPC_HANDLE_MAX +

@@ -32,6 +32,10 @@
 
 /* How long a closing session may take to flush its last ERROR. */
 #define CLOSE_FLUSH_MS	1000
+/* Plain sessions: bytes asked of the input buffer per read (it may give
+ * more), and reads per readiness event. */
+#define READ_ASK	2048
+#define READS_PER_EVENT	8
 
 static const uint8_t empty_payload[1];
 
@@ -112,6 +116,32 @@ static void	session_readcb(struct bufferevent *bev, void *arg);
 static void	session_writecb(struct bufferevent *bev, void *arg);
 static void	session_eventcb(struct bufferevent *bev, short what, void *arg);
 static void	session_timercb(evutil_socket_t fd, short what, void *arg);
+static void	plain_readcb(evutil_socket_t fd, short what, void *arg);
+static void	plain_writecb(evutil_socket_t fd, short what, void *arg);
+static void	session_parse(struct session *s);
+
+/* Frees what session_accept made, and closes the socket. */
+static void
+session_io_free(struct session *s)
+{
+	if (s->peek)
+		event_free(s->peek);
+	if (s->rev)
+		event_free(s->rev);
+	if (s->wev)
+		event_free(s->wev);
+	if (s->bev)
+		bufferevent_free(s->bev);	/* its buffers with it */
+	else {
+		if (s->in)
+			evbuffer_free(s->in);
+		if (s->out)
+			evbuffer_free(s->out);
+		close(s->fd);
+	}
+	if (s->timer)
+		event_free(s->timer);
+}
 
 void
 session_accept(struct broker *b, int fd, const struct sockaddr *sa,
@@ -162,26 +192,22 @@ session_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	s->timer = evtimer_new(b->base, session_timercb, s);
 	if (b->tls)
 		s->peek = event_new(b->base, fd, EV_READ, session_peekcb, s);
-	else
-		s->bev = bufferevent_socket_new(b->base, fd,
-		    BEV_OPT_CLOSE_ON_FREE);
-	if (s->timer == NULL || (b->tls ? s->peek == NULL : s->bev == NULL)) {
+	else {
+		s->in = evbuffer_new();
+		s->out = evbuffer_new();
+		s->rev = event_new(b->base, fd, EV_READ | EV_PERSIST,
+		    plain_readcb, s);
+		s->wev = event_new(b->base, fd, EV_WRITE | EV_PERSIST,
+		    plain_writecb, s);
+	}
+	if (s->timer == NULL || (b->tls ? s->peek == NULL : (s->in == NULL ||
+	    s->out == NULL || s->rev == NULL || s->wev == NULL))) {
 		log_warnx("session from %s: out of memory", s->peer);
-		if (s->bev)
-			bufferevent_free(s->bev);
-		else
-			close(fd);
-		if (s->peek)
-			event_free(s->peek);
-		if (s->timer)
-			event_free(s->timer);
+		session_io_free(s);
 		free(s);
 		return;
 	}
-	if (s->bev)
-		session_start_bev(s);
-	else
-		event_add(s->peek, NULL);
+	event_add(b->tls ? s->peek : s->rev, NULL);
 	TAILQ_INSERT_TAIL(&b->sessions, s, entry);
 	b->nsessions++;
 	b->st.sessions_total++;
@@ -193,6 +219,8 @@ session_accept(struct broker *b, int fd, const struct sockaddr *sa,
 static void
 session_start_bev(struct session *s)
 {
+	s->in = bufferevent_get_input(s->bev);
+	s->out = bufferevent_get_output(s->bev);
 	bufferevent_setcb(s->bev, session_readcb, session_writecb,
 	    session_eventcb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0,
@@ -226,6 +254,9 @@ session_peekcb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (p[0] == WIRE_MAGIC0) {
+		/* Logged before the client can read the answer. */
+		session_end(s, 0, WIRE_LEAVE_CLOSED, 1,
+		    "plain-text client on a TLS port");
 		wbuf_init(&w, 1024);
 		if (wire_enc_error(&w, 0, WIRE_ERR_AUTH, "this broker requires "
 		    "TLS: connect with TLS (--tls-ca) or in password mode "
@@ -235,8 +266,6 @@ session_peekcb(evutil_socket_t fd, short what, void *arg)
 		b->st.tls_failures++;
 		b->st.errors_sent++;
 		b->st.errors_by_code[WIRE_ERR_AUTH]++;
-		session_end(s, 0, WIRE_LEAVE_CLOSED, 1,
-		    "plain-text client on a TLS port");
 		return;
 	}
 	if ((ssl = SSL_new(b->tls)) == NULL ||
@@ -256,8 +285,9 @@ session_ready(struct session *s)
 {
 	s->state = SESSION_READY;
 	s->max_frame = s->b->cfg.max_frame;
-	bufferevent_setwatermark(s->bev, EV_READ, 0,
-	    SIPC_HEADER_SIZE + s->max_frame);
+	if (s->bev)
+		bufferevent_setwatermark(s->bev, EV_READ, 0,
+		    SIPC_HEADER_SIZE + s->max_frame);
 	timer_arm(s, 0);
 }
 
@@ -269,7 +299,7 @@ session_write(struct session *s, const uint8_t *frame, size_t len)
 	uint8_t hdr[SIPC_HEADER_SIZE], *z;
 	size_t zlen;
 
-	if (s->bev == NULL)
+	if (s->out == NULL)
 		return -1;
 	/* Large frames go compressed when the client offered zlib. */
 	if ((s->features & WIRE_FEAT_ZLIB) &&
@@ -280,26 +310,29 @@ session_write(struct session *s, const uint8_t *frame, size_t len)
 		h.flags |= WIRE_F_COMPRESSED;
 		h.len = (uint32_t)zlen;
 		wire_header_encode(hdr, &h);
-		if (bufferevent_write(s->bev, hdr, sizeof(hdr)) == -1 ||
-		    bufferevent_write(s->bev, z, zlen) == -1) {
+		if (evbuffer_add(s->out, hdr, sizeof(hdr)) == -1 ||
+		    evbuffer_add(s->out, z, zlen) == -1) {
 			free(z);
 			session_close_later(s, WIRE_ERR_INTERNAL,
 			    "out of memory");
 			return -1;
 		}
 		free(z);
-		b->st.frames_out++;
-		b->st.bytes_out += sizeof(hdr) + zlen;
-		s->last_tx_ms = now_mono_ms();
-		return 0;
-	}
-	if (bufferevent_write(s->bev, frame, len) == -1) {
+		len = sizeof(hdr) + zlen;
+	} else if (evbuffer_add(s->out, frame, len) == -1) {
 		session_close_later(s, WIRE_ERR_INTERNAL, "out of memory");
 		return -1;
 	}
 	b->st.frames_out++;
 	b->st.bytes_out += len;
 	s->last_tx_ms = now_mono_ms();
+	/* Plain sessions write once per loop turn, whatever they got. */
+	if (s->bev == NULL && !s->flushing) {
+		if (TAILQ_EMPTY(&b->flushq))
+			event_active(b->flush, EV_TIMEOUT, 0);
+		TAILQ_INSERT_TAIL(&b->flushq, s, flush_entry);
+		s->flushing = 1;
+	}
 	return 0;
 }
 
@@ -308,12 +341,11 @@ session_send(struct session *s, const uint8_t *frame, size_t len)
 {
 	char text[128];
 
-	if (s->state == SESSION_CLOSING || s->pending_close || s->bev == NULL)
+	if (s->state == SESSION_CLOSING || s->pending_close || s->out == NULL)
 		return -1;
 	if (session_write(s, frame, len) == -1)
 		return -1;
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
-	    SIPC_SESSION_OUTPUT_MAX) {
+	if (evbuffer_get_length(s->out) > SIPC_SESSION_OUTPUT_MAX) {
 		snprintf(text, sizeof(text), "more than %d bytes of output "
 		    "not read", SIPC_SESSION_OUTPUT_MAX);
 		session_close_later(s, WIRE_ERR_SLOW, text);
@@ -377,11 +409,14 @@ session_end(struct session *s, uint16_t code, uint8_t reason, int warn,
 		    (unsigned long long)s->id, s->peer, text);
 	s->state = SESSION_CLOSING;
 	reg_owner_clear(b->reg, &s->owner, reason);
-	if (s->bev) {
+	if (s->bev)
 		bufferevent_disable(s->bev, EV_READ);
+	if (s->rev)
+		event_del(s->rev);
+	if (s->out) {
 		if (code)
 			send_error(s, 0, code, text);
-		pending = evbuffer_get_length(bufferevent_get_output(s->bev));
+		pending = evbuffer_get_length(s->out);
 	}
 	s->close_deadline_ms = now_mono_ms() + CLOSE_FLUSH_MS;
 	timer_arm(s, pending ? CLOSE_FLUSH_MS : 0);
@@ -417,15 +452,11 @@ session_free(struct session *s)
 
 	TAILQ_REMOVE(&b->sessions, s, entry);
 	b->nsessions--;
+	if (s->flushing)
+		TAILQ_REMOVE(&b->flushq, s, flush_entry);
 	/* Normally empty already; covers a session freed at shutdown. */
 	reg_owner_clear(b->reg, &s->owner, WIRE_LEAVE_CLOSED);
-	event_free(s->timer);
-	if (s->peek)
-		event_free(s->peek);
-	if (s->bev)
-		bufferevent_free(s->bev);
-	else
-		close(s->fd);
+	session_io_free(s);
 	free(s);
 	if (b->shutting_down && b->nsessions == 0)
 		event_base_loopbreak(b->base);
@@ -447,6 +478,9 @@ session_free_all(struct broker *b)
 
 	while ((s = TAILQ_FIRST(&b->sessions)) != NULL)
 		session_free(s);
+	if (b->flush)
+		event_free(b->flush);
+	b->flush = NULL;
 }
 
 /* ---- Callbacks ----------------------------------------------------------- */
@@ -454,9 +488,16 @@ session_free_all(struct broker *b)
 static void
 session_readcb(struct bufferevent *bev, void *arg)
 {
-	struct session *s = arg;
+	(void)bev;
+	session_parse(arg);
+}
+
+/* Dispatches every whole frame in the session's input. */
+static void
+session_parse(struct session *s)
+{
 	struct broker *b = s->b;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = s->in;
 	struct wire_header h;
 	uint8_t hdr[SIPC_HEADER_SIZE];
 	const uint8_t *payload;
@@ -537,8 +578,8 @@ session_writecb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 
-	if (s->state == SESSION_CLOSING &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	(void)bev;
+	if (s->state == SESSION_CLOSING && evbuffer_get_length(s->out) == 0)
 		session_free(s);
 }
 
@@ -587,6 +628,135 @@ session_eventcb(struct bufferevent *bev, short what, void *arg)
 	session_close(s, 0, "%s", text);
 }
 
+/* ---- Plain sessions: socket I/O without a bufferevent -------------------- */
+
+/*
+ * Plain sessions do their own reads and writes: a request costs one read
+ * and its answer one write, without the FIONREAD and the adding and
+ * removing of a write event per answer that a bufferevent would make.
+ */
+
+/* Reads what the socket has, never past the frame limit, and dispatches. */
+static void
+plain_readcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct evbuffer_iovec v;
+	size_t have, room;
+	ssize_t n;
+	int i;
+
+	(void)what;
+	for (i = 0; i < READS_PER_EVENT; i++) {
+		have = evbuffer_get_length(s->in);
+		room = SIPC_HEADER_SIZE + (size_t)s->max_frame;
+		if (have >= room) {
+			/* A whole frame waits undispatched: the session is
+			 * on its way out. */
+			event_del(s->rev);
+			return;
+		}
+		room -= have;
+		if (evbuffer_reserve_space(s->in, (ev_ssize_t)(room < READ_ASK ?
+		    room : READ_ASK), &v, 1) != 1) {
+			session_close(s, WIRE_ERR_INTERNAL, "out of memory");
+			return;
+		}
+		if (v.iov_len > room)
+			v.iov_len = room;
+		n = read(fd, v.iov_base, v.iov_len);
+		if (n == 0) {
+			session_close(s, 0, "closed by peer");
+			return;
+		}
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				session_close(s, 0, "connection error: %s",
+				    strerror(errno));
+			return;
+		}
+		room = v.iov_len;
+		v.iov_len = (size_t)n;
+		evbuffer_commit_space(s->in, &v, 1);
+		session_parse(s);
+		if (s->state == SESSION_CLOSING || s->pending_close ||
+		    (size_t)n < room)
+			return;
+	}
+}
+
+/*
+ * Writes what the session has queued.  What the socket does not take waits
+ * for it to drain (wev); a closing session is freed once all is out.
+ * Returns -1 when s was freed.
+ */
+static int
+plain_flush(struct session *s)
+{
+	int n;
+
+	while (evbuffer_get_length(s->out) > 0) {
+		n = evbuffer_write(s->out, s->fd);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno != EAGAIN) {
+			/* Nobody to flush to any more. */
+			evbuffer_drain(s->out, evbuffer_get_length(s->out));
+			if (s->state != SESSION_CLOSING) {
+				session_close(s, 0, "connection error: %s",
+				    strerror(errno));
+				return 0;
+			}
+			session_free(s);
+			return -1;
+		}
+		if (n <= 0) {
+			event_add(s->wev, NULL);
+			return 0;
+		}
+	}
+	event_del(s->wev);
+	if (s->state == SESSION_CLOSING) {
+		session_free(s);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+plain_writecb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	plain_flush(arg);
+}
+
+/* Once per loop turn: writes every plain session that got output. */
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+	struct session *s;
+
+	(void)fd;
+	(void)what;
+	while ((s = TAILQ_FIRST(&b->flushq)) != NULL) {
+		TAILQ_REMOVE(&b->flushq, s, flush_entry);
+		s->flushing = 0;
+		plain_flush(s);
+	}
+}
+
+int
+session_init(struct broker *b)
+{
+	TAILQ_INIT(&b->flushq);
+	b->flush = event_new(b->base, -1, 0, flush_cb, b);
+	return b->flush ? 0 : -1;
+}
+
 static void
 session_timercb(evutil_socket_t fd, short what, void *arg)
 {
@@ -604,8 +774,8 @@ session_timercb(evutil_socket_t fd, short what, void *arg)
 	}
 	switch (s->state) {
 	case SESSION_CLOSING:
-		if (now >= s->close_deadline_ms || s->bev == NULL ||
-		    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		if (now >= s->close_deadline_ms || s->out == NULL ||
+		    evbuffer_get_length(s->out) == 0)
 			session_free(s);
 		else
 			timer_arm(s, s->close_deadline_ms - now);
