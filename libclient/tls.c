@@ -31,12 +31,14 @@ psk_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 		OPENSSL_clear_free(ptr, TLS_PSK_LEN);
 }
 
+/* c is a char from the user's string: negative for bytes over 0x7f on
+ * most ABIs, which tolower() must not get. */
 static int
 hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
-	c = tolower(c);
+	c = tolower((unsigned char)c);
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 

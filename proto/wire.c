@@ -156,7 +156,10 @@ rd_endpoint(struct rd *r, struct wire_endpoint *ep)
 		p = rd_take(r, n);
 		if (r->err)
 			return;
-		if (n == 0 || n > SIPC_UNIX_PATH_MAX) {
+		/* A NUL would cut the path short in the NUL-terminated copy:
+		 * "/a\0b" must not become "/a". */
+		if (n == 0 || n > SIPC_UNIX_PATH_MAX ||
+		    memchr(p, 0, n) != NULL) {
 			rd_fail(r, WIRE_EENDPOINT);
 			return;
 		}
@@ -433,8 +436,10 @@ wire_dec_ok_register(const uint8_t *p, size_t len, uint64_t *id)
 	return rd_end(&r);
 }
 
-/* Smallest encoded record: IPv4 endpoint, empty host name. */
-#define RECORD_MIN	(8 + 8 + 1 + 4 + 2 + 2 + 4 + 8)
+/* Smallest encoded record: id, instance, a Unix endpoint with a one-byte
+ * path (family, length, "/": smaller than any IPv4 one), an empty host
+ * name, pid, time. */
+#define RECORD_MIN	(8 + 8 + (1 + 2 + 1) + 2 + 4 + 8)
 
 int
 wire_dec_ok_records(const uint8_t *p, size_t len, uint8_t type,
@@ -1054,8 +1059,10 @@ wire_endpoint_valid(const struct wire_endpoint *ep)
 	case WIRE_AF_INET6:
 		return ep->port != 0;
 	case WIRE_AF_UNIX:
+		/* The path is a str on the wire: UTF-8 (PROTOCOL.md 1). */
 		n = strnlen(ep->path, sizeof(ep->path));
-		return n >= 1 && n <= SIPC_UNIX_PATH_MAX && ep->path[0] == '/';
+		return n >= 1 && n <= SIPC_UNIX_PATH_MAX && ep->path[0] == '/' &&
+		    wire_utf8_valid(ep->path, n);
 	default:
 		return 0;
 	}

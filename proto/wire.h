@@ -368,7 +368,8 @@ int	wire_utf8_valid(const void *s, size_t n);
 /* 1 when s[0..n) is a valid handle: 1..SIPC_HANDLE_MAX bytes of UTF-8
  * without control characters (U+0000-U+001F, U+007F-U+009F). */
 int	wire_handle_valid(const void *s, size_t n);
-/* 1 when ep is a valid endpoint (family, port, path). */
+/* 1 when ep is a valid endpoint (family, port; path: 1..107 bytes of UTF-8
+ * starting with '/'). */
 int	wire_endpoint_valid(const struct wire_endpoint *ep);
 
 const char *wire_type_name(uint8_t type);	/* "HELLO", ..., "?" */

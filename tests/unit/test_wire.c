@@ -819,6 +819,44 @@ START_TEST(test_endpoints)
 	/* instance 0 is not a receiver. */
 	memset(pl + 3, 0, 8);
 	ck_assert_int_eq(wire_dec_register(pl, n, &d), WIRE_EVALUE);
+
+	/* Unix paths: not UTF-8, or with a NUL that would cut "/a\0b" short
+	 * to "/a", are refused by encoder and decoder (found by fuzzing). */
+	m.instance = 1;
+	m.ep.family = WIRE_AF_UNIX;
+	memset(m.ep.path, 0, sizeof(m.ep.path));
+	strcpy(m.ep.path, "/a\xc3\x28");
+	ck_assert_int_eq(wire_enc_register(&b, 1, &m), WIRE_EVALUE);
+	strcpy(m.ep.path, "/aXb");
+	wbuf_reset(&b);
+	ck_assert_int_eq(wire_enc_register(&b, 1, &m), 0);
+	pl = b.data + 16;
+	n = b.len - 16;
+	ck_assert_int_eq(wire_dec_register(pl, n, &d), 0);
+	pl[n - 2] = 0;				/* "/a\0b" */
+	ck_assert_int_eq(wire_dec_register(pl, n, &d), WIRE_EENDPOINT);
+	pl[n - 2] = 0xc3;			/* "/a\xc3b": not UTF-8 */
+	ck_assert_int_eq(wire_dec_register(pl, n, &d), WIRE_EENDPOINT);
+
+	/* The smallest record, a one-byte path "/", is a valid answer. */
+	{
+		struct wire_record r = sample_record(), o;
+		struct wire_seq seq;
+		size_t at;
+
+		r.ep.family = WIRE_AF_UNIX;
+		memset(r.ep.path, 0, sizeof(r.ep.path));
+		strcpy(r.ep.path, "/");
+		r.host = S("");
+		wbuf_reset(&b);
+		at = wire_enc_ok_seq_begin(&b, 4, WIRE_LOOKUP);
+		wire_put_record(&b, &r);
+		ck_assert_int_eq(wire_enc_ok_seq_end(&b, at, 1), 0);
+		ck_assert_int_eq(wire_dec_ok_records(b.data + 16, b.len - 16,
+		    WIRE_LOOKUP, &seq), 0);
+		ck_assert(wire_next_record(&seq, &o));
+		ck_assert_str_eq(o.ep.path, "/");
+	}
 	wbuf_free(&b);
 }
 END_TEST
