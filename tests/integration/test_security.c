@@ -281,6 +281,7 @@ START_TEST(test_drop_root)
 	char path[64], line[256];
 	unsigned uid = 0;
 	FILE *fp;
+	int i;
 
 	if (geteuid() != 0) {
 		fprintf(stderr, "test_drop_root: not root; skipped\n");
@@ -288,11 +289,18 @@ START_TEST(test_drop_root)
 	}
 	ck_assert_int_eq(tu_broker_start(&b, "--user", "nobody", NULL), 0);
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)b.pid);
-	fp = fopen(path, "r");
-	while (fgets(line, sizeof(line), fp))
-		if (sscanf(line, "Uid: %u", &uid) == 1)
-			break;
-	fclose(fp);
+	/* The port file, which tu_broker_start waits for, is written while
+	 * the broker is still root (it may live in a root-only directory):
+	 * the switch follows it. */
+	for (i = 0; i < 200 && uid != 65534; i++) {
+		if (i)
+			tu_sleep_ms(10);
+		ck_assert_ptr_nonnull(fp = fopen(path, "r"));
+		while (fgets(line, sizeof(line), fp))
+			if (sscanf(line, "Uid: %u", &uid) == 1)
+				break;
+		fclose(fp);
+	}
 	ck_assert_uint_eq(uid, 65534);
 	ck_assert_int_eq(ctl(&b, "", NULL), 0);
 	tu_broker_stop(&b);
