@@ -475,6 +475,8 @@ config_load(const struct cmdline *cl, struct config *c)
 		log_errorx("--daemon needs --pidfile");
 		rc = -1;
 	}
+	if (rc == -1)
+		config_free(c);
 	return rc;
 }
 

@@ -69,7 +69,8 @@ void	config_free(struct config *c);
 /*
  * Parses argv into *cl (exits 2 with a usage message on bad options), then
  * builds *c: defaults, the config file if any, the command line on top.
- * Returns 0, or -1 after printing what was wrong.
+ * Returns 0, or -1 after printing what was wrong (*c then holds nothing to
+ * free).
  */
 int	config_cmdline(int argc, char **argv, struct cmdline *cl);
 int	config_load(const struct cmdline *cl, struct config *c);
