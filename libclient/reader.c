@@ -136,3 +136,92 @@ dp_read(struct dp_reader *r, const uint8_t *buf, size_t len,
 		    "not a frame a receiver takes");
 	}
 }
+
+/* ---- Read buffer --------------------------------------------------------- */
+
+int
+dp_buf_init(struct dp_buf *b, size_t min, size_t max)
+{
+	memset(b, 0, sizeof(*b));
+	if ((b->p = malloc(min)) == NULL)
+		return -1;
+	b->cap = b->base = min;
+	b->max = max;
+	return 0;
+}
+
+void
+dp_buf_free(struct dp_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+static void
+compact(struct dp_buf *b)
+{
+	memmove(b->p, b->p + b->off, b->len - b->off);
+	b->len -= b->off;
+	b->off = 0;
+}
+
+uint8_t *
+dp_buf_space(struct dp_buf *b, size_t *space)
+{
+	/* Full: dp_buf_room() made room for the frame that waits, so the
+	 * parsed bytes before it are what goes. */
+	if (b->len == b->cap && b->off > 0)
+		compact(b);
+	*space = b->cap - b->len;
+	return b->p + b->len;
+}
+
+void
+dp_buf_add(struct dp_buf *b, size_t n, size_t space)
+{
+	uint8_t *np;
+
+	b->len += n;
+	if (n == space && b->cap == b->base && b->base < b->max) {
+		np = realloc(b->p, b->base * 2);
+		if (np) {
+			b->p = np;
+			b->cap = b->base = b->base * 2;
+		}
+	}
+}
+
+int
+dp_buf_room(struct dp_buf *b, size_t need)
+{
+	uint8_t *np;
+
+	if (b->off + need <= b->cap)
+		return 0;
+	if (b->off > 0)
+		compact(b);
+	if (need <= b->cap)
+		return 0;
+	/* Exactly the frame: need is bounded by the limits dp_read()
+	 * checked the header against. */
+	if ((np = realloc(b->p, need)) == NULL)
+		return -1;
+	b->p = np;
+	b->cap = need;
+	return 0;
+}
+
+void
+dp_buf_settle(struct dp_buf *b)
+{
+	uint8_t *np;
+
+	if (b->off == b->len) {
+		b->off = b->len = 0;
+		if (b->cap > b->base && (np = realloc(b->p, b->base))) {
+			b->p = np;
+			b->cap = b->base;
+		}
+	} else if (b->off > 0 && b->cap - b->len < b->base / 4)
+		compact(b);
+}

@@ -62,4 +62,37 @@ int	dp_read(struct dp_reader *r, const uint8_t *buf, size_t len,
 	    struct dp_event *ev, size_t *need, uint16_t *code, char *why,
 	    size_t whylen);
 
+/*
+ * A connection's read buffer, frames parsed straight from it: bytes
+ * p[off..len) are read and not parsed yet.  It starts at min bytes and its
+ * working size doubles up to max while reads fill it (a busy sender); it
+ * grows to one frame that does not fit, and back after it.
+ */
+struct dp_buf {
+	uint8_t		*p;
+	size_t		 off;
+	size_t		 len;
+	size_t		 cap;		/* bytes at p */
+	size_t		 base;		/* working size */
+	size_t		 max;
+};
+
+/* 0, or -1 when out of memory. */
+int	dp_buf_init(struct dp_buf *b, size_t min, size_t max);
+void	dp_buf_free(struct dp_buf *b);
+/*
+ * Where the next read goes: p + len, *space bytes (> 0).  Moves the
+ * unparsed bytes to the front first when the buffer is full.
+ */
+uint8_t	*dp_buf_space(struct dp_buf *b, size_t *space);
+/* n bytes were read into the space: a read that filled it (and filled the
+ * working size) doubles the working size. */
+void	dp_buf_add(struct dp_buf *b, size_t n, size_t space);
+/* Room for a frame of need bytes (dp_read()'s *need) at off: 0, or -1
+ * when out of memory. */
+int	dp_buf_room(struct dp_buf *b, size_t need);
+/* After parsing: an empty buffer starts over at the front (and shrinks to
+ * the working size after a large frame); one nearly full is compacted. */
+void	dp_buf_settle(struct dp_buf *b);
+
 #endif

@@ -71,11 +71,7 @@ struct rconn {
 	uint64_t		 unacked_bytes;
 	uint32_t		 ack_bytes;
 	uint32_t		 hb_ms;
-	uint8_t			*buf;
-	size_t			 cap;
-	size_t			 len;
-	size_t			 off;
-	size_t			 base;		/* working size of buf */
+	struct dp_buf		 in;
 	uint8_t			 out[1024];
 	size_t			 out_len;
 	size_t			 out_off;
@@ -380,28 +376,6 @@ on_data(struct rconn *c, const struct dp_event *ev)
 		queue_ack(c);
 }
 
-/* Makes room for a frame of flen bytes starting at c->off. */
-static int
-rconn_room(struct rconn *c, size_t flen)
-{
-	uint8_t *nb;
-
-	if (c->off > 0) {
-		memmove(c->buf, c->buf + c->off, c->len - c->off);
-		c->len -= c->off;
-		c->off = 0;
-	}
-	if (flen <= c->cap)
-		return 0;
-	/* A frame larger than the buffer: exactly its size, bounded by the
-	 * message limit the reader checked the header against. */
-	if ((nb = realloc(c->buf, flen)) == NULL)
-		return -1;
-	c->buf = nb;
-	c->cap = flen;
-	return 0;
-}
-
 /*
  * Handles every complete frame in the buffer, straight from it: 0, or -1
  * when c is closing or closed.
@@ -417,18 +391,18 @@ rconn_parse(struct rconn *c)
 	int n;
 
 	while (!rx->dead) {
-		n = dp_read(&c->rd, c->buf + c->off, c->len - c->off, &ev,
-		    &need, &code, why, sizeof(why));
+		n = dp_read(&c->rd, c->in.p + c->in.off, c->in.len - c->in.off,
+		    &ev, &need, &code, why, sizeof(why));
 		if (n < 0)
 			return rconn_fail(c, code, why);
 		if (n == 0) {
-			if (c->off + need > c->cap && rconn_room(c, need)) {
+			if (dp_buf_room(&c->in, need) == -1) {
 				rconn_close(c, "out of memory");
 				return -1;
 			}
 			break;
 		}
-		c->off += (size_t)n;
+		c->in.off += (size_t)n;
 		switch (ev.type) {
 		case DP_DHELLO:
 			if (on_dhello(c, &ev.hello) == -1)
@@ -448,22 +422,7 @@ rconn_parse(struct rconn *c)
 			return -1;
 		}
 	}
-	if (c->off == c->len) {
-		c->off = c->len = 0;
-		if (c->cap > c->base) {
-			/* Back to the working size after a large message. */
-			uint8_t *nb = realloc(c->buf, c->base);
-
-			if (nb) {
-				c->buf = nb;
-				c->cap = c->base;
-			}
-		}
-	} else if (c->off > 0 && c->cap - c->len < c->base / 4) {
-		memmove(c->buf, c->buf + c->off, c->len - c->off);
-		c->len -= c->off;
-		c->off = 0;
-	}
+	dp_buf_settle(&c->in);
 	return 0;
 }
 
@@ -491,6 +450,7 @@ rconn_readcb(evutil_socket_t fd, short what, void *arg)
 	struct sipc_receiver *rx = c->rx;
 	int64_t before = c->ack_due;
 	size_t space;
+	uint8_t *p;
 	ssize_t n;
 	int i;
 
@@ -503,13 +463,8 @@ rconn_readcb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	for (i = 0; i < READS_PER_EVENT; i++) {
-		space = c->cap - c->len;
-		if (space == 0 && rconn_room(c, c->cap) == -1) {
-			rconn_close(c, "out of memory");
-			return;
-		}
-		space = c->cap - c->len;
-		n = xp_read(&c->xp, c->buf + c->len, space);
+		p = dp_buf_space(&c->in, &space);
+		n = xp_read(&c->xp, p, space);
 		if (n == 0) {
 			rconn_close(c, "closed by the sender");
 			return;
@@ -522,18 +477,8 @@ rconn_readcb(evutil_socket_t fd, short what, void *arg)
 			rconn_close(c, strerror(errno));
 			return;
 		}
-		c->len += (size_t)n;
+		dp_buf_add(&c->in, (size_t)n, space);
 		c->last_rx = mono_ms();
-		if ((size_t)n == space && c->cap == c->base &&
-		    c->base < RBUF_MAX) {
-			/* Full at once: a busy sender; read more per call. */
-			uint8_t *nb = realloc(c->buf, c->base * 2);
-
-			if (nb) {
-				c->buf = nb;
-				c->cap = c->base = c->base * 2;
-			}
-		}
 		if (rconn_parse(c) == -1 || rx->dead)
 			return;
 		/* TLS may hold decrypted bytes the socket no longer shows. */
@@ -670,7 +615,7 @@ rconn_close(struct rconn *c, const char *why)
 		event_free(c->wev);
 	event_free(c->timer);
 	xp_close(&c->xp);
-	free(c->buf);
+	dp_buf_free(&c->in);
 	dp_reader_free(&c->rd);
 	free(c);
 }
@@ -682,7 +627,7 @@ rconn_new(struct sipc_receiver *rx, int fd, const struct sockaddr *sa)
 	struct rconn *c;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
-	    (c->buf = malloc(RBUF_MIN)) == NULL) {
+	    dp_buf_init(&c->in, RBUF_MIN, RBUF_MAX) == -1) {
 		free(c);
 		close(fd);
 		return;
@@ -691,7 +636,6 @@ rconn_new(struct sipc_receiver *rx, int fd, const struct sockaddr *sa)
 	xp_init(&c->xp, fd);
 	dp_reader_init(&c->rd, rx->opts.max_message);
 	c->phase = rx->tls ? R_PEEK : R_OPEN;
-	c->cap = c->base = RBUF_MIN;
 	c->hb_ms = SIPC_DEF_HEARTBEAT_MS;
 	c->opened = c->last_rx = c->last_tx = mono_ms();
 	sa_format(sa, c->peer, sizeof(c->peer));
@@ -705,7 +649,7 @@ rconn_new(struct sipc_receiver *rx, int fd, const struct sockaddr *sa)
 			event_free(c->wev);
 		if (c->timer)
 			event_free(c->timer);
-		free(c->buf);
+		dp_buf_free(&c->in);
 		free(c);
 		close(fd);
 		return;

@@ -1,8 +1,9 @@
 /*
  * fuzz_reader.c - libFuzzer target: the receiving side of a data
  * connection, libclient/reader.c, driven the way libclient/receiver.c
- * drives it: bytes arrive in chunks into a buffer that is compacted and
- * grown to the size dp_read() asks for, every complete frame is read
+ * drives it: bytes arrive in chunks into its read buffer (struct dp_buf:
+ * compacted, grown to the size dp_read() asks for, doubled while chunks
+ * fill it, shrunk after a large frame), every complete frame is read
  * straight from the buffer, DHELLO opens the reader, ERROR or a protocol
  * error ends the connection.
  *
@@ -23,17 +24,17 @@
 #include "fuzz.h"
 
 #define MAX_MESSAGE	(64 * 1024)
-/* receiver.c starts with 256 KiB; small here, so that short inputs make
+/* receiver.c has 64 KiB to 256 KiB; small here, so that short inputs make
  * the buffer compact, grow and shrink. */
-#define RBUF_DEFAULT	1024
+#define RBUF_MIN	1024
+#define RBUF_MAX	4096
 
 #define OPT_ZLIB	0x01
 #define OPT_REFUSE	0x02
 
 struct conn {
 	struct dp_reader rd;
-	uint8_t		*buf;
-	size_t		 cap, len, off;
+	struct dp_buf	 in;
 	int		 closed;
 	int		 refuse;
 	int		 zlib;
@@ -42,26 +43,6 @@ struct conn {
 
 /* Where the body sums go, so that the compiler keeps the reads. */
 static volatile uint32_t fz_sink;
-
-/* receiver.c rconn_room(): room for a frame of flen bytes at c->off. */
-static int
-conn_room(struct conn *c, size_t flen)
-{
-	uint8_t *nb;
-
-	if (c->off > 0) {
-		memmove(c->buf, c->buf + c->off, c->len - c->off);
-		c->len -= c->off;
-		c->off = 0;
-	}
-	if (flen <= c->cap)
-		return 0;
-	if ((nb = realloc(c->buf, flen)) == NULL)
-		return -1;
-	c->buf = nb;
-	c->cap = flen;
-	return 0;
-}
 
 static int
 inside(const uint8_t *p, size_t n, const uint8_t *base, size_t size)
@@ -125,11 +106,11 @@ conn_parse(struct conn *c)
 	int n, was_open;
 
 	while (!c->closed) {
-		avail = c->len - c->off;
+		avail = c->in.len - c->in.off;
 		was_open = c->rd.open;
 		why[0] = '\0';
-		n = dp_read(&c->rd, c->buf + c->off, avail, &ev, &need, &code,
-		    why, sizeof(why));
+		n = dp_read(&c->rd, c->in.p + c->in.off, avail, &ev, &need,
+		    &code, why, sizeof(why));
 		if (n < 0) {
 			/* The receiver sends ERROR code, why, and closes. */
 			FZ_ASSERT(code >= 1 && code <= WIRE_ERR_LAST);
@@ -142,15 +123,16 @@ conn_parse(struct conn *c)
 			    SIPC_HELLO_FRAME_MAX;
 			FZ_ASSERT(need > avail);
 			FZ_ASSERT(need <= SIPC_HEADER_SIZE + limit);
-			if (c->off + need > c->cap && conn_room(c, need)) {
+			if (dp_buf_room(&c->in, need) == -1) {
 				c->closed = 1;	/* out of memory */
 				return;
 			}
+			FZ_ASSERT(c->in.off + need <= c->in.cap);
 			break;
 		}
 		FZ_ASSERT((size_t)n <= avail);
-		check_event(c, &ev, c->buf + c->off, (size_t)n, was_open);
-		c->off += (size_t)n;
+		check_event(c, &ev, c->in.p + c->in.off, (size_t)n, was_open);
+		c->in.off += (size_t)n;
 		switch (ev.type) {
 		case DP_DHELLO:
 			if (c->refuse) {
@@ -166,21 +148,8 @@ conn_parse(struct conn *c)
 			break;
 		}
 	}
-	if (c->off == c->len) {
-		c->off = c->len = 0;
-		if (c->cap > RBUF_DEFAULT) {
-			uint8_t *nb = realloc(c->buf, RBUF_DEFAULT);
-
-			if (nb) {
-				c->buf = nb;
-				c->cap = RBUF_DEFAULT;
-			}
-		}
-	} else if (c->off > 0 && c->cap - c->len < RBUF_DEFAULT / 4) {
-		memmove(c->buf, c->buf + c->off, c->len - c->off);
-		c->len -= c->off;
-		c->off = 0;
-	}
+	dp_buf_settle(&c->in);
+	FZ_ASSERT(c->in.off <= c->in.len && c->in.len <= c->in.cap);
 }
 
 /* Chunk sizes: what one read() returns. */
@@ -203,6 +172,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct conn c;
 	uint32_t rnd;
 	size_t space, n;
+	uint8_t *p;
 
 	if (size < 2)
 		return 0;
@@ -213,15 +183,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data += 2;
 	size -= 2;
 	dp_reader_init(&c.rd, MAX_MESSAGE);
-	if ((c.buf = malloc(RBUF_DEFAULT)) == NULL)
+	if (dp_buf_init(&c.in, RBUF_MIN, RBUF_MAX) == -1)
 		return 0;
-	c.cap = RBUF_DEFAULT;
 	/* receiver.c rconn_readcb(): read what fits, parse, again. */
 	while (size > 0 && !c.closed) {
-		space = c.cap - c.len;
-		if (space == 0 && conn_room(&c, c.cap) == -1)
-			break;
-		space = c.cap - c.len;
+		p = dp_buf_space(&c.in, &space);
 		/* The parser always leaves room for the frame it waits for:
 		 * a full buffer here would read 0 bytes, "closed by the
 		 * sender". */
@@ -231,14 +197,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			n = space;
 		if (n > size)
 			n = size;
-		memcpy(c.buf + c.len, data, n);
-		c.len += n;
+		memcpy(p, data, n);
+		dp_buf_add(&c.in, n, space);
 		data += n;
 		size -= n;
 		conn_parse(&c);
 	}
 	dp_reader_free(&c.rd);
-	free(c.buf);
+	dp_buf_free(&c.in);
 	fz_sink = c.sum;
 	return 0;
 }
