@@ -2,9 +2,11 @@
  * session.c - one client connection of sipc-epmd: framing, the handshake
  * deadline, heartbeats, idle and output limits, and closing.
  *
- * A session reads frames from its bufferevent, checks each header before
- * buffering the payload (a frame longer than the limit closes the session
- * without reading it), and hands whole frames to dispatch.c.  Closing removes
+ * A session reads frames into its input buffer (plain sessions with their
+ * own reads and one write per loop turn, TLS sessions through a
+ * bufferevent), checks each header before buffering the payload (a frame
+ * longer than the limit closes the session without reading it), and hands
+ * whole frames to dispatch.c.  Closing removes
  * the session's registrations and watches at once, flushes a last ERROR, and
  * frees the session later from the loop, never from inside a caller (Redis's
  * freeClientAsync): code that closes a session may go on reading it.
@@ -689,10 +691,10 @@ plain_readcb(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Writes what the session has queued.  What the socket does not take waits
- * for it to drain (wev); a closing session is freed once all is out.
- * Returns -1 when s was freed.
+ * for it to drain (wev); a closing session is freed once all is out (or
+ * when its peer is gone).
  */
-static int
+static void
 plain_flush(struct session *s)
 {
 	int n;
@@ -704,25 +706,21 @@ plain_flush(struct session *s)
 		if (n == -1 && errno != EAGAIN) {
 			/* Nobody to flush to any more. */
 			evbuffer_drain(s->out, evbuffer_get_length(s->out));
-			if (s->state != SESSION_CLOSING) {
+			if (s->state != SESSION_CLOSING)
 				session_close(s, 0, "connection error: %s",
 				    strerror(errno));
-				return 0;
-			}
-			session_free(s);
-			return -1;
+			else
+				session_free(s);
+			return;
 		}
 		if (n <= 0) {
 			event_add(s->wev, NULL);
-			return 0;
+			return;
 		}
 	}
 	event_del(s->wev);
-	if (s->state == SESSION_CLOSING) {
+	if (s->state == SESSION_CLOSING)
 		session_free(s);
-		return -1;
-	}
-	return 0;
 }
 
 static void
