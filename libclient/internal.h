@@ -71,7 +71,8 @@ int	 cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
 	    int64_t deadline);
 /* mono_ms() + timeout_ms, or -1 for a negative timeout. */
 int64_t	 deadline_after(int timeout_ms);
-/* TCP_NODELAY and socket buffer sizes for data connections. */
+/* Socket options of data connections: TCP_NODELAY (buffer sizes stay
+ * the kernel's autotuned ones; see util.c). */
 void	 tune_data_socket(int fd, int is_tcp);
 
 /* ---- loop.c: one I/O thread ---------------------------------------------- */
