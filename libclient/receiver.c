@@ -954,10 +954,16 @@ receiver_destroy(evutil_socket_t fd, short what, void *arg)
 	epm_release(epm);
 }
 
+struct close_args {
+	struct sipc_receiver	*rx;
+	int			 now;	/* free at once, not after callbacks */
+};
+
 static void
 close_on_loop(void *arg)
 {
-	struct sipc_receiver *rx = arg;
+	struct close_args *a = arg;
+	struct sipc_receiver *rx = a->rx;
 	struct timeval now = { 0, 0 };
 	struct rconn *c;
 	ssize_t n;
@@ -985,7 +991,7 @@ close_on_loop(void *arg)
 		}
 	}
 	rx->dead = 1;
-	if (event_base_once(rx->epm->loop.base, -1, EV_TIMEOUT,
+	if (a->now || event_base_once(rx->epm->loop.base, -1, EV_TIMEOUT,
 	    receiver_destroy, rx, &now) == -1)
 		receiver_destroy(-1, 0, rx);
 }
@@ -1102,8 +1108,26 @@ fail:
 void
 sipc_receiver_close(sipc_receiver *rx)
 {
-	if (rx)
-		loop_call(&rx->epm->loop, close_on_loop, rx);
+	struct close_args a = { rx, 0 };
+	sipc_epm *hold;
+
+	if (rx == NULL)
+		return;
+	if (loop_in_thread(&rx->epm->loop)) {
+		/* Perhaps inside one of rx's callbacks: freed after it. */
+		close_on_loop(&a);
+		return;
+	}
+	/*
+	 * From another thread no callback of rx can be running: it goes at
+	 * once.  The EPM is released here rather than on its I/O thread, so
+	 * that when rx was its last user that thread has stopped before this
+	 * returns: nothing outlives a program that closed what it opened.
+	 */
+	a.now = 1;
+	epm_acquire(rx->epm, &hold);
+	loop_call(&hold->loop, close_on_loop, &a);
+	epm_release(hold);
 }
 
 int

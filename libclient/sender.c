@@ -1905,6 +1905,7 @@ sender_destroy(evutil_socket_t fd, short what, void *arg)
 struct close_args {
 	struct sipc_sender	*tx;
 	int			 lost;
+	int			 now;	/* free at once, not after callbacks */
 };
 
 static void
@@ -1937,23 +1938,36 @@ close_on_loop(void *arg)
 		}
 	}
 	tx->dead = 1;
-	if (event_base_once(tx->epm->loop.base, -1, EV_TIMEOUT,
+	if (a->now || event_base_once(tx->epm->loop.base, -1, EV_TIMEOUT,
 	    sender_destroy, tx, &now) == -1)
-		sender_destroy(-1, 0, tx);	/* out of memory: risk it */
+		sender_destroy(-1, 0, tx);
 }
 
 int
 sipc_sender_close(sipc_sender *tx)
 {
-	struct close_args a = { tx, 0 };
+	struct close_args a = { tx, 0, 0 };
+	sipc_epm *hold;
 
 	if (tx == NULL)
 		return 0;
-	if (!loop_in_thread(&tx->epm->loop) && tx->opts.linger_ms != 0)
-		sipc_sender_flush(tx, tx->opts.linger_ms);
-	atomic_store(&tx->closing, 1);
-	tx_notify(tx);
-	loop_call(&tx->epm->loop, close_on_loop, &a);
+	if (loop_in_thread(&tx->epm->loop)) {
+		/* Perhaps inside one of tx's callbacks: freed after it. */
+		atomic_store(&tx->closing, 1);
+		tx_notify(tx);
+		close_on_loop(&a);
+	} else {
+		if (tx->opts.linger_ms != 0)
+			sipc_sender_flush(tx, tx->opts.linger_ms);
+		atomic_store(&tx->closing, 1);
+		tx_notify(tx);
+		/* As sipc_receiver_close(): freed at once, and the EPM is
+		 * released on this thread. */
+		a.now = 1;
+		epm_acquire(tx->epm, &hold);
+		loop_call(&hold->loop, close_on_loop, &a);
+		epm_release(hold);
+	}
 	return a.lost ? seterr(SIPC_ETIMEDOUT, "messages not acknowledged "
 	    "before close were reported lost") : 0;
 }

@@ -170,8 +170,9 @@ int	sipc_epm_connected(const sipc_epm *epm);
 
 /*
  * Releases the caller's reference.  The EPM, its thread and its broker
- * session end when the senders and receivers using it are closed too.
- * NULL is ignored.
+ * session end when the senders and receivers using it are closed too:
+ * whichever of those calls, made from a thread other than the EPM's I/O
+ * thread, comes last stops the thread before it returns.  NULL is ignored.
  */
 void	sipc_epm_close(sipc_epm *epm);
 
@@ -246,8 +247,10 @@ int	sipc_receiver_new(const char *handle, sipc_epm *epm,
 /*
  * Unregisters, stops listening, closes every sender's connection and frees
  * the receiver.  No callback of it runs after this returns (when called
- * from one of its own callbacks, the receiver is freed after that callback
- * returns).  NULL is ignored.
+ * from a callback on the I/O thread, the receiver is freed after that
+ * callback returns).  When it was the last user of a closed EPM (or of the
+ * default one), the EPM's I/O thread has stopped when this returns,
+ * unless called on that thread.  NULL is ignored.
  */
 void	sipc_receiver_close(sipc_receiver *rx);
 
@@ -395,8 +398,10 @@ int	sipc_sender_receiver_stats(sipc_sender *tx,
  * Waits up to linger_ms for the queued messages to be acknowledged,
  * reports what was not to on_send_failed, closes every connection and
  * frees the sender.  Returns 0 when everything was delivered, else
- * SIPC_ETIMEDOUT.  NULL is ignored (returns 0).  When called from one of
- * the sender's own callbacks it does not wait.
+ * SIPC_ETIMEDOUT.  NULL is ignored (returns 0).  When called from a
+ * callback on the I/O thread it does not wait, and the sender is freed
+ * after that callback returns.  As with sipc_receiver_close(), closing the
+ * last user of a closed EPM from another thread stops its I/O thread.
  */
 int	sipc_sender_close(sipc_sender *tx);
 
