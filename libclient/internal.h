@@ -74,6 +74,11 @@ int64_t	 deadline_after(int timeout_ms);
 /* Socket options of data connections: TCP_NODELAY (buffer sizes stay
  * the kernel's autotuned ones; see util.c). */
 void	 tune_data_socket(int fd, int is_tcp);
+/* Runs timer ev once, ms milliseconds from now (at once when ms <= 0). */
+void	 timer_after(struct event *ev, int64_t ms);
+/* Adds (on) or deletes write event ev, with *armed saying whether it is
+ * added, so that nothing is asked of libevent when nothing changes. */
+void	 wev_set(struct event *ev, int *armed, int on);
 
 /* ---- loop.c: one I/O thread ---------------------------------------------- */
 

@@ -151,18 +151,6 @@ mem_put(struct sipc_receiver *rx, uint64_t id, uint64_t seq)
 
 /* ---- Output -------------------------------------------------------------- */
 
-static void
-rtimer_in(struct rconn *c, int64_t ms)
-{
-	struct timeval tv;
-
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-	evtimer_add(c->timer, &tv);
-}
-
 /* Appends an encoded frame to the output; 0, or -1 when it is full. */
 static int
 out_add(struct rconn *c, const struct wbuf *w)
@@ -211,10 +199,7 @@ rconn_flush(struct rconn *c)
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && errno == EAGAIN) {
-			if (!c->wev_armed) {
-				event_add(c->wev, NULL);
-				c->wev_armed = 1;
-			}
+			wev_set(c->wev, &c->wev_armed, 1);
 			return 0;
 		}
 		if (n == -1) {
@@ -232,17 +217,11 @@ rconn_flush(struct rconn *c)
 			return -1;
 		}
 		if (n == 1) {
-			if (!c->wev_armed) {
-				event_add(c->wev, NULL);
-				c->wev_armed = 1;
-			}
+			wev_set(c->wev, &c->wev_armed, 1);
 			return 0;
 		}
 	}
-	if (c->wev_armed) {
-		event_del(c->wev);
-		c->wev_armed = 0;
-	}
+	wev_set(c->wev, &c->wev_armed, 0);
 	if (c->closing) {
 		rconn_close(c, "protocol error");
 		return -1;
@@ -432,7 +411,7 @@ rconn_schedule(struct rconn *c)
 	int64_t now = mono_ms(), next;
 
 	if (!c->ready) {
-		rtimer_in(c, c->opened + DHELLO_MS - now);
+		timer_after(c->timer, c->opened + DHELLO_MS - now);
 		return;
 	}
 	next = c->last_tx + c->hb_ms;
@@ -440,7 +419,7 @@ rconn_schedule(struct rconn *c)
 		next = c->last_rx + (int64_t)SIPC_HEARTBEAT_MISSES * c->hb_ms;
 	if (c->ack_due && c->ack_due < next)
 		next = c->ack_due;
-	rtimer_in(c, next - now);
+	timer_after(c->timer, next - now);
 }
 
 static void
@@ -544,16 +523,10 @@ rconn_secure(struct rconn *c)
 	switch (xp_handshake(&c->xp, rx->psk, 1, err, sizeof(err))) {
 	case XP_DONE:
 		c->phase = R_OPEN;
-		if (c->wev_armed) {
-			event_del(c->wev);
-			c->wev_armed = 0;
-		}
+		wev_set(c->wev, &c->wev_armed, 0);
 		return;
 	case XP_WANT_WRITE:
-		if (!c->wev_armed) {
-			event_add(c->wev, NULL);
-			c->wev_armed = 1;
-		}
+		wev_set(c->wev, &c->wev_armed, 1);
 		return;
 	case XP_WANT_READ:
 		return;
@@ -676,7 +649,6 @@ static void
 accept_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sipc_receiver *rx = arg;
-	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	int cfd;
@@ -695,7 +667,8 @@ accept_cb(evutil_socket_t fd, short what, void *arg)
 			    errno == ENOBUFS || errno == ENOMEM) {
 				/* Out of descriptors: pause, do not spin. */
 				event_del(rx->lev);
-				evtimer_add(rx->accept_resume, &tv);
+				timer_after(rx->accept_resume,
+				    ACCEPT_PAUSE_MS);
 			}
 			return;
 		}

@@ -280,7 +280,6 @@ static void	conn_refused(struct conn *c);
 static int	conn_write(struct conn *c);
 static void	conn_down(struct conn *c, const char *why);
 static void	conn_remove(struct conn *c, int error);
-static void	conn_timer_in(struct conn *c, int64_t ms);
 
 /* ---- Message buffers ----------------------------------------------------- */
 
@@ -424,9 +423,11 @@ update_backlog(struct sipc_sender *tx)
 static void
 report(struct sipc_sender *tx, int error, const char *name, uint64_t n)
 {
-	/* A receiver that fails authentication is worth a word even when
-	 * no message was waiting for it. */
-	if (n == 0 && error != SIPC_EAUTH && error != SIPC_ETLS)
+	/* A receiver that will get nothing (it fails authentication, or
+	 * there was no memory for it) is worth a word even when no message
+	 * was waiting for it. */
+	if (n == 0 && error != SIPC_EAUTH && error != SIPC_ETLS &&
+	    error != SIPC_ENOMEM)
 		return;
 	tx->st_lost += n;
 	if (tx->opts.on_send_failed && !tx->dead)
@@ -498,18 +499,6 @@ ring_lose_all(struct conn *c, int error)
 
 /* ---- Connection I/O ------------------------------------------------------ */
 
-static void
-conn_timer_in(struct conn *c, int64_t ms)
-{
-	struct timeval tv;
-
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-	evtimer_add(c->timer, &tv);
-}
-
 static int
 hb_ms(const struct conn *c)
 {
@@ -540,18 +529,6 @@ ctl_ping(struct conn *c, uint8_t type, uint32_t reqid, uint64_t token)
 	w.err = 0;
 	if (wire_enc_u64(&w, type, reqid, token) == 0)
 		ctl_add(c, &w);
-}
-
-static void
-wev_set(struct conn *c, int on)
-{
-	if (on && !c->wev_armed) {
-		event_add(c->wev, NULL);
-		c->wev_armed = 1;
-	} else if (!on && c->wev_armed) {
-		event_del(c->wev);
-		c->wev_armed = 0;
-	}
 }
 
 /*
@@ -589,10 +566,10 @@ conn_write(struct conn *c)
 			/* TLS may still hold bytes it took. */
 			switch (xp_out_pending(&c->xp) ? xp_flush(&c->xp) : 0) {
 			case 0:
-				wev_set(c, 0);
+				wev_set(c->wev, &c->wev_armed, 0);
 				return 0;
 			case 1:
-				wev_set(c, 1);
+				wev_set(c->wev, &c->wev_armed, 1);
 				return 0;
 			default:
 				conn_down(c, strerror(errno));
@@ -604,7 +581,7 @@ conn_write(struct conn *c)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN) {
-				wev_set(c, 1);
+				wev_set(c->wev, &c->wev_armed, 1);
 				return 0;
 			}
 			conn_down(c, strerror(errno));
@@ -656,7 +633,7 @@ on_ready(struct conn *c, const struct wire_dhello_ok *ok)
 	atomic_fetch_add(&tx->nready, 1);
 	tx_notify(tx);
 	publish(tx);
-	conn_timer_in(c, 0);
+	timer_after(c->timer, 0);
 }
 
 static void
@@ -863,7 +840,7 @@ conn_writecb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (c->state == C_CONNECTING) {
-		wev_set(c, 0);
+		wev_set(c->wev, &c->wev_armed, 0);
 		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl);
 		if (err == ECONNREFUSED)
 			conn_refused(c);
@@ -910,7 +887,7 @@ schedule_reconnect(struct conn *c)
 
 	c->backoff_ms = c->backoff_ms * 2 > RECONNECT_MAX_MS ?
 	    RECONNECT_MAX_MS : c->backoff_ms * 2;
-	conn_timer_in(c, delay);
+	timer_after(c->timer, delay);
 }
 
 static void
@@ -944,7 +921,7 @@ conn_down(struct conn *c, const char *why)
 		/* Retry at once: a refusal tells a dead receiver from a
 		 * broken link before more messages queue up for it. */
 		c->backoff_ms = RECONNECT_MIN_MS;
-		conn_timer_in(c, 0);
+		timer_after(c->timer, 0);
 	} else
 		schedule_reconnect(c);
 }
@@ -1042,7 +1019,7 @@ conn_connected(struct conn *c)
 	c->state = C_TLS;
 	c->deadline = mono_ms() + handshake_ms(c);
 	event_add(c->rev, NULL);
-	conn_timer_in(c, handshake_ms(c));
+	timer_after(c->timer, handshake_ms(c));
 	conn_tls_step(c);
 }
 
@@ -1053,14 +1030,14 @@ conn_tls_step(struct conn *c)
 
 	switch (xp_handshake(&c->xp, c->tx->psk, 0, err, sizeof(err))) {
 	case XP_DONE:
-		wev_set(c, 0);
+		wev_set(c->wev, &c->wev_armed, 0);
 		conn_dhello(c);
 		return;
 	case XP_WANT_WRITE:
-		wev_set(c, 1);
+		wev_set(c->wev, &c->wev_armed, 1);
 		return;
 	case XP_WANT_READ:
-		wev_set(c, 0);
+		wev_set(c->wev, &c->wev_armed, 0);
 		return;
 	default:
 		/* No data ever goes to a receiver that failed this. */
@@ -1102,7 +1079,7 @@ conn_dhello(struct conn *c)
 	if (wire_enc_dhello(&w, 1, &m) == 0)
 		ctl_add(c, &w);
 	event_add(c->rev, NULL);
-	conn_timer_in(c, handshake_ms(c));
+	timer_after(c->timer, handshake_ms(c));
 	conn_write(c);
 }
 
@@ -1136,8 +1113,8 @@ conn_connect(struct conn *c)
 	if (errno == EINPROGRESS) {
 		c->state = C_CONNECTING;
 		c->deadline = mono_ms() + handshake_ms(c);
-		wev_set(c, 1);
-		conn_timer_in(c, handshake_ms(c));
+		wev_set(c->wev, &c->wev_armed, 1);
+		timer_after(c->timer, handshake_ms(c));
 		return;
 	}
 	if (errno == ECONNREFUSED || errno == ENOENT) {
@@ -1173,7 +1150,7 @@ conn_timercb(evutil_socket_t fd, short what, void *arg)
 		if (now >= c->deadline)
 			conn_down(c, "no answer");
 		else
-			conn_timer_in(c, c->deadline - now);
+			timer_after(c->timer, c->deadline - now);
 		return;
 	}
 	if (c->leaving && now >= c->deadline) {
@@ -1195,7 +1172,7 @@ conn_timercb(evutil_socket_t fd, short what, void *arg)
 		next = dead;
 	if (c->leaving && c->deadline < next)
 		next = c->deadline;
-	conn_timer_in(c, next - now);
+	timer_after(c->timer, next - now);
 }
 
 static int
@@ -1215,23 +1192,25 @@ names_reserve(struct sipc_sender *tx, size_t n)
 static void
 conn_new(struct sipc_sender *tx, const struct peer *p)
 {
-	struct conn *c;
+	char name[sizeof(((struct conn *)0)->name)];
+	struct conn *c = NULL;
 
+	addr_format_endpoint(&p->ep, name, sizeof(name));
 	if (names_reserve(tx, tx->nconns + 1) == -1 ||
-	    (c = calloc(1, sizeof(*c))) == NULL)
+	    (c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->timer = evtimer_new(tx->epm->loop.base, conn_timercb, c)) ==
+	    NULL) {
+		free(c);
+		report(tx, SIPC_ENOMEM, name, 0);
 		return;
+	}
 	c->tx = tx;
 	c->peer = *p;
 	xp_init(&c->xp, -1);
 	c->backoff_ms = RECONNECT_MIN_MS;
 	c->confirmed = 1;
 	c->state = C_DOWN;
-	addr_format_endpoint(&p->ep, c->name, sizeof(c->name));
-	if ((c->timer = evtimer_new(tx->epm->loop.base, conn_timercb, c)) ==
-	    NULL) {
-		free(c);
-		return;
-	}
+	memcpy(c->name, name, sizeof(name));
 	TAILQ_INSERT_TAIL(&tx->conns, c, entry);
 	tx->nconns++;
 	conn_connect(c);
@@ -1274,7 +1253,7 @@ w_join(void *arg, const struct peer *p)
 	c->confirmed = 1;
 	if (c->state == C_DOWN) {
 		c->backoff_ms = RECONNECT_MIN_MS;
-		conn_timer_in(c, 0);
+		timer_after(c->timer, 0);
 	}
 }
 
@@ -1302,7 +1281,7 @@ w_leave(void *arg, const struct peer *p)
 		update_backlog(tx);
 		ctl_ping(c, WIRE_PING, 0, 1);
 		if (conn_write(c) == 0)
-			conn_timer_in(c, LEAVE_LINGER_MS);
+			timer_after(c->timer, LEAVE_LINGER_MS);
 		return;
 	}
 	conn_remove(c, SIPC_EPEERGONE);
@@ -1340,8 +1319,6 @@ w_synced(void *arg)
 {
 	struct sipc_sender *tx = arg;
 	struct conn *c;
-	struct timeval tv;
-	int grace;
 
 	if (tx->dead)
 		return;
@@ -1354,10 +1331,8 @@ w_synced(void *arg)
 		return;
 	/* After a broker restart receivers come back one by one; give them
 	 * time before dropping what the snapshot lacks. */
-	grace = tx->epm->kind == EPM_BROKER ? RESYNC_GRACE_MS : 0;
-	tv.tv_sec = grace / 1000;
-	tv.tv_usec = (grace % 1000) * 1000;
-	evtimer_add(tx->resync_timer, &tv);
+	timer_after(tx->resync_timer,
+	    tx->epm->kind == EPM_BROKER ? RESYNC_GRACE_MS : 0);
 }
 
 /* ---- Hand-off and dispatch ----------------------------------------------- */
@@ -1467,7 +1442,7 @@ drain(struct sipc_sender *tx)
 		if (c->state == C_READY && c->nsent < c->count)
 			conn_write(c);
 	}
-	update_backlog(tx);
+	/* Blocked senders may go on: the hand-off count dropped. */
 	tx_notify(tx);
 }
 

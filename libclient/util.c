@@ -199,6 +199,30 @@ tune_data_socket(int fd, int is_tcp)
 }
 
 void
+timer_after(struct event *ev, int64_t ms)
+{
+	struct timeval tv;
+
+	if (ms < 0)
+		ms = 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(ev, &tv);
+}
+
+void
+wev_set(struct event *ev, int *armed, int on)
+{
+	if (on && !*armed) {
+		event_add(ev, NULL);
+		*armed = 1;
+	} else if (!on && *armed) {
+		event_del(ev);
+		*armed = 0;
+	}
+}
+
+void
 cond_init_mono(pthread_cond_t *cv)
 {
 	pthread_condattr_t a;
