@@ -116,22 +116,18 @@ config_defaults(struct config *c)
 	c->summary_ms = 60000;
 }
 
+/* Frees what opt_apply allocated: the strings of the table, the list. */
 void
 config_free(struct config *c)
 {
-	int i;
+	size_t i;
+	int j;
 
-	for (i = 0; i < c->nlisten; i++)
-		free(c->listen[i]);
-	free(c->port_file);
-	free(c->pidfile);
-	free(c->tls_cert);
-	free(c->tls_key);
-	free(c->tls_ca);
-	free(c->password_file);
-	free(c->salt);
-	free(c->user);
-	free(c->metrics);
+	for (i = 0; i < NOPTS; i++)
+		if (opts[i].type == T_STR)
+			free(*(char **)((char *)c + opts[i].off));
+	for (j = 0; j < c->nlisten; j++)
+		free(c->listen[j]);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -36,12 +36,15 @@ struct ctlconn {
 };
 
 /*
- * Connects to addr ("HOST[:PORT]"), with TLS when tc is not NULL (the
- * certificate is checked against HOST), and does HELLO.  0 or -1
- * (c->err).
+ * Connects to addr ("HOST[:PORT]", port 4455 when none is given), with TLS
+ * when tc is not NULL (the certificate is checked against HOST; tc is only
+ * read during the call), and does HELLO.  timeout_ms (milliseconds) bounds
+ * connecting with TLS, and each answer of this and later calls.  0, or -1
+ * with c->err set; either way ctl_close() frees what c holds.
  */
 int	ctl_open(struct ctlconn *c, const char *addr, int timeout_ms,
 	    const struct tls_conf *tc);
+/* Ends the session (TLS close_notify if any), closes and frees. */
 void	ctl_close(struct ctlconn *c);
 
 /*

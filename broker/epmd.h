@@ -8,6 +8,7 @@
 
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <limits.h>
 #include <stdint.h>
 
 #include <event2/event.h>
@@ -108,6 +109,7 @@ struct broker {
 	struct event_base	*base;
 	struct config		 cfg;
 	struct cmdline		 cl;
+	char			 cwd[PATH_MAX];	/* at start; "": unknown */
 	struct registry		*reg;
 	struct listener		 listeners[EPMD_MAX_LISTEN];
 	int			 nlisteners;
@@ -157,10 +159,13 @@ int	listen_write_port_file(struct broker *b, const char *path);
 
 /* ---- metrics.c ----------------------------------------------------------- */
 
-/* Serves Prometheus metrics at http://spec/metrics: 0 or -1 (logged). */
+/* Serves Prometheus metrics at http://spec/metrics (spec: "ADDR:PORT"):
+ * 0 or -1 (logged). */
 int	metrics_start(struct broker *b, const char *spec);
-/* Logs a summary line every minute: 0 or -1. */
+/* (Re)starts the summary line, logged every cfg.summary_ms milliseconds
+ * (never when 0): 0 or -1 (logged). */
 int	summary_start(struct broker *b);
+/* Stops both; the broker may call it when neither was started. */
 void	metrics_stop(struct broker *b);
 
 /* ---- session.c ----------------------------------------------------------- */

@@ -59,21 +59,21 @@ raise_nofile(void)
 	}
 }
 
-/* Makes a relative path absolute: the daemon changes to /. */
+/* Makes a relative path absolute against dir: the daemon changes to /. */
 static int
-absolutize(char **path)
+absolutize(char **path, const char *dir)
 {
-	char cwd[PATH_MAX], *abs;
+	char *abs;
 	size_t n;
 
 	if (*path == NULL || (*path)[0] == '/')
 		return 0;
-	if (getcwd(cwd, sizeof(cwd)) == NULL)
+	if (dir[0] == '\0')
 		return -1;
-	n = strlen(cwd) + strlen(*path) + 2;
+	n = strlen(dir) + strlen(*path) + 2;
 	if ((abs = malloc(n)) == NULL)
 		return -1;
-	snprintf(abs, n, "%s/%s", cwd, *path);
+	snprintf(abs, n, "%s/%s", dir, *path);
 	free(*path);
 	*path = abs;
 	return 0;
@@ -305,10 +305,14 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	if (config_load(&b->cl, &nc) == -1) {
 		log_warnx("SIGHUP: config has errors; keeping the running "
 		    "settings");
-		config_free(&nc);
 		notify_systemd("READY=1");
 		return;
 	}
+	/* The running paths were made absolute at start; so are these, or
+	 * an unchanged relative path would count as a change.  Where that
+	 * fails, the paths differ and the warning below says so. */
+	(void)absolutize(&nc.pidfile, b->cwd);
+	(void)absolutize(&nc.port_file, b->cwd);
 	same = nc.nlisten == c->nlisten && nc.port == c->port;
 	for (i = 0; same && i < nc.nlisten; i++)
 		same = strcmp(nc.listen[i], c->listen[i]) == 0;
@@ -376,8 +380,10 @@ main(int argc, char **argv)
 		config_free(&b.cfg);
 		return 0;
 	}
-	if (absolutize(&b.cfg.pidfile) == -1 ||
-	    absolutize(&b.cfg.port_file) == -1)
+	if (getcwd(b.cwd, sizeof(b.cwd)) == NULL)
+		b.cwd[0] = '\0';	/* only relative paths need it */
+	if (absolutize(&b.cfg.pidfile, b.cwd) == -1 ||
+	    absolutize(&b.cfg.port_file, b.cwd) == -1)
 		fatal("cannot resolve a relative path");
 	if (b.cl.config_file && b.cl.config_file[0] != '/') {
 		/* SIGHUP re-reads it after the daemon moved to /. */

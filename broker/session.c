@@ -91,24 +91,34 @@ session_count_peer(struct broker *b, const char *addr)
 	return n;
 }
 
-/* Turns a connection away before it becomes a session. */
+/*
+ * Writes an ERROR straight to the socket of a connection that has no
+ * session output (turned away, or plain text at a TLS port), and counts it.
+ * Best effort: the socket buffer of a new connection is empty, so this
+ * small write does not block.
+ */
 static void
-refuse(struct broker *b, int fd, const char *peer, const char *why)
+write_error_now(struct broker *b, int fd, uint16_t code, const char *text)
 {
 	struct wbuf w;
 	ssize_t n;
 
-	log_warnx("connection from %s refused: %s", peer, why);
 	wbuf_init(&w, 1024);
-	if (wire_enc_error(&w, 0, WIRE_ERR_BUSY, why) == 0) {
-		/* Best effort: the socket buffer of a new connection is
-		 * empty, so this small write does not block. */
+	if (wire_enc_error(&w, 0, code, text) == 0) {
 		n = write(fd, w.data, w.len);
 		(void)n;
 	}
 	wbuf_free(&w);
 	b->st.errors_sent++;
-	b->st.errors_by_code[WIRE_ERR_BUSY]++;
+	b->st.errors_by_code[code]++;
+}
+
+/* Turns a connection away before it becomes a session. */
+static void
+refuse(struct broker *b, int fd, const char *peer, const char *why)
+{
+	log_warnx("connection from %s refused: %s", peer, why);
+	write_error_now(b, fd, WIRE_ERR_BUSY, why);
 	close(fd);
 }
 
@@ -241,7 +251,6 @@ session_peekcb(evutil_socket_t fd, short what, void *arg)
 	struct session *s = arg;
 	struct broker *b = s->b;
 	uint8_t p[2];
-	struct wbuf w;
 	ssize_t n;
 	SSL *ssl;
 
@@ -259,15 +268,10 @@ session_peekcb(evutil_socket_t fd, short what, void *arg)
 		/* Logged before the client can read the answer. */
 		session_end(s, 0, WIRE_LEAVE_CLOSED, 1,
 		    "plain-text client on a TLS port");
-		wbuf_init(&w, 1024);
-		if (wire_enc_error(&w, 0, WIRE_ERR_AUTH, "this broker requires "
+		write_error_now(b, fd, WIRE_ERR_AUTH, "this broker requires "
 		    "TLS: connect with TLS (--tls-ca) or in password mode "
-		    "(--password-file)") == 0)
-			n = write(fd, w.data, w.len);
-		wbuf_free(&w);
+		    "(--password-file)");
 		b->st.tls_failures++;
-		b->st.errors_sent++;
-		b->st.errors_by_code[WIRE_ERR_AUTH]++;
 		return;
 	}
 	if ((ssl = SSL_new(b->tls)) == NULL ||
@@ -300,6 +304,7 @@ session_write(struct session *s, const uint8_t *frame, size_t len)
 	struct wire_header h;
 	uint8_t hdr[SIPC_HEADER_SIZE], *z;
 	size_t zlen;
+	int rc;
 
 	if (s->out == NULL)
 		return -1;
@@ -312,16 +317,14 @@ session_write(struct session *s, const uint8_t *frame, size_t len)
 		h.flags |= WIRE_F_COMPRESSED;
 		h.len = (uint32_t)zlen;
 		wire_header_encode(hdr, &h);
-		if (evbuffer_add(s->out, hdr, sizeof(hdr)) == -1 ||
-		    evbuffer_add(s->out, z, zlen) == -1) {
-			free(z);
-			session_close_later(s, WIRE_ERR_INTERNAL,
-			    "out of memory");
-			return -1;
-		}
+		rc = evbuffer_add(s->out, hdr, sizeof(hdr));
+		if (rc == 0)
+			rc = evbuffer_add(s->out, z, zlen);
 		free(z);
 		len = sizeof(hdr) + zlen;
-	} else if (evbuffer_add(s->out, frame, len) == -1) {
+	} else
+		rc = evbuffer_add(s->out, frame, len);
+	if (rc == -1) {
 		session_close_later(s, WIRE_ERR_INTERNAL, "out of memory");
 		return -1;
 	}

@@ -400,8 +400,8 @@ cmd_send(int argc, char **argv)
 	sipc_sender *tx;
 	sipc_epm *epm = NULL;
 	const char *handle = NULL, *broker = NULL, *file = NULL;
-	char **msgs, pw[CLI_PASSWORD_MAX];
-	char *line = NULL;
+	char pw[CLI_PASSWORD_MAX];
+	char **msgs = argv, *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
 	long wait_n = 0, timeout = 10000, sent = 0;
@@ -410,15 +410,17 @@ cmd_send(int argc, char **argv)
 
 	memset(&st, 0, sizeof(st));
 	memset(&sec, 0, sizeof(sec));
-	if ((msgs = calloc((size_t)argc + 1, sizeof(*msgs))) == NULL)
-		return 1;
+	/*
+	 * The MESSAGE arguments are gathered at the front of argv, as
+	 * getopt(3) permutes it: msgs[nmsgs] is always a slot already read,
+	 * since the handle (or "--") comes before any message.
+	 */
 	for (i = 0; i < argc; i++) {
 		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] :
 		    NULL;
 
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
-			free(msgs);
 			return 0;
 		}
 		if (!strcmp(a, "--")) {
@@ -431,10 +433,8 @@ cmd_send(int argc, char **argv)
 			continue;
 		}
 		if ((rc = cli_security_opt(&sec, a, val, pw)) != 0) {
-			if (rc < 0) {
-				free(msgs);
+			if (rc < 0)
 				return 2;
-			}
 			i += rc - 1;
 			continue;
 		}
@@ -447,7 +447,6 @@ cmd_send(int argc, char **argv)
 		}
 		if (val == NULL) {
 			fprintf(stderr, "sipc send: %s needs a value\n", a);
-			free(msgs);
 			return 2;
 		}
 		i++;
@@ -456,26 +455,20 @@ cmd_send(int argc, char **argv)
 		else if (!strcmp(a, "--file"))
 			file = val;
 		else if (!strcmp(a, "--wait-receivers")) {
-			if (cli_parse_long(a, val, 0, 1000000, &wait_n) == -1) {
-				free(msgs);
+			if (cli_parse_long(a, val, 0, 1000000, &wait_n) == -1)
 				return 2;
-			}
 		} else if (!strcmp(a, "--timeout")) {
 			if (cli_parse_long(a, val, 0, 86400000, &timeout) ==
-			    -1) {
-				free(msgs);
+			    -1)
 				return 2;
-			}
 		} else {
 			fprintf(stderr, "sipc send: unknown option '%s'\n", a);
-			free(msgs);
 			return 2;
 		}
 	}
 	if (handle == NULL) {
 		fprintf(stderr, "sipc send: a HANDLE is needed\n");
 		usage(stderr);
-		free(msgs);
 		return 2;
 	}
 	if (nmsgs == 0) {
@@ -483,7 +476,6 @@ cmd_send(int argc, char **argv)
 		if (file && (in = fopen(file, "rb")) == NULL) {
 			fprintf(stderr, "sipc send: %s: %s\n", file,
 			    strerror(errno));
-			free(msgs);
 			return 1;
 		}
 	}
@@ -492,10 +484,8 @@ cmd_send(int argc, char **argv)
 	/* Waiting for receivers covers waiting for the broker too: connect
 	 * in the background then, so the broker may start after us. */
 	if (cli_epm_sec(broker, wait_n > 0 ? 0 : (int)timeout, &sec,
-	    &epm) != 0) {
-		free(msgs);
+	    &epm) != 0)
 		return 1;
-	}
 	sipc_sender_opts_init(&o);
 	o.security = sec;
 	o.compress = compress;
@@ -506,7 +496,6 @@ cmd_send(int argc, char **argv)
 		fprintf(stderr, "sipc send: %s\n", *sipc_errmsg() ?
 		    sipc_errmsg() : sipc_strerror(rc));
 		sipc_epm_close(epm);
-		free(msgs);
 		return 1;
 	}
 	if (wait_n > 0 && sipc_sender_wait_receivers(tx, (size_t)wait_n,
@@ -544,7 +533,6 @@ done:
 		failed = 1;
 	}
 	free(line);
-	free(msgs);
 	if (in && in != stdin)
 		fclose(in);
 	return failed ? 1 : 0;

@@ -20,15 +20,35 @@ sipc_epm_opts_init(struct sipc_epm_opts *o)
 	o->heartbeat_ms = 0;
 }
 
+/* What each kind of EPM does to free itself and to register and watch. */
+static const struct epm_backend {
+	void	(*free)(sipc_epm *);
+	void	(*reg_add)(sipc_epm *, struct epm_reg *);
+	void	(*reg_remove)(sipc_epm *, struct epm_reg *);
+	void	(*watch_add)(sipc_epm *, struct epm_watch *);
+	void	(*watch_remove)(sipc_epm *, struct epm_watch *);
+} backends[] = {
+	[EPM_LOCAL] = { local_free, local_reg_add, local_reg_remove,
+	    local_watch_add, local_watch_remove },
+	[EPM_BROKER] = { broker_free, broker_reg_add, broker_reg_remove,
+	    broker_watch_add, broker_watch_remove }
+};
+
+/* $SIPC_BROKER, or NULL when it is unset or empty (the local registry). */
+static const char *
+env_broker(void)
+{
+	const char *b = getenv("SIPC_BROKER");
+
+	return b && *b ? b : NULL;
+}
+
 static void
 backend_free(void *arg)
 {
 	sipc_epm *epm = arg;
 
-	if (epm->kind == EPM_BROKER)
-		broker_free(epm);
-	else
-		local_free(epm);
+	backends[epm->kind].free(epm);
 }
 
 static void
@@ -85,22 +105,20 @@ epm_create(enum epm_kind kind, const char *addr,
 		epm->opts = *opts;
 	else
 		sipc_epm_opts_init(&epm->opts);
-	if ((rc = loop_init(&epm->loop)) != 0) {
-		pthread_mutex_destroy(&epm->mu);
-		pthread_cond_destroy(&epm->cv);
-		free(epm);
-		return rc;
-	}
+	if ((rc = loop_init(&epm->loop)) != 0)
+		goto fail;
 	rc = kind == EPM_BROKER ? broker_new(epm, addr) : local_new(epm);
 	if (rc != 0) {
 		loop_fini(&epm->loop);
-		pthread_mutex_destroy(&epm->mu);
-		pthread_cond_destroy(&epm->cv);
-		free(epm);
-		return rc;
+		goto fail;
 	}
 	*out = epm;
 	return 0;
+fail:
+	pthread_mutex_destroy(&epm->mu);
+	pthread_cond_destroy(&epm->cv);
+	free(epm);
+	return rc;
 }
 
 int
@@ -124,9 +142,7 @@ sipc_epm_connect(const char *addr, const struct sipc_epm_opts *opts,
 	if (out == NULL)
 		return seterr(SIPC_EINVAL, "out is NULL");
 	clearerr_sipc();
-	if (addr == NULL || *addr == '\0')
-		addr = getenv("SIPC_BROKER");
-	if (addr == NULL || *addr == '\0')
+	if ((addr == NULL || *addr == '\0') && (addr = env_broker()) == NULL)
 		return sipc_epm_local(out);
 	if (opts)
 		o = *opts;
@@ -156,12 +172,7 @@ sipc_epm_connect(const char *addr, const struct sipc_epm_opts *opts,
 int
 sipc_epm_is_local(const sipc_epm *epm)
 {
-	const char *b;
-
-	if (epm)
-		return epm->kind == EPM_LOCAL;
-	b = getenv("SIPC_BROKER");
-	return b == NULL || *b == '\0';
+	return epm ? epm->kind == EPM_LOCAL : env_broker() == NULL;
 }
 
 int
@@ -196,14 +207,11 @@ epm_acquire(sipc_epm *epm, sipc_epm **out)
 		pthread_mutex_unlock(&default_mu);
 		return 0;
 	}
-	b = getenv("SIPC_BROKER");
+	b = env_broker();
 	sipc_epm_opts_init(&o);
 	/* Objects wait for the session themselves where they need it. */
 	o.connect_timeout_ms = 0;
-	if (b && *b)
-		rc = epm_create(EPM_BROKER, b, &o, &epm);
-	else
-		rc = epm_create(EPM_LOCAL, NULL, &o, &epm);
+	rc = epm_create(b ? EPM_BROKER : EPM_LOCAL, b, &o, &epm);
 	if (rc == 0) {
 		epm->is_default = 1;
 		default_epm = epm;
@@ -242,38 +250,26 @@ void
 epm_reg_add(sipc_epm *epm, struct epm_reg *r)
 {
 	TAILQ_INSERT_TAIL(&epm->regs, r, entry);
-	if (epm->kind == EPM_BROKER)
-		broker_reg_add(epm, r);
-	else
-		local_reg_add(epm, r);
+	backends[epm->kind].reg_add(epm, r);
 }
 
 void
 epm_reg_remove(sipc_epm *epm, struct epm_reg *r)
 {
 	TAILQ_REMOVE(&epm->regs, r, entry);
-	if (epm->kind == EPM_BROKER)
-		broker_reg_remove(epm, r);
-	else
-		local_reg_remove(epm, r);
+	backends[epm->kind].reg_remove(epm, r);
 }
 
 void
 epm_watch_add(sipc_epm *epm, struct epm_watch *w)
 {
 	TAILQ_INSERT_TAIL(&epm->watches, w, entry);
-	if (epm->kind == EPM_BROKER)
-		broker_watch_add(epm, w);
-	else
-		local_watch_add(epm, w);
+	backends[epm->kind].watch_add(epm, w);
 }
 
 void
 epm_watch_remove(sipc_epm *epm, struct epm_watch *w)
 {
 	TAILQ_REMOVE(&epm->watches, w, entry);
-	if (epm->kind == EPM_BROKER)
-		broker_watch_remove(epm, w);
-	else
-		local_watch_remove(epm, w);
+	backends[epm->kind].watch_remove(epm, w);
 }

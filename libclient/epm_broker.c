@@ -86,18 +86,6 @@ static void	b_down(struct epm_broker *b, int code, const char *fmt, ...)
 		    __attribute__((format(printf, 3, 4)));
 
 static void
-timer_in(struct epm_broker *b, int64_t ms)
-{
-	struct timeval tv;
-
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-	evtimer_add(b->timer, &tv);
-}
-
-static void
 set_error(struct epm_broker *b, int code, const char *text)
 {
 	pthread_mutex_lock(&b->epm->mu);
@@ -197,14 +185,29 @@ send_register(struct epm_broker *b, struct epm_reg *r)
 		b_request(b, r->reqid, WIRE_REGISTER, r);
 }
 
+/* WATCH or UNWATCH w's handle; a WATCH is w's pending one (w->reqid). */
 static void
 send_watch(struct epm_broker *b, struct epm_watch *w, uint8_t type)
 {
 	uint32_t reqid = b_reqid(b);
 
+	if (type == WIRE_WATCH)
+		w->reqid = reqid;
 	wbuf_reset(&b->out);
 	if (wire_enc_handle(&b->out, type, reqid, w->handle, w->hlen) == 0)
 		b_request(b, reqid, type, type == WIRE_WATCH ? w : NULL);
+}
+
+/* Drops every pending request: their answers will not come. */
+static void
+pending_clear(struct epm_broker *b)
+{
+	struct pending *p;
+
+	while ((p = TAILQ_FIRST(&b->pending)) != NULL) {
+		TAILQ_REMOVE(&b->pending, p, entry);
+		free(p);
+	}
 }
 
 /* Forgets obj in pending answers: it is being freed. */
@@ -246,16 +249,14 @@ b_ready(struct epm_broker *b, const struct wire_hello_ok *ok)
 		if (w->reqid != 0 && w->on_resync)
 			w->on_resync(w->arg);	/* watched before: resync */
 		send_watch(b, w, WIRE_WATCH);
-		w->reqid = b->next_reqid;
 	}
-	timer_in(b, 0);
+	timer_after(b->timer, 0);
 }
 
 static void
 b_down(struct epm_broker *b, int code, const char *fmt, ...)
 {
 	sipc_epm *epm = b->epm;
-	struct pending *p;
 	struct epm_reg *r;
 	char text[300];
 	va_list ap;
@@ -270,10 +271,7 @@ b_down(struct epm_broker *b, int code, const char *fmt, ...)
 	}
 	b->generation++;
 	b->state = B_DOWN;
-	while ((p = TAILQ_FIRST(&b->pending)) != NULL) {
-		TAILQ_REMOVE(&b->pending, p, entry);
-		free(p);
-	}
+	pending_clear(b);
 	TAILQ_FOREACH(r, &epm->regs, entry)
 		r->id = 0;
 	set_error(b, code, text);
@@ -287,7 +285,7 @@ b_down(struct epm_broker *b, int code, const char *fmt, ...)
 	    (uint64_t)(b->backoff_ms / 2 + 1));
 	b->backoff_ms = b->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 	    b->backoff_ms * 2;
-	timer_in(b, delay);
+	timer_after(b->timer, delay);
 }
 
 /* ---- Input --------------------------------------------------------------- */
@@ -558,26 +556,29 @@ b_eventcb(struct bufferevent *bev, short what, void *arg)
 		unsigned long e, first = 0;
 		char text[400];
 		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+		int code;
 
 		while ((e = bufferevent_get_openssl_error(bev)) != 0)
 			if (first == 0)
 				first = e;
-		if (first == 0 && (what & BEV_EVENT_EOF))
+		if (first == 0 && (what & BEV_EVENT_EOF)) {
+			/* In password mode a broker that does not know our
+			 * key just hangs up. */
+			code = b->psk ? SIPC_EAUTH : SIPC_ECONNECT;
 			snprintf(text, sizeof(text), "%s", b->psk ?
 			    "authentication failed: the broker closed the "
 			    "connection during the handshake" : "connection "
 			    "closed during the TLS handshake");
-		else if (first == 0)
+		} else if (first == 0) {
+			code = SIPC_ECONNECT;
 			snprintf(text, sizeof(text), "connect: %s",
 			    strerror(EVUTIL_SOCKET_ERROR()));
-		else
-			tls_explain_code(first, ssl ?
+		} else
+			code = tls_explain_code(first, ssl ?
 			    SSL_get_verify_result(ssl) : X509_V_OK, b->psk, 0,
-			    text, sizeof(text));
+			    text, sizeof(text)) ? SIPC_EAUTH : SIPC_ETLS;
 		ERR_clear_error();
-		b_down(b, strncmp(text, "authentication failed", 21) == 0 ?
-		    SIPC_EAUTH : first ? SIPC_ETLS : SIPC_ECONNECT, "%s",
-		    text);
+		b_down(b, code, "%s", text);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
@@ -622,7 +623,7 @@ b_connect(struct epm_broker *b)
 		    strerror(EVUTIL_SOCKET_ERROR()));
 		return;
 	}
-	timer_in(b, HANDSHAKE_MS);
+	timer_after(b->timer, HANDSHAKE_MS);
 }
 
 static void
@@ -644,7 +645,7 @@ b_timercb(evutil_socket_t fd, short what, void *arg)
 			    HANDSHAKE_MS);
 			return;
 		}
-		timer_in(b, b->deadline - now);
+		timer_after(b->timer, b->deadline - now);
 		return;
 	case B_READY:
 		break;
@@ -663,7 +664,7 @@ b_timercb(evutil_socket_t fd, short what, void *arg)
 	next = b->last_tx + b->hb_ms;
 	if (dead < next)
 		next = dead;
-	timer_in(b, next - now);
+	timer_after(b->timer, next - now);
 }
 
 /* ---- Backend interface --------------------------------------------------- */
@@ -684,11 +685,8 @@ broker_new(sipc_epm *epm, const char *addr)
 		return seterr(SIPC_ENOMEM, "out of memory");
 	b->epm = epm;
 	snprintf(b->addr, sizeof(b->addr), "%s", addr);
-	if ((rc = resolve_hostport(addr, BROKER_PORT, &b->ss, &b->sl)) != 0) {
-		free(b);
-		return rc;
-	}
-	if ((rc = security_ctx(&epm->opts.security, 0, &b->tls,
+	if ((rc = resolve_hostport(addr, BROKER_PORT, &b->ss, &b->sl)) != 0 ||
+	    (rc = security_ctx(&epm->opts.security, 0, &b->tls,
 	    &b->psk)) != 0) {
 		free(b);
 		return rc;
@@ -731,16 +729,12 @@ void
 broker_free(sipc_epm *epm)
 {
 	struct epm_broker *b = epm->broker;
-	struct pending *p;
 
 	if (b == NULL)
 		return;
 	if (b->bev)
 		bufferevent_free(b->bev);
-	while ((p = TAILQ_FIRST(&b->pending)) != NULL) {
-		TAILQ_REMOVE(&b->pending, p, entry);
-		free(p);
-	}
+	pending_clear(b);
 	event_free(b->timer);
 	wbuf_free(&b->out);
 	free(b->zbuf);
@@ -782,10 +776,8 @@ broker_watch_add(sipc_epm *epm, struct epm_watch *w)
 	struct epm_broker *b = epm->broker;
 
 	w->reqid = 0;
-	if (b->state == B_READY) {
+	if (b->state == B_READY)
 		send_watch(b, w, WIRE_WATCH);
-		w->reqid = b->next_reqid;
-	}
 }
 
 void

@@ -3,6 +3,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 /* TLS_AES_128_GCM_SHA256: the PSK's cipher; its hash fits a 32-byte key. */
 static const unsigned char psk_cipher_id[2] = { 0x13, 0x01 };
 
+/* Where a context keeps its PSK; made once, whichever thread is first. */
+static pthread_once_t psk_once = PTHREAD_ONCE_INIT;
 static int psk_index = -1;
 
 static void
@@ -29,6 +32,12 @@ psk_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 	(void)argp;
 	if (ptr)
 		OPENSSL_clear_free(ptr, TLS_PSK_LEN);
+}
+
+static void
+psk_index_init(void)
+{
+	psk_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, psk_free);
 }
 
 /* c is a char from the user's string: negative for bytes over 0x7f on
@@ -236,9 +245,7 @@ tls_ctx_new(int server, const struct tls_conf *c, char *err, size_t errlen)
 	SSL_CTX *ctx;
 	uint8_t *key;
 
-	if (psk_index == -1)
-		psk_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL,
-		    psk_free);
+	pthread_once(&psk_once, psk_index_init);
 	ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
 	if (ctx == NULL) {
 		ssl_err(err, errlen, "SSL_CTX_new", NULL);
@@ -266,7 +273,12 @@ tls_ctx_new(int server, const struct tls_conf *c, char *err, size_t errlen)
 			goto fail;
 		}
 		memcpy(key, c->psk_key, TLS_PSK_LEN);
-		SSL_CTX_set_ex_data(ctx, psk_index, key);
+		/* Fails too when psk_index could not be had. */
+		if (!SSL_CTX_set_ex_data(ctx, psk_index, key)) {
+			OPENSSL_clear_free(key, TLS_PSK_LEN);
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
 		SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:"
 		    "TLS_CHACHA20_POLY1305_SHA256");
 		if (server)
@@ -341,7 +353,7 @@ tls_client_host(SSL *ssl, const char *host)
 	return 0;
 }
 
-void
+int
 tls_explain(SSL *ssl, int psk, int server, char *buf, size_t size)
 {
 	unsigned long e, first = 0;
@@ -349,11 +361,11 @@ tls_explain(SSL *ssl, int psk, int server, char *buf, size_t size)
 	while ((e = ERR_get_error()) != 0)
 		if (first == 0)
 			first = e;
-	tls_explain_code(first, ssl ? SSL_get_verify_result(ssl) : X509_V_OK,
-	    psk, server, buf, size);
+	return tls_explain_code(first, ssl ? SSL_get_verify_result(ssl) :
+	    X509_V_OK, psk, server, buf, size);
 }
 
-void
+int
 tls_explain_code(unsigned long err, long vr, int psk, int server, char *buf,
     size_t size)
 {
@@ -367,7 +379,7 @@ tls_explain_code(unsigned long err, long vr, int psk, int server, char *buf,
 	    r == SSL_R_RECORD_LENGTH_MISMATCH) {
 		snprintf(buf, size, "the peer does not speak TLS (plain-text "
 		    "sipc or another protocol?)");
-		return;
+		return 0;
 	}
 	if (psk) {
 		snprintf(buf, size, "authentication failed: %s",
@@ -375,12 +387,12 @@ tls_explain_code(unsigned long err, long vr, int psk, int server, char *buf,
 		    "(wrong password or salt, or none given)" :
 		    "the peer did not accept our password (wrong password or "
 		    "salt, or it is not in password mode)");
-		return;
+		return 1;
 	}
 	if (r == SSL_R_CERTIFICATE_VERIFY_FAILED && vr != X509_V_OK) {
 		snprintf(buf, size, "authentication failed: the peer's "
 		    "certificate: %s", X509_verify_cert_error_string(vr));
-		return;
+		return 1;
 	}
 	switch (r) {
 	case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
@@ -393,10 +405,11 @@ tls_explain_code(unsigned long err, long vr, int psk, int server, char *buf,
 	case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
 	case SSL_R_NO_SHARED_CIPHER:
 		snprintf(buf, size, "authentication failed: %s", reason);
-		return;
+		return 1;
 	default:
 		snprintf(buf, size, "TLS handshake failed: %s",
 		    reason[0] ? reason : "connection closed during the "
 		    "handshake");
+		return 0;
 	}
 }

@@ -73,13 +73,14 @@ int	 tls_client_host(SSL *ssl, const char *host);
 
 /*
  * Explains why a handshake failed, from OpenSSL's error queue (which it
- * empties) and the certificate check.  Failures of authentication start
- * with "authentication failed".  psk: password mode.
+ * empties) and the certificate check.  psk: password mode.  Returns 1 for
+ * a failure of authentication (the text then starts with "authentication
+ * failed"), 0 for any other.
  */
-void	 tls_explain(SSL *ssl, int psk, int server, char *buf, size_t size);
+int	 tls_explain(SSL *ssl, int psk, int server, char *buf, size_t size);
 /* The same for one OpenSSL error code (libevent's bufferevents keep their
  * own); verify_result from SSL_get_verify_result(), or X509_V_OK. */
-void	 tls_explain_code(unsigned long err, long verify_result, int psk,
+int	 tls_explain_code(unsigned long err, long verify_result, int psk,
 	    int server, char *buf, size_t size);
 
 #endif

@@ -20,8 +20,9 @@
 
 /*
  * Compresses in[0..len) into a new malloc'ed buffer (*out, *outlen bytes,
- * the caller frees it).  Returns 0, or 1 when compressing does not make
- * it smaller (nothing allocated), or ZF_ENOMEM.
+ * the caller frees it).  Returns 0, or 1 when the payload is better sent
+ * as is (compressing does not make it smaller, or zlib fails; nothing
+ * allocated), or ZF_ENOMEM.
  */
 int	zf_deflate(const void *in, size_t len, uint8_t **out, size_t *outlen);
 

@@ -161,6 +161,31 @@ tu_stop(pid_t pid, int timeout_ms)
 	return tu_wait(pid, 5000);
 }
 
+pid_t
+tu_spawn_recv(const char *addr, const char *handle, long count,
+    const char *outf, const char *errf)
+{
+	char cnt[32], *argv[16];
+	int n = 0;
+
+	snprintf(cnt, sizeof(cnt), "%ld", count);
+	argv[n++] = (char *)tu_bin("sipc");
+	argv[n++] = "recv";
+	argv[n++] = (char *)handle;
+	if (addr) {
+		argv[n++] = "--broker";
+		argv[n++] = (char *)addr;
+		argv[n++] = "--listen";
+		argv[n++] = "127.0.0.1";
+	}
+	argv[n++] = "--count";
+	argv[n++] = cnt;
+	argv[n++] = "--output";
+	argv[n++] = (char *)outf;
+	argv[n] = NULL;
+	return tu_spawn(argv, errf);
+}
+
 static int
 read_port(const char *path, uint16_t *port)
 {
@@ -178,13 +203,26 @@ read_port(const char *path, uint16_t *port)
 	return 0;
 }
 
+uint16_t
+tu_port_file(const char *path, pid_t pid, int timeout_ms)
+{
+	int64_t end = tu_now_ms() + timeout_ms;
+	uint16_t port;
+
+	while (read_port(path, &port) == -1) {
+		if (tu_now_ms() > end || waitpid(pid, NULL, WNOHANG) != 0)
+			return 0;
+		tu_sleep_ms(5);
+	}
+	return port;
+}
+
 static int
 broker_startv(struct tu_broker *b, const char *listen, va_list ap)
 {
 	static int nbrokers;
 	char *argv[64], portfile[300];
 	const char *a;
-	int64_t end;
 	int n = 0;
 
 	memset(b, 0, sizeof(*b));
@@ -203,14 +241,10 @@ broker_startv(struct tu_broker *b, const char *listen, va_list ap)
 	argv[n] = NULL;
 	if ((b->pid = tu_spawn(argv, b->log)) == -1)
 		return -1;
-	end = tu_now_ms() + 10000;
-	while (read_port(portfile, &b->port) == -1) {
-		if (tu_now_ms() > end || waitpid(b->pid, NULL, WNOHANG) != 0) {
-			tu_stop(b->pid, 1000);
-			b->pid = 0;
-			return -1;
-		}
-		tu_sleep_ms(5);
+	if ((b->port = tu_port_file(portfile, b->pid, 10000)) == 0) {
+		tu_stop(b->pid, 1000);
+		b->pid = 0;
+		return -1;
 	}
 	snprintf(b->addr, sizeof(b->addr), "127.0.0.1:%u", b->port);
 	return 0;
@@ -323,8 +357,11 @@ tu_sh(int timeout_s, char *out, size_t size, const char *fmt, ...)
 	fflush(stderr);
 	if (pipe(pfd) == -1)
 		return -1;
-	if ((pid = fork()) == -1)
+	if ((pid = fork()) == -1) {
+		close(pfd[0]);
+		close(pfd[1]);
 		return -1;
+	}
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(pfd[1], STDOUT_FILENO);
@@ -376,6 +413,35 @@ tu_file_count(const char *path, const char *needle)
 }
 
 int
+tu_wait_file(const char *path, const char *needle, int n, int timeout_ms)
+{
+	int64_t end = tu_now_ms() + timeout_ms;
+
+	while (tu_file_count(path, needle) < n) {
+		if (tu_now_ms() >= end)
+			return 0;
+		tu_sleep_ms(10);
+	}
+	return 1;
+}
+
+long
+tu_file_lines(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	long n = 0;
+	int ch;
+
+	if (fp == NULL)
+		return -1;
+	while ((ch = fgetc(fp)) != EOF)
+		if (ch == '\n')
+			n++;
+	fclose(fp);
+	return n;
+}
+
+int
 tu_count(const char *s, const char *needle)
 {
 	size_t len = strlen(needle);
@@ -386,6 +452,18 @@ tu_count(const char *s, const char *needle)
 		s += len;
 	}
 	return n;
+}
+
+int
+tu_run(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
 }
 
 /* ---- Raw protocol client ------------------------------------------------- */

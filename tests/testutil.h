@@ -8,6 +8,7 @@
 #define SIPC_TESTUTIL_H
 
 #include <sys/types.h>
+#include <check.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,19 @@ pid_t		 tu_spawn(char *const argv[], const char *out_path);
 int		 tu_stop(pid_t pid, int timeout_ms);
 /* Waits up to timeout_ms for pid to exit: status, or -1 on timeout. */
 int		 tu_wait(pid_t pid, int timeout_ms);
+/*
+ * Starts "sipc recv handle --count count --output outf" through the broker
+ * at addr (listening on loopback) or, addr NULL, the local registry; its
+ * stderr goes to errf (NULL: the test's own).
+ */
+pid_t		 tu_spawn_recv(const char *addr, const char *handle, long count,
+		    const char *outf, const char *errf);
+/*
+ * Waits up to timeout_ms for path to hold a port number (what sipc-epmd
+ * --port-file writes once it accepts); gives up early when pid exits.
+ * Returns the port, or 0.
+ */
+uint16_t	 tu_port_file(const char *path, pid_t pid, int timeout_ms);
 
 struct tu_broker {
 	pid_t		pid;
@@ -62,8 +76,19 @@ long		 tu_rss_kb(pid_t pid);
 long		 tu_cpu_ms(pid_t pid);
 /* Number of lines of the file that contain needle. */
 int		 tu_file_count(const char *path, const char *needle);
+/* Waits up to timeout_ms for n such lines: 1 when they are there, else 0. */
+int		 tu_wait_file(const char *path, const char *needle, int n,
+		    int timeout_ms);
+/* Number of lines (newlines) of the file, or -1. */
+long		 tu_file_lines(const char *path);
 /* Counts occurrences of needle in s. */
 int		 tu_count(const char *s, const char *needle);
+
+/*
+ * Runs the Check suite (output as $CK_VERBOSITY says): the exit status for
+ * main, 0 when every test passed, else 1.
+ */
+int		 tu_run(Suite *s);
 
 /* ---- Raw protocol client ------------------------------------------------- */
 

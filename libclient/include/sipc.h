@@ -66,7 +66,8 @@ extern "C" {
 #define SIPC_EAUTH	(-19)	/* authentication failed (TLS, password) */
 #define SIPC_ETLS	(-20)	/* TLS failed otherwise (peer not TLS...) */
 
-/* Name of an error code: "connection refused or unreachable", ... */
+/* Name of an error code err: "cannot connect", ...; "unknown error" for a
+ * value that is none.  The string is static: never free it. */
 const char	*sipc_strerror(int err);
 /* Detail of the last failure in this thread; "" when none.  The string
  * belongs to the thread and stays valid until its next sipc call. */
@@ -127,7 +128,8 @@ struct sipc_epm_opts {
 	struct sipc_security	security;
 };
 
-/* Fills *opts with the defaults. */
+/* Fills *opts with the defaults: connect_timeout_ms 5000, heartbeat_ms 0
+ * (the broker's), plain text. */
 void	sipc_epm_opts_init(struct sipc_epm_opts *opts);
 
 /*
@@ -142,12 +144,18 @@ void	sipc_epm_opts_init(struct sipc_epm_opts *opts);
  * backoff, and re-registers and re-watches everything.
  *
  * Authentication failures (wrong password, untrusted certificate) return
- * at once, without waiting out the timeout.
+ * at once, without waiting out the timeout.  A session still down when
+ * the timeout passes fails with the reason of its last attempt
+ * (SIPC_ECONNECT for a refused connection...), else SIPC_ETIMEDOUT.
  *
- * On success *out is a new EPM; close it with sipc_epm_close().
- * Errors: SIPC_EINVAL, SIPC_EADDR, SIPC_ECONNECT, SIPC_ETIMEDOUT,
- * SIPC_EVERSION, SIPC_EPROTO, SIPC_EAUTH, SIPC_ETLS, SIPC_ENOMEM,
- * SIPC_ESYS.
+ * On success *out is a new EPM, owned by the caller: close it with
+ * sipc_epm_close().  The strings in opts are read during the call only.
+ * Errors: SIPC_EINVAL (out NULL, a negative time, certificates and a
+ * password both given, a malformed salt), SIPC_EADDR, SIPC_ECONNECT,
+ * SIPC_ETIMEDOUT, SIPC_EVERSION, SIPC_EPROTO, SIPC_EBROKER (the broker
+ * refused the session), SIPC_EAUTH (also: a certificate, key or CA file
+ * that cannot be used), SIPC_ETLS, SIPC_ENOMEM, SIPC_ESYS; for the local
+ * registry those of sipc_epm_local().
  */
 int	sipc_epm_connect(const char *addr, const struct sipc_epm_opts *opts,
 	    sipc_epm **out);
@@ -157,7 +165,9 @@ int	sipc_epm_connect(const char *addr, const struct sipc_epm_opts *opts,
  * on Unix sockets in $XDG_RUNTIME_DIR/sipc/ (else /tmp/sipc-UID/), senders
  * find them there.  The directory is created 0700 and refused when it is
  * not a directory owned by this user without group or other access.
- * Errors: SIPC_EPERM, SIPC_ESYS, SIPC_ENOMEM.
+ * On success *out is a new EPM, owned by the caller: close it with
+ * sipc_epm_close().
+ * Errors: SIPC_EINVAL (out NULL), SIPC_EPERM, SIPC_ESYS, SIPC_ENOMEM.
  */
 int	sipc_epm_local(sipc_epm **out);
 
@@ -165,14 +175,18 @@ int	sipc_epm_local(sipc_epm **out);
  * unset), 0 when it is a broker connection. */
 int	sipc_epm_is_local(const sipc_epm *epm);
 
-/* 1 while the broker session is up; always 1 for a local registry. */
+/* 1 while the broker session is up; always 1 for a local registry; 0 for
+ * NULL. */
 int	sipc_epm_connected(const sipc_epm *epm);
 
 /*
- * Releases the caller's reference.  The EPM, its thread and its broker
- * session end when the senders and receivers using it are closed too:
- * whichever of those calls, made from a thread other than the EPM's I/O
- * thread, comes last stops the thread before it returns.  NULL is ignored.
+ * Releases the caller's reference: epm must not be used by the caller
+ * after this.  The EPM, its thread and its broker session end when the
+ * senders and receivers using it are closed too: whichever of those calls,
+ * made from a thread other than the EPM's I/O thread, comes last stops the
+ * thread before it returns (made from a callback on that thread, a
+ * short-lived thread stops it once the callback has returned).  NULL is
+ * ignored.
  */
 void	sipc_epm_close(sipc_epm *epm);
 
@@ -212,8 +226,8 @@ struct sipc_receiver_opts {
 	/* Broker mode: ports to try, in order: "5000", "5000-5010",
 	 * "5000,5005,6000-6010".  NULL: any free port. */
 	const char	*allowed_ports;
-	/* Largest message accepted, in bytes.  Default 64 MiB, at most
-	 * 1 GiB.  A larger one closes the sender's connection. */
+	/* Largest message accepted, in bytes: 1 byte to 1 GiB, default
+	 * 64 MiB.  A larger one closes the sender's connection. */
 	size_t		 max_message;
 	/* TLS (tls_cert, tls_key) or password mode for senders'
 	 * connections: a receiver with security refuses plain-text
@@ -226,20 +240,32 @@ struct sipc_receiver_opts {
 	void		*arg;		/* passed to every callback */
 };
 
+/* Fills *opts with the defaults: max_message 64 MiB, every other field
+ * 0 or NULL (plain text, no callbacks). */
 void	sipc_receiver_opts_init(struct sipc_receiver_opts *opts);
 
 /*
  * Creates a receiver of handle (1 to 255 bytes of UTF-8 without control
- * characters) on epm (NULL: the process's default, see sipc_epm_connect),
- * starts listening and registers it.  Returns once the registration is
- * accepted (broker mode: answered by the broker, waiting at most the EPM's
- * connect timeout) so that senders can find it.
+ * characters) on epm (NULL: the process's default, made from $SIPC_BROKER
+ * on first use; see sipc_epm_connect), starts listening and registers it.
+ * opts NULL: defaults; its strings are read during the call only.  Returns
+ * once the registration is accepted (broker mode: answered by the broker)
+ * so that senders can find it.  In broker mode it waits for the session
+ * (when an address has to be learnt from it) and for the answer each at
+ * most 5000 ms, or the EPM's connect timeout when that is longer.
  *
- * Errors: SIPC_EINVAL (handle, options), SIPC_EADDR, SIPC_ENOPORT,
- * SIPC_ENOTCONN (broker mode: no session to learn the address from; give
- * listen_address), SIPC_EBROKER (the broker refused; sipc_errmsg says
- * why), SIPC_EAUTH (security options unusable: files, keys), SIPC_ETIMEDOUT,
- * SIPC_EPERM, SIPC_ESYS, SIPC_ENOMEM.
+ * On success *out is the new receiver, owned by the caller: free it with
+ * sipc_receiver_close().  Its callbacks run on the EPM's I/O thread and
+ * may start before this returns.
+ *
+ * Errors: SIPC_EINVAL (handle, out NULL, max_message, allowed_ports,
+ * certificates and a password both given, a malformed salt, a registry
+ * directory too long for socket paths), SIPC_EADDR (listen_address,
+ * register_address, $SIPC_BROKER), SIPC_ENOPORT, SIPC_ENOTCONN (broker
+ * mode: no session to learn the address from; give listen_address and
+ * register_address), SIPC_EBROKER (the broker refused; sipc_errmsg says
+ * why), SIPC_EAUTH (security options unusable: files, keys),
+ * SIPC_ETIMEDOUT, SIPC_EPERM, SIPC_ESYS, SIPC_ENOMEM.
  */
 int	sipc_receiver_new(const char *handle, sipc_epm *epm,
 	    const struct sipc_receiver_opts *opts, sipc_receiver **out);
@@ -254,8 +280,9 @@ int	sipc_receiver_new(const char *handle, sipc_epm *epm,
  */
 void	sipc_receiver_close(sipc_receiver *rx);
 
-/* Writes the registered endpoint ("127.0.0.1:40123" or "unix:/path") into
- * buf (size bytes).  Returns 0 or SIPC_EINVAL when buf is too small. */
+/* Writes the registered endpoint ("127.0.0.1:40123", "[::1]:40123" or
+ * "unix:/path"), NUL-terminated, into buf (size bytes).  Returns 0, or
+ * SIPC_EINVAL when rx or buf is NULL or buf is too small. */
 int	sipc_receiver_endpoint(const sipc_receiver *rx, char *buf,
 	    size_t size);
 
@@ -267,7 +294,8 @@ struct sipc_receiver_stats {
 	uint64_t	senders;	/* senders connected now */
 };
 
-/* Fills *st; 0 or SIPC_EINVAL. */
+/* Fills *st with the counts so far; 0, or SIPC_EINVAL when rx or st is
+ * NULL. */
 int	sipc_receiver_stats(sipc_receiver *rx, struct sipc_receiver_stats *st);
 
 /* ---- Senders ------------------------------------------------------------- */
@@ -304,17 +332,18 @@ struct sipc_sender_opts {
 	 * at most 1 GiB. */
 	size_t			 max_message;
 	/* Per receiver: bytes queued or sent but not yet acknowledged
-	 * before the policy applies.  Default 8 MiB. */
+	 * before the policy applies; more than 0.  Default 8 MiB. */
 	size_t			 hwm_bytes;
 	int			 policy;	/* SIPC_POLICY_*, default BLOCK */
 	/* Policy BLOCK: longest wait in sipc_send, in milliseconds;
 	 * -1 waits forever.  Default 10000. */
 	int			 send_timeout_ms;
 	/* sipc_sender_close() waits this long for acknowledgements, in
-	 * milliseconds.  Default 5000. */
+	 * milliseconds; 0 does not wait, -1 waits forever.  Default 5000. */
 	int			 linger_ms;
-	/* Heartbeat on receiver connections, in milliseconds; a receiver
-	 * silent for 3 intervals is dead.  Default 5000. */
+	/* Heartbeat on receiver connections, in milliseconds, 50 to
+	 * 3600000; a receiver silent for 3 intervals is dead.  Default
+	 * 5000. */
 	int			 heartbeat_ms;
 	/* Compress messages of 256 bytes or more with zlib (when that
 	 * makes them smaller), before encryption.  Default 0. */
@@ -327,47 +356,63 @@ struct sipc_sender_opts {
 	void			*arg;
 };
 
+/* Fills *opts with the defaults given above; every other field 0 or NULL
+ * (plain text, no compression, no callbacks). */
 void	sipc_sender_opts_init(struct sipc_sender_opts *opts);
 
 /*
- * Creates a sender of handle on epm (NULL: the process's default).  It
- * follows the handle's receivers (broker: WATCH, one snapshot then JOIN
- * and LEAVE; local: the registry directory, with inotify) and keeps one
- * connection to each.  With a broker session up it returns once it knows
- * the receivers registered now (at most 5 s), so that the first message
+ * Creates a sender of handle (1 to 255 bytes of UTF-8 without control
+ * characters) on epm (NULL: the process's default, see
+ * sipc_receiver_new).  opts NULL: defaults; its strings are read during
+ * the call only.  It follows the handle's receivers (broker: WATCH, one
+ * snapshot then JOIN and LEAVE; local: the registry directory, with
+ * inotify) and keeps one connection to each.  With a broker session up it
+ * returns once it knows the receivers registered now (at most 5000 ms;
+ * not at all when called on the I/O thread), so that the first message
  * reaches them.
- * Errors: SIPC_EINVAL, SIPC_EAUTH (security options unusable), SIPC_EPERM,
- * SIPC_ESYS, SIPC_ENOMEM.
+ *
+ * On success *out is the new sender, owned by the caller: free it with
+ * sipc_sender_close().  Its callbacks run on the EPM's I/O thread.
+ *
+ * Errors: SIPC_EINVAL (handle, out NULL, options out of range,
+ * certificates and a password both given, a malformed salt), SIPC_EAUTH
+ * (security options unusable: files, keys), SIPC_EADDR ($SIPC_BROKER, for
+ * the default EPM), SIPC_EPERM, SIPC_ESYS, SIPC_ENOMEM.
  */
 int	sipc_sender_new(const char *handle, sipc_epm *epm,
 	    const struct sipc_sender_opts *opts, sipc_sender **out);
 
 /*
- * Sends len bytes at data (copied; len may be 0) to every receiver the
- * sender is connected to now, without waiting for them.  Order is kept per
- * receiver.  Zero receivers is not an error.
- * Errors: SIPC_ETOOBIG, SIPC_ETIMEDOUT (policy BLOCK: a receiver stayed at
- * its high-water mark for send_timeout_ms; the message was not sent),
- * SIPC_ECLOSED, SIPC_ENOMEM.
+ * Sends len bytes at data (copied: the caller keeps data; len may be 0)
+ * to every receiver the sender is connected to now, without waiting for
+ * them.  Order is kept per receiver.  Zero receivers is not an error.
+ * Any thread may call it, callbacks of the same EPM too, where it never
+ * waits.
+ * Errors: SIPC_EINVAL (tx NULL, data NULL with len > 0), SIPC_ETOOBIG
+ * (len > max_message), SIPC_ETIMEDOUT (policy BLOCK: a receiver stayed at
+ * its high-water mark for send_timeout_ms, or at once on the I/O thread;
+ * any policy: hwm_bytes of messages still wait for the I/O thread; the
+ * message was not sent), SIPC_ECLOSED, SIPC_ENOMEM.
  */
 int	sipc_send(sipc_sender *tx, const void *data, size_t len);
 
 /*
  * Waits until at least n receivers are connected (their handshake done),
  * at most timeout_ms milliseconds (-1: forever).
- * Errors: SIPC_ETIMEDOUT, SIPC_ECLOSED.
+ * Errors: SIPC_EINVAL (tx NULL, or fewer than n receivers and called on
+ * the I/O thread, where it cannot wait), SIPC_ETIMEDOUT, SIPC_ECLOSED.
  */
 int	sipc_sender_wait_receivers(sipc_sender *tx, size_t n, int timeout_ms);
 
 /*
  * Waits until every message sent so far has been acknowledged by every
  * receiver it went to, or reported to on_send_failed, at most timeout_ms
- * milliseconds (-1: forever).  Errors: SIPC_ETIMEDOUT, SIPC_ECLOSED.
- * Must not be called from a callback of the same EPM.
+ * milliseconds (-1: forever).  Errors: SIPC_EINVAL (tx NULL, or called
+ * from a callback of the same EPM, where it cannot wait), SIPC_ETIMEDOUT.
  */
 int	sipc_sender_flush(sipc_sender *tx, int timeout_ms);
 
-/* Receivers connected now. */
+/* Receivers connected now (their handshake done); 0 for NULL. */
 size_t	sipc_sender_receivers(sipc_sender *tx);
 
 struct sipc_sender_stats {
@@ -388,20 +433,28 @@ struct sipc_receiver_info {
 	uint64_t	lost;		/* lost in all */
 };
 
+/*
+ * Fills *st with the counts so far, read on the I/O thread (the call waits
+ * for it; from a callback it reads them at once).  0, or SIPC_EINVAL when
+ * tx or st is NULL.
+ */
 int	sipc_sender_stats(sipc_sender *tx, struct sipc_sender_stats *st);
-/* Fills up to max entries of info; returns how many receivers there are
- * (which may exceed max), or a negative SIPC_E* code. */
+/* Fills up to max entries of info (the caller's array; NULL when max is
+ * 0), as sipc_sender_stats() does; returns how many receivers there are
+ * (which may exceed max), or SIPC_EINVAL when tx is NULL or info NULL
+ * with max > 0. */
 int	sipc_sender_receiver_stats(sipc_sender *tx,
 	    struct sipc_receiver_info *info, size_t max);
 
 /*
  * Waits up to linger_ms for the queued messages to be acknowledged,
  * reports what was not to on_send_failed, closes every connection and
- * frees the sender.  Returns 0 when everything was delivered, else
- * SIPC_ETIMEDOUT.  NULL is ignored (returns 0).  When called from a
- * callback on the I/O thread it does not wait, and the sender is freed
- * after that callback returns.  As with sipc_receiver_close(), closing the
- * last user of a closed EPM from another thread stops its I/O thread.
+ * frees the sender: tx is invalid after the call.  Returns 0 when
+ * everything was delivered, else SIPC_ETIMEDOUT.  NULL is ignored
+ * (returns 0).  When called from a callback on the I/O thread it does not
+ * wait, and the sender is freed after that callback returns.  As with
+ * sipc_receiver_close(), closing the last user of a closed EPM from
+ * another thread stops its I/O thread.
  */
 int	sipc_sender_close(sipc_sender *tx);
 

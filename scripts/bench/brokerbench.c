@@ -52,7 +52,7 @@ struct sess {
 	int		 fd;
 	uint8_t		*in;
 	size_t		 len;		/* bytes in in[] */
-	size_t		 used;		/* of which the last frame returned */
+	size_t		 used;		/* of which parsed */
 	uint32_t	 reqid;
 	uint32_t	 max_frame;
 	uint64_t	 instance;
@@ -91,9 +91,7 @@ broker_exec(void *arg)
 static void
 broker_start(void)
 {
-	int64_t end = now_ns() + (int64_t)TIMEOUT_MS * 1000000;
-	FILE *fp;
-	int fd, port = 0;
+	int fd;
 
 	snprintf(portfile, sizeof(portfile), "/tmp/bench-broker.XXXXXX");
 	if ((fd = mkstemp(portfile)) == -1)
@@ -101,22 +99,10 @@ broker_start(void)
 	close(fd);
 	unlink(portfile);	/* the broker writes it when it listens */
 	broker_pid = kid_start(broker_exec, NULL);
-	while (port == 0) {
-		if ((fp = fopen(portfile, "r")) != NULL) {
-			if (fscanf(fp, "%d", &port) != 1)
-				port = 0;
-			fclose(fp);
-		}
-		if (port)
-			break;
-		if (kill(broker_pid, 0) == -1 || now_ns() > end) {
-			unlink(portfile);
-			fatal("%s did not start listening", epmd_path);
-		}
-		sleep_ms(5);
-	}
+	broker_port = port_file_wait(portfile, broker_pid, TIMEOUT_MS);
 	unlink(portfile);
-	broker_port = port;
+	if (broker_port == -1)
+		fatal("%s did not start listening", epmd_path);
 }
 
 static void
@@ -153,16 +139,7 @@ proc_cpu_ns(pid_t pid)
 static void
 pin(pid_t pid, int cpu)
 {
-	cpu_set_t set;
-	int i;
-
-	CPU_ZERO(&set);
-	if (cpu >= 0)
-		CPU_SET(cpu, &set);
-	else
-		for (i = 0; i < CPU_SETSIZE; i++)
-			CPU_SET(i, &set);
-	if (sched_setaffinity(pid, sizeof(set), &set) == -1 && cpu >= 0)
+	if (cpu_pin(pid, cpu) == -1 && cpu >= 0)
 		fatal_sys("sched_setaffinity CPU %d", cpu);
 }
 
@@ -177,55 +154,58 @@ sess_send(struct sess *s)
 }
 
 /*
+ * The next whole frame in s->in, PINGs answered on the way: 1 with *h and
+ * *p (valid until sess_compact()), 0 when more bytes are needed.
+ */
+static int
+sess_frame(struct sess *s, struct wire_header *h, const uint8_t **p)
+{
+	uint64_t token;
+	int rc;
+
+	while (s->len - s->used >= SIPC_HEADER_SIZE) {
+		if ((rc = wire_header_decode(s->in + s->used, s->max_frame,
+		    h)) != 0)
+			fatal("bad frame from the broker: %s",
+			    wire_strerror(rc));
+		if (SIPC_HEADER_SIZE + (size_t)h->len > IN_CAP)
+			fatal("frame of %u bytes", h->len);
+		if (s->len - s->used < SIPC_HEADER_SIZE + (size_t)h->len)
+			return 0;
+		*p = s->in + s->used + SIPC_HEADER_SIZE;
+		s->used += SIPC_HEADER_SIZE + h->len;
+		if (h->type != WIRE_PING)
+			return 1;
+		if (wire_dec_u64(*p, h->len, &token) ||
+		    wire_enc_u64(&s->out, WIRE_PONG, h->reqid, token))
+			fatal("bad PING");
+		sess_send(s);
+	}
+	return 0;
+}
+
+/* Moves what is not parsed yet to the front of s->in: room for a whole
+ * frame, as sess_frame() checked its length. */
+static void
+sess_compact(struct sess *s)
+{
+	memmove(s->in, s->in + s->used, s->len - s->used);
+	s->len -= s->used;
+	s->used = 0;
+}
+
+/*
  * The next frame from the broker within TIMEOUT_MS: PINGs are answered
  * here, an ERROR is fatal.  *p stays valid until the next call.
  */
 static void
 sess_next(struct sess *s, struct wire_header *h, const uint8_t **p)
 {
-	uint64_t token;
+	struct wire_error e;
 	ssize_t r;
-	int rc;
 
-	for (;;) {
-		if (s->used) {
-			memmove(s->in, s->in + s->used, s->len - s->used);
-			s->len -= s->used;
-			s->used = 0;
-		}
-		if (s->len >= SIPC_HEADER_SIZE) {
-			if ((rc = wire_header_decode(s->in, s->max_frame,
-			    h)) != 0)
-				fatal("bad frame from the broker: %s",
-				    wire_strerror(rc));
-			if (SIPC_HEADER_SIZE + (size_t)h->len > IN_CAP)
-				fatal("frame of %u bytes", h->len);
-			if (s->len >= SIPC_HEADER_SIZE + (size_t)h->len) {
-				s->used = SIPC_HEADER_SIZE + h->len;
-				*p = s->in + SIPC_HEADER_SIZE;
-				if (h->type == WIRE_PING) {
-					if (wire_dec_u64(*p, h->len, &token) ||
-					    wire_enc_u64(&s->out, WIRE_PONG,
-					    h->reqid, token))
-						fatal("bad PING");
-					sess_send(s);
-					continue;
-				}
-				if (h->type == WIRE_ERROR) {
-					struct wire_error e;
-
-					if (wire_dec_error(*p, h->len, &e) == 0)
-						fatal("broker: %s: %.*s",
-						    wire_errcode_name(e.code),
-						    (int)e.text.len,
-						    e.text.ptr);
-					fatal("broker: malformed ERROR");
-				}
-				return;
-			}
-		}
-		if (s->len == IN_CAP)
-			fatal("frame larger than %d bytes", IN_CAP);
+	while (!sess_frame(s, h, p)) {
+		sess_compact(s);
 		/* Blocking, bounded by SO_RCVTIMEO. */
 		r = recv(s->fd, s->in + s->len, IN_CAP - s->len, 0);
 		if (r == 0)
@@ -238,6 +218,12 @@ sess_next(struct sess *s, struct wire_header *h, const uint8_t **p)
 		if (r == -1)
 			fatal_sys("read from the broker");
 		s->len += (size_t)r;
+	}
+	if (h->type == WIRE_ERROR) {
+		if (wire_dec_error(*p, h->len, &e) == 0)
+			fatal("broker: %s: %.*s", wire_errcode_name(e.code),
+			    (int)e.text.len, e.text.ptr);
+		fatal("broker: malformed ERROR");
 	}
 }
 
@@ -450,15 +436,10 @@ client_input(struct sess *s, long *left)
 {
 	struct wire_header h;
 	const uint8_t *p;
-	uint64_t id, token;
+	uint64_t id;
 	ssize_t r;
-	int rc;
 
-	if (s->used) {
-		memmove(s->in, s->in + s->used, s->len - s->used);
-		s->len -= s->used;
-		s->used = 0;
-	}
+	sess_compact(s);
 	r = recv(s->fd, s->in + s->len, IN_CAP - s->len, MSG_DONTWAIT);
 	if (r == 0)
 		fatal("the broker closed client session %d", s->client);
@@ -468,21 +449,7 @@ client_input(struct sess *s, long *left)
 		fatal_sys("read from the broker");
 	}
 	s->len += (size_t)r;
-	while (s->len - s->used >= SIPC_HEADER_SIZE) {
-		if ((rc = wire_header_decode(s->in + s->used, s->max_frame,
-		    &h)) != 0)
-			fatal("bad frame: %s", wire_strerror(rc));
-		if (s->len - s->used < SIPC_HEADER_SIZE + (size_t)h.len)
-			break;
-		p = s->in + s->used + SIPC_HEADER_SIZE;
-		s->used += SIPC_HEADER_SIZE + h.len;
-		if (h.type == WIRE_PING) {
-			if (wire_dec_u64(p, h.len, &token) ||
-			    wire_enc_u64(&s->out, WIRE_PONG, h.reqid, token))
-				fatal("bad PING");
-			sess_send(s);
-			continue;
-		}
+	while (sess_frame(s, &h, &p)) {
 		if (h.type != WIRE_OK || wire_dec_ok_register(p, h.len, &id) !=
 		    0)
 			fatal("client %d: unexpected %s", s->client,

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,16 +35,28 @@ now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int64_t
-cpu_self_ns(void)
+static int64_t
+rusage_ns(int who)
 {
 	struct rusage ru;
 
-	if (getrusage(RUSAGE_SELF, &ru) == -1)
+	if (getrusage(who, &ru) == -1)
 		return 0;
 	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) *
 	    1000000000 + ((int64_t)ru.ru_utime.tv_usec +
 	    ru.ru_stime.tv_usec) * 1000;
+}
+
+int64_t
+cpu_self_ns(void)
+{
+	return rusage_ns(RUSAGE_SELF);
+}
+
+int64_t
+cpu_children_ns(void)
+{
+	return rusage_ns(RUSAGE_CHILDREN);
 }
 
 long
@@ -80,6 +93,21 @@ sleep_ms(int ms)
 	ts.tv_nsec = (long)(ms % 1000) * 1000000;
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
+}
+
+int
+cpu_pin(pid_t pid, int cpu)
+{
+	cpu_set_t set;
+	int i;
+
+	CPU_ZERO(&set);
+	if (cpu >= 0)
+		CPU_SET(cpu, &set);
+	else
+		for (i = 0; i < CPU_SETSIZE; i++)
+			CPU_SET(i, &set);
+	return sched_setaffinity(pid, sizeof(set), &set);
 }
 
 /* ---- Errors -------------------------------------------------------------- */
@@ -190,6 +218,29 @@ kids_reap(int grace_ms)
 	}
 	nkids = 0;
 	return failed;
+}
+
+int
+port_file_wait(const char *path, pid_t pid, int timeout_ms)
+{
+	int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;
+	FILE *fp;
+	int port;
+
+	for (;;) {
+		port = 0;
+		if ((fp = fopen(path, "r")) != NULL) {
+			if (fscanf(fp, "%d", &port) != 1)
+				port = 0;
+			fclose(fp);
+		}
+		if (port > 0)
+			return port;
+		/* Reaped here when it died; kids_reap() copes (ECHILD). */
+		if (waitpid(pid, NULL, WNOHANG) != 0 || now_ns() > end)
+			return -1;
+		sleep_ms(5);
+	}
 }
 
 /* ---- Bounded I/O --------------------------------------------------------- */
@@ -375,6 +426,27 @@ rx_check_msg(struct rx_check *c, const uint8_t *p, size_t len)
 	return -1;
 }
 
+void
+rx_collect(const int *pipes, int n, int64_t t0, int timeout_ms,
+    struct rx_total *t)
+{
+	struct rx_report rep;
+	int i;
+
+	memset(t, 0, sizeof(*t));
+	t->end_ns = t0;
+	for (i = 0; i < n; i++) {
+		if (read_full(pipes[i], &rep, sizeof(rep), timeout_ms) == -1)
+			fatal_sys("report of receiver %d", i);
+		close(pipes[i]);
+		t->got += rep.got;
+		t->bad += rep.bad;
+		t->cpu_ns += rep.cpu_ns;
+		if (rep.last_ns > t->end_ns)
+			t->end_ns = rep.last_ns;
+	}
+}
+
 /* ---- Samples ------------------------------------------------------------- */
 
 static int
@@ -406,6 +478,14 @@ pct_us(const int64_t *v, size_t n, double q)
 	if (i >= n)
 		i = n - 1;
 	return (double)v[i] / 1000.0;
+}
+
+long
+warmup_count(long count, long cap)
+{
+	long w = count / 10 < 10 ? 10 : count / 10;
+
+	return w > cap ? cap : w;
 }
 
 /* ---- JSON ---------------------------------------------------------------- */
@@ -469,6 +549,61 @@ json_latency(struct jout *j, const int64_t *v, size_t n)
 	json_num(j, "max_us", pct_us(v, n, 1.0));
 }
 
+int
+json_stream(const struct case_opts *o, const char *kase, const char *impl,
+    int n, int64_t t0, const struct rx_total *t, int64_t cpu_tx)
+{
+	double ns = (double)(t->end_ns - t0), msgs = (double)o->count;
+	uint64_t want = (uint64_t)o->count * (uint64_t)n;
+	struct jout j;
+
+	json_begin(&j, stdout);
+	json_str(&j, "case", kase);
+	json_str(&j, "impl", impl);
+	json_int(&j, "size", o->size);
+	json_int(&j, "count", o->count);
+	json_int(&j, "receivers", n);
+	json_num(&j, "seconds", ns / 1e9);
+	json_num(&j, "messages_per_s", msgs * 1e9 / ns);
+	json_num(&j, "deliveries_per_s", (double)t->got * 1e9 / ns);
+	json_num(&j, "mb_per_s", (double)t->got * (double)o->size * 1e3 / ns);
+	json_int(&j, "lost", (long long)(want - t->got));
+	json_int(&j, "errors", (long long)t->bad);
+	json_num(&j, "cpu_ns_per_message", (double)(cpu_tx + t->cpu_ns) /
+	    msgs);
+	json_num(&j, "sender_cpu_ns_per_message", (double)cpu_tx / msgs);
+	json_num(&j, "receiver_cpu_ns_per_message", (double)t->cpu_ns / msgs);
+	json_int(&j, "sender_peak_rss_kb", peak_rss_kb());
+	json_end(&j);
+	return t->got == want && t->bad == 0 ? 0 : 1;
+}
+
+void
+json_samples(const struct case_opts *o, const char *kase, const char *impl,
+    int64_t wall_ns, int64_t *samples, int64_t cpu_ns, int round_trips,
+    const char *definition)
+{
+	struct jout j;
+
+	sort_i64(samples, (size_t)o->count);
+	json_begin(&j, stdout);
+	json_str(&j, "case", kase);
+	json_str(&j, "impl", impl);
+	json_int(&j, "size", o->size);
+	json_int(&j, "count", o->count);
+	json_num(&j, "seconds", (double)wall_ns / 1e9);
+	if (round_trips)
+		json_num(&j, "round_trips_per_s", (double)o->count * 1e9 /
+		    (double)wall_ns);
+	json_latency(&j, samples, (size_t)o->count);
+	json_int(&j, "lost", 0);
+	json_int(&j, "errors", 0);
+	json_num(&j, "cpu_ns_per_message", (double)cpu_ns / (double)o->count);
+	if (definition)
+		json_str(&j, "definition", definition);
+	json_end(&j);
+}
+
 /* ---- Options ------------------------------------------------------------- */
 
 long
@@ -484,4 +619,33 @@ opt_long(const char *opt, const char *s, long min, long max)
 		usage_error("%s: '%s' is not a number from %ld to %ld", opt, s,
 		    min, max);
 	return v;
+}
+
+void
+case_opts_parse(int argc, char **argv, struct case_opts *o, int unix_ok,
+    const char *usage)
+{
+	int i;
+
+	if (argc < 2)
+		usage_error("%s", usage);
+	o->mode = argv[1];
+	for (i = 2; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (unix_ok && !strcmp(a, "--unix")) {
+			o->unix_sock = 1;
+			continue;
+		}
+		if (i + 1 >= argc)
+			usage_error("%s needs a value", a);
+		if (!strcmp(a, "--size"))
+			o->size = opt_long(a, argv[++i], BM_HDR, BM_SIZE_MAX);
+		else if (!strcmp(a, "--count"))
+			o->count = opt_long(a, argv[++i], 1, 1000000000);
+		else if (!strcmp(a, "--receivers"))
+			o->receivers = opt_long(a, argv[++i], 1, KIDS_MAX);
+		else
+			usage_error("unknown option '%s'", a);
+	}
 }

@@ -2,8 +2,9 @@
  * common.h - helpers shared by the programs of `make bench` (bench-tcp,
  * bench-zmq, bench-broker, bench-run): clocks and CPU time, child
  * processes that are always killed and reaped by pid, bounded reads and
- * writes, the benchmark message header and its checks, percentiles and
- * one-line JSON output.
+ * writes, the benchmark message header and its checks, percentiles,
+ * one-line JSON output, and the options and results bench-tcp and
+ * bench-zmq have in common.
  *
  * It is no part of libsipc or of the sipc command (libclient/bench.c
  * keeps to the public API and has its own copies of the few helpers it
@@ -22,9 +23,13 @@
 
 int64_t	now_ns(void);			/* CLOCK_MONOTONIC */
 int64_t	cpu_self_ns(void);		/* user + system, every thread */
+int64_t	cpu_children_ns(void);		/* the same of reaped children */
 long	peak_rss_kb(void);		/* this process's high-water mark */
 long	proc_rss_kb(pid_t pid);		/* VmRSS of a process, -1 on error */
 void	sleep_ms(int ms);
+/* Pins process pid (0: this one) to CPU cpu, or (-1) lets it run on
+ * every CPU again; 0 or -1 with errno. */
+int	cpu_pin(pid_t pid, int cpu);
 
 /* ---- Errors -------------------------------------------------------------- */
 
@@ -54,6 +59,9 @@ pid_t	kid_start(int (*fn)(void *), void *arg);
 /* Waits up to grace_ms for every child to exit, then SIGKILLs the rest;
  * reaps all.  Returns how many exited other than with status 0. */
 int	kids_reap(int grace_ms);
+/* The port a child started with --port-file path writes there, once it
+ * listens; -1 when it exited or timeout_ms passed first. */
+int	port_file_wait(const char *path, pid_t pid, int timeout_ms);
 
 /* ---- Bounded I/O --------------------------------------------------------- */
 
@@ -79,6 +87,7 @@ int	write_full(int fd, const void *buf, size_t n);
 #define F_COUNT		16	/* BEGIN, END */
 #define F_SIZE		24	/* BEGIN */
 #define CTL_LEN		64
+#define BM_SIZE_MAX	(64L * 1024 * 1024)	/* --size */
 
 void	 put64(uint8_t *p, uint64_t v);
 uint64_t get64(const uint8_t *p);
@@ -117,11 +126,26 @@ struct rx_check {
  */
 int	rx_check_msg(struct rx_check *c, const uint8_t *p, size_t len);
 
+/* A stream run's receiver reports, added up. */
+struct rx_total {
+	uint64_t	got;
+	uint64_t	bad;
+	int64_t		cpu_ns;
+	int64_t		end_ns;		/* the latest last_ns, at least t0 */
+};
+
+/* Reads one struct rx_report from each of pipes[0..n) within timeout_ms
+ * (closing each) into *t; fatal() when one does not come. */
+void	rx_collect(const int *pipes, int n, int64_t t0, int timeout_ms,
+	    struct rx_total *t);
+
 /* ---- Samples ------------------------------------------------------------- */
 
 void	sort_i64(int64_t *v, size_t n);
 /* Nearest-rank percentile q in [0, 1] of sorted v[0..n), microseconds. */
 double	pct_us(const int64_t *v, size_t n, double q);
+/* Untimed warm-up rounds before count timed ones: a tenth, 10 to cap. */
+long	warmup_count(long count, long cap);
 
 /* ---- JSON: one object on one line ---------------------------------------- */
 
@@ -143,5 +167,40 @@ void	json_latency(struct jout *j, const int64_t *v, size_t n);
 
 /* A decimal in [min, max] for option opt; usage_error() otherwise. */
 long	opt_long(const char *opt, const char *s, long min, long max);
+
+/* bench-tcp's and bench-zmq's command line: CASE [--size B] [--count N]
+ * [--receivers N] [--unix]. */
+struct case_opts {
+	const char	*mode;
+	long		 size;
+	long		 count;
+	long		 receivers;
+	int		 unix_sock;
+};
+
+/* Parses argv into o, which holds the defaults; --unix only when unix_ok.
+ * usage_error() with the usage line when there is no CASE. */
+void	case_opts_parse(int argc, char **argv, struct case_opts *o,
+	    int unix_ok, const char *usage);
+
+/* ---- Results of bench-tcp and bench-zmq ---------------------------------- */
+
+/*
+ * Prints the JSON object of a stream run of o with n receivers, timed
+ * from t0, and the sender's CPU time cpu_tx.  Returns the exit status: 0
+ * when every receiver had every message in order, else 1.
+ */
+int	json_stream(const struct case_opts *o, const char *kase,
+	    const char *impl, int n, int64_t t0, const struct rx_total *t,
+	    int64_t cpu_tx);
+/*
+ * Prints the JSON object of a round-trip or connect run of o: samples
+ * (o->count of them, ns; sorted here), wall_ns for all of them and
+ * cpu_ns spent; round_trips_per_s when round_trips, a "definition" of a
+ * sample when definition is not NULL.
+ */
+void	json_samples(const struct case_opts *o, const char *kase,
+	    const char *impl, int64_t wall_ns, int64_t *samples,
+	    int64_t cpu_ns, int round_trips, const char *definition);
 
 #endif

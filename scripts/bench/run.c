@@ -20,7 +20,6 @@
  * not failed on), 2 on bad usage.
  */
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -28,7 +27,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,16 +214,6 @@ get_num(const struct run *r, const char *key, double *v)
 	return -1;
 }
 
-static void
-set_affinity(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof(set), &set);
-}
-
 /*
  * Runs argv (pinned to cpu when >= 0), bounded by RUN_TIMEOUT_MS, and
  * parses the JSON object it prints.  0, or -1 after a message.
@@ -237,7 +225,7 @@ run_cmd(char *const argv[], int cpu, const char *what, struct run *r)
 	size_t len = 0;
 	int64_t end = now_ns() + (int64_t)RUN_TIMEOUT_MS * 1000000;
 	struct pollfd pfd;
-	int p[2], st, rc, timed_out = 0, left;
+	int p[2], st, rc, timed_out = 0, left, parsed;
 	pid_t pid, parent = getpid();
 	ssize_t n;
 
@@ -253,8 +241,9 @@ run_cmd(char *const argv[], int cpu, const char *what, struct run *r)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			_exit(1);
-		if (cpu >= 0)
-			set_affinity(cpu);
+		if (cpu >= 0 && cpu_pin(0, cpu) == -1)
+			fprintf(stderr, "bench-run: %s: not pinned to CPU %d: "
+			    "%s\n", what, cpu, strerror(errno));
 		dup2(p[1], 1);
 		execv(argv[0], argv);
 		fprintf(stderr, "bench-run: cannot execute %s: %s\n", argv[0],
@@ -305,24 +294,24 @@ run_cmd(char *const argv[], int cpu, const char *what, struct run *r)
 	}
 	if ((nl = strchr(out, '\n')) != NULL)
 		*nl = '\0';
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || parse_json(out, r)) {
-		if (WIFSIGNALED(st))
-			fprintf(stderr, "bench-run: %s: killed by signal %d\n",
-			    what, WTERMSIG(st));
-		else
-			fprintf(stderr, "bench-run: %s: exit status %d%s\n",
-			    what, WEXITSTATUS(st), WEXITSTATUS(st) == 0 ?
-			    ", output is no JSON object" : "");
-		/* A run with loss exits 1 but still reports: keep that. */
-		if (parse_json(out, r) == 0 && r->nkv > 0) {
-			r->raw = out;
-			return -1;
-		}
-		free(out);
-		return -1;
+	parsed = parse_json(out, r) == 0;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && parsed) {
+		r->raw = out;
+		return 0;
 	}
-	r->raw = out;
-	return 0;
+	if (WIFSIGNALED(st))
+		fprintf(stderr, "bench-run: %s: killed by signal %d\n", what,
+		    WTERMSIG(st));
+	else
+		fprintf(stderr, "bench-run: %s: exit status %d%s\n", what,
+		    WEXITSTATUS(st), WEXITSTATUS(st) == 0 ?
+		    ", output is no JSON object" : "");
+	/* A run with loss exits 1 but still reports: keep that. */
+	if (parsed && r->nkv > 0)
+		r->raw = out;
+	else
+		free(out);
+	return -1;
 }
 
 /* ---- Command lines ------------------------------------------------------- */
@@ -536,26 +525,13 @@ static void
 epmd_start(void)
 {
 	char portfile[560];
-	int64_t end = now_ns() + 10 * (int64_t)1000000000;
-	FILE *fp;
-	int port = 0;
+	int port;
 
 	snprintf(portfile, sizeof(portfile), "%s.port", path_log);
 	unlink(portfile);
 	epmd_pid = kid_start(epmd_exec, NULL);
-	while (port == 0) {
-		if ((fp = fopen(portfile, "r")) != NULL) {
-			if (fscanf(fp, "%d", &port) != 1)
-				port = 0;
-			fclose(fp);
-		}
-		if (port)
-			break;
-		if (waitpid(epmd_pid, NULL, WNOHANG) != 0 || now_ns() > end)
-			fatal("%s did not start (see %s)", path_epmd,
-			    path_log);
-		sleep_ms(10);
-	}
+	if ((port = port_file_wait(portfile, epmd_pid, 10000)) == -1)
+		fatal("%s did not start (see %s)", path_epmd, path_log);
 	unlink(portfile);
 	snprintf(broker_addr, sizeof(broker_addr), "127.0.0.1:%d", port);
 }
@@ -619,6 +595,20 @@ sum_of(const struct cell *cl, const char *key)
 		if (get_num(&cl->runs[i], key, &v) == 0)
 			sum += v;
 	return sum;
+}
+
+/* Messages lost (also as the sender saw it), and out of order, damaged
+ * or reported missing, in all the cell's runs. */
+static double
+lost_of(const struct cell *cl)
+{
+	return sum_of(cl, "lost") + sum_of(cl, "sender_lost");
+}
+
+static double
+bad_of(const struct cell *cl)
+{
+	return sum_of(cl, "errors") + sum_of(cl, "gaps");
 }
 
 static double
@@ -717,11 +707,8 @@ row_loss(const struct bcase *c)
 			printf("%-*s", COLW, "");
 			continue;
 		}
-		snprintf(buf, sizeof(buf), "%.0f / %.0f",
-		    sum_of(&c->cell[i], "lost") +
-		    sum_of(&c->cell[i], "sender_lost"),
-		    sum_of(&c->cell[i], "errors") +
-		    sum_of(&c->cell[i], "gaps"));
+		snprintf(buf, sizeof(buf), "%.0f / %.0f", lost_of(&c->cell[i]),
+		    bad_of(&c->cell[i]));
 		printf("%-*s", COLW, buf);
 	}
 	printf("\n");
@@ -976,10 +963,8 @@ total_loss(void)
 
 	for (k = 0; k < NCASES; k++)
 		for (i = 0; i < NIMPL; i++)
-			n += (long long)(sum_of(&cases[k].cell[i], "lost") +
-			    sum_of(&cases[k].cell[i], "sender_lost") +
-			    sum_of(&cases[k].cell[i], "errors") +
-			    sum_of(&cases[k].cell[i], "gaps"));
+			n += (long long)(lost_of(&cases[k].cell[i]) +
+			    bad_of(&cases[k].cell[i]));
 	return n;
 }
 
@@ -1118,8 +1103,7 @@ write_json(double elapsed, int met, int total)
 				if (strcmp(extra[e], c->metric))
 					json_stat(fp, extra[e], cl, extra[e]);
 			fprintf(fp, ", \"lost\": %.0f, \"errors\": %.0f",
-			    sum_of(cl, "lost") + sum_of(cl, "sender_lost"),
-			    sum_of(cl, "errors") + sum_of(cl, "gaps"));
+			    lost_of(cl), bad_of(cl));
 			fprintf(fp, ", \"runs\": [");
 			for (j = 0, first = 1; j < cl->n; j++) {
 				if (cl->runs[j].raw == NULL)
@@ -1185,14 +1169,7 @@ machine_busy_ns(void)
 static int64_t
 own_cpu_ns(void)
 {
-	struct rusage ru;
-	int64_t t = cpu_self_ns();
-
-	if (getrusage(RUSAGE_CHILDREN, &ru) == 0)
-		t += ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) *
-		    1000000000 + ((int64_t)ru.ru_utime.tv_usec +
-		    ru.ru_stime.tv_usec) * 1000;
-	return t;
+	return cpu_self_ns() + cpu_children_ns();
 }
 
 /* ---- Main ---------------------------------------------------------------- */
@@ -1235,8 +1212,7 @@ measure(struct bcase *c, enum impl im, int round)
 		return;
 	}
 	command(c, im, cl->count, &a);
-	if (run_cmd(a.v, c->kind == C_BROKER ? -1 : case_cpu(c), what,
-	    &r) == -1) {
+	if (run_cmd(a.v, case_cpu(c), what, &r) == -1) {
 		cl->failed++;
 		failures++;
 		/* A run that reported (loss) is kept, to be shown. */

@@ -37,18 +37,9 @@
 
 #define COALESCE	(64 * 1024)
 #define RBUF		(256 * 1024)
-#define MAX_SIZE	(64L * 1024 * 1024)
 #define TIMEOUT_MS	30000
 
-struct cfg {
-	const char	*mode;
-	long		 size;
-	long		 count;
-	long		 receivers;
-	int		 unix_sock;
-};
-
-static struct cfg cfg;
+static struct case_opts cfg;
 
 static void
 nodelay(int fd)
@@ -157,7 +148,7 @@ stream_receiver(void *arg)
 		need = 0;
 		while (len - off >= 4) {
 			flen = get32(buf + off);
-			if (flen > MAX_SIZE)
+			if (flen > BM_SIZE_MAX)
 				fatal("receiver: frame of %zu bytes", flen);
 			if (len - off < 4 + flen) {
 				need = 4 + flen;
@@ -226,16 +217,15 @@ static int
 run_stream(void)
 {
 	struct stream_kid k[KIDS_MAX];
-	struct rx_report rep;
+	struct rx_total tot;
 	struct sockaddr_in sin;
 	struct iovec iov[2];
 	uint8_t *tmpl, *co, hdr[4], ctl[4 + CTL_LEN], y;
 	int fds[KIDS_MAX], pipes[KIDS_MAX], sv[2], p[2], lfd = -1, i, n;
 	size_t clen = 0, frame = 4 + (size_t)cfg.size;
-	uint64_t got = 0, bad = 0;
-	int64_t t0, t1, cpu0, cpu_rx = 0;
+	int64_t t0, cpu0;
 	long m;
-	struct jout j;
+	int rc;
 
 	n = (int)cfg.receivers;
 	if (!cfg.unix_sock)
@@ -314,51 +304,17 @@ run_stream(void)
 	put64(ctl + 4 + F_COUNT, (uint64_t)cfg.count);
 	send_all(fds, n, ctl, sizeof(ctl));
 
-	t1 = t0;
-	for (i = 0; i < n; i++) {
-		if (read_full(pipes[i], &rep, sizeof(rep), TIMEOUT_MS) == -1)
-			fatal_sys("report of receiver %d", i);
-		got += rep.got;
-		bad += rep.bad;
-		cpu_rx += rep.cpu_ns;
-		if (rep.last_ns > t1)
-			t1 = rep.last_ns;
-	}
+	rx_collect(pipes, n, t0, TIMEOUT_MS, &tot);
 	cpu0 = cpu_self_ns() - cpu0;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n; i++)
 		close(fds[i]);
-		close(pipes[i]);
-	}
 	if (kids_reap(5000))
 		fatal("a receiver failed");
-
-	json_begin(&j, stdout);
-	json_str(&j, "case", "stream");
-	json_str(&j, "impl", cfg.unix_sock ? "unix" : "tcp");
-	json_int(&j, "size", cfg.size);
-	json_int(&j, "count", cfg.count);
-	json_int(&j, "receivers", n);
-	json_num(&j, "seconds", (double)(t1 - t0) / 1e9);
-	json_num(&j, "messages_per_s", (double)cfg.count * 1e9 /
-	    (double)(t1 - t0));
-	json_num(&j, "deliveries_per_s", (double)got * 1e9 /
-	    (double)(t1 - t0));
-	json_num(&j, "mb_per_s", (double)got * (double)cfg.size * 1e3 /
-	    (double)(t1 - t0));
-	json_int(&j, "lost", (long long)((uint64_t)cfg.count * (uint64_t)n -
-	    got));
-	json_int(&j, "errors", (long long)bad);
-	json_num(&j, "cpu_ns_per_message", (double)(cpu0 + cpu_rx) /
-	    (double)cfg.count);
-	json_num(&j, "sender_cpu_ns_per_message", (double)cpu0 /
-	    (double)cfg.count);
-	json_num(&j, "receiver_cpu_ns_per_message", (double)cpu_rx /
-	    (double)cfg.count);
-	json_int(&j, "sender_peak_rss_kb", peak_rss_kb());
-	json_end(&j);
+	rc = json_stream(&cfg, "stream", cfg.unix_sock ? "unix" : "tcp", n,
+	    t0, &tot, cpu0);
 	free(tmpl);
 	free(co);
-	return got == (uint64_t)cfg.count * (uint64_t)n && bad == 0 ? 0 : 1;
+	return rc;
 }
 
 /* ---- pingpong ------------------------------------------------------------ */
@@ -421,7 +377,6 @@ run_pingpong(void)
 	int64_t *samples, t, t0, cpu0, cpu_rx;
 	long i, warm, total;
 	int fd, lfd, sv[2], p[2];
-	struct jout j;
 
 	memset(&k, 0, sizeof(k));
 	if (pipe2(p, O_CLOEXEC) == -1)
@@ -444,9 +399,7 @@ run_pingpong(void)
 		nodelay(fd);
 	}
 	close(p[1]);
-	warm = cfg.count / 10 < 10 ? 10 : cfg.count / 10;
-	if (warm > 1000)
-		warm = 1000;
+	warm = warmup_count(cfg.count, 1000);
 	total = warm + cfg.count;
 	if ((msg = malloc((size_t)cfg.size)) == NULL ||
 	    (in = malloc((size_t)cfg.size)) == NULL ||
@@ -479,22 +432,9 @@ run_pingpong(void)
 	close(p[0]);
 	if (kids_reap(5000))
 		fatal("the echo process failed");
-	sort_i64(samples, (size_t)cfg.count);
-	json_begin(&j, stdout);
-	json_str(&j, "case", "pingpong");
-	json_str(&j, "impl", cfg.unix_sock ? "unix" : "tcp");
-	json_int(&j, "size", cfg.size);
-	json_int(&j, "count", cfg.count);
-	json_num(&j, "seconds", (double)t0 / 1e9);
-	json_num(&j, "round_trips_per_s", (double)cfg.count * 1e9 /
-	    (double)t0);
-	json_latency(&j, samples, (size_t)cfg.count);
-	json_int(&j, "lost", 0);
-	json_int(&j, "errors", 0);
 	/* The echo's CPU covers its warm-up too: a slight overstatement. */
-	json_num(&j, "cpu_ns_per_message", (double)(cpu0 + cpu_rx) /
-	    (double)cfg.count);
-	json_end(&j);
+	json_samples(&cfg, "pingpong", cfg.unix_sock ? "unix" : "tcp", t0,
+	    samples, cpu0 + cpu_rx, 1, NULL);
 	free(msg);
 	free(in);
 	free(samples);
@@ -512,11 +452,8 @@ run_connect(void)
 	long i, warm, total;
 	int lfd, c, a;
 	size_t flen = 4 + (size_t)cfg.size;
-	struct jout j;
 
-	warm = cfg.count / 10 < 10 ? 10 : cfg.count / 10;
-	if (warm > 100)
-		warm = 100;
+	warm = warmup_count(cfg.count, 100);
 	total = warm + cfg.count;
 	if ((msg = malloc(flen)) == NULL || (in = malloc(flen)) == NULL ||
 	    (samples = calloc((size_t)cfg.count, sizeof(*samples))) == NULL)
@@ -551,20 +488,9 @@ run_connect(void)
 	}
 	wall0 = now_ns() - wall0;
 	cpu0 = cpu_self_ns() - cpu0;
-	sort_i64(samples, (size_t)cfg.count);
-	json_begin(&j, stdout);
-	json_str(&j, "case", "connect");
-	json_str(&j, "impl", "tcp");
-	json_int(&j, "size", cfg.size);
-	json_int(&j, "count", cfg.count);
-	json_num(&j, "seconds", (double)wall0 / 1e9);
-	json_latency(&j, samples, (size_t)cfg.count);
-	json_int(&j, "lost", 0);
-	json_int(&j, "errors", 0);
-	json_num(&j, "cpu_ns_per_message", (double)cpu0 / (double)cfg.count);
-	json_str(&j, "definition", "from socket() to read() of the first "
-	    "frame on the accepted socket");
-	json_end(&j);
+	json_samples(&cfg, "connect", "tcp", wall0, samples, cpu0, 0,
+	    "from socket() to read() of the first frame on the accepted "
+	    "socket");
 	free(msg);
 	free(in);
 	free(samples);
@@ -574,39 +500,22 @@ run_connect(void)
 int
 main(int argc, char **argv)
 {
-	int i;
-
 	prog = "bench-tcp";
 	signal(SIGPIPE, SIG_IGN);
-	if (argc < 2)
-		usage_error("usage: bench-tcp stream|pingpong|connect "
-		    "[--size B] [--count N] [--receivers N] [--unix]");
-	cfg.mode = argv[1];
 	cfg.size = 64;
 	cfg.count = 100000;
 	cfg.receivers = 1;
-	for (i = 2; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (!strcmp(a, "--unix")) {
-			cfg.unix_sock = 1;
-			continue;
-		}
-		if (i + 1 >= argc)
-			usage_error("%s needs a value", a);
-		if (!strcmp(a, "--size"))
-			cfg.size = opt_long(a, argv[++i], BM_HDR, MAX_SIZE);
-		else if (!strcmp(a, "--count"))
-			cfg.count = opt_long(a, argv[++i], 1, 1000000000);
-		else if (!strcmp(a, "--receivers"))
-			cfg.receivers = opt_long(a, argv[++i], 1, KIDS_MAX);
-		else
-			usage_error("unknown option '%s'", a);
-	}
+	case_opts_parse(argc, argv, &cfg, 1, "usage: bench-tcp "
+	    "stream|pingpong|connect [--size B] [--count N] [--receivers N] "
+	    "[--unix]");
 	if (!strcmp(cfg.mode, "stream"))
 		return run_stream();
-	if (!strcmp(cfg.mode, "pingpong"))
+	if (!strcmp(cfg.mode, "pingpong")) {
+		/* One sample of 8 bytes per round trip. */
+		if (cfg.count > 10000000)
+			usage_error("pingpong: --count at most 10000000");
 		return run_pingpong();
+	}
 	if (!strcmp(cfg.mode, "connect")) {
 		if (cfg.count > 100000)
 			usage_error("connect: --count at most 100000");

@@ -32,18 +32,10 @@
 
 #include "common.h"
 
-#define MAX_SIZE	(64L * 1024 * 1024)
 #define TIMEOUT_MS	30000
 #define EP_LEN		256
 
-struct cfg {
-	const char	*mode;
-	long		 size;
-	long		 count;
-	long		 receivers;
-};
-
-static struct cfg cfg;
+static struct case_opts cfg;
 
 static void
 zset(void *s, int opt, int v, const char *name)
@@ -152,16 +144,14 @@ static int
 run_stream(int xpub)
 {
 	struct rx_kid k[KIDS_MAX];
-	struct rx_report rep;
-	int epw[KIDS_MAX], repr[KIDS_MAX], p[2], q[2], i, n;
+	struct rx_total tot;
+	int epw[KIDS_MAX], repr[KIDS_MAX], p[2], q[2], i, n, rc;
 	char ep[EP_LEN], y;
 	uint8_t *msg, ctl[CTL_LEN], sub[64];
-	uint64_t got = 0, bad = 0;
-	int64_t t0, t1, cpu0, cpu_rx = 0;
+	int64_t t0, cpu0;
 	size_t len;
 	long m;
 	void *ctx, *s;
-	struct jout j;
 
 	n = xpub ? (int)cfg.receivers : 1;
 	for (i = 0; i < n; i++) {
@@ -219,49 +209,16 @@ run_stream(int xpub)
 	bm_init(ctl, sizeof(ctl), K_END);
 	put64(ctl + F_COUNT, (uint64_t)cfg.count);
 	zsend(s, ctl, sizeof(ctl), "END");
-	t1 = t0;
-	for (i = 0; i < n; i++) {
-		if (read_full(repr[i], &rep, sizeof(rep), TIMEOUT_MS) == -1)
-			fatal_sys("report of receiver %d", i);
-		got += rep.got;
-		bad += rep.bad;
-		cpu_rx += rep.cpu_ns;
-		if (rep.last_ns > t1)
-			t1 = rep.last_ns;
-		close(repr[i]);
-	}
+	rx_collect(repr, n, t0, TIMEOUT_MS, &tot);
 	cpu0 = cpu_self_ns() - cpu0;
 	zclose(s);
 	zmq_ctx_term(ctx);
 	if (kids_reap(5000))
 		fatal("a receiver failed");
-
-	json_begin(&j, stdout);
-	json_str(&j, "case", xpub ? "xpub" : "push");
-	json_str(&j, "impl", "zmq");
-	json_int(&j, "size", cfg.size);
-	json_int(&j, "count", cfg.count);
-	json_int(&j, "receivers", n);
-	json_num(&j, "seconds", (double)(t1 - t0) / 1e9);
-	json_num(&j, "messages_per_s", (double)cfg.count * 1e9 /
-	    (double)(t1 - t0));
-	json_num(&j, "deliveries_per_s", (double)got * 1e9 /
-	    (double)(t1 - t0));
-	json_num(&j, "mb_per_s", (double)got * (double)cfg.size * 1e3 /
-	    (double)(t1 - t0));
-	json_int(&j, "lost", (long long)((uint64_t)cfg.count * (uint64_t)n -
-	    got));
-	json_int(&j, "errors", (long long)bad);
-	json_num(&j, "cpu_ns_per_message", (double)(cpu0 + cpu_rx) /
-	    (double)cfg.count);
-	json_num(&j, "sender_cpu_ns_per_message", (double)cpu0 /
-	    (double)cfg.count);
-	json_num(&j, "receiver_cpu_ns_per_message", (double)cpu_rx /
-	    (double)cfg.count);
-	json_int(&j, "sender_peak_rss_kb", peak_rss_kb());
-	json_end(&j);
+	rc = json_stream(&cfg, xpub ? "xpub" : "push", "zmq", n, t0, &tot,
+	    cpu0);
 	free(msg);
-	return got == (uint64_t)cfg.count * (uint64_t)n && bad == 0 ? 0 : 1;
+	return rc;
 }
 
 /* ---- reqrep -------------------------------------------------------------- */
@@ -322,7 +279,6 @@ run_reqrep(void)
 	long i, warm, total;
 	int p[2];
 	void *ctx, *s;
-	struct jout j;
 
 	if (pipe2(p, O_CLOEXEC) == -1)
 		fatal_sys("pipe");
@@ -339,9 +295,7 @@ run_reqrep(void)
 	zset(s, ZMQ_SNDTIMEO, TIMEOUT_MS, "ZMQ_SNDTIMEO");
 	if (zmq_connect(s, ep) == -1)
 		fatal("zmq_connect %s: %s", ep, zmq_strerror(errno));
-	warm = cfg.count / 10 < 10 ? 10 : cfg.count / 10;
-	if (warm > 1000)
-		warm = 1000;
+	warm = warmup_count(cfg.count, 1000);
 	total = warm + cfg.count;
 	if ((msg = malloc((size_t)cfg.size)) == NULL ||
 	    (in = malloc((size_t)cfg.size)) == NULL ||
@@ -376,21 +330,8 @@ run_reqrep(void)
 	zmq_ctx_term(ctx);
 	if (kids_reap(5000))
 		fatal("the echo process failed");
-	sort_i64(samples, (size_t)cfg.count);
-	json_begin(&j, stdout);
-	json_str(&j, "case", "reqrep");
-	json_str(&j, "impl", "zmq");
-	json_int(&j, "size", cfg.size);
-	json_int(&j, "count", cfg.count);
-	json_num(&j, "seconds", (double)t0 / 1e9);
-	json_num(&j, "round_trips_per_s", (double)cfg.count * 1e9 /
-	    (double)t0);
-	json_latency(&j, samples, (size_t)cfg.count);
-	json_int(&j, "lost", 0);
-	json_int(&j, "errors", 0);
-	json_num(&j, "cpu_ns_per_message", (double)(cpu0 + cpu_rx) /
-	    (double)cfg.count);
-	json_end(&j);
+	json_samples(&cfg, "reqrep", "zmq", t0, samples, cpu0 + cpu_rx, 1,
+	    NULL);
 	free(msg);
 	free(in);
 	free(samples);
@@ -407,15 +348,12 @@ run_connect(void)
 	int64_t *samples, t0, cpu0, wall0;
 	long i, warm, total;
 	void *ctx_rx, *ctx_tx, *pull, *push;
-	struct jout j;
 
 	/* Two contexts: two I/O threads, as two processes have. */
 	if ((ctx_rx = zmq_ctx_new()) == NULL ||
 	    (ctx_tx = zmq_ctx_new()) == NULL)
 		fatal("zmq_ctx_new: %s", zmq_strerror(errno));
-	warm = cfg.count / 10 < 10 ? 10 : cfg.count / 10;
-	if (warm > 100)
-		warm = 100;
+	warm = warmup_count(cfg.count, 100);
 	total = warm + cfg.count;
 	if ((msg = malloc((size_t)cfg.size)) == NULL ||
 	    (in = malloc((size_t)cfg.size)) == NULL ||
@@ -452,20 +390,9 @@ run_connect(void)
 	cpu0 = cpu_self_ns() - cpu0;
 	zmq_ctx_term(ctx_tx);
 	zmq_ctx_term(ctx_rx);
-	sort_i64(samples, (size_t)cfg.count);
-	json_begin(&j, stdout);
-	json_str(&j, "case", "connect");
-	json_str(&j, "impl", "zmq");
-	json_int(&j, "size", cfg.size);
-	json_int(&j, "count", cfg.count);
-	json_num(&j, "seconds", (double)wall0 / 1e9);
-	json_latency(&j, samples, (size_t)cfg.count);
-	json_int(&j, "lost", 0);
-	json_int(&j, "errors", 0);
-	json_num(&j, "cpu_ns_per_message", (double)cpu0 / (double)cfg.count);
-	json_str(&j, "definition", "from zmq_socket(PUSH) to zmq_recv() of "
-	    "the first message at a fresh PULL");
-	json_end(&j);
+	json_samples(&cfg, "connect", "zmq", wall0, samples, cpu0, 0,
+	    "from zmq_socket(PUSH) to zmq_recv() of the first message at a "
+	    "fresh PULL");
 	free(msg);
 	free(in);
 	free(samples);
@@ -475,37 +402,23 @@ run_connect(void)
 int
 main(int argc, char **argv)
 {
-	int i;
-
 	prog = "bench-zmq";
 	signal(SIGPIPE, SIG_IGN);
-	if (argc < 2)
-		usage_error("usage: bench-zmq push|xpub|reqrep|connect "
-		    "[--size B] [--count N] [--receivers N]");
-	cfg.mode = argv[1];
 	cfg.size = 64;
 	cfg.count = 100000;
 	cfg.receivers = 8;
-	for (i = 2; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (i + 1 >= argc)
-			usage_error("%s needs a value", a);
-		if (!strcmp(a, "--size"))
-			cfg.size = opt_long(a, argv[++i], BM_HDR, MAX_SIZE);
-		else if (!strcmp(a, "--count"))
-			cfg.count = opt_long(a, argv[++i], 1, 1000000000);
-		else if (!strcmp(a, "--receivers"))
-			cfg.receivers = opt_long(a, argv[++i], 1, KIDS_MAX);
-		else
-			usage_error("unknown option '%s'", a);
-	}
+	case_opts_parse(argc, argv, &cfg, 0, "usage: bench-zmq "
+	    "push|xpub|reqrep|connect [--size B] [--count N] [--receivers N]");
 	if (!strcmp(cfg.mode, "push"))
 		return run_stream(0);
 	if (!strcmp(cfg.mode, "xpub"))
 		return run_stream(1);
-	if (!strcmp(cfg.mode, "reqrep"))
+	if (!strcmp(cfg.mode, "reqrep")) {
+		/* One sample of 8 bytes per round trip. */
+		if (cfg.count > 10000000)
+			usage_error("reqrep: --count at most 10000000");
 		return run_reqrep();
+	}
 	if (!strcmp(cfg.mode, "connect")) {
 		if (cfg.count > 100000)
 			usage_error("connect: --count at most 100000");

@@ -7,20 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include "../testutil.h"
 
 static char out[1 << 20];
-
-static void
-teardown(void)
-{
-	tu_cleanup();
-}
 
 /* brokerctl against b; output in out, returns the exit status. */
 static int
@@ -522,14 +514,11 @@ START_TEST(test_brokerctl_watch)
 	argv[5] = "w";
 	argv[6] = NULL;
 	pid = tu_spawn(argv, path);
-	for (i = 0; i < 300 && tu_file_count(path, "present") < 1; i++)
-		tu_sleep_ms(10);
+	tu_wait_file(path, "present", 1, 3000);
 	ck_assert_int_eq(tu_file_count(path, "\"event\":\"present\""), 1);
 	ck_assert_uint_ne(tu_register(fd, 2, "w", 7002, 1), 0);
 	close(fd);
-	for (i = 0; i < 300 && tu_file_count(path, "\"event\":\"leave\"") < 2;
-	    i++)
-		tu_sleep_ms(10);
+	tu_wait_file(path, "\"event\":\"leave\"", 2, 3000);
 	ck_assert_int_eq(tu_file_count(path, "\"event\":\"join\""), 1);
 	ck_assert_int_eq(tu_file_count(path, "\"port\":7002"), 1);
 	ck_assert_int_eq(tu_file_count(path,
@@ -583,27 +572,10 @@ START_TEST(test_config)
 }
 END_TEST
 
-/* A free TCP port on loopback (bound and released). */
-static uint16_t
-free_port(void)
-{
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bind(fd, (struct sockaddr *)&sin, sizeof(sin));
-	getsockname(fd, (struct sockaddr *)&sin, &sl);
-	close(fd);
-	return ntohs(sin.sin_port);
-}
-
 START_TEST(test_positional_port_and_daemon)
 {
 	char pidfile[300], portarg[8], logf[300], *argv[8];
-	uint16_t port = free_port();
+	uint16_t port = tu_free_port();
 	long pid = 0;
 	pid_t p;
 	FILE *fp;
@@ -649,24 +621,21 @@ END_TEST
 START_TEST(test_sighup_reload)
 {
 	struct tu_broker b;
-	char conf[300], arg[320];
+	char conf[300];
 	FILE *fp;
-	int i;
 
 	snprintf(conf, sizeof(conf), "%s/hup.conf", tu_tmpdir());
 	fp = fopen(conf, "w");
 	fprintf(fp, "log_level = info\n");
 	fclose(fp);
-	snprintf(arg, sizeof(arg), "%s", conf);
-	ck_assert_int_eq(tu_broker_start(&b, "--config", arg, NULL), 0);
+	ck_assert_int_eq(tu_broker_start(&b, "--config", conf, NULL), 0);
 	ck_assert_int_eq(ctl(&b, "ping"), 0);
 	ck_assert_int_eq(tu_file_count(b.log, "debug:"), 0);
 	fp = fopen(conf, "w");
 	fprintf(fp, "log_level = debug\n");
 	fclose(fp);
 	kill(b.pid, SIGHUP);
-	for (i = 0; i < 300 && tu_file_count(b.log, "reloaded") == 0; i++)
-		tu_sleep_ms(10);
+	tu_wait_file(b.log, "reloaded", 1, 3000);
 	ck_assert_int_eq(ctl(&b, "ping"), 0);
 	ck_assert_int_gt(tu_file_count(b.log, "debug:"), 0);
 	/* A broken file keeps the running settings. */
@@ -674,8 +643,7 @@ START_TEST(test_sighup_reload)
 	fprintf(fp, "log_level = loud\n");
 	fclose(fp);
 	kill(b.pid, SIGHUP);
-	for (i = 0; i < 300 && tu_file_count(b.log, "keeping") == 0; i++)
-		tu_sleep_ms(10);
+	tu_wait_file(b.log, "keeping", 1, 3000);
 	ck_assert_int_eq(tu_file_count(b.log, "keeping the running"), 1);
 	ck_assert_int_eq(ctl(&b, "ping"), 0);
 	tu_broker_stop(&b);
@@ -713,19 +681,7 @@ START_TEST(test_valgrind_clean_shutdown)
 	argv[10] = NULL;
 	memset(&b, 0, sizeof(b));
 	b.pid = tu_spawn(argv, logf);
-	for (i = 0; i < 3000; i++) {
-		FILE *fp = fopen(portfile, "r");
-		unsigned v;
-
-		if (fp && fscanf(fp, "%u", &v) == 1) {
-			b.port = (uint16_t)v;
-			fclose(fp);
-			break;
-		}
-		if (fp)
-			fclose(fp);
-		tu_sleep_ms(10);
-	}
+	b.port = tu_port_file(portfile, b.pid, 30000);
 	ck_assert_int_ne(b.port, 0);
 	snprintf(b.addr, sizeof(b.addr), "127.0.0.1:%u", b.port);
 	/* Some of everything: registrations, watches, a session left open
@@ -860,12 +816,10 @@ END_TEST
 START_TEST(test_summary_line)
 {
 	struct tu_broker b;
-	int i;
 
 	ck_assert_int_eq(tu_broker_start(&b, "--summary-ms", "200", NULL), 0);
 	ck_assert_int_eq(ctl(&b, "ping"), 0);
-	for (i = 0; i < 200 && tu_file_count(b.log, "summary:") < 2; i++)
-		tu_sleep_ms(10);
+	tu_wait_file(b.log, "summary:", 2, 2000);
 	ck_assert_int_ge(tu_file_count(b.log, "summary: 0 sessions, 0 "
 	    "registrations"), 1);
 	ck_assert_int_ge(tu_file_count(b.log, "1 sessions opened"), 1);
@@ -878,10 +832,8 @@ main(void)
 {
 	Suite *s = suite_create("broker");
 	TCase *tc = tcase_create("broker");
-	SRunner *sr;
-	int failed;
 
-	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_checked_fixture(tc, NULL, tu_cleanup);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_ping_and_port_file);
 	tcase_add_test(tc, test_thousand_registrations);
@@ -901,9 +853,5 @@ main(void)
 	tcase_add_test(tc, test_metrics);
 	tcase_add_test(tc, test_summary_line);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }

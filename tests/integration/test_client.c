@@ -13,10 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include "../../libclient/include/sipc.h"
@@ -279,12 +277,6 @@ send_index(sipc_sender *tx, long i, size_t pad)
 	ck_assert_int_eq(sipc_send(tx, buf, 8 + pad), 0);
 }
 
-static void
-teardown(void)
-{
-	tu_cleanup();
-}
-
 /* ---- Tests --------------------------------------------------------------- */
 
 /* N receivers x M messages: all delivered, in order, once. */
@@ -429,41 +421,8 @@ END_TEST
 static pid_t
 spawn_recv(struct mode *m, const char *handle, long count, const char *outf)
 {
-	char cnt[32], *argv[16];
-	int n = 0;
-
-	snprintf(cnt, sizeof(cnt), "%ld", count);
-	argv[n++] = (char *)tu_bin("sipc");
-	argv[n++] = "recv";
-	argv[n++] = (char *)handle;
-	if (m->broker) {
-		argv[n++] = "--broker";
-		argv[n++] = m->b.addr;
-		argv[n++] = "--listen";
-		argv[n++] = "127.0.0.1";
-	}
-	argv[n++] = "--count";
-	argv[n++] = cnt;
-	argv[n++] = "--output";
-	argv[n++] = (char *)outf;
-	argv[n] = NULL;
-	return tu_spawn(argv, NULL);
-}
-
-static long
-file_lines(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	long n = 0;
-	int ch;
-
-	if (fp == NULL)
-		return -1;
-	while ((ch = fgetc(fp)) != EOF)
-		if (ch == '\n')
-			n++;
-	fclose(fp);
-	return n;
+	return tu_spawn_recv(m->broker ? m->b.addr : NULL, handle, count, outf,
+	    NULL);
 }
 
 /* A receiver killed with SIGKILL: the sender reports exactly what it
@@ -517,7 +476,7 @@ START_TEST(test_sigkill_receiver)
 	for (k = 1; k < 3; k++) {
 		st = tu_wait(pid[k], 10000);
 		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-		ck_assert_int_eq(file_lines(path[k]), 3000);
+		ck_assert_int_eq(tu_file_lines(path[k]), 3000);
 	}
 	sipc_sender_close(tx);
 	sipc_epm_close(epm);
@@ -706,35 +665,18 @@ START_TEST(test_local_stale_entry)
 }
 END_TEST
 
-static uint16_t
-free_port(void)
-{
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bind(fd, (struct sockaddr *)&sin, sizeof(sin));
-	getsockname(fd, (struct sockaddr *)&sin, &sl);
-	close(fd);
-	return ntohs(sin.sin_port);
-}
-
 /* The sender starts before the broker and before any receiver;
  * wait_receivers, then everything is delivered. */
 START_TEST(test_sender_first)
 {
 	struct sipc_epm_opts eo;
-	char addr[32], port[8], lst[40], portfile[300], logf[300];
-	char *argv[10];
+	char addr[32];
 	struct coll c[3];
 	sipc_receiver *rx[3];
 	sipc_epm *repm[3], *epm;
 	sipc_sender *tx;
 	struct mode m;
-	pid_t broker = 0;
+	uint16_t port = 0;
 	long i;
 	int k;
 
@@ -743,8 +685,8 @@ START_TEST(test_sender_first)
 	sipc_epm_opts_init(&eo);
 	eo.connect_timeout_ms = 0;	/* the broker is not there yet */
 	if (m.broker) {
-		snprintf(port, sizeof(port), "%u", free_port());
-		snprintf(addr, sizeof(addr), "127.0.0.1:%s", port);
+		port = tu_free_port();
+		snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
 		ck_assert_int_eq(sipc_epm_connect(addr, &eo, &epm), 0);
 		ck_assert_int_eq(sipc_epm_connected(epm), 0);
 	} else
@@ -752,22 +694,8 @@ START_TEST(test_sender_first)
 	tx = new_sender(epm, "early", NULL);
 	ck_assert_int_eq(sipc_sender_wait_receivers(tx, 3, 200),
 	    SIPC_ETIMEDOUT);
-	if (m.broker) {
-		snprintf(lst, sizeof(lst), "127.0.0.1:%s", port);
-		snprintf(portfile, sizeof(portfile), "%s/early.port",
-		    tu_tmpdir());
-		snprintf(logf, sizeof(logf), "%s/early.log", tu_tmpdir());
-		argv[0] = (char *)tu_bin("sipc-epmd");
-		argv[1] = "--listen";
-		argv[2] = lst;
-		argv[3] = "--port-file";
-		argv[4] = portfile;
-		argv[5] = NULL;
-		broker = tu_spawn(argv, logf);
-		for (k = 0; k < 500 && access(portfile, F_OK) != 0; k++)
-			tu_sleep_ms(10);
-		snprintf(m.b.addr, sizeof(m.b.addr), "%s", addr);
-	}
+	if (m.broker)
+		ck_assert_int_eq(tu_broker_start_port(&m.b, port, NULL), 0);
 	for (k = 0; k < 3; k++) {
 		coll_init(&c[k]);
 		repm[k] = mode_epm(&m);
@@ -787,8 +715,7 @@ START_TEST(test_sender_first)
 	}
 	sipc_sender_close(tx);
 	sipc_epm_close(epm);
-	if (broker)
-		tu_stop(broker, 5000);
+	mode_stop(&m);
 }
 END_TEST
 
@@ -820,7 +747,7 @@ START_TEST(test_options)
 	sipc_sender_close(tx);
 
 	/* allowed_ports: the first free one is taken. */
-	p1 = free_port();
+	p1 = tu_free_port();
 	snprintf(ports, sizeof(ports), "%u", p1);
 	o.allowed_ports = ports;
 	ck_assert_int_eq(sipc_receiver_new("ports", epm, &o, &rx), 0);
@@ -864,7 +791,7 @@ START_TEST(test_options)
 
 		sipc_epm_opts_init(&eo);
 		eo.connect_timeout_ms = 500;
-		snprintf(longh, sizeof(longh), "127.0.0.1:%u", free_port());
+		snprintf(longh, sizeof(longh), "127.0.0.1:%u", tu_free_port());
 		ck_assert_int_eq(sipc_epm_connect(longh, &eo, &epm),
 		    SIPC_ECONNECT);
 		ck_assert_ptr_nonnull(strstr(sipc_errmsg(), "refused"));
@@ -955,15 +882,15 @@ START_TEST(test_examples)
 	ra[3] = sa[3] = NULL;
 	/* Alone, the sender finds nobody. */
 	s = tu_spawn(sa, slog);
-	tu_sleep_ms(1500);
+	tu_wait_file(slog, "sent, but no receivers found", 1, 1500);
 	tu_stop(s, 5000);
 	ck_assert_int_ge(tu_file_count(slog,
 	    "sent, but no receivers found"), 1);
 	r = tu_spawn(ra, rlog);
-	tu_sleep_ms(700);
+	tu_wait_file(rlog, "Receiving 'Foo'", 1, 700);
 	unlink(slog);
 	s = tu_spawn(sa, slog);
-	tu_sleep_ms(2600);
+	tu_wait_file(rlog, "'Foo2' received", 1, 2600);
 	tu_stop(s, 5000);
 	tu_stop(r, 5000);
 	ck_assert_int_eq(tu_file_count(rlog, "'Foo1' received"), 1);
@@ -1131,10 +1058,8 @@ main(void)
 {
 	Suite *s = suite_create("client");
 	TCase *tc = tcase_create("client");
-	SRunner *sr;
-	int failed;
 
-	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_checked_fixture(tc, NULL, tu_cleanup);
 	tcase_set_timeout(tc, 120);
 	/* Loop tests run twice: _i = 0 local registry, _i = 1 broker. */
 	tcase_add_loop_test(tc, test_fanout_in_order, 0, 2);
@@ -1151,9 +1076,5 @@ main(void)
 	tcase_add_loop_test(tc, test_close_in_callback, 0, 2);
 	tcase_add_loop_test(tc, test_quick_leavers, 0, 2);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }

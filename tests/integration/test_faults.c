@@ -27,35 +27,6 @@
 
 static char out[1 << 20];
 
-static void
-teardown(void)
-{
-	tu_cleanup();
-}
-
-static pid_t
-spawn_recv(const char *addr, const char *handle, long count,
-    const char *outf, const char *errf)
-{
-	char cnt[32], *argv[16];
-	int n = 0;
-
-	snprintf(cnt, sizeof(cnt), "%ld", count);
-	argv[n++] = (char *)tu_bin("sipc");
-	argv[n++] = "recv";
-	argv[n++] = (char *)handle;
-	argv[n++] = "--broker";
-	argv[n++] = (char *)addr;
-	argv[n++] = "--listen";
-	argv[n++] = "127.0.0.1";
-	argv[n++] = "--count";
-	argv[n++] = cnt;
-	argv[n++] = "--output";
-	argv[n++] = (char *)outf;
-	argv[n] = NULL;
-	return tu_spawn(argv, errf);
-}
-
 /* How many registrations of handle the broker shows, or -1. */
 static int
 registered(const char *addr, const char *handle)
@@ -170,7 +141,7 @@ START_TEST(test_broker_killed_midstream)
 		    tu_tmpdir(), k);
 		snprintf(errf[k], sizeof(errf[k]), "%s/stream%d.err",
 		    tu_tmpdir(), k);
-		rx[k] = spawn_recv(b.addr, "stream", N, outf[k], errf[k]);
+		rx[k] = tu_spawn_recv(b.addr, "stream", N, outf[k], errf[k]);
 	}
 	tx = make_sender(b.addr, "stream", SIPC_POLICY_BLOCK, 0, &f, &epm);
 	ck_assert_int_eq(sipc_sender_wait_receivers(tx, 3, 10000), 0);
@@ -306,22 +277,6 @@ pump_main(void *arg)
 	return NULL;
 }
 
-static long
-lines_of(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	long n = 0;
-	int ch;
-
-	if (fp == NULL)
-		return -1;
-	while ((ch = fgetc(fp)) != EOF)
-		if (ch == '\n')
-			n++;
-	fclose(fp);
-	return n;
-}
-
 START_TEST(test_frozen_receiver_drop)
 {
 	enum { HWM = 1024 * 1024 };
@@ -345,7 +300,7 @@ START_TEST(test_frozen_receiver_drop)
 	memset(&c2, 0, sizeof(c2));
 	snprintf(outf, sizeof(outf), "%s/frozen.out", tu_tmpdir());
 	snprintf(errf, sizeof(errf), "%s/frozen.err", tu_tmpdir());
-	a = spawn_recv(b.addr, "load", 1L << 40, outf, errf);
+	a = tu_spawn_recv(b.addr, "load", 1L << 40, outf, errf);
 	r1 = counting_receiver(b.addr, "load", &c1, &e1);
 	r2 = counting_receiver(b.addr, "load", &c2, &e2);
 	memset(&p, 0, sizeof(p));
@@ -407,7 +362,7 @@ START_TEST(test_frozen_receiver_drop)
 	ck_assert_int_eq(atomic_load(&c1.n), (long)st.sent);
 	ck_assert_int_eq(atomic_load(&c2.n), (long)st.sent);
 	tu_stop(a, 5000);
-	ck_assert_int_eq(lines_of(outf) + (long)st.dropped, (long)st.sent);
+	ck_assert_int_eq(tu_file_lines(outf) + (long)st.dropped, (long)st.sent);
 	/* The frozen one saw the same number as gaps. */
 	ck_assert_int_eq(tu_sh(10, out, sizeof(out), "awk '/missing/ "
 	    "{ s += $3 } END { print s + 0 }' %s", errf), 0);
@@ -443,7 +398,7 @@ START_TEST(test_killed_receiver_leave)
 	ck_assert_int_eq(tu_broker_start(&b, NULL), 0);
 	snprintf(outf, sizeof(outf), "%s/k.out", tu_tmpdir());
 	snprintf(errf, sizeof(errf), "%s/k.err", tu_tmpdir());
-	a = spawn_recv(b.addr, "kill", 1000, outf, errf);
+	a = tu_spawn_recv(b.addr, "kill", 1000, outf, errf);
 	tx = make_sender(b.addr, "kill", SIPC_POLICY_BLOCK, 0, &f, &epm);
 	ck_assert_int_eq(sipc_sender_wait_receivers(tx, 1, 10000), 0);
 	/* A watcher of our own, on the raw protocol. */
@@ -507,7 +462,7 @@ START_TEST(test_frozen_past_heartbeats)
 	ck_assert_int_eq(tu_broker_start(&b, "--heartbeat-ms", "200", NULL), 0);
 	snprintf(outf, sizeof(outf), "%s/d.out", tu_tmpdir());
 	snprintf(errf, sizeof(errf), "%s/d.err", tu_tmpdir());
-	a = spawn_recv(b.addr, "freeze", 2, outf, errf);
+	a = tu_spawn_recv(b.addr, "freeze", 2, outf, errf);
 	tx = make_sender(b.addr, "freeze", SIPC_POLICY_BLOCK, 0, &f, &epm);
 	ck_assert_int_eq(sipc_sender_wait_receivers(tx, 1, 10000), 0);
 	ck_assert_int_eq(sipc_send(tx, "one", 3), 0);
@@ -790,11 +745,10 @@ START_TEST(test_low_ulimit)
 	struct wire_header h;
 	uint8_t buf[256];
 	struct wbuf w;
-	unsigned port = 0;
+	uint16_t port;
 	pid_t pid;
 	long cpu0, cpu1;
 	int fds[80], s, i, n = 0;
-	FILE *fp;
 
 	snprintf(portfile, sizeof(portfile), "%s/low.port", tu_tmpdir());
 	snprintf(logf, sizeof(logf), "%s/low.log", tu_tmpdir());
@@ -806,21 +760,14 @@ START_TEST(test_low_ulimit)
 	argv[2] = cmd;
 	argv[3] = NULL;
 	pid = tu_spawn(argv, logf);
-	for (i = 0; i < 500 && port == 0; i++) {
-		if ((fp = fopen(portfile, "r")) != NULL) {
-			if (fscanf(fp, "%u", &port) != 1)
-				port = 0;
-			fclose(fp);
-		}
-		tu_sleep_ms(10);
-	}
+	port = tu_port_file(portfile, pid, 5000);
 	ck_assert_uint_ne(port, 0);
 	/* A session opened first. */
-	s = tu_connect((uint16_t)port);
+	s = tu_connect(port);
 	ck_assert_int_eq(tu_hello(s, 0), 0);
 	/* Then more connections than it has descriptors for. */
 	for (i = 0; i < 80; i++)
-		if ((fds[n] = tu_connect((uint16_t)port)) >= 0)
+		if ((fds[n] = tu_connect(port)) >= 0)
 			n++;
 	tu_sleep_ms(500);
 	cpu0 = tu_cpu_ms(pid);
@@ -890,10 +837,8 @@ main(void)
 {
 	Suite *s = suite_create("faults");
 	TCase *tc = tcase_create("faults");
-	SRunner *sr;
-	int failed;
 
-	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_checked_fixture(tc, NULL, tu_cleanup);
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, test_broker_killed_midstream);
 	tcase_add_test(tc, test_frozen_receiver_drop);
@@ -903,9 +848,5 @@ main(void)
 	tcase_add_test(tc, test_low_ulimit);
 	tcase_add_test(tc, test_valgrind_pair);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }

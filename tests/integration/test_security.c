@@ -35,12 +35,6 @@ setup(void)
 	ck_assert_msg(tu_sh(60, NULL, 0, "%s", cmd) == 0, "certs.sh failed");
 }
 
-static void
-teardown(void)
-{
-	tu_cleanup();
-}
-
 static const char *
 pkifile(const char *name)
 {
@@ -78,23 +72,6 @@ ctl(struct tu_broker *b, const char *flags, int64_t *ms)
 	if (ms)
 		*ms = tu_now_ms() - t0;
 	return rc;
-}
-
-static long
-rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((fp = fopen(path, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), fp))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(fp);
-	return kb;
 }
 
 /* ---- Broker sessions ----------------------------------------------------- */
@@ -335,21 +312,23 @@ hello_zlib(int fd)
 	return ok.features & WIRE_FEAT_ZLIB ? 0 : -1;
 }
 
-/* Sends a frame of type whose payload is `raw` bytes of zeros,
- * compressed. */
+/* Sends a compressed frame of type: the hlen bytes of head as they are,
+ * then `raw` bytes of zeros, compressed. */
 static void
-send_zeros_compressed(int fd, uint8_t type, size_t raw)
+send_zeros_compressed(int fd, uint8_t type, uint32_t reqid,
+    const uint8_t *head, size_t hlen, size_t raw)
 {
 	uint8_t *zeros = calloc(1, raw), *z;
 	uLongf zl = compressBound((uLong)raw);
 	uint8_t hdr[SIPC_HEADER_SIZE];
-	struct wire_header h = { 1, type, WIRE_F_COMPRESSED, 5, 0 };
+	struct wire_header h = { 1, type, WIRE_F_COMPRESSED, reqid, 0 };
 
 	z = malloc(zl);
 	ck_assert_int_eq(compress2(z, &zl, zeros, (uLong)raw, 9), Z_OK);
-	h.len = (uint32_t)zl;
+	h.len = (uint32_t)(hlen + zl);
 	wire_header_encode(hdr, &h);
 	tu_send(fd, hdr, sizeof(hdr));
+	tu_send(fd, head, hlen);
 	tu_send(fd, z, zl);
 	free(zeros);
 	free(z);
@@ -365,24 +344,25 @@ START_TEST(test_zlib_bomb_broker)
 	int fd;
 
 	ck_assert_int_eq(tu_broker_start(&b, NULL), 0);
-	before = rss_kb(b.pid);
+	before = tu_rss_kb(b.pid);
 	/* 100 MiB of zeros in about 100 KiB: refused at the 1 MiB limit. */
 	fd = tu_connect(b.port);
 	ck_assert_int_eq(hello_zlib(fd), 0);
-	send_zeros_compressed(fd, WIRE_REGISTER, 100 * 1024 * 1024);
+	send_zeros_compressed(fd, WIRE_REGISTER, 5, NULL, 0,
+	    100 * 1024 * 1024);
 	ck_assert_int_eq(tu_recv_type(fd, WIRE_ERROR, &h, buf, sizeof(buf),
 	    5000), 0);
 	ck_assert_int_eq(wire_dec_error(buf, h.len, &e), 0);
 	ck_assert_int_eq(e.code, WIRE_ERR_COMPRESSION);
 	ck_assert_int_eq(tu_closed(fd, 2000), 1);
 	close(fd);
-	after = rss_kb(b.pid);
+	after = tu_rss_kb(b.pid);
 	ck_assert_msg(after - before < 4096, "broker grew %ld kB", after -
 	    before);
 	/* Compressed without having negotiated it: a framing error. */
 	fd = tu_connect(b.port);
 	ck_assert_int_eq(tu_hello(fd, 0), 0);
-	send_zeros_compressed(fd, WIRE_STATS, 10);
+	send_zeros_compressed(fd, WIRE_STATS, 5, NULL, 0, 10);
 	ck_assert_int_eq(tu_recv_type(fd, WIRE_ERROR, &h, buf, sizeof(buf),
 	    5000), 0);
 	ck_assert_int_eq(wire_dec_error(buf, h.len, &e), 0);
@@ -391,7 +371,7 @@ START_TEST(test_zlib_bomb_broker)
 	/* A compressed request that is fine is served. */
 	fd = tu_connect(b.port);
 	ck_assert_int_eq(hello_zlib(fd), 0);
-	send_zeros_compressed(fd, WIRE_STATS, 0);
+	send_zeros_compressed(fd, WIRE_STATS, 5, NULL, 0, 0);
 	ck_assert_int_eq(tu_recv_type(fd, WIRE_OK, &h, buf, sizeof(buf), 5000),
 	    0);
 	close(fd);
@@ -558,7 +538,7 @@ START_TEST(test_zlib_bomb_receiver)
 	struct wire_header h;
 	struct wire_error e;
 	struct tu_broker b;
-	uint8_t buf[4096];
+	uint8_t buf[4096], seq[8];
 	sipc_receiver *rx;
 	sipc_epm *epm;
 	char ep[160];
@@ -589,32 +569,17 @@ START_TEST(test_zlib_bomb_receiver)
 	wbuf_free(&w);
 	ck_assert_int_eq(tu_recv_type(fd, WIRE_OK, &h, buf, sizeof(buf), 5000),
 	    0);
-	before = rss_kb(getpid());
-	{
-		/* seq, then a body of 200 MiB of zeros, compressed. */
-		size_t raw = 200u * 1024 * 1024;
-		uint8_t *zeros = calloc(1, raw), *z;
-		uLongf zl = compressBound((uLong)raw);
-		uint8_t hdr[SIPC_HEADER_SIZE + 8];
-		struct wire_header dh = { 1, WIRE_DATA, WIRE_F_COMPRESSED, 0,
-		    0 };
-
-		z = malloc(zl);
-		ck_assert_int_eq(compress2(z, &zl, zeros, (uLong)raw, 9), Z_OK);
-		free(zeros);
-		dh.len = (uint32_t)(8 + zl);
-		wire_header_encode(hdr, &dh);
-		wire_be64(hdr + SIPC_HEADER_SIZE, 1);
-		tu_send(fd, hdr, sizeof(hdr));
-		tu_send(fd, z, zl);
-		free(z);
-	}
+	before = tu_rss_kb(getpid());
+	/* seq, then a body of 200 MiB of zeros, compressed. */
+	wire_be64(seq, 1);
+	send_zeros_compressed(fd, WIRE_DATA, 0, seq, sizeof(seq),
+	    200u * 1024 * 1024);
 	ck_assert_int_eq(tu_recv_type(fd, WIRE_ERROR, &h, buf, sizeof(buf),
 	    5000), 0);
 	ck_assert_int_eq(wire_dec_error(buf, h.len, &e), 0);
 	ck_assert_int_eq(e.code, WIRE_ERR_COMPRESSION);
 	ck_assert_int_eq(tu_closed(fd, 2000), 1);
-	after = rss_kb(getpid());
+	after = tu_rss_kb(getpid());
 	/* At most the 1 MiB limit, plus slack.  (A sanitizer's quarantine
 	 * keeps freed memory: RSS says nothing there.) */
 	if (!getenv("SIPC_SANITIZE") || !*getenv("SIPC_SANITIZE"))
@@ -638,7 +603,7 @@ START_TEST(test_oversized_before_hello)
 	int fds[100], i, closed = 0;
 
 	ck_assert_int_eq(tu_broker_start(&b, NULL), 0);
-	before = rss_kb(b.pid);
+	before = tu_rss_kb(b.pid);
 	/* 100 connections claiming 4 GiB frames: each cut off at once. */
 	h.len = 0xffff0000u;
 	wire_header_encode(hdr, &h);
@@ -662,7 +627,7 @@ START_TEST(test_oversized_before_hello)
 		tu_send(fds[i], body, sizeof(body));
 	}
 	tu_sleep_ms(300);
-	after = rss_kb(b.pid);
+	after = tu_rss_kb(b.pid);
 	ck_assert_msg(after - before < 4096, "broker grew %ld kB with 100 "
 	    "connections", after - before);
 	ck_assert_int_eq(tu_sh(10, out, sizeof(out), "%s --broker %s ping",
@@ -746,10 +711,8 @@ main(void)
 {
 	Suite *s = suite_create("security");
 	TCase *tc = tcase_create("security");
-	SRunner *sr;
-	int failed;
 
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, setup, tu_cleanup);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_tls_handshakes);
 	tcase_add_test(tc, test_password_mode);
@@ -763,9 +726,5 @@ main(void)
 	tcase_add_test(tc, test_slowloris);
 	tcase_add_test(tc, test_sessions_per_peer);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }
