@@ -44,6 +44,9 @@ static const struct opt opts[] = {
 	    "listen on ADDR:PORT (repeat for more; port 0 is ephemeral)" },
 	{ "port", T_PORT, OFF(port), 1, 65535, "PORT",
 	    "port of the default listeners 127.0.0.1 and [::1]" },
+	{ "listen_backlog", T_U32, OFF(listen_backlog), 1,
+	    SIPC_MAX_LISTEN_BACKLOG, "N",
+	    "connections the kernel queues before they are accepted" },
 	{ "port_file", T_STR, OFF(port_file), 0, 0, "FILE",
 	    "write the bound port here once accepting" },
 	{ "daemon", T_BOOL, OFF(daemon), 0, 1, NULL,
@@ -103,6 +106,7 @@ config_defaults(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->port = EPMD_DEFAULT_PORT;
+	c->listen_backlog = SIPC_DEF_LISTEN_BACKLOG;
 	c->log_level = LOG_LEVEL_INFO;
 	c->heartbeat_ms = SIPC_DEF_HEARTBEAT_MS;
 	c->handshake_ms = SIPC_DEF_HANDSHAKE_MS;

@@ -29,6 +29,7 @@ struct config {
 	char		*listen[EPMD_MAX_LISTEN];
 	int		 nlisten;
 	uint16_t	 port;		/* of the default listeners */
+	uint32_t	 listen_backlog;
 	char		*port_file;
 	char		*pidfile;
 	int		 daemon;
@@ -155,6 +156,8 @@ int	listen_start(struct broker *b);
  * network without TLS or a password and insecure is not set. */
 int	listen_check_protected(struct broker *b);
 void	listen_close(struct broker *b);
+/* Gives every listening socket the backlog of b->cfg (SIGHUP). */
+void	listen_set_backlog(struct broker *b);
 int	listen_write_port_file(struct broker *b, const char *path);
 
 /* ---- metrics.c ----------------------------------------------------------- */

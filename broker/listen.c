@@ -66,7 +66,7 @@ bind_one(struct broker *b, const struct addrinfo *ai, const char *spec,
 		close(fd);
 		return -1;
 	}
-	if (listen(fd, 511) == -1 ||
+	if (listen(fd, (int)b->cfg.listen_backlog) == -1 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sl) == -1) {
 		log_warn("listen %s", spec);
 		close(fd);
@@ -256,8 +256,10 @@ listen_start(struct broker *b)
 		return -1;
 	for (i = 0; i < b->nlisteners; i++) {
 		l = &b->listeners[i];
+		/* Backlog 0: the socket listens already, with ours; -1
+		 * would make libevent call listen(fd, 128) again. */
 		l->evl = evconnlistener_new(b->base, accept_cb, b,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, l->fd);
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, l->fd);
 		if (l->evl == NULL) {
 			log_warnx("listen %s: cannot start listener", l->name);
 			return -1;
@@ -266,6 +268,19 @@ listen_start(struct broker *b)
 		log_info("listening on %s", l->name);
 	}
 	return 0;
+}
+
+void
+listen_set_backlog(struct broker *b)
+{
+	int i;
+
+	/* listen() on a listening socket changes only its backlog. */
+	for (i = 0; i < b->nlisteners; i++)
+		if (listen(b->listeners[i].fd,
+		    (int)b->cfg.listen_backlog) == -1)
+			log_warn("listen %s: backlog %u",
+			    b->listeners[i].name, b->cfg.listen_backlog);
 }
 
 void

@@ -287,8 +287,8 @@ same_str(const char *a, const char *b)
 }
 
 /*
- * SIGHUP: re-read the config file.  Limits, timeouts, the log level and
- * compression take effect at once (for what comes next: nothing open is
+ * SIGHUP: re-read the config file.  Limits, timeouts, the listen backlog,
+ * the log level and compression take effect at once (for what comes next: nothing open is
  * cut); listeners, paths, keys and the user only on restart.  A file with
  * errors keeps the running settings.
  */
@@ -339,6 +339,10 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	c->max_registrations = nc.max_registrations;
 	c->max_watches = nc.max_watches;
 	c->compression = nc.compression;
+	if (nc.listen_backlog != c->listen_backlog) {
+		c->listen_backlog = nc.listen_backlog;
+		listen_set_backlog(b);
+	}
 	if (nc.summary_ms != c->summary_ms) {
 		c->summary_ms = nc.summary_ms;
 		summary_start(b);

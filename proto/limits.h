@@ -87,6 +87,13 @@
  * when the next entry would not fit its frame limit, and says "more". */
 #define SIPC_LIST_PAGE_MAX		1024
 
+/* Backlog of the broker's listening sockets: connections the kernel
+ * completes before sipc-epmd accepts them.  128 overflowed when 10,000
+ * clients connected at once (1% waited for a 1 s SYN retry); the kernel
+ * caps it at net.core.somaxconn (4096 on Debian 12). */
+#define SIPC_DEF_LISTEN_BACKLOG		511
+#define SIPC_MAX_LISTEN_BACKLOG		65535
+
 /* A connection must complete HELLO within this many milliseconds. */
 #define SIPC_DEF_HANDSHAKE_MS		5000
 #define SIPC_MIN_HANDSHAKE_MS		100

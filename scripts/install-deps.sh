@@ -28,6 +28,7 @@ man-db
 groff-base
 shellcheck
 systemd
+iproute2
 "
 
 if [ "$(id -u)" -eq 0 ]; then

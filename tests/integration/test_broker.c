@@ -650,6 +650,53 @@ START_TEST(test_sighup_reload)
 }
 END_TEST
 
+/* The backlog the kernel shows for the broker's listener on port (ss:
+ * Send-Q of a listening socket), or -1. */
+static long
+backlog_of(uint16_t port)
+{
+	char buf[512];
+
+	if (tu_sh(10, buf, sizeof(buf), "ss -Hltn 'sport = :%u' | "
+	    "awk '{ print $3 }'", port) != 0 || buf[0] == '\0')
+		return -1;
+	return strtol(buf, NULL, 10);
+}
+
+/* The backlog asked for is the one the listening socket keeps (libevent
+ * set it back to 128 once), from the option, and after SIGHUP. */
+START_TEST(test_listen_backlog)
+{
+	struct tu_broker b;
+	char conf[300];
+	FILE *fp;
+
+	ck_assert_int_eq(tu_broker_start(&b, NULL), 0);
+	ck_assert_int_eq(backlog_of(b.port), 511);
+	tu_broker_stop(&b);
+
+	snprintf(conf, sizeof(conf), "%s/backlog.conf", tu_tmpdir());
+	fp = fopen(conf, "w");
+	fprintf(fp, "listen_backlog = 1000\n");
+	fclose(fp);
+	ck_assert_int_eq(tu_broker_start(&b, "--config", conf, NULL), 0);
+	ck_assert_int_eq(backlog_of(b.port), 1000);
+	fp = fopen(conf, "w");
+	fprintf(fp, "listen_backlog = 2000\n");
+	fclose(fp);
+	kill(b.pid, SIGHUP);
+	ck_assert(tu_wait_file(b.log, "reloaded", 1, 3000));
+	ck_assert_int_eq(backlog_of(b.port), 2000);
+	ck_assert_int_eq(ctl(&b, "ping"), 0);
+	tu_broker_stop(&b);
+
+	ck_assert_int_eq(tu_broker_start(&b, "--listen-backlog", "300",
+	    NULL), 0);
+	ck_assert_int_eq(backlog_of(b.port), 300);
+	tu_broker_stop(&b);
+}
+END_TEST
+
 START_TEST(test_valgrind_clean_shutdown)
 {
 	char portfile[300], logf[300], *argv[16];
@@ -849,6 +896,7 @@ main(void)
 	tcase_add_test(tc, test_config);
 	tcase_add_test(tc, test_positional_port_and_daemon);
 	tcase_add_test(tc, test_sighup_reload);
+	tcase_add_test(tc, test_listen_backlog);
 	tcase_add_test(tc, test_valgrind_clean_shutdown);
 	tcase_add_test(tc, test_metrics);
 	tcase_add_test(tc, test_summary_line);
