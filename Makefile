@@ -71,7 +71,8 @@ BINS		= $(B)/bin/sipc-epmd $(B)/bin/brokerctl $(B)/bin/sipc \
 
 TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry
 TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
-		  $(B)/tests/test_security $(B)/tests/test_faults
+		  $(B)/tests/test_security $(B)/tests/test_faults \
+		  $(B)/tests/test_dataconn
 # Golden files for sipc-epmd --check-config (a script, no build needed).
 TEST_SCRIPTS	= tests/config/golden.sh
 # The included makefiles add their own test programs to EXTRA_TESTS.
@@ -164,6 +165,11 @@ $(B)/tests/test_security: $(call obj,tests/integration/test_security.c) \
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 $(B)/tests/test_faults: $(call obj,tests/integration/test_faults.c) \
+    $(TESTUTIL_OBJ) $(LIBSIPC_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
+$(B)/tests/test_dataconn: $(call obj,tests/integration/test_dataconn.c) \
     $(TESTUTIL_OBJ) $(LIBSIPC_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)

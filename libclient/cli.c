@@ -31,7 +31,8 @@ usage(FILE *fp)
 	    "                        [--framing lines|length] [--verbose]\n"
 	    "       sipc send HANDLE [--broker HOST:PORT] [--wait-receivers N]\n"
 	    "                        [--timeout MS] [--file FILE] [--compress]\n"
-	    "                        [MESSAGE...]\n"
+	    "                        [--policy block|drop|disconnect]\n"
+	    "                        [--hwm BYTES] [MESSAGE...]\n"
 	    "       sipc bench throughput|fanout|latency|connect [options]\n"
 	    "       sipc bench serve HANDLE [options]   (sipc bench --help)\n"
 	    "security (recv, send): [--tls-ca FILE] [--tls-cert FILE --tls-key "
@@ -49,7 +50,11 @@ usage(FILE *fp)
 	    "\n"
 	    "send sends its MESSAGE arguments, else each line of FILE or of\n"
 	    "standard input (without its newline), then waits until every\n"
-	    "receiver acknowledged everything (--timeout, default 10000 ms).\n"
+	    "receiver acknowledged everything.  --timeout (default 10000 ms)\n"
+	    "bounds the whole command: the broker, the receivers, sending\n"
+	    "and the acknowledgements.  At a receiver's high-water mark (--hwm,\n"
+	    "default 8 MiB unacknowledged) --policy block waits, drop skips\n"
+	    "the message for it, disconnect cuts it off; both count as lost.\n"
 	    "Exit 0 when every message reached every receiver it was sent\n"
 	    "to, 1 otherwise (with a count on standard error), 2 on bad "
 	    "usage.\n"
@@ -377,12 +382,47 @@ send_failed(sipc_sender *tx, int error, const char *endpoint,
 	    (unsigned long long)lost, endpoint, sipc_strerror(error));
 }
 
+/* Milliseconds on the monotonic clock. */
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left until deadline (of now_ms()), at least 0. */
 static int
-send_one(sipc_sender *tx, const char *data, size_t len, long *sent)
+ms_left(int64_t deadline)
+{
+	int64_t now = now_ms();
+
+	return now >= deadline ? 0 : (int)(deadline - now);
+}
+
+/*
+ * Sends one message before deadline.  The sender waits at most
+ * SEND_SLICE_MS in sipc_send at a high-water mark (and does not send then),
+ * so that the whole command keeps to --timeout: try again while time is
+ * left.
+ */
+#define SEND_SLICE_MS	50
+static int
+send_one(sipc_sender *tx, const char *data, size_t len, long *sent,
+    int64_t deadline, long timeout)
 {
 	int rc;
 
-	if ((rc = sipc_send(tx, data, len)) != 0) {
+	while ((rc = sipc_send(tx, data, len)) == SIPC_ETIMEDOUT &&
+	    ms_left(deadline) > 0)
+		;
+	if (rc == SIPC_ETIMEDOUT) {
+		fprintf(stderr, "sipc send: a receiver stayed at its "
+		    "high-water mark; gave up after %ld ms\n", timeout);
+		return -1;
+	}
+	if (rc != 0) {
 		fprintf(stderr, "sipc send: %s\n", *sipc_errmsg() ?
 		    sipc_errmsg() : sipc_strerror(rc));
 		return -1;
@@ -404,8 +444,10 @@ cmd_send(int argc, char **argv)
 	char **msgs = argv, *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
-	long wait_n = 0, timeout = 10000, sent = 0;
+	long wait_n = 0, timeout = 10000, sent = 0, hwm = 0;
 	int i, nmsgs = 0, rc, failed = 0, compress = 0;
+	int policy = SIPC_POLICY_BLOCK;
+	int64_t deadline;
 	FILE *in = NULL;
 
 	memset(&st, 0, sizeof(st));
@@ -461,6 +503,22 @@ cmd_send(int argc, char **argv)
 			if (cli_parse_long(a, val, 0, 86400000, &timeout) ==
 			    -1)
 				return 2;
+		} else if (!strcmp(a, "--hwm")) {
+			if (cli_parse_long(a, val, 1, 1L << 40, &hwm) == -1)
+				return 2;
+		} else if (!strcmp(a, "--policy")) {
+			if (!strcmp(val, "block"))
+				policy = SIPC_POLICY_BLOCK;
+			else if (!strcmp(val, "drop"))
+				policy = SIPC_POLICY_DROP;
+			else if (!strcmp(val, "disconnect"))
+				policy = SIPC_POLICY_DISCONNECT;
+			else {
+				fprintf(stderr, "sipc send: --policy '%s': "
+				    "expected block, drop or disconnect\n",
+				    val);
+				return 2;
+			}
 		} else {
 			fprintf(stderr, "sipc send: unknown option '%s'\n", a);
 			return 2;
@@ -481,17 +539,24 @@ cmd_send(int argc, char **argv)
 	}
 	cli_security_env(&sec);
 	signal(SIGPIPE, SIG_IGN);
+	/* --timeout bounds the whole command: every wait below takes what
+	 * is left of it. */
+	deadline = now_ms() + timeout;
 	/* Waiting for receivers covers waiting for the broker too: connect
 	 * in the background then, so the broker may start after us. */
-	if (cli_epm_sec(broker, wait_n > 0 ? 0 : (int)timeout, &sec,
+	if (cli_epm_sec(broker, wait_n > 0 ? 0 : ms_left(deadline), &sec,
 	    &epm) != 0)
 		return 1;
 	sipc_sender_opts_init(&o);
 	o.security = sec;
 	o.compress = compress;
+	o.policy = policy;
+	if (hwm > 0)
+		o.hwm_bytes = (size_t)hwm;
 	o.on_send_failed = send_failed;
 	o.arg = &st;
-	o.linger_ms = (int)timeout;
+	o.send_timeout_ms = SEND_SLICE_MS;
+	o.linger_ms = 0;	/* the flush below waited already */
 	if ((rc = sipc_sender_new(handle, epm, &o, &tx)) != 0) {
 		fprintf(stderr, "sipc send: %s\n", *sipc_errmsg() ?
 		    sipc_errmsg() : sipc_strerror(rc));
@@ -499,7 +564,7 @@ cmd_send(int argc, char **argv)
 		return 1;
 	}
 	if (wait_n > 0 && sipc_sender_wait_receivers(tx, (size_t)wait_n,
-	    (int)timeout) != 0) {
+	    ms_left(deadline)) != 0) {
 		fprintf(stderr, "sipc send: only %zu of %ld receivers of '%s' "
 		    "after %ld ms\n", sipc_sender_receivers(tx), wait_n,
 		    handle, timeout);
@@ -507,18 +572,20 @@ cmd_send(int argc, char **argv)
 		goto done;
 	}
 	for (i = 0; i < nmsgs && !failed; i++)
-		failed = send_one(tx, msgs[i], strlen(msgs[i]), &sent) != 0;
+		failed = send_one(tx, msgs[i], strlen(msgs[i]), &sent,
+		    deadline, timeout) != 0;
 	while (in && !failed && (n = getline(&line, &cap, in)) != -1) {
 		if (n > 0 && line[n - 1] == '\n')
 			n--;
-		failed = send_one(tx, line, (size_t)n, &sent) != 0;
+		failed = send_one(tx, line, (size_t)n, &sent, deadline,
+		    timeout) != 0;
 	}
 	if (in && ferror(in)) {
 		fprintf(stderr, "sipc send: reading %s: %s\n",
 		    file ? file : "standard input", strerror(errno));
 		failed = 1;
 	}
-	if (sipc_sender_flush(tx, (int)timeout) != 0) {
+	if (sipc_sender_flush(tx, ms_left(deadline)) != 0) {
 		fprintf(stderr, "sipc send: %s\n", sipc_errmsg());
 		failed = 1;
 	}

@@ -97,9 +97,12 @@ struct sipc_receiver {
 	char				 endpoint[128];
 	char				 tmp_path[SIPC_UNIX_PATH_MAX + 1];
 	TAILQ_HEAD(, rconn)		 conns;
-	/* Last seq delivered per sender id, oldest replaced first. */
+	/* Per sender id seen, oldest replaced first: the next seq
+	 * expected (what lies before is delivered or reported as a gap) and
+	 * the last seq delivered (0: none yet). */
 	uint64_t			 mem_id[SIPC_SENDER_MEMORY];
-	uint64_t			 mem_seq[SIPC_SENDER_MEMORY];
+	uint64_t			 mem_expected[SIPC_SENDER_MEMORY];
+	uint64_t			 mem_delivered[SIPC_SENDER_MEMORY];
 	size_t				 mem_next;
 	atomic_uint_fast64_t		 st_messages;
 	atomic_uint_fast64_t		 st_bytes;
@@ -116,37 +119,45 @@ struct sipc_receiver {
 };
 
 static void	rconn_close(struct rconn *c, const char *why);
+static void	rconn_schedule(struct rconn *c);
 static void	rconn_secure(struct rconn *c);
 
 /* ---- Sender memory ------------------------------------------------------- */
 
-static uint64_t
-mem_get(struct sipc_receiver *rx, uint64_t id)
+/* What is remembered of sender id: 1 with *expected and *delivered, or 0
+ * for a sender not seen (or forgotten). */
+static int
+mem_get(struct sipc_receiver *rx, uint64_t id, uint64_t *expected,
+    uint64_t *delivered)
+{
+	size_t i;
+
+	for (i = 0; i < SIPC_SENDER_MEMORY; i++) {
+		if (rx->mem_id[i] == id) {
+			*expected = rx->mem_expected[i];
+			*delivered = rx->mem_delivered[i];
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void
+mem_put(struct sipc_receiver *rx, uint64_t id, uint64_t expected,
+    uint64_t delivered)
 {
 	size_t i;
 
 	for (i = 0; i < SIPC_SENDER_MEMORY; i++)
 		if (rx->mem_id[i] == id)
-			return rx->mem_seq[i];
-	return 0;
-}
-
-static void
-mem_put(struct sipc_receiver *rx, uint64_t id, uint64_t seq)
-{
-	size_t i;
-
-	if (seq == 0)
-		return;
-	for (i = 0; i < SIPC_SENDER_MEMORY; i++) {
-		if (rx->mem_id[i] == id) {
-			rx->mem_seq[i] = seq;
-			return;
-		}
+			break;
+	if (i == SIPC_SENDER_MEMORY) {
+		i = rx->mem_next;
+		rx->mem_next = (rx->mem_next + 1) % SIPC_SENDER_MEMORY;
+		rx->mem_id[i] = id;
 	}
-	rx->mem_id[rx->mem_next] = id;
-	rx->mem_seq[rx->mem_next] = seq;
-	rx->mem_next = (rx->mem_next + 1) % SIPC_SENDER_MEMORY;
+	rx->mem_expected[i] = expected;
+	rx->mem_delivered[i] = delivered;
 }
 
 /* ---- Output -------------------------------------------------------------- */
@@ -258,8 +269,8 @@ on_dhello(struct rconn *c, const struct wire_dhello *m)
 	char text[SIPC_HANDLE_MAX + 64];
 	uint8_t buf[64];
 	struct wbuf w = { buf, 0, sizeof(buf), sizeof(buf), 0 };
-	uint64_t last;
-	int v;
+	uint64_t expected = 0, last = 0, gap = 0;
+	int v, known;
 
 	v = m->max_version < SIPC_PROTO_VERSION_MAX ? m->max_version :
 	    SIPC_PROTO_VERSION_MAX;
@@ -275,14 +286,18 @@ on_dhello(struct rconn *c, const struct wire_dhello *m)
 	if (m->instance && m->instance != rx->instance)
 		return rconn_fail(c, WIRE_ERR_WRONG_RECEIVER, "another "
 		    "receiver instance listens here now");
-	/* What this sender already delivered here: from memory, or from a
-	 * connection of it that this one replaces. */
-	last = mem_get(rx, m->sender_id);
+	/* What this sender already got here: from memory, or from a
+	 * connection of it that this one replaces (closing it discards
+	 * what it had not read: the sender counts those by last_seq). */
+	known = mem_get(rx, m->sender_id, &expected, &last);
 	for (o = TAILQ_FIRST(&rx->conns); o; o = on) {
 		on = TAILQ_NEXT(o, entry);
 		if (o != c && o->ready && o->sender_id == m->sender_id) {
+			if (!known || o->expected > expected)
+				expected = o->expected;
 			if (o->delivered > last)
 				last = o->delivered;
+			known = 1;
 			rconn_close(o, "replaced by a new connection");
 		}
 	}
@@ -290,14 +305,15 @@ on_dhello(struct rconn *c, const struct wire_dhello *m)
 	c->hb_ms = m->heartbeat_ms < SIPC_MIN_HEARTBEAT_MS ?
 	    SIPC_MIN_HEARTBEAT_MS : m->heartbeat_ms > SIPC_MAX_HEARTBEAT_MS ?
 	    SIPC_MAX_HEARTBEAT_MS : m->heartbeat_ms;
-	c->ack_bytes = m->ack_bytes < 4096 ? 4096 : m->ack_bytes;
-	if (last) {
-		c->expected = last + 1;
-		c->delivered = c->acked = last;
-	} else {
-		c->expected = m->first_seq;
-		c->delivered = c->acked = m->first_seq - 1;
-	}
+	c->ack_bytes = m->ack_bytes;	/* 0: after every DATA */
+	/* A sender seen before that starts past what we expect had
+	 * messages for us that will never come: a gap (PROTOCOL.md 6.3). */
+	c->expected = m->first_seq;
+	if (known && m->first_seq > expected)
+		gap = m->first_seq - expected;
+	else if (known)
+		c->expected = expected;
+	c->delivered = c->acked = last;
 	memset(&ok, 0, sizeof(ok));
 	ok.version = (uint8_t)v;
 	/* We inflate whatever the sender compresses. */
@@ -312,14 +328,14 @@ on_dhello(struct rconn *c, const struct wire_dhello *m)
 	atomic_fetch_add(&rx->st_senders, 1);
 	if (rx->opts.on_connect)
 		rx->opts.on_connect(rx, c->sender_id, c->peer, rx->opts.arg);
-	if (last && m->first_seq > last + 1 && !rx->dead) {
-		/* Messages sent while this sender counted us dead. */
-		atomic_fetch_add(&rx->st_gaps, m->first_seq - last - 1);
+	if (gap && !rx->dead) {
+		atomic_fetch_add(&rx->st_gaps, gap);
 		if (rx->opts.on_gap)
-			rx->opts.on_gap(rx, c->sender_id, last + 1,
-			    m->first_seq - last - 1, rx->opts.arg);
-		c->expected = m->first_seq;
+			rx->opts.on_gap(rx, c->sender_id, expected, gap,
+			    rx->opts.arg);
 	}
+	/* Heartbeats from now on, at the interval just agreed. */
+	rconn_schedule(c);
 	return 0;
 }
 
@@ -576,7 +592,7 @@ rconn_close(struct rconn *c, const char *why)
 	(void)why;
 	TAILQ_REMOVE(&rx->conns, c, entry);
 	if (c->ready) {
-		mem_put(rx, c->sender_id, c->delivered);
+		mem_put(rx, c->sender_id, c->expected, c->delivered);
 		atomic_fetch_sub(&rx->st_senders, 1);
 		if (rx->opts.on_disconnect && !rx->dead)
 			rx->opts.on_disconnect(rx, c->sender_id, c->peer,

@@ -50,6 +50,10 @@
 struct msg {
 	_Atomic(struct msg *)	 next;
 	unsigned		 refs;		/* I/O thread only */
+	/* A compressed frame's uncompressed twin, made once on the I/O
+	 * thread for the receivers that did not grant ZLIB; holds a
+	 * reference to it. */
+	struct msg		*plain;
 	union {
 		struct {
 			uint64_t seq;
@@ -197,11 +201,31 @@ struct conn {
 	 * as too slow): not a member, gets no messages, retried slowly. */
 	int			 dead;
 	int			 confirmed;	/* seen since the last resync */
+	int			 zlib;		/* the receiver inflates */
+	int			 kill_error;	/* why it was declared dead */
 	uint64_t		 acked;		/* messages acknowledged */
 	uint64_t		 dropped;
 	uint64_t		 lost;
 	uint64_t		 drops_unreported;
 	uint64_t		 toobig_unreported;
+	uint64_t		 skips_unreported;	/* while dead */
+	/*
+	 * Sequence numbers: every message up to ack_seq that was meant for
+	 * this receiver is delivered or reported lost (the next DHELLO
+	 * starts there, so that the receiver sees what it missed as a gap);
+	 * sent_seq is the last one ever written whole to it.
+	 */
+	uint64_t		 ack_seq;
+	uint64_t		 sent_seq;
+	/*
+	 * Messages written but not acknowledged when the receiver was
+	 * declared dead: it may still read them from its socket buffer.
+	 * Their fate is settled by the last_seq of its next OK(DHELLO), or
+	 * they are reported lost when it goes away or the sender closes.
+	 */
+	uint64_t		*limbo;		/* ascending seqs */
+	size_t			 nlimbo;
+	size_t			 limbo_cap;
 };
 
 struct sipc_sender {
@@ -344,6 +368,10 @@ msg_unref(struct sipc_sender *tx, struct msg *m)
 
 	if (--m->refs > 0)
 		return;
+	if (m->plain) {
+		msg_unref(tx, m->plain);
+		m->plain = NULL;
+	}
 	/* What senders have not taken back yet: at most half the high-water
 	 * mark.  Their count is read again only when it seems too much. */
 	if (m->cap > RECYCLE_CAP || tx->dead)
@@ -497,6 +525,128 @@ ring_lose_all(struct conn *c, int error)
 	publish(c->tx);
 }
 
+/* 1 when m's body is a zlib stream. */
+static int
+msg_compressed(const struct msg *m)
+{
+	return ((m->frame[4] << 8 | m->frame[5]) & WIRE_F_COMPRESSED) != 0;
+}
+
+/*
+ * The uncompressed frame of the compressed m, for a receiver that did not
+ * grant ZLIB: inflated once, then shared by every such receiver.  NULL
+ * when out of memory.
+ */
+static struct msg *
+msg_plain(struct msg *m)
+{
+	struct wire_header h;
+	size_t cap = m->body, n = 0;
+	uint8_t *buf;
+	struct msg *p;
+
+	if (m->plain)
+		return m->plain;
+	if ((p = malloc(sizeof(*p) + DATA_HDR + m->body)) == NULL)
+		return NULL;
+	if ((buf = malloc(cap)) == NULL ||
+	    zf_inflate(m->frame + DATA_HDR, m->flen - DATA_HDR, m->body, &buf,
+	    &cap, &n) != 0 || n != m->body) {
+		/* Our own deflate output: only memory can fail here. */
+		free(buf);
+		free(p);
+		return NULL;
+	}
+	memcpy(p->frame + DATA_HDR, buf, n);
+	free(buf);
+	p->refs = 1;		/* m's */
+	p->plain = NULL;
+	p->cap = p->flen = DATA_HDR + m->body;
+	p->body = m->body;
+	p->seq = m->seq;
+	h.version = SIPC_PROTO_VERSION_MAX;
+	h.type = WIRE_DATA;
+	h.flags = 0;
+	h.reqid = 0;
+	h.len = (uint32_t)(p->flen - SIPC_HEADER_SIZE);
+	wire_header_encode(p->frame, &h);
+	wire_be64(p->frame + SIPC_HEADER_SIZE, p->seq);
+	m->plain = p;
+	return p;
+}
+
+/* ---- Messages of a dead receiver ----------------------------------------- */
+
+/* Remembers seq as written to a receiver declared dead: 0, or -1. */
+static int
+limbo_add(struct conn *c, uint64_t seq)
+{
+	uint64_t *nl;
+	size_t ncap;
+
+	if (c->nlimbo == c->limbo_cap) {
+		ncap = c->limbo_cap ? c->limbo_cap * 2 : 256;
+		if ((nl = realloc(c->limbo, ncap * sizeof(*nl))) == NULL)
+			return -1;
+		c->limbo = nl;
+		c->limbo_cap = ncap;
+	}
+	c->limbo[c->nlimbo++] = seq;
+	c->tx->unacked++;	/* flush waits for their fate too */
+	return 0;
+}
+
+/*
+ * Settles the messages in limbo: those up to last_seq were delivered
+ * (the receiver read them from its socket after all), the others are
+ * lost and reported, as error.
+ */
+static void
+limbo_settle(struct conn *c, uint64_t last_seq, int error)
+{
+	struct sipc_sender *tx = c->tx;
+	size_t i, delivered = 0;
+
+	if (c->nlimbo == 0)
+		return;
+	for (i = 0; i < c->nlimbo; i++)
+		if (c->limbo[i] <= last_seq)
+			delivered++;
+	c->acked += delivered;
+	tx->st_delivered += delivered;
+	tx->unacked -= c->nlimbo;
+	c->lost += c->nlimbo - delivered;
+	report(tx, error, c->name, c->nlimbo - delivered);
+	free(c->limbo);
+	c->limbo = NULL;
+	c->nlimbo = c->limbo_cap = 0;
+	publish(tx);
+}
+
+/* Reports what dispatch counted as not sent to c, in one call per kind. */
+static void
+conn_report_skipped(struct conn *c)
+{
+	struct sipc_sender *tx = c->tx;
+	uint64_t n;
+
+	if ((n = c->drops_unreported) != 0) {
+		c->drops_unreported = 0;
+		c->lost += n;
+		report(tx, SIPC_EDROPPED, c->name, n);
+	}
+	if ((n = c->toobig_unreported) != 0) {
+		c->toobig_unreported = 0;
+		c->lost += n;
+		report(tx, SIPC_ETOOBIG, c->name, n);
+	}
+	if ((n = c->skips_unreported) != 0) {
+		c->skips_unreported = 0;
+		c->lost += n;
+		report(tx, c->kill_error, c->name, n);
+	}
+}
+
 /* ---- Connection I/O ------------------------------------------------------ */
 
 static int
@@ -606,14 +756,19 @@ conn_write(struct conn *c)
 			left -= rest;
 			c->woff = 0;
 			c->nsent++;
+			if (m->seq > c->sent_seq)
+				c->sent_seq = m->seq;
 		}
 	}
 }
 
-static void
+/* OK(DHELLO): 0, or -1 when out of memory. */
+static int
 on_ready(struct conn *c, const struct wire_dhello_ok *ok)
 {
 	struct sipc_sender *tx = c->tx;
+	struct msg *m, *p;
+	size_t i;
 
 	/* The receiver delivered up to last_seq from us before: those need
 	 * no resend; everything else goes (again) from the start. */
@@ -622,7 +777,24 @@ on_ready(struct conn *c, const struct wire_dhello_ok *ok)
 		tx->st_delivered++;
 		ring_pop(c);
 	}
+	if (ok->last_seq > c->ack_seq)
+		c->ack_seq = ok->last_seq;
+	limbo_settle(c, ok->last_seq, c->kill_error);
 	c->nsent = c->woff = 0;
+	/* A receiver that declines ZLIB gets every message uncompressed:
+	 * declining a feature is its right, not an error. */
+	c->zlib = (ok->features & WIRE_FEAT_ZLIB) != 0;
+	for (i = 0; !c->zlib && i < c->count; i++) {
+		m = ring_at(c, i);
+		if (!msg_compressed(m))
+			continue;
+		if ((p = msg_plain(m)) == NULL)
+			return -1;
+		p->refs++;
+		c->ring[(c->head + i) & (c->cap - 1)] = p;
+		c->unacked_bytes += p->flen - m->flen;
+		msg_unref(tx, m);
+	}
 	c->max_message = ok->max_message;
 	c->state = C_READY;
 	c->dead = 0;		/* a member again, from the next message */
@@ -631,9 +803,11 @@ on_ready(struct conn *c, const struct wire_dhello_ok *ok)
 	if (c->peer.instance == 0)
 		c->peer.instance = ok->instance;
 	atomic_fetch_add(&tx->nready, 1);
+	update_backlog(tx);
 	tx_notify(tx);
 	publish(tx);
 	timer_after(c->timer, 0);
+	return 0;
 }
 
 static void
@@ -648,6 +822,8 @@ on_ack(struct conn *c, uint64_t seq)
 		tx->st_delivered++;
 		any = 1;
 	}
+	if (seq > c->ack_seq && any)
+		c->ack_seq = seq;
 	if (!any)
 		return;
 	update_backlog(tx);
@@ -675,12 +851,10 @@ conn_frame(struct conn *c, const struct wire_header *h, const uint8_t *p)
 			conn_remove(c, SIPC_EPEERGONE);
 			return -1;
 		}
-		if (c->tx->opts.compress && !(ok.features & WIRE_FEAT_ZLIB)) {
-			/* Our frames are compressed; it cannot read them. */
-			conn_kill(c, SIPC_EPROTO, 0);
+		if (on_ready(c, &ok) == -1) {
+			conn_down(c, "out of memory");
 			return -1;
 		}
-		on_ready(c, &ok);
 		return 0;
 	case WIRE_ERROR:
 		if (wire_dec_error(p, h->len, &e) != 0) {
@@ -935,13 +1109,19 @@ static void
 conn_kill(struct conn *c, int error, uint64_t extra)
 {
 	struct sipc_sender *tx = c->tx;
-	uint64_t n;
+	uint64_t n = extra;
 
 	conn_last_acks(c);
-	n = c->count + extra;
 	lose_ready(c);
-	while (c->count)
+	/* What it never got is lost now; what was written to it may still
+	 * be read from its socket: that waits in limbo for its answer. */
+	while (c->count) {
+		if (ring_at(c, 0)->seq > c->sent_seq ||
+		    limbo_add(c, ring_at(c, 0)->seq) == -1)
+			n++;
 		ring_pop(c);
+	}
+	c->kill_error = error;
 	c->lost += n;
 	conn_close_fd(c);
 	c->state = C_DOWN;
@@ -963,6 +1143,8 @@ conn_remove(struct conn *c, int error)
 	conn_last_acks(c);
 	lose_ready(c);
 	c->state = C_DOWN;
+	conn_report_skipped(c);
+	limbo_settle(c, 0, c->kill_error);
 	TAILQ_REMOVE(&tx->conns, c, entry);
 	tx->nconns--;
 	if (c->count)
@@ -1065,7 +1247,9 @@ conn_dhello(struct conn *c)
 	m.features = tx->opts.compress ? WIRE_FEAT_ZLIB : 0;
 	m.sender_id = tx->id;
 	m.instance = c->peer.instance;
-	m.first_seq = c->count ? ring_at(c, 0)->seq : tx->next_seq + 1;
+	/* From the first message not known delivered: what it lacks before
+	 * the first DATA it gets is a gap it reports. */
+	m.first_seq = c->ack_seq + 1;
 	m.heartbeat_ms = (uint32_t)hb_ms(c);
 	m.ack_bytes = (uint32_t)(ack < 65536 ? 65536 : ack > UINT32_MAX ?
 	    UINT32_MAX : ack);
@@ -1206,6 +1390,8 @@ conn_new(struct sipc_sender *tx, const struct peer *p)
 	}
 	c->tx = tx;
 	c->peer = *p;
+	c->ack_seq = c->sent_seq = tx->next_seq;	/* it gets what follows */
+	c->kill_error = SIPC_EPEERGONE;
 	xp_init(&c->xp, -1);
 	c->backoff_ms = RECONNECT_MIN_MS;
 	c->confirmed = 1;
@@ -1346,9 +1532,17 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 	m->seq = ++tx->next_seq;
 	wire_be64(m->frame + SIPC_HEADER_SIZE, m->seq);
 	for (c = TAILQ_FIRST(&tx->conns); c && !tx->dead; c = cn) {
+		struct msg *use = m;
+
 		cn = TAILQ_NEXT(c, entry);
-		if (c->dead || c->leaving)
+		/* Gone from the registry: not a receiver of this message. */
+		if (c->leaving)
 			continue;
+		/* Still registered but dead: it misses this one. */
+		if (c->dead) {
+			c->skips_unreported++;
+			continue;
+		}
 		if (c->max_message && body > c->max_message) {
 			c->toobig_unreported++;
 			continue;
@@ -1366,7 +1560,9 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 				continue;
 			}
 		}
-		if (ring_push(c, m) == -1) {
+		if (c->state == C_READY && !c->zlib && msg_compressed(m))
+			use = msg_plain(m);
+		if (use == NULL || ring_push(c, use) == -1) {
 			c->lost++;
 			report(tx, SIPC_ENOMEM, c->name, 1);
 			continue;
@@ -1428,17 +1624,7 @@ drain(struct sipc_sender *tx)
 	recycle_flush(tx);
 	for (c = TAILQ_FIRST(&tx->conns); c && !tx->dead; c = cn) {
 		cn = TAILQ_NEXT(c, entry);
-		if (c->drops_unreported) {
-			c->lost += c->drops_unreported;
-			report(tx, SIPC_EDROPPED, c->name, c->drops_unreported);
-			c->drops_unreported = 0;
-		}
-		if (c->toobig_unreported) {
-			c->lost += c->toobig_unreported;
-			report(tx, SIPC_ETOOBIG, c->name,
-			    c->toobig_unreported);
-			c->toobig_unreported = 0;
-		}
+		conn_report_skipped(c);
 		if (c->state == C_READY && c->nsent < c->count)
 			conn_write(c);
 	}
@@ -1677,6 +1863,7 @@ sipc_send(sipc_sender *tx, const void *data, size_t len)
 		return seterr(SIPC_ENOMEM, "out of memory");
 	}
 	m->refs = 1;
+	m->plain = NULL;
 	m->flen = flen;
 	m->body = len;
 	h.len = (uint32_t)(flen - SIPC_HEADER_SIZE);
@@ -1906,8 +2093,11 @@ close_on_loop(void *arg)
 	for (c = TAILQ_FIRST(&tx->conns); c && !tx->dead; c = cn) {
 		cn = TAILQ_NEXT(c, entry);
 		conn_last_acks(c);
-		if (c->count) {
+		conn_report_skipped(c);
+		if (c->count || c->nlimbo)
 			a->lost = 1;
+		limbo_settle(c, 0, c->kill_error);
+		if (c->count) {
 			c->lost += c->count;
 			report(tx, SIPC_ETIMEDOUT, c->name, c->count);
 		}

@@ -93,6 +93,7 @@ int		 tu_run(Suite *s);
 /* ---- Raw protocol client ------------------------------------------------- */
 
 int		 tu_connect(uint16_t port);	/* blocking fd or -1 */
+int		 tu_connect_unix(const char *path);	/* the same */
 int		 tu_send(int fd, const void *p, size_t n);
 /* Sends the frame in w and resets w. */
 int		 tu_send_wbuf(int fd, struct wbuf *w);

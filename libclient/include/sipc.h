@@ -26,7 +26,11 @@
  * Delivery guarantees (see README): messages from one sender reach each
  * receiver in order and at most once; a message goes to the receivers the
  * sender is connected to when sipc_send() is called; every loss is reported
- * to the sender (on_send_failed) and to the receiver (on_gap).
+ * to the sender (on_send_failed), and to the receiver (on_gap) once a later
+ * message or connection of that sender reaches it: the two counts agree.
+ * A receiver cannot see what a sender lost for it and never sent to it
+ * again, nor what was lost before it first heard of that sender (see
+ * PROTOCOL.md 6.3).
  */
 #ifndef SIPC_H
 #define SIPC_H
@@ -208,7 +212,10 @@ typedef void	(*sipc_message_fn)(sipc_receiver *rx, const char *handle,
 typedef void	(*sipc_peer_fn)(sipc_receiver *rx, uint64_t sender_id,
 		    const char *peer, void *arg);
 /* Messages first_seq .. first_seq + count - 1 of a sender will never
- * arrive (the sender dropped them for this receiver).  Runs on the I/O
+ * arrive: the sender lost them for this receiver (dropped or skipped them
+ * at the high-water mark, or they were unacknowledged when a connection
+ * died) and reported them to its on_send_failed.  Called when the next
+ * message or connection of that sender shows the gap.  Runs on the I/O
  * thread. */
 typedef void	(*sipc_gap_fn)(sipc_receiver *rx, uint64_t sender_id,
 		    uint64_t first_seq, uint64_t count, void *arg);
@@ -321,8 +328,13 @@ typedef void	(*sipc_after_send_fn)(sipc_sender *tx, uint64_t seq,
  * SIPC_EDROPPED (high-water mark, policy drop), SIPC_ESLOW (policy
  * disconnect), SIPC_ETIMEDOUT (not acknowledged before close), SIPC_EPROTO,
  * SIPC_ETOOBIG (larger than the receiver accepts), SIPC_EAUTH (the
- * receiver failed or refused authentication), SIPC_ETLS.  Runs on the I/O
- * thread.
+ * receiver failed or refused authentication), SIPC_ETLS, SIPC_ENOMEM.
+ * While a receiver that is still registered counts as dead (cut off,
+ * unreachable), every message sent is lost for it and reported with the
+ * error that made it dead, batched.  Messages written to a receiver just
+ * before it was cut off are reported once its next handshake tells which
+ * it read, or when it leaves, or at sipc_sender_close().  The total equals
+ * the gaps the receiver reports.  Runs on the I/O thread.
  */
 typedef void	(*sipc_send_failed_fn)(sipc_sender *tx, int error,
 		    const char *endpoint, uint64_t messages_lost, void *arg);
@@ -346,7 +358,8 @@ struct sipc_sender_opts {
 	 * 5000. */
 	int			 heartbeat_ms;
 	/* Compress messages of 256 bytes or more with zlib (when that
-	 * makes them smaller), before encryption.  Default 0. */
+	 * makes them smaller), before encryption.  A receiver that does not
+	 * take compressed messages gets them uncompressed.  Default 0. */
 	int			 compress;
 	/* TLS (tls_ca to check receivers' certificates) or password mode:
 	 * data goes only to receivers that pass the handshake. */
