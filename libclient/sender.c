@@ -44,6 +44,8 @@
 #define RESYNC_GRACE_MS	3000		/* receivers re-register after a
 					   broker restart within this */
 #define SYNC_WAIT_MS	5000		/* for the first receiver list */
+#define REPORT_MS	100		/* messages skipped for a receiver:
+					   reported at most this often */
 
 /* ---- Messages and the hand-off queue ------------------------------------- */
 
@@ -269,6 +271,7 @@ struct sipc_sender {
 	atomic_int		 waiters;
 	atomic_size_t		 nready;
 	atomic_size_t		 unacked_total;	/* (message, receiver) */
+	atomic_size_t		 unreported;	/* skipped, not yet reported */
 	atomic_int		 synced;	/* first receiver list known */
 	struct event		*wake_ev;
 
@@ -288,6 +291,9 @@ struct sipc_sender {
 	const char		**names;	/* for after_send */
 	size_t			 names_cap;
 	struct event		*resync_timer;
+	struct event		*report_timer;
+	int64_t			 last_report;
+	size_t			 unreported_n;	/* published as unreported */
 	int			 dead;		/* closed; freed by the reaper */
 	uint64_t		 st_delivered;
 	uint64_t		 st_lost;
@@ -630,6 +636,12 @@ conn_report_skipped(struct conn *c)
 	struct sipc_sender *tx = c->tx;
 	uint64_t n;
 
+	n = c->drops_unreported + c->toobig_unreported + c->skips_unreported;
+	if (n == 0)
+		return;
+	tx->unreported_n -= n;
+	atomic_store(&tx->unreported, tx->unreported_n);
+
 	if ((n = c->drops_unreported) != 0) {
 		c->drops_unreported = 0;
 		c->lost += n;
@@ -645,6 +657,41 @@ conn_report_skipped(struct conn *c)
 		c->lost += n;
 		report(tx, c->kill_error, c->name, n);
 	}
+}
+
+/*
+ * Reports every receiver's skipped messages: the first at once, then at
+ * most every REPORT_MS (a stalled receiver under policy drop would
+ * otherwise cost a callback per batch of messages).  now: force it.
+ */
+static void
+report_skipped(struct sipc_sender *tx, int now)
+{
+	int64_t t = mono_ms();
+	struct conn *c, *cn;
+
+	if (tx->unreported_n == 0 || tx->dead)
+		return;
+	if (!now && t - tx->last_report < REPORT_MS) {
+		if (!evtimer_pending(tx->report_timer, NULL))
+			timer_after(tx->report_timer,
+			    tx->last_report + REPORT_MS - t);
+		return;
+	}
+	tx->last_report = t;
+	for (c = TAILQ_FIRST(&tx->conns); c && !tx->dead; c = cn) {
+		cn = TAILQ_NEXT(c, entry);
+		conn_report_skipped(c);
+	}
+	tx_notify(tx);
+}
+
+static void
+report_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	report_skipped(arg, 1);
 }
 
 /* ---- Connection I/O ------------------------------------------------------ */
@@ -1541,10 +1588,12 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 		/* Still registered but dead: it misses this one. */
 		if (c->dead) {
 			c->skips_unreported++;
+			tx->unreported_n++;
 			continue;
 		}
 		if (c->max_message && body > c->max_message) {
 			c->toobig_unreported++;
+			tx->unreported_n++;
 			continue;
 		}
 		if (c->count > 0 &&
@@ -1552,6 +1601,7 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 			if (tx->opts.policy == SIPC_POLICY_DROP) {
 				c->dropped++;
 				c->drops_unreported++;
+				tx->unreported_n++;
 				tx->st_dropped++;
 				continue;
 			}
@@ -1614,17 +1664,20 @@ drain(struct sipc_sender *tx)
 	 * sending threads.  The count of unacknowledged messages goes out
 	 * before the hand-off count drops, so that a flush never sees both
 	 * at zero while this batch is in flight; the backlog goes out first
-	 * too, so that a blocked sender never counts the batch in neither. */
+	 * too, so that a blocked sender never counts the batch in neither;
+	 * and so do the messages skipped, waiting for their report. */
 	update_backlog(tx);
 	publish(tx);
+	if (tx->unreported_n)
+		atomic_store(&tx->unreported, tx->unreported_n);
 	tx->drained_b += bytes;
 	tx->drained_n += (size_t)n;
 	atomic_store(&tx->drained_bytes, tx->drained_b);
 	atomic_store(&tx->drained_count, tx->drained_n);
 	recycle_flush(tx);
+	report_skipped(tx, 0);
 	for (c = TAILQ_FIRST(&tx->conns); c && !tx->dead; c = cn) {
 		cn = TAILQ_NEXT(c, entry);
-		conn_report_skipped(c);
 		if (c->state == C_READY && c->nsent < c->count)
 			conn_write(c);
 	}
@@ -1665,7 +1718,9 @@ start_on_loop(void *arg)
 
 	tx->wake_ev = event_new(base, -1, 0, wake_cb, tx);
 	tx->resync_timer = evtimer_new(base, resync_cb, tx);
-	if (tx->wake_ev == NULL || tx->resync_timer == NULL)
+	tx->report_timer = evtimer_new(base, report_cb, tx);
+	if (tx->wake_ev == NULL || tx->resync_timer == NULL ||
+	    tx->report_timer == NULL)
 		return;
 	tx->watch.handle = tx->handle;
 	tx->watch.hlen = tx->hlen;
@@ -1753,7 +1808,8 @@ sipc_sender_new(const char *handle, sipc_epm *epm,
 		return rc;
 	}
 	loop_call(&tx->epm->loop, start_on_loop, tx);
-	if (tx->wake_ev == NULL || tx->resync_timer == NULL) {
+	if (tx->wake_ev == NULL || tx->resync_timer == NULL ||
+	    tx->report_timer == NULL) {
 		sipc_sender_close(tx);
 		return seterr(SIPC_ENOMEM, "out of memory");
 	}
@@ -1919,6 +1975,7 @@ flush_kick(void *arg)
 	struct sipc_sender *tx = arg;
 	struct conn *c, *cn;
 
+	report_skipped(tx, 1);
 	/* A PING makes each receiver acknowledge what it has now. */
 	for (c = TAILQ_FIRST(&tx->conns); c; c = cn) {
 		cn = TAILQ_NEXT(c, entry);
@@ -1934,7 +1991,8 @@ all_acked(struct sipc_sender *tx, size_t unused)
 {
 	(void)unused;
 	return handoff_count(tx) == 0 &&
-	    atomic_load(&tx->unacked_total) == 0;
+	    atomic_load(&tx->unacked_total) == 0 &&
+	    atomic_load(&tx->unreported) == 0;
 }
 
 int
@@ -1984,7 +2042,7 @@ stats_on_loop(void *arg)
 		memset(a->st, 0, sizeof(*a->st));
 		a->st->sent = atomic_load(&tx->pushed_count);
 		a->st->delivered = tx->st_delivered;
-		a->st->lost = tx->st_lost;
+		a->st->lost = tx->st_lost + tx->unreported_n;
 		a->st->dropped = tx->st_dropped;
 		a->st->queued_bytes = atomic_load(&tx->max_backlog);
 	}
@@ -2055,6 +2113,8 @@ sender_destroy(evutil_socket_t fd, short what, void *arg)
 		event_free(tx->wake_ev);
 	if (tx->resync_timer)
 		event_free(tx->resync_timer);
+	if (tx->report_timer)
+		event_free(tx->report_timer);
 	free(tx->names);
 	if (tx->tls)
 		SSL_CTX_free(tx->tls);

@@ -331,7 +331,9 @@ typedef void	(*sipc_after_send_fn)(sipc_sender *tx, uint64_t seq,
  * receiver failed or refused authentication), SIPC_ETLS, SIPC_ENOMEM.
  * While a receiver that is still registered counts as dead (cut off,
  * unreachable), every message sent is lost for it and reported with the
- * error that made it dead, batched.  Messages written to a receiver just
+ * error that made it dead.  Messages skipped for a receiver (dead, policy
+ * drop, too large) are reported in batches: the first at once, then at
+ * most every 100 ms per receiver, and before sipc_sender_flush() returns.  Messages written to a receiver just
  * before it was cut off are reported once its next handshake tells which
  * it read, or when it leaves, or at sipc_sender_close().  The total equals
  * the gaps the receiver reports.  Runs on the I/O thread.

@@ -280,7 +280,7 @@ START_TEST(test_heartbeat_after_dhello)
 	sipc_receiver *rx;
 	sipc_epm *epm;
 	char path[256];
-	int64_t t0;
+	int64_t t0, ping, closed;
 	int fd;
 
 	local_registry();
@@ -292,11 +292,15 @@ START_TEST(test_heartbeat_after_dhello)
 	/* The first frame after OK: a PING, about 150 ms later. */
 	ck_assert_int_eq(tu_recv(fd, &h, buf, sizeof(buf), 2000), 0);
 	ck_assert_int_eq(h.type, WIRE_PING);
-	ck_assert_int_lt(tu_now_ms() - t0, 2000);
+	ping = tu_now_ms() - t0;
+	ck_assert_int_lt(ping, 2000);
 	/* We never answer: closed after 3 intervals (450 ms), long before
 	 * the 5 s that old receivers took. */
 	ck_assert(tu_closed(fd, 4000));
-	ck_assert_int_lt(tu_now_ms() - t0, 3000);
+	closed = tu_now_ms() - t0;
+	fprintf(stderr, "heartbeat 150 ms: first PING after %lld ms, closed "
+	    "after %lld ms\n", (long long)ping, (long long)closed);
+	ck_assert_int_lt(closed, 3000);
 	close(fd);
 	sipc_receiver_close(rx);
 	sipc_epm_close(epm);
@@ -448,6 +452,9 @@ START_TEST(test_loss_equals_gaps)
 	ck_assert_uint_eq(rs.messages + rs.gaps, st.sent);
 	ck_assert_uint_eq(rs.duplicates, 0);
 	ck_assert_int_eq(atomic_load(&c.bad_order), 0);
+	/* Batched: at most one report per 100 ms and cause, not one per
+	 * message (the stream takes well under 10 s even under valgrind). */
+	ck_assert_int_le(atomic_load(&f.calls), 300);
 	ck_assert_int_eq(sipc_sender_close(tx), 0);
 	sipc_receiver_close(rx);
 	sipc_epm_close(tepm);
@@ -628,6 +635,8 @@ START_TEST(test_send_timeout_whole)
 	    "one two 2>&1", tu_bin("sipc"));
 	took = tu_now_ms() - t0;
 	kill(rx, SIGCONT);
+	fprintf(stderr, "sipc send --timeout 2000, frozen receiver: exit %d "
+	    "after %lld ms\n", rc, (long long)took);
 	ck_assert_int_eq(rc, 1);
 	ck_assert_msg(strstr(out, "did not reach") != NULL, "%s", out);
 	ck_assert_msg(took >= 1900 && took < 3500, "--timeout 2000 took "
