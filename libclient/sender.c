@@ -1610,7 +1610,8 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 				continue;
 			}
 		}
-		if (c->state == C_READY && !c->zlib && msg_compressed(m))
+		if (tx->opts.compress && c->state == C_READY && !c->zlib &&
+		    msg_compressed(m))
 			use = msg_plain(m);
 		if (use == NULL || ring_push(c, use) == -1) {
 			c->lost++;
