@@ -21,6 +21,8 @@ INCLUDEDIR	?= $(PREFIX)/include
 DESTDIR		?=
 
 CC		?= cc
+LD		?= ld
+OBJCOPY		?= objcopy
 CFLAGS		?= -O2 -g
 B		:= build
 
@@ -101,9 +103,16 @@ $(B)/pic/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(XCFLAGS) -fPIC -MMD -MP -c $< -o $@
 
+# libsipc.a holds one object, partially linked (ld -r) from the library's,
+# in which objcopy leaves only sipc_* global: a program that links sipc
+# statically never meets an internal name (its own loop_init, seterr...
+# stay its own).  libsipc.so gets the same from libclient/sipc.map.
 $(LIBSIPC_A): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(LD) -r -o $(B)/lib/libsipc-r.o $(LIB_OBJ)
+	$(OBJCOPY) --wildcard --keep-global-symbol='sipc_*' \
+	    $(B)/lib/libsipc-r.o $(B)/lib/libsipc.o
+	rm -f $@ $(B)/lib/libsipc-r.o && ar rcs $@ $(B)/lib/libsipc.o
 
 $(LIBSIPC_SO): $(LIB_OBJ) libclient/sipc.map
 	@mkdir -p $(dir $@)

@@ -3,7 +3,9 @@
 # every symbol defined in its dynamic symbol table (nm -D --defined-only)
 # starts with sipc_ and carries the version node of libclient/sipc.map
 # (SIPC_1); every function declared in sipc.h is among them; the soname is
-# libsipc.so.SOVERSION.
+# libsipc.so.SOVERSION.  libsipc.a defines no global symbol outside sipc_*
+# either, so a program with functions of the library's internal names
+# (loop_init, seterr, mono_ms...) links statically and keeps its own.
 set -u
 # shellcheck source=tests/install/common.sh
 . "${SIPC_SRC:?is unset: run this through make check}/tests/install/common.sh"
@@ -60,5 +62,56 @@ fi
 
 soname=$(readelf -d "$so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 check "soname libsipc.so.$sover" [ "$soname" = "libsipc.so.$sover" ]
+
+# ---- the static library ---------------------------------------------------------
+
+a=$SIPC_BUILD/lib/libsipc.a
+nm -g --defined-only "$a" 2>/dev/null | awk 'NF == 3 { print $3 }' |
+    sort -u >"$T/a_defined"
+check "libsipc.a defines global symbols" [ -s "$T/a_defined" ]
+grep -v '^sipc_' "$T/a_defined" >"$T/a_bad"
+if [ -s "$T/a_bad" ]; then
+	fail "libsipc.a defines global symbols outside sipc_*:"
+	sed 's/^/    /' "$T/a_bad"
+else
+	ok "every global symbol libsipc.a defines starts with sipc_" \
+	    "($(wc -l <"$T/a_defined"))"
+fi
+missing=$(comm -23 "$T/declared" "$T/a_defined")
+check "libsipc.a defines every function of sipc.h" [ -z "$missing" ]
+
+# A program whose own functions have the names the library uses inside.
+cat >"$T/clash.c" <<'EOF'
+#include <stdio.h>
+#include <sipc.h>
+int loop_init(void) { return 42; }
+int seterr(int e) { return e; }
+long mono_ms(void) { return 7; }
+int
+main(void)
+{
+	sipc_epm *epm;
+	int rc;
+
+	if ((rc = sipc_epm_local(&epm)) != 0) {
+		fprintf(stderr, "%s\n", sipc_strerror(rc));
+		return 1;
+	}
+	sipc_epm_close(epm);
+	printf("%d %d %ld\n", loop_init(), seterr(3), mono_ms());
+	return 0;
+}
+EOF
+# shellcheck disable=SC2086,SC2046
+cc -I"$SIPC_SRC/libclient/include" -o "$T/clash" "$T/clash.c" "$a" \
+    $(pkg-config --libs libevent libevent_pthreads libevent_openssl \
+    openssl zlib) -lpthread ${SIPC_SANITIZE:-} >"$T/cc.out" 2>&1
+check "a program defining loop_init, seterr and mono_ms links libsipc.a" \
+    [ -x "$T/clash" ]
+[ -x "$T/clash" ] || sed 's/^/    /' "$T/cc.out"
+mkdir -p "$T/xdg" && chmod 700 "$T/xdg"
+out=$(XDG_RUNTIME_DIR=$T/xdg "$T/clash" 2>&1)
+check "it runs the library and its own functions ($out)" \
+    [ "$out" = "42 3 7" ]
 
 finish
