@@ -44,17 +44,18 @@ XCFLAGS		= $(WFLAGS) -D_GNU_SOURCE -DSIPC_VERSION=\"$(VERSION)\" \
 # ---- sources ----------------------------------------------------------------
 
 PROTO_SRC	= proto/wire.c proto/addr.c proto/zframe.c
-# TLS set-up is shared: libsipc, sipc-epmd and brokerctl all link it.
-TLS_SRC		= libclient/tls.c
+# What libsipc, sipc-epmd and brokerctl all use: TLS set-up, clocks.
+COMMON_SRC	= common/tls.c common/clock.c
 BROKER_SRC	= broker/main.c broker/config.c broker/listen.c \
 		  broker/session.c broker/dispatch.c broker/registry.c \
-		  broker/log.c broker/metrics.c $(TLS_SRC)
-CTL_SRC		= broker/brokerctl.c broker/ctlconn.c $(TLS_SRC)
+		  broker/log.c broker/metrics.c $(COMMON_SRC)
+CTL_SRC		= tools/brokerctl/brokerctl.c tools/brokerctl/ctlconn.c \
+		  $(COMMON_SRC)
 LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
 		  libclient/epm.c libclient/epm_broker.c libclient/epm_local.c \
 		  libclient/sender.c libclient/receiver.c libclient/xport.c \
-		  libclient/reader.c libclient/security.c $(TLS_SRC)
-CLI_SRC		= libclient/cli.c libclient/bench.c
+		  libclient/reader.c libclient/security.c $(COMMON_SRC)
+CLI_SRC		= tools/sipc/sipc.c tools/sipc/opts.c tools/sipc/bench.c
 
 obj		= $(patsubst %.c,$(B)/obj/%.o,$(1))
 
@@ -79,6 +80,8 @@ TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
 TEST_SCRIPTS	= tests/config/golden.sh
 # The included makefiles add their own test programs to EXTRA_TESTS.
 TESTS		= $(TEST_UNIT) $(TEST_INTEG) $(TEST_SCRIPTS) $(EXTRA_TESTS)
+# testutil's raw protocol client uses proto/ directly: libsipc.a keeps
+# its own copy to itself (see libsipc.a below), so tests link both.
 TESTUTIL_OBJ	= $(call obj,tests/testutil.c)
 
 .PHONY: all deps check check-asan demo bench install uninstall clean
@@ -164,22 +167,22 @@ $(B)/tests/test_broker: $(call obj,tests/integration/test_broker.c) \
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 $(B)/tests/test_client: $(call obj,tests/integration/test_client.c) \
-    $(TESTUTIL_OBJ) $(LIBSIPC_A)
+    $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 $(B)/tests/test_security: $(call obj,tests/integration/test_security.c) \
-    $(TESTUTIL_OBJ) $(LIBSIPC_A)
+    $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 $(B)/tests/test_faults: $(call obj,tests/integration/test_faults.c) \
-    $(TESTUTIL_OBJ) $(LIBSIPC_A)
+    $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 $(B)/tests/test_dataconn: $(call obj,tests/integration/test_dataconn.c) \
-    $(TESTUTIL_OBJ) $(LIBSIPC_A)
+    $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../libclient/tls.h"
+#include "../common/tls.h"
 #include "../proto/addr.h"
 #include "epmd.h"
 

@@ -173,7 +173,7 @@ on_register(struct session *s, const struct wire_header *h, const uint8_t *p)
 		return;
 	}
 	rc = reg_add(b->reg, &s->owner, m.handle.ptr, m.handle.len,
-	    m.instance, &m.ep, now_wall_ms(), b->cfg.max_registrations, &g);
+	    m.instance, &m.ep, wall_ms(), b->cfg.max_registrations, &g);
 	switch (rc) {
 	case REG_NEW:
 		if (log_get_level() == LOG_LEVEL_DEBUG) {
@@ -389,7 +389,7 @@ on_stats(struct session *s, const struct wire_header *h, const uint8_t *p)
 	wire_put_stat(w, "handles", rs.handles);
 	wire_put_stat(w, "watches", rs.watches);
 	wire_put_stat(w, "uptime_s",
-	    (now_mono_ms() - b->started_mono_ms) / 1000);
+	    ((uint64_t)mono_ms() - b->started_mono_ms) / 1000);
 	wire_put_stat(w, "sessions_total", b->st.sessions_total);
 	wire_put_stat(w, "frames_in", b->st.frames_in);
 	wire_put_stat(w, "frames_out", b->st.frames_out);

@@ -15,6 +15,7 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
+#include "../common/clock.h"
 #include "../proto/wire.h"
 #include "log.h"
 #include "registry.h"
@@ -139,9 +140,6 @@ struct broker {
 	int			 shutting_down;
 };
 
-/* Monotonic and wall-clock time in milliseconds. */
-uint64_t	now_mono_ms(void);
-uint64_t	now_wall_ms(void);
 
 /* ---- listen.c ------------------------------------------------------------ */
 

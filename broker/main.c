@@ -26,26 +26,8 @@
 #include <event2/event.h>
 #include <openssl/rand.h>
 
-#include "../libclient/tls.h"
+#include "../common/tls.h"
 #include "epmd.h"
-
-uint64_t
-now_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-uint64_t
-now_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Uses the hard limit of descriptors: each session needs one. */
 static void
@@ -429,7 +411,7 @@ main(int argc, char **argv)
 	wbuf_init(&b.out, SIPC_HEADER_SIZE + (size_t)b.cfg.max_frame);
 	wbuf_init(&b.evout, SIPC_HEADER_SIZE + 2 + SIPC_HANDLE_MAX +
 	    SIPC_RECORD_MAX + 16);
-	b.started_mono_ms = now_mono_ms();
+	b.started_mono_ms = (uint64_t)mono_ms();
 	if (listen_start(&b) == -1)
 		fatalx("cannot start listening");
 	if ((b.cfg.metrics && metrics_start(&b, b.cfg.metrics) == -1) ||

@@ -42,7 +42,7 @@ metrics_render(struct broker *b, struct evbuffer *o)
 	    rs.handles);
 	gauge(o, "watches", "Watches held.", rs.watches);
 	gauge(o, "uptime_seconds", "Seconds since the broker started.",
-	    (now_mono_ms() - b->started_mono_ms) / 1000);
+	    ((uint64_t)mono_ms() - b->started_mono_ms) / 1000);
 	counter(o, "sessions_opened_total", "Sessions accepted.",
 	    b->st.sessions_total);
 	counter(o, "frames_received_total", "Frames received.",

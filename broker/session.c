@@ -28,7 +28,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 
-#include "../libclient/tls.h"
+#include "../common/tls.h"
 #include "../proto/zframe.h"
 #include "epmd.h"
 
@@ -199,7 +199,7 @@ session_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	s->state = SESSION_HANDSHAKE;
 	s->max_frame = SIPC_HELLO_FRAME_MAX;
 	s->opened_ms = s->last_rx_ms = s->last_tx_ms = s->last_req_ms =
-	    now_mono_ms();
+	    (uint64_t)mono_ms();
 	reg_owner_init(&s->owner, s);
 	s->timer = evtimer_new(b->base, session_timercb, s);
 	if (b->tls)
@@ -330,7 +330,7 @@ session_write(struct session *s, const uint8_t *frame, size_t len)
 	}
 	b->st.frames_out++;
 	b->st.bytes_out += len;
-	s->last_tx_ms = now_mono_ms();
+	s->last_tx_ms = (uint64_t)mono_ms();
 	/* Plain sessions write once per loop turn, whatever they got. */
 	if (s->bev == NULL && !s->flushing) {
 		if (TAILQ_EMPTY(&b->flushq))
@@ -423,7 +423,7 @@ session_end(struct session *s, uint16_t code, uint8_t reason, int warn,
 			send_error(s, 0, code, text);
 		pending = evbuffer_get_length(s->out);
 	}
-	s->close_deadline_ms = now_mono_ms() + CLOSE_FLUSH_MS;
+	s->close_deadline_ms = (uint64_t)mono_ms() + CLOSE_FLUSH_MS;
 	timer_arm(s, pending ? CLOSE_FLUSH_MS : 0);
 }
 
@@ -554,7 +554,7 @@ session_parse(struct session *s)
 			session_close(s, WIRE_ERR_INTERNAL, "out of memory");
 			return;
 		}
-		s->last_rx_ms = now_mono_ms();
+		s->last_rx_ms = (uint64_t)mono_ms();
 		b->st.frames_in++;
 		b->st.bytes_in += SIPC_HEADER_SIZE + h.len;
 		wire_len = h.len;
@@ -763,7 +763,7 @@ session_timercb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 	struct broker *b = s->b;
-	uint64_t now = now_mono_ms(), dead, next, idle;
+	uint64_t now = (uint64_t)mono_ms(), dead, next, idle;
 	struct wbuf *w = &b->out;
 
 	(void)fd;

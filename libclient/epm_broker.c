@@ -27,7 +27,7 @@
 #include "../proto/addr.h"
 #include "../proto/zframe.h"
 #include "internal.h"
-#include "tls.h"
+#include "../common/tls.h"
 
 #define BACKOFF_MIN_MS		50
 #define BACKOFF_MAX_MS		1000	/* a restarted broker is whole in 2 s */

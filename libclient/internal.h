@@ -20,6 +20,7 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+#include "../common/clock.h"
 #include "../proto/wire.h"
 #include "include/sipc.h"
 
@@ -47,8 +48,6 @@ int	 security_ctx(const struct sipc_security *s, int server,
 
 /* ---- util.c -------------------------------------------------------------- */
 
-int64_t	 mono_ms(void);
-uint64_t random_u64(void);	/* non-zero, from OpenSSL */
 /* Formats a sockaddr as "1.2.3.4:5" / "[::1]:5" / "local". */
 void	 sa_format(const struct sockaddr *sa, char *buf, size_t size);
 /* sockaddr <-> wire endpoint (INET, INET6, UNIX). */

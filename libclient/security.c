@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "tls.h"
+#include "../common/tls.h"
 
 int
 security_on(const struct sipc_security *s)

@@ -14,38 +14,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/rand.h>
-
 #include "../proto/addr.h"
 #include "internal.h"
-
-int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-uint64_t
-random_u64(void)
-{
-	uint64_t v = 0;
-
-	while (v == 0) {
-		if (RAND_bytes((unsigned char *)&v, sizeof(v)) != 1) {
-			/* OpenSSL's generator failing is not recoverable
-			 * here; fall back to something unique enough. */
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			v ^= (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^
-			    (uint64_t)ts.tv_sec;
-		}
-	}
-	return v;
-}
 
 void
 sa_format(const struct sockaddr *sa, char *buf, size_t size)

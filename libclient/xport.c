@@ -17,7 +17,7 @@
 #include <openssl/err.h>
 
 #include "xport.h"
-#include "tls.h"
+#include "../common/tls.h"
 
 #define STAGE_MAX	(64 * 1024)
 

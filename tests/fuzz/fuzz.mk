@@ -45,7 +45,7 @@ FUZZ_XCFLAGS	= $(WFLAGS) -Wno-unknown-warning-option -D_GNU_SOURCE \
 
 # Code under test, and the oracle the targets share.
 FUZZ_LIB_SRC	= proto/wire.c proto/addr.c proto/zframe.c \
-		  libclient/reader.c libclient/tls.c tests/fuzz/msg.c
+		  libclient/reader.c common/tls.c tests/fuzz/msg.c
 FUZZ_LIB_OBJ	= $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 
 .PHONY: fuzz fuzz-build fuzz-corpus $(FUZZ_RUNS)
@@ -106,7 +106,7 @@ $(B)/obj/tests/fuzz/replay/%.o: tests/fuzz/%.c | deps
 	$(CC) $(XCFLAGS) -DLLVMFuzzerTestOneInput=$*_one -MMD -MP -c $< -o $@
 
 $(FUZZ_REPLAY): $(call obj,tests/fuzz/replay.c tests/fuzz/msg.c) \
-    $(FUZZ_REPLAY_OBJ) $(call obj,libclient/reader.c libclient/tls.c) \
+    $(FUZZ_REPLAY_OBJ) $(call obj,libclient/reader.c common/tls.c) \
     $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS)

@@ -2,7 +2,7 @@
  * fuzz_parse.c - libFuzzer target: the small text parsers that take what
  * users and the environment give: addr_parse() and addr_parse_port()
  * (proto/addr.c: --listen, --broker, $SIPC_BROKER, port ranges) and
- * tls_salt_parse() (libclient/tls.c: --salt).
+ * tls_salt_parse() (common/tls.c: --salt).
  *
  * Input: byte 0 selects the parser in bits 0-1 (0 and 3: addr_parse, 1:
  * addr_parse_port, 2: tls_salt_parse) and the ADDR_* flags in bits 2-3; byte 1 sizes the output buffer (allocated to exactly that
@@ -14,7 +14,7 @@
  */
 #include <string.h>
 
-#include "../../libclient/tls.h"
+#include "../../common/tls.h"
 #include "../../proto/addr.h"
 #include "fuzz.h"
 

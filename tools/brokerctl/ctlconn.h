@@ -12,8 +12,8 @@
 
 #include <openssl/ssl.h>
 
-#include "../libclient/tls.h"
-#include "../proto/wire.h"
+#include "../../common/tls.h"
+#include "../../proto/wire.h"
 
 struct ctlconn {
 	int			 fd;

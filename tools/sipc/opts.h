@@ -1,10 +1,11 @@
 /*
- * cli.h - helpers shared by the sipc command's subcommands.
+ * opts.h - option helpers shared by the sipc command's subcommands
+ * (opts.c).
  */
-#ifndef SIPC_CLI_H
-#define SIPC_CLI_H
+#ifndef SIPC_TOOLS_OPTS_H
+#define SIPC_TOOLS_OPTS_H
 
-#include "include/sipc.h"
+#include "../../libclient/include/sipc.h"
 
 /* Parses a decimal in [min, max] for option opt; 0, or -1 after saying
  * what is wrong on standard error. */
@@ -33,8 +34,5 @@ int	cli_security_opt(struct sipc_security *sec, const char *opt,
 /* After parsing: $SIPC_PASSWORD when no password or certificate was
  * given. */
 void	cli_security_env(struct sipc_security *sec);
-
-/* sipc bench ARGS (bench.c). */
-int	cmd_bench(int argc, char **argv);
 
 #endif

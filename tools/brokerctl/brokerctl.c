@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../proto/addr.h"
+#include "../../proto/addr.h"
 #include "ctlconn.h"
 
 #define DEFAULT_BROKER	"127.0.0.1:4455"

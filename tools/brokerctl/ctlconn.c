@@ -18,8 +18,9 @@
 
 #include <openssl/err.h>
 
-#include "../proto/addr.h"
-#include "../proto/zframe.h"
+#include "../../common/clock.h"
+#include "../../proto/addr.h"
+#include "../../proto/zframe.h"
 #include "ctlconn.h"
 
 #define CTL_DEFAULT_PORT	4455
@@ -34,15 +35,6 @@ seterr(struct ctlconn *c, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	snprintf(c->err, sizeof(c->err), "%s: %s", c->addr, msg);
-}
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Milliseconds left until deadline (-1 deadline: forever). */

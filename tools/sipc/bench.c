@@ -32,8 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "include/sipc.h"
-#include "cli.h"
+#include "../../libclient/include/sipc.h"
+#include "bench.h"
+#include "opts.h"
 
 /*
  * Every benchmark message starts with a 16-byte header: "SBn1", a kind
