@@ -43,9 +43,10 @@ XCFLAGS		= $(WFLAGS) -D_GNU_SOURCE -DSIPC_VERSION=\"$(VERSION)\" \
 
 # ---- sources ----------------------------------------------------------------
 
-PROTO_SRC	= proto/wire.c proto/addr.c proto/zframe.c
-# What libsipc, sipc-epmd and brokerctl all use: TLS set-up, clocks.
-COMMON_SRC	= common/tls.c common/clock.c
+PROTO_SRC	= proto/wire.c proto/addr.c proto/zframe.c proto/frame.c
+# What libsipc, sipc-epmd and brokerctl all use: TLS set-up, clocks, the
+# framer over libevent buffers.
+COMMON_SRC	= common/tls.c common/clock.c common/evframe.c
 BROKER_SRC	= broker/main.c broker/config.c broker/listen.c \
 		  broker/session.c broker/dispatch.c broker/registry.c \
 		  broker/log.c broker/metrics.c $(COMMON_SRC)

@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 
 #include "../common/clock.h"
+#include "../proto/frame.h"
 #include "../proto/wire.h"
 #include "log.h"
 #include "registry.h"
@@ -128,8 +129,6 @@ struct broker {
 	struct event		*summary;
 	struct wbuf		 out;		/* scratch for one answer */
 	struct wbuf		 evout;		/* scratch for JOIN/LEAVE */
-	uint8_t			*zbuf;		/* inflated payloads */
-	size_t			 zcap;
 	SSL_CTX			*tls;		/* NULL: plain text */
 	int			 psk;		/* password mode */
 	int			 reserve_fd;	/* spare descriptor, EMFILE */
@@ -205,6 +204,7 @@ struct session {
 	uint32_t		 features;
 	uint32_t		 heartbeat_ms;
 	uint32_t		 max_frame;	/* current payload limit */
+	struct framer		 framer;
 	uint64_t		 opened_ms;
 	uint64_t		 last_rx_ms;
 	uint64_t		 last_tx_ms;

@@ -448,7 +448,6 @@ main(int argc, char **argv)
 	reg_free(b.reg);
 	wbuf_free(&b.out);
 	wbuf_free(&b.evout);
-	free(b.zbuf);
 	if (b.tls)
 		SSL_CTX_free(b.tls);
 	event_free(b.sig_term);

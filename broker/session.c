@@ -28,6 +28,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 
+#include "../common/evframe.h"
 #include "../common/tls.h"
 #include "../proto/zframe.h"
 #include "epmd.h"
@@ -39,7 +40,6 @@
 #define READ_ASK	2048
 #define READS_PER_EVENT	8
 
-static const uint8_t empty_payload[1];
 
 static void	session_free(struct session *s);
 static void	session_end(struct session *s, uint16_t code, uint8_t reason,
@@ -198,6 +198,7 @@ session_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	s->id = ++b->next_session_id;
 	s->state = SESSION_HANDSHAKE;
 	s->max_frame = SIPC_HELLO_FRAME_MAX;
+	frame_init(&s->framer, s->max_frame, 0);
 	s->opened_ms = s->last_rx_ms = s->last_tx_ms = s->last_req_ms =
 	    (uint64_t)mono_ms();
 	reg_owner_init(&s->owner, s);
@@ -291,6 +292,8 @@ session_ready(struct session *s)
 {
 	s->state = SESSION_READY;
 	s->max_frame = s->b->cfg.max_frame;
+	frame_open(&s->framer, s->version, (s->features & WIRE_FEAT_ZLIB) != 0,
+	    s->max_frame, s->max_frame);
 	if (s->bev)
 		bufferevent_setwatermark(s->bev, EV_READ, 0,
 		    SIPC_HEADER_SIZE + s->max_frame);
@@ -462,6 +465,7 @@ session_free(struct session *s)
 	/* Normally empty already; covers a session freed at shutdown. */
 	reg_owner_clear(b->reg, &s->owner, WIRE_LEAVE_CLOSED);
 	session_io_free(s);
+	frame_free(&s->framer);
 	free(s);
 	if (b->shutting_down && b->nsessions == 0)
 		event_base_loopbreak(b->base);
@@ -502,79 +506,25 @@ static void
 session_parse(struct session *s)
 {
 	struct broker *b = s->b;
-	struct evbuffer *in = s->in;
-	struct wire_header h;
-	uint8_t hdr[SIPC_HEADER_SIZE];
-	const uint8_t *payload;
-	size_t avail, zlen;
-	uint32_t wire_len;
+	struct frame_err err;
+	struct frame fr;
 	int rc;
 
 	while (s->state != SESSION_CLOSING && !s->pending_close) {
-		avail = evbuffer_get_length(in);
-		if (avail < SIPC_HEADER_SIZE)
+		if ((rc = evframe_next(&s->framer, s->in, &fr, &err)) == 0)
 			return;
-		evbuffer_copyout(in, hdr, sizeof(hdr));
-		rc = wire_header_decode(hdr, s->max_frame, &h);
-		if (rc == WIRE_EMAGIC) {
-			session_close(s, WIRE_ERR_BAD_FRAME, "bad magic "
-			    "0x%02x%02x, not a sipc peer%s", hdr[0], hdr[1],
-			    hdr[0] == 0x16 && hdr[1] == 0x03 ? " (a TLS client "
-			    "on this plain-text port?)" : "");
-			return;
-		}
-		if (rc == WIRE_ERESERVED) {
-			session_close(s, WIRE_ERR_BAD_FRAME, "reserved header "
-			    "bits set");
-			return;
-		}
-		if (rc == WIRE_ETOOBIG) {
-			session_close(s, WIRE_ERR_TOO_LARGE, "frame of %u "
-			    "bytes exceeds the limit of %u", h.len,
-			    s->max_frame);
-			return;
-		}
-		if (s->state == SESSION_READY && h.version != s->version) {
-			session_close(s, WIRE_ERR_BAD_FRAME, "frame of version "
-			    "%u in a version %u session", h.version,
-			    s->version);
-			return;
-		}
-		if ((h.flags & WIRE_F_COMPRESSED) &&
-		    !(s->features & WIRE_FEAT_ZLIB)) {
-			session_close(s, WIRE_ERR_BAD_FRAME, "compressed "
-			    "frame, but compression was not negotiated");
-			return;
-		}
-		if (avail < SIPC_HEADER_SIZE + (size_t)h.len)
-			return;		/* the rest is on its way */
-		evbuffer_drain(in, SIPC_HEADER_SIZE);
-		payload = h.len ? evbuffer_pullup(in, h.len) : empty_payload;
-		if (payload == NULL) {
-			session_close(s, WIRE_ERR_INTERNAL, "out of memory");
+		if (rc == -1) {
+			session_close(s, err.code, "%s", err.why);
 			return;
 		}
 		s->last_rx_ms = (uint64_t)mono_ms();
 		b->st.frames_in++;
-		b->st.bytes_in += SIPC_HEADER_SIZE + h.len;
-		wire_len = h.len;
-		if (h.flags & WIRE_F_COMPRESSED) {
-			/* Inflated size is bounded by the same frame limit: a
-			 * zlib bomb ends here, having cost at most that. */
-			rc = zf_inflate(payload, h.len, s->max_frame, &b->zbuf,
-			    &b->zcap, &zlen);
-			if (rc != 0) {
-				session_close(s, WIRE_ERR_COMPRESSION, "%s",
-				    rc == ZF_ETOOBIG ? "compressed frame "
-				    "inflates past the frame limit" :
-				    "corrupt compressed frame");
-				return;
-			}
-			payload = b->zbuf ? b->zbuf : empty_payload;
-			h.len = (uint32_t)zlen;
-		}
-		dispatch_frame(s, &h, payload);
-		evbuffer_drain(in, wire_len);
+		b->st.bytes_in += fr.size;
+		dispatch_frame(s, &fr.h, fr.payload);
+		/* Sessions rarely compress: an inflate buffer is not kept. */
+		if (fr.h.flags & WIRE_F_COMPRESSED)
+			frame_free(&s->framer);
+		evbuffer_drain(s->in, fr.size);
 	}
 }
 

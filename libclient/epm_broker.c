@@ -25,7 +25,7 @@
 #include <openssl/err.h>
 
 #include "../proto/addr.h"
-#include "../proto/zframe.h"
+#include "../common/evframe.h"
 #include "internal.h"
 #include "../common/tls.h"
 
@@ -74,8 +74,7 @@ struct epm_broker {
 	struct wbuf		 out;
 	char			 host[SIPC_HOST_MAX + 1];
 	uint32_t		 features;	/* negotiated in HELLO */
-	uint8_t			*zbuf;		/* inflated payloads */
-	size_t			 zcap;
+	struct framer		 framer;
 	SSL_CTX			*tls;		/* NULL: plain text */
 	int			 psk;
 	char			 tls_host[256];	/* checked in the cert */
@@ -234,6 +233,8 @@ b_ready(struct epm_broker *b, const struct wire_hello_ok *ok)
 	b->hb_ms = ok->heartbeat_ms;
 	b->max_frame = ok->max_frame;
 	b->features = ok->features & WIRE_FEAT_ZLIB;
+	frame_open(&b->framer, ok->version, b->features != 0, b->max_frame,
+	    b->max_frame);
 	atomic_store(&epm->failed, 0);
 	b->backoff_ms = BACKOFF_MIN_MS;
 	pthread_mutex_lock(&epm->mu);
@@ -440,72 +441,43 @@ b_readcb(struct bufferevent *bev, void *arg)
 {
 	struct epm_broker *b = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	uint8_t hdr[SIPC_HEADER_SIZE], empty = 0;
-	struct wire_header h;
-	const uint8_t *p;
 	uint64_t gen = b->generation;
-	uint32_t limit, wire_len;
-	size_t zlen;
+	struct frame_err err;
+	struct frame fr;
 	int rc;
 
-	while (b->generation == gen &&
-	    evbuffer_get_length(in) >= SIPC_HEADER_SIZE) {
-		evbuffer_copyout(in, hdr, sizeof(hdr));
-		limit = b->state == B_READY ? b->max_frame :
-		    SIPC_HELLO_FRAME_MAX;
-		if ((rc = wire_header_decode(hdr, limit, &h)) != 0) {
-			b_down(b, SIPC_EPROTO, "bad frame: %s",
-			    wire_strerror(rc));
+	while (b->generation == gen) {
+		if ((rc = evframe_next(&b->framer, in, &fr, &err)) == 0)
 			return;
-		}
-		if ((h.flags & WIRE_F_COMPRESSED) &&
-		    !(b->features & WIRE_FEAT_ZLIB)) {
-			b_down(b, SIPC_EPROTO, "compressed frame, not "
-			    "negotiated");
+		if (rc == -1) {
+			b_down(b, err.code == WIRE_ERR_INTERNAL ? SIPC_ENOMEM :
+			    SIPC_EPROTO, "bad frame from the broker: %s",
+			    err.why);
 			return;
-		}
-		if (evbuffer_get_length(in) < SIPC_HEADER_SIZE + (size_t)h.len)
-			return;
-		evbuffer_drain(in, SIPC_HEADER_SIZE);
-		p = h.len ? evbuffer_pullup(in, h.len) : &empty;
-		if (p == NULL) {
-			b_down(b, SIPC_ENOMEM, "out of memory");
-			return;
-		}
-		wire_len = h.len;
-		if (h.flags & WIRE_F_COMPRESSED) {
-			if (zf_inflate(p, h.len, b->max_frame, &b->zbuf,
-			    &b->zcap, &zlen) != 0) {
-				b_down(b, SIPC_EPROTO, "corrupt compressed "
-				    "frame");
-				return;
-			}
-			p = b->zbuf ? b->zbuf : &empty;
-			h.len = (uint32_t)zlen;
 		}
 		b->last_rx = mono_ms();
-		switch (h.type) {
+		switch (fr.h.type) {
 		case WIRE_PING:
 			wbuf_reset(&b->out);
-			if (h.len == 8 && wire_enc_u64(&b->out, WIRE_PONG,
-			    h.reqid, wire_ld64(p)) == 0)
+			if (fr.h.len == 8 && wire_enc_u64(&b->out, WIRE_PONG,
+			    fr.h.reqid, wire_ld64(fr.payload)) == 0)
 				b_send(b);
 			break;
 		case WIRE_PONG:
 			break;
 		case WIRE_OK:
 		case WIRE_ERROR:
-			on_answer(b, &h, p);
+			on_answer(b, &fr.h, fr.payload);
 			break;
 		case WIRE_JOIN:
 		case WIRE_LEAVE:
-			on_push(b, &h, p);
+			on_push(b, &fr.h, fr.payload);
 			break;
 		default:
 			break;	/* a later version's push: ignore */
 		}
 		if (b->generation == gen)
-			evbuffer_drain(in, wire_len);
+			evbuffer_drain(in, fr.size);
 	}
 }
 
@@ -548,6 +520,8 @@ b_eventcb(struct bufferevent *bev, short what, void *arg)
 		}
 		b->state = B_HELLO;
 		b->last_rx = mono_ms();
+		frame_free(&b->framer);
+		frame_init(&b->framer, SIPC_HELLO_FRAME_MAX, 0);
 		send_hello(b);
 		return;
 	}
@@ -706,6 +680,7 @@ broker_new(sipc_epm *epm, const char *addr)
 	memset(&epm->opts.security, 0, sizeof(epm->opts.security));
 	TAILQ_INIT(&b->pending);
 	wbuf_init(&b->out, SIPC_HEADER_SIZE + SIPC_HELLO_FRAME_MAX);
+	frame_init(&b->framer, SIPC_HELLO_FRAME_MAX, 0);
 	b->backoff_ms = BACKOFF_MIN_MS;
 	b->hb_ms = SIPC_DEF_HEARTBEAT_MS;
 	if (gethostname(b->host, sizeof(b->host)) != 0)
@@ -737,7 +712,7 @@ broker_free(sipc_epm *epm)
 	pending_clear(b);
 	event_free(b->timer);
 	wbuf_free(&b->out);
-	free(b->zbuf);
+	frame_free(&b->framer);
 	if (b->tls)
 		SSL_CTX_free(b->tls);
 	free(b);

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../proto/zframe.h"
 #include "reader.h"
 
 void
@@ -13,21 +12,22 @@ dp_reader_init(struct dp_reader *r, size_t max_message)
 {
 	memset(r, 0, sizeof(*r));
 	r->max_message = max_message;
+	/* Before DHELLO only a small frame; after it, one message. */
+	frame_init(&r->fr, SIPC_HELLO_FRAME_MAX, 1);
 }
 
 void
 dp_reader_open(struct dp_reader *r, int zlib)
 {
 	r->open = 1;
-	r->zlib = zlib;
+	frame_open(&r->fr, SIPC_PROTO_VERSION_MAX, zlib,
+	    (uint32_t)(SIPC_DATA_PREFIX + r->max_message), r->max_message);
 }
 
 void
 dp_reader_free(struct dp_reader *r)
 {
-	free(r->zbuf);
-	r->zbuf = NULL;
-	r->zcap = 0;
+	frame_free(&r->fr);
 }
 
 static int
@@ -43,98 +43,62 @@ dp_read(struct dp_reader *r, const uint8_t *buf, size_t len,
     struct dp_event *ev, size_t *need, uint16_t *code, char *why,
     size_t whylen)
 {
-	struct wire_header h;
+	struct frame_err err;
 	struct wire_data d;
+	struct frame f;
 	const uint8_t *p;
-	uint32_t limit;
-	size_t flen, zlen;
 	int rc;
 
-	if (len < SIPC_HEADER_SIZE) {
-		*need = SIPC_HEADER_SIZE;
-		return 0;
+	if ((rc = frame_next(&r->fr, buf, len, &f, need, &err)) <= 0) {
+		if (rc < 0)
+			fail(code, why, whylen, err.code, err.why);
+		return rc;
 	}
-	/* Before DHELLO only a small frame; after it, one message. */
-	limit = r->open ? (uint32_t)(SIPC_DATA_PREFIX + r->max_message) :
-	    SIPC_HELLO_FRAME_MAX;
-	rc = wire_header_decode(buf, limit, &h);
-	if (rc == WIRE_ETOOBIG) {
-		snprintf(why, whylen, "frame of %u bytes over the limit of %u",
-		    h.len, limit);
-		*code = WIRE_ERR_TOO_LARGE;
-		return -1;
-	}
-	if (rc != 0)
-		return fail(code, why, whylen, WIRE_ERR_BAD_FRAME,
-		    wire_strerror(rc));
-	if (r->hello_seen && h.version != SIPC_PROTO_VERSION_MAX)
-		return fail(code, why, whylen, WIRE_ERR_BAD_FRAME,
-		    "wrong protocol version in a frame");
-	if ((h.flags & WIRE_F_COMPRESSED) && (!r->zlib || h.type != WIRE_DATA))
-		return fail(code, why, whylen, WIRE_ERR_BAD_FRAME,
-		    "compression not negotiated");
-	flen = SIPC_HEADER_SIZE + (size_t)h.len;
-	if (len < flen) {
-		*need = flen;
-		return 0;
-	}
-	p = buf + SIPC_HEADER_SIZE;
+	p = f.payload;
 	memset(ev, 0, sizeof(*ev));
-	ev->reqid = h.reqid;
-	ev->wire_len = h.len;
-	if (!r->open && h.type != WIRE_DHELLO && h.type != WIRE_ERROR)
+	ev->reqid = f.h.reqid;
+	ev->wire_len = f.wire_len;
+	if (!r->open && f.h.type != WIRE_DHELLO && f.h.type != WIRE_ERROR)
 		return fail(code, why, whylen, WIRE_ERR_HELLO_REQUIRED,
 		    "send DHELLO first");
-	switch (h.type) {
+	switch (f.h.type) {
 	case WIRE_DHELLO:
 		if (r->hello_seen)
 			return fail(code, why, whylen, WIRE_ERR_UNEXPECTED,
 			    "DHELLO twice");
-		if (wire_dec_dhello(p, h.len, &ev->hello) != 0)
+		if (wire_dec_dhello(p, f.h.len, &ev->hello) != 0)
 			return fail(code, why, whylen, WIRE_ERR_BAD_MESSAGE,
 			    "malformed DHELLO");
 		r->hello_seen = 1;
 		ev->type = DP_DHELLO;
-		return (int)flen;
+		break;
 	case WIRE_DATA:
-		if (wire_dec_data(p, h.len, &d) != 0)
+		if (wire_dec_data(p, f.h.len, &d) != 0)
 			return fail(code, why, whylen, WIRE_ERR_BAD_MESSAGE,
 			    "malformed DATA");
-		if (h.flags & WIRE_F_COMPRESSED) {
-			/* Only the body is compressed; it inflates to at most
-			 * max_message bytes: a zlib bomb stops there. */
-			rc = zf_inflate(d.body, d.len, r->max_message,
-			    &r->zbuf, &r->zcap, &zlen);
-			if (rc != 0)
-				return fail(code, why, whylen,
-				    WIRE_ERR_COMPRESSION, rc == ZF_ETOOBIG ?
-				    "message inflates past max_message" :
-				    "corrupt compressed message");
-			d.body = r->zbuf ? r->zbuf : p;
-			d.len = zlen;
-		}
 		ev->type = DP_DATA;
 		ev->seq = d.seq;
 		ev->body = d.body;
 		ev->len = d.len;
-		return (int)flen;
+		break;
 	case WIRE_PING:
 	case WIRE_PONG:
-		if (wire_dec_u64(p, h.len, &ev->token) != 0)
+		if (wire_dec_u64(p, f.h.len, &ev->token) != 0)
 			return fail(code, why, whylen, WIRE_ERR_BAD_MESSAGE,
 			    "malformed PING or PONG");
-		ev->type = h.type == WIRE_PING ? DP_PING : DP_PONG;
-		return (int)flen;
+		ev->type = f.h.type == WIRE_PING ? DP_PING : DP_PONG;
+		break;
 	case WIRE_ERROR:
-		if (wire_dec_error(p, h.len, &ev->error) != 0)
+		if (wire_dec_error(p, f.h.len, &ev->error) != 0)
 			return fail(code, why, whylen, WIRE_ERR_BAD_MESSAGE,
 			    "malformed ERROR");
 		ev->type = DP_ERROR;
-		return (int)flen;
+		break;
 	default:
 		return fail(code, why, whylen, WIRE_ERR_UNEXPECTED,
 		    "not a frame a receiver takes");
 	}
+	return (int)f.size;
 }
 
 /* ---- Read buffer --------------------------------------------------------- */

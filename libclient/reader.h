@@ -4,10 +4,11 @@
  * receiver (receiver.c) feeds it what it read and acts on the events; the
  * fuzzer (tests/fuzz) feeds it anything.
  *
- * It checks every header before looking at a payload, decodes DHELLO and
- * DATA (inflating compressed bodies, bounded by max_message), PING, PONG
- * and ERROR, and refuses everything else, and everything out of order
- * (DATA before DHELLO accepted, DHELLO twice).
+ * Frames come through the framer (proto/frame.h), which checks every
+ * header before looking at a payload and inflates compressed bodies,
+ * bounded by max_message; the reader decodes DHELLO, DATA, PING, PONG and
+ * ERROR, and refuses everything else, and everything out of order (DATA
+ * before DHELLO accepted, DHELLO twice).
  */
 #ifndef SIPC_READER_H
 #define SIPC_READER_H
@@ -15,15 +16,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../proto/frame.h"
 #include "../proto/wire.h"
 
 struct dp_reader {
+	struct framer	 fr;
 	size_t		 max_message;	/* bytes of one message body */
 	int		 hello_seen;
 	int		 open;		/* DHELLO accepted */
-	int		 zlib;		/* compressed DATA allowed */
-	uint8_t		*zbuf;		/* inflated bodies */
-	size_t		 zcap;
 };
 
 enum dp_type {

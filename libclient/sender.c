@@ -31,6 +31,7 @@
 #include <event2/event.h>
 
 #include "../proto/addr.h"
+#include "../proto/frame.h"
 #include "../proto/zframe.h"
 #include "internal.h"
 #include "xport.h"
@@ -191,6 +192,7 @@ struct conn {
 	uint8_t			 ctl[512];
 	size_t			 ctl_len;
 	size_t			 ctl_off;
+	struct framer		 framer;	/* of what the receiver sends */
 	uint8_t			 in[SIPC_HEADER_SIZE + 1024];
 	size_t			 in_len;
 	int64_t			 last_rx;
@@ -831,6 +833,8 @@ on_ready(struct conn *c, const struct wire_dhello_ok *ok)
 	/* A receiver that declines ZLIB gets every message uncompressed:
 	 * declining a feature is its right, not an error. */
 	c->zlib = (ok->features & WIRE_FEAT_ZLIB) != 0;
+	frame_open(&c->framer, ok->version, 0, c->framer.limit,
+	    c->framer.limit);
 	for (i = 0; !c->zlib && i < c->count; i++) {
 		m = ring_at(c, i);
 		if (!msg_compressed(m))
@@ -954,29 +958,26 @@ conn_frame(struct conn *c, const struct wire_header *h, const uint8_t *p)
 static int
 conn_parse(struct conn *c, int last)
 {
-	struct wire_header h;
-	size_t off = 0, flen;
+	struct frame_err err;
+	struct frame fr;
+	size_t off = 0, need;
 	uint64_t v;
-	int rc = 0;
+	int rc;
 
-	while (c->in_len - off >= SIPC_HEADER_SIZE) {
-		if (wire_header_decode(c->in + off,
-		    sizeof(c->in) - SIPC_HEADER_SIZE, &h) != 0) {
+	while ((rc = frame_next(&c->framer, c->in + off, c->in_len - off, &fr,
+	    &need, &err)) != 0) {
+		if (rc == -1) {
 			if (!last)
 				conn_down(c, "bad frame from receiver");
 			return -1;
 		}
-		flen = SIPC_HEADER_SIZE + h.len;
-		if (c->in_len - off < flen)
-			break;
-		if (!last)
-			rc = conn_frame(c, &h, c->in + off + SIPC_HEADER_SIZE);
-		else if (h.type == WIRE_ACK &&
-		    wire_dec_u64(c->in + off + SIPC_HEADER_SIZE, h.len, &v) == 0)
+		if (!last) {
+			if (conn_frame(c, &fr.h, fr.payload) != 0)
+				return -1;
+		} else if (fr.h.type == WIRE_ACK &&
+		    wire_dec_u64(fr.payload, fr.h.len, &v) == 0)
 			on_ack(c, v);
-		if (rc != 0)
-			return -1;
-		off += flen;
+		off += fr.size;
 	}
 	memmove(c->in, c->in + off, c->in_len - off);
 	c->in_len -= off;
@@ -1331,6 +1332,9 @@ conn_connect(struct conn *c)
 	}
 	tune_data_socket(fd, ss.ss_family != AF_UNIX);
 	xp_init(&c->xp, fd);
+	/* Answers, acknowledgements and heartbeats: small frames, never
+	 * compressed. */
+	frame_init(&c->framer, sizeof(c->in) - SIPC_HEADER_SIZE, 1);
 	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, conn_readcb, c);
 	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_writecb, c);
 	if (c->rev == NULL || c->wev == NULL) {

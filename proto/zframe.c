@@ -35,11 +35,19 @@ int
 zf_inflate(const void *in, size_t len, size_t limit, uint8_t **buf,
     size_t *cap, size_t *outlen)
 {
+	return zf_inflate_at(in, len, 0, limit, buf, cap, outlen);
+}
+
+int
+zf_inflate_at(const void *in, size_t len, size_t off, size_t limit,
+    uint8_t **buf, size_t *cap, size_t *outlen)
+{
 	z_stream z = { 0 };
-	size_t ncap, room;
+	size_t ncap, room, have;
 	uint8_t *nb;
 	int rc;
 
+	*outlen = 0;
 	if (len > UINT_MAX)
 		return ZF_ECORRUPT;
 	if (inflateInit(&z) != Z_OK)
@@ -47,7 +55,9 @@ zf_inflate(const void *in, size_t len, size_t limit, uint8_t **buf,
 	z.next_in = (Bytef *)(uintptr_t)in;
 	z.avail_in = (uInt)len;
 	for (;;) {
-		room = *cap < limit ? *cap : limit;
+		/* Room for inflated bytes: after the off bytes kept. */
+		have = *cap > off ? *cap - off : 0;
+		room = have < limit ? have : limit;
 		if (z.total_out == room) {
 			/* Grow, but never past the limit: a bomb stops here.
 			 * At the limit, the stream may only end, with no
@@ -64,19 +74,19 @@ zf_inflate(const void *in, size_t len, size_t limit, uint8_t **buf,
 					rc = ZF_ETOOBIG;
 				break;
 			}
-			ncap = *cap ? *cap * 2 : (len * 4 > 4096 ? len * 4 :
+			ncap = have ? have * 2 : (len * 4 > 4096 ? len * 4 :
 			    4096);
 			if (ncap > limit)
 				ncap = limit;
-			if ((nb = realloc(*buf, ncap)) == NULL) {
+			if ((nb = realloc(*buf, off + ncap)) == NULL) {
 				rc = ZF_ENOMEM;
 				break;
 			}
 			*buf = nb;
-			*cap = ncap;
+			*cap = off + ncap;
 			room = ncap;
 		}
-		z.next_out = *buf + z.total_out;
+		z.next_out = *buf + off + z.total_out;
 		z.avail_out = (uInt)(room - z.total_out > UINT_MAX ?
 		    UINT_MAX : room - z.total_out);
 		rc = inflate(&z, Z_NO_FLUSH);

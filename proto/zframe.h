@@ -34,5 +34,11 @@ int	zf_deflate(const void *in, size_t len, uint8_t **out, size_t *outlen);
  */
 int	zf_inflate(const void *in, size_t len, size_t limit, uint8_t **buf,
 	    size_t *cap, size_t *outlen);
+/* The same, keeping the first off bytes of *buf (the caller's, also when
+ * the buffer grows) and inflating after them: *outlen counts only the
+ * inflated bytes, which limit bounds.  With *cap < off the buffer is
+ * grown first; the caller writes its off bytes after the call. */
+int	zf_inflate_at(const void *in, size_t len, size_t off, size_t limit,
+	    uint8_t **buf, size_t *cap, size_t *outlen);
 
 #endif

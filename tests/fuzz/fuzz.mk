@@ -1,5 +1,5 @@
-# fuzz.mk - libFuzzer targets for the wire codec, the data-plane reader,
-# bounded zlib and the text parsers; see tests/fuzz/README.md.  Included by
+# fuzz.mk - libFuzzer targets for the wire codec, the stream framer, the
+# data-plane reader, bounded zlib and the text parsers; see tests/fuzz/README.md.  Included by
 # the top-level Makefile, whose variables it uses ($(B), $(CC), $(XCFLAGS),
 # $(WFLAGS), $(DEP_CFLAGS), $(DEP_LIBS), $(call obj), the "deps"
 # prerequisite).
@@ -21,7 +21,8 @@
 
 FUZZ_SECONDS	?= 60
 FUZZ_CC		?= clang
-FUZZ_TARGETS	= fuzz_frame fuzz_broker fuzz_reader fuzz_zframe fuzz_parse
+FUZZ_TARGETS	= fuzz_frame fuzz_broker fuzz_reader fuzz_zframe fuzz_parse \
+		  fuzz_framer
 FUZZ_DIR	= $(B)/fuzz
 FUZZ_BINS	= $(FUZZ_TARGETS:%=$(FUZZ_DIR)/bin/%)
 FUZZ_RUNS	= $(FUZZ_TARGETS:%=fuzz-run-%)
@@ -33,6 +34,7 @@ FUZZ_LEN_fuzz_broker	= 4096
 FUZZ_LEN_fuzz_reader	= 70000
 FUZZ_LEN_fuzz_zframe	= 16384
 FUZZ_LEN_fuzz_parse	= 1024
+FUZZ_LEN_fuzz_framer	= 70000
 # Seconds one input may take: everything here is linear in its input.
 FUZZ_TIMEOUT	?= 10
 FUZZ_FLAGS	?=
@@ -44,7 +46,7 @@ FUZZ_XCFLAGS	= $(WFLAGS) -Wno-unknown-warning-option -D_GNU_SOURCE \
 		  $(DEP_CFLAGS) -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link
 
 # Code under test, and the oracle the targets share.
-FUZZ_LIB_SRC	= proto/wire.c proto/addr.c proto/zframe.c \
+FUZZ_LIB_SRC	= proto/wire.c proto/addr.c proto/zframe.c proto/frame.c \
 		  libclient/reader.c common/tls.c tests/fuzz/msg.c
 FUZZ_LIB_OBJ	= $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 
@@ -79,6 +81,7 @@ fuzz-run-fuzz_broker: | fuzz-run-fuzz_frame
 fuzz-run-fuzz_reader: | fuzz-run-fuzz_broker
 fuzz-run-fuzz_zframe: | fuzz-run-fuzz_reader
 fuzz-run-fuzz_parse: | fuzz-run-fuzz_zframe
+fuzz-run-fuzz_framer: | fuzz-run-fuzz_parse
 
 # The seed corpus is generated, so that it can be reviewed and made again.
 $(FUZZ_DIR)/gen_corpus: $(call obj,tests/fuzz/gen_corpus.c) \

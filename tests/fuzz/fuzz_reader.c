@@ -76,8 +76,8 @@ check_event(struct conn *c, const struct dp_event *ev, const uint8_t *frame,
 			break;
 		FZ_ASSERT(inside(ev->body, ev->len, frame + SIPC_HEADER_SIZE +
 		    SIPC_DATA_PREFIX, n - SIPC_HEADER_SIZE - SIPC_DATA_PREFIX) ||
-		    (c->zlib && inside(ev->body, ev->len, c->rd.zbuf,
-		    c->rd.zcap)));
+		    (c->zlib && inside(ev->body, ev->len, c->rd.fr.zbuf,
+		    c->rd.fr.zcap)));
 		for (i = 0; i < ev->len; i++)
 			c->sum += ev->body[i];
 		break;

@@ -615,6 +615,97 @@ gen_reader(void)
 	wbuf_free(&w);
 }
 
+/* ---- fuzz_framer ----------------------------------------------------------- */
+
+/* Options byte (fuzz_framer.c), limit choice, chunk seed. */
+#define F_DATA		0x01
+#define F_ZLIB		0x02
+#define F_OPEN		0x04
+
+static void
+emit_framer(const char *name, uint8_t opts, uint8_t limit, uint8_t seed,
+    struct buf *b)
+{
+	uint8_t pre[3] = { opts, limit, seed };
+
+	emit2("fuzz_framer", name, pre, 3, b->p, b->len);
+	b->len = 0;
+}
+
+static void
+gen_framer(void)
+{
+	struct wire_dhello dh = { 1, 1, WIRE_FEAT_ZLIB, 0x1111111111111111ULL,
+	    0, 1, 5000, 65536, S("chat") };
+	struct buf b = { 0 };
+	struct wbuf w;
+	uint8_t *big, *z;
+	size_t zlen;
+
+	wbuf_init(&w, 4096);
+	check(wire_enc_dhello(&w, 1, &dh), "dhello");
+	if ((big = malloc(128 * 1024)) == NULL)
+		exit(1);
+	/* A broker session: HELLO, requests, a compressed answer. */
+	buf_add_msg(&b, "hello");
+	buf_add_msg(&b, "register");
+	buf_add_msg(&b, "lookup");
+	buf_add_msg(&b, "ping");
+	emit_framer("broker-plain", F_OPEN, 2, 1, &b);
+	memset(big, 'r', 8000);
+	z = deflated(big, 8000, &zlen);
+	buf_add_msg(&b, "hello");
+	buf_add_frame(&b, WIRE_OK, WIRE_F_COMPRESSED, 2, z, zlen);
+	buf_add_msg(&b, "stats");
+	emit_framer("broker-zlib", F_OPEN | F_ZLIB, 2, 7, &b);
+	buf_add_frame(&b, WIRE_OK, WIRE_F_COMPRESSED, 2, z, zlen);
+	emit_framer("broker-zlib-not-negotiated", F_OPEN, 2, 7, &b);
+	buf_add_msg(&b, "hello");
+	buf_add_frame(&b, WIRE_OK, WIRE_F_COMPRESSED, 2, z, zlen);
+	emit_framer("broker-zlib-over-limit", F_OPEN | F_ZLIB, 1, 3, &b);
+	free(z);
+	/* A data connection, plain and compressed, and a bomb. */
+	buf_add(&b, w.data, w.len);
+	buf_add_data(&b, 1, "Foo1", 4, 0);
+	buf_add_msg(&b, "ping");
+	buf_add_data(&b, 2, "", 0, 0);
+	emit_framer("data-plain", F_DATA | F_OPEN, 2, 5, &b);
+	memset(big, 'x', 60000);
+	buf_add(&b, w.data, w.len);
+	buf_add_data(&b, 1, big, 60000, 1);
+	buf_add_data(&b, 2, "Foo1Foo1Foo1Foo1Foo1Foo1Foo1Foo1", 32, 1);
+	buf_add_data(&b, 3, "plain", 5, 0);
+	emit_framer("data-zlib", F_DATA | F_OPEN | F_ZLIB, 2, 9, &b);
+	memset(big, 0, 128 * 1024);
+	buf_add(&b, w.data, w.len);
+	buf_add_data(&b, 1, big, 128 * 1024, 1);
+	emit_framer("data-zlib-bomb", F_DATA | F_OPEN | F_ZLIB, 2, 9, &b);
+	z = deflated(big, 1000, &zlen);
+	buf_add(&b, w.data, w.len);
+	buf_add_frame(&b, WIRE_PING, WIRE_F_COMPRESSED, 0, z, zlen);
+	emit_framer("data-zlib-not-data", F_DATA | F_OPEN | F_ZLIB, 2, 9, &b);
+	free(z);
+	/* Limits, version, garbage. */
+	buf_add_frame(&b, WIRE_HELLO, 0, 1, NULL, 0);
+	wire_be32(b.p + b.len - 4, SIPC_HELLO_FRAME_MAX + 1);
+	emit_framer("hello-over-limit", F_OPEN, 2, 1, &b);
+	buf_add_msg(&b, "hello");
+	buf_add_msg(&b, "ping");
+	b.p[b.len - 8 - SIPC_HEADER_SIZE + 2] = 2;
+	emit_framer("wrong-version", F_OPEN, 2, 1, &b);
+	buf_add(&b, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
+	noise(big, 200, 3);
+	buf_add(&b, big, 200);
+	emit_framer("tls-client-hello", 0, 0, 1, &b);
+	buf_add_msg(&b, "hello");
+	buf_add_data(&b, 1, "Foo1", 4, 0);
+	b.len -= 2;
+	emit_framer("truncated", F_OPEN, 3, 2, &b);
+	free(big);
+	free(b.p);
+	wbuf_free(&w);
+}
+
 /* ---- fuzz_zframe ----------------------------------------------------------- */
 
 static void
@@ -738,6 +829,7 @@ main(int argc, char **argv)
 	gen_reader();
 	gen_zframe();
 	gen_parse();
+	gen_framer();
 	printf("gen_corpus: %d files in %s\n", nfiles, outdir);
 	return 0;
 }

@@ -30,6 +30,7 @@ int	fuzz_broker_one(const uint8_t *, size_t);
 int	fuzz_reader_one(const uint8_t *, size_t);
 int	fuzz_zframe_one(const uint8_t *, size_t);
 int	fuzz_parse_one(const uint8_t *, size_t);
+int	fuzz_framer_one(const uint8_t *, size_t);
 
 static const struct target {
 	const char	*name;
@@ -40,6 +41,7 @@ static const struct target {
 	{ "fuzz_reader",	fuzz_reader_one },
 	{ "fuzz_zframe",	fuzz_zframe_one },
 	{ "fuzz_parse",		fuzz_parse_one },
+	{ "fuzz_framer",	fuzz_framer_one },
 };
 #define NTARGETS	(sizeof(targets) / sizeof(targets[0]))
 

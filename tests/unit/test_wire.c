@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "../../proto/addr.h"
+#include "../../proto/frame.h"
+#include "../../proto/zframe.h"
 #include "../../proto/wire.h"
 
 #define S(lit)	((struct wire_str){ lit, sizeof(lit) - 1 })
@@ -1016,6 +1018,163 @@ doc_example(const char *doc, const char *name, uint8_t *out, size_t cap)
 	return n;
 }
 
+/* ---- The framer ------------------------------------------------------------ */
+
+/* A frame of type with flags, version and payload p[0..len) at buf. */
+static size_t
+mkframe(uint8_t *buf, uint8_t version, uint8_t type, uint16_t flags,
+    const void *p, size_t len)
+{
+	struct wire_header h = { version, type, flags, 7, (uint32_t)len };
+
+	wire_header_encode(buf, &h);
+	if (len)
+		memcpy(buf + SIPC_HEADER_SIZE, p, len);
+	return SIPC_HEADER_SIZE + len;
+}
+
+/* frame_next over buf[0..len): its result, and *code on an error. */
+static int
+next(struct framer *f, const uint8_t *buf, size_t len, struct frame *fr,
+    size_t *need, uint16_t *code)
+{
+	struct frame_err err;
+	int rc;
+
+	memset(&err, 0, sizeof(err));
+	rc = frame_next(f, buf, len, fr, need, &err);
+	if (rc == -1) {
+		ck_assert_int_ne(err.code, 0);
+		ck_assert_int_ne(err.why[0], '\0');
+		*code = err.code;
+	}
+	return rc;
+}
+
+/* Whole, partial, over the limit, bad headers, versions. */
+START_TEST(test_framer_bounds)
+{
+	static uint8_t buf[8192];
+	struct framer f;
+	struct frame fr;
+	size_t n, need;
+	uint16_t code = 0;
+	int i;
+
+	frame_init(&f, SIPC_HELLO_FRAME_MAX, 0);
+	ck_assert_int_eq(next(&f, buf, 0, &fr, &need, &code), 0);
+	ck_assert_uint_eq(need, SIPC_HEADER_SIZE);
+	n = mkframe(buf, 1, WIRE_PING, 0, "\1\2\3\4\5\6\7\10", 8);
+	/* Every prefix is incomplete, asking for the whole frame once the
+	 * header is there. */
+	for (i = 0; i < (int)n; i++) {
+		ck_assert_int_eq(next(&f, buf, (size_t)i, &fr, &need, &code),
+		    0);
+		ck_assert_uint_eq(need, i < SIPC_HEADER_SIZE ?
+		    SIPC_HEADER_SIZE : n);
+	}
+	ck_assert_int_eq(next(&f, buf, n + 5, &fr, &need, &code), 1);
+	ck_assert_uint_eq(fr.size, n);
+	ck_assert_uint_eq(fr.h.len, 8);
+	ck_assert_uint_eq(fr.wire_len, 8);
+	ck_assert_ptr_eq(fr.payload, buf + SIPC_HEADER_SIZE);
+	/* At the limit, and one byte over: refused from the header alone. */
+	n = mkframe(buf, 1, WIRE_HELLO, 0, NULL, 0);
+	wire_be32(buf + 12, SIPC_HELLO_FRAME_MAX);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), 0);
+	ck_assert_uint_eq(need, SIPC_HEADER_SIZE + SIPC_HELLO_FRAME_MAX);
+	wire_be32(buf + 12, SIPC_HELLO_FRAME_MAX + 1);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_TOO_LARGE);
+	/* Bad magic (a TLS ClientHello too), reserved bits, unknown flags. */
+	memcpy(buf, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\0\0\0\0\0",
+	    16);
+	ck_assert_int_eq(next(&f, buf, 16, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_BAD_FRAME);
+	n = mkframe(buf, 1, WIRE_PING, 0, NULL, 0);
+	buf[7] = 1;
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_BAD_FRAME);
+	n = mkframe(buf, 1, WIRE_PING, 0x8000, NULL, 0);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_BAD_FRAME);
+	/* Any version before the handshake, only the chosen one after. */
+	n = mkframe(buf, 9, WIRE_HELLO, 0, NULL, 0);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), 1);
+	frame_open(&f, 1, 0, 1 << 20, 1 << 20);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_BAD_FRAME);
+	n = mkframe(buf, 1, WIRE_LOOKUP, 0, NULL, 0);
+	wire_be32(buf + 12, 1 << 20);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), 0);
+	ck_assert_uint_eq(need, SIPC_HEADER_SIZE + (1 << 20));
+	frame_free(&f);
+}
+END_TEST
+
+/* Compressed payloads: negotiated or not, whole or DATA bodies, bounded. */
+START_TEST(test_framer_zlib)
+{
+	static uint8_t buf[70000], plain[70000];
+	struct framer f;
+	struct frame fr;
+	uint8_t *z, data[8 + 4096];
+	size_t n, zlen, need;
+	uint16_t code = 0;
+
+	memset(plain, 'q', sizeof(plain));
+	ck_assert_int_eq(zf_deflate(plain, 5000, &z, &zlen), 0);
+	/* A broker session: not before it is negotiated. */
+	frame_init(&f, SIPC_HELLO_FRAME_MAX, 0);
+	n = mkframe(buf, 1, WIRE_OK, WIRE_F_COMPRESSED, z, zlen);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_BAD_FRAME);
+	frame_open(&f, 1, 1, 1 << 20, 5000);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), 1);
+	ck_assert_uint_eq(fr.h.len, 5000);
+	ck_assert_uint_eq(fr.wire_len, zlen);
+	ck_assert_uint_eq(fr.size, n);
+	ck_assert_int_eq(memcmp(fr.payload, plain, 5000), 0);
+	/* One byte of limit less: refused, as a bomb would be. */
+	frame_open(&f, 1, 1, 1 << 20, 4999);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_COMPRESSION);
+	/* Corrupt: a byte of the stream flipped. */
+	frame_open(&f, 1, 1, 1 << 20, 1 << 20);
+	buf[SIPC_HEADER_SIZE + zlen / 2] ^= 0x55;
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_COMPRESSION);
+	frame_free(&f);
+
+	/* A data connection: only DATA, whose sequence number stays. */
+	frame_init(&f, SIPC_HELLO_FRAME_MAX, 1);
+	frame_open(&f, 1, 1, SIPC_DATA_PREFIX + 65536, 65536);
+	wire_be64(data, 42);
+	memcpy(data + 8, z, zlen);
+	n = mkframe(buf, 1, WIRE_DATA, WIRE_F_COMPRESSED, data, 8 + zlen);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), 1);
+	ck_assert_uint_eq(fr.h.len, 8 + 5000);
+	ck_assert_uint_eq(wire_ld64(fr.payload), 42);
+	ck_assert_int_eq(memcmp(fr.payload + 8, plain, 5000), 0);
+	n = mkframe(buf, 1, WIRE_PING, WIRE_F_COMPRESSED, z, zlen);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_BAD_FRAME);
+	n = mkframe(buf, 1, WIRE_DATA, WIRE_F_COMPRESSED, data, 5);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_BAD_MESSAGE);
+	free(z);
+	/* A body of zeros that inflates past the limit. */
+	memset(plain, 0, sizeof(plain));
+	ck_assert_int_eq(zf_deflate(plain, 65537, &z, &zlen), 0);
+	memcpy(data + 8, z, zlen);
+	n = mkframe(buf, 1, WIRE_DATA, WIRE_F_COMPRESSED, data, 8 + zlen);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_COMPRESSION);
+	free(z);
+	frame_free(&f);
+}
+END_TEST
+
 START_TEST(test_doc_examples)
 {
 	const char *path = getenv("SIPC_PROTOCOL_MD");
@@ -1093,6 +1252,8 @@ main(int argc, char **argv)
 	tcase_add_test(tc, test_counts_bounded);
 	tcase_add_test(tc, test_wbuf_limit);
 	tcase_add_test(tc, test_addr_parse);
+	tcase_add_test(tc, test_framer_bounds);
+	tcase_add_test(tc, test_framer_zlib);
 	tcase_add_test(tc, test_doc_examples);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

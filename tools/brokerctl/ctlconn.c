@@ -20,7 +20,7 @@
 
 #include "../../common/clock.h"
 #include "../../proto/addr.h"
-#include "../../proto/zframe.h"
+#include "../../proto/frame.h"
 #include "ctlconn.h"
 
 #define CTL_DEFAULT_PORT	4455
@@ -208,46 +208,45 @@ recv_all(struct ctlconn *c, uint8_t *p, size_t n, int64_t deadline)
 static int
 recv_frame(struct ctlconn *c, struct wire_header *h, int64_t deadline)
 {
-	uint8_t hdr[SIPC_HEADER_SIZE], *n;
+	size_t have = 0, need = SIPC_HEADER_SIZE;
+	struct frame_err err;
+	struct frame fr;
+	uint8_t *n;
 	int rc;
 
-	if ((rc = recv_all(c, hdr, sizeof(hdr), deadline)) != 0) {
-		if (rc == 1)
-			seterr(c, "no answer within %d ms", c->timeout_ms);
-		return rc;
-	}
-	if ((rc = wire_header_decode(hdr, c->max_frame, h)) != 0) {
-		seterr(c, "bad frame from the broker: %s", wire_strerror(rc));
-		return -1;
-	}
-	if (h->len > c->incap) {
-		if ((n = realloc(c->in, h->len)) == NULL) {
-			seterr(c, "out of memory");
+	for (;;) {
+		if (need > c->incap) {
+			if ((n = realloc(c->in, need)) == NULL) {
+				seterr(c, "out of memory");
+				return -1;
+			}
+			c->in = n;
+			c->incap = need;
+		}
+		if ((rc = recv_all(c, c->in + have, need - have,
+		    deadline)) != 0) {
+			if (rc == 1 && have == 0)
+				seterr(c, "no answer within %d ms",
+				    c->timeout_ms);
+			else if (rc == 1)
+				seterr(c, "frame cut short");
+			return have == 0 ? rc : -1;
+		}
+		have = need;
+		if ((rc = frame_next(&c->framer, c->in, have, &fr, &need,
+		    &err)) == 1)
+			break;
+		if (rc == -1) {
+			seterr(c, "bad frame from the broker: %s", err.why);
 			return -1;
 		}
-		c->in = n;
-		c->incap = h->len;
+		/* Once a header arrived, the rest must follow within the
+		 * timeout. */
+		if (deadline < 0)
+			deadline = mono_ms() + c->timeout_ms;
 	}
-	/* Once a header arrived, the rest must follow within the timeout. */
-	if (deadline < 0)
-		deadline = mono_ms() + c->timeout_ms;
-	if ((rc = recv_all(c, c->in, h->len, deadline)) != 0) {
-		if (rc == 1)
-			seterr(c, "frame cut short");
-		return -1;
-	}
-	c->payload = c->in;
-	if (h->flags & WIRE_F_COMPRESSED) {
-		size_t zlen;
-
-		if ((rc = zf_inflate(c->in, h->len, c->max_frame, &c->zbuf,
-		    &c->zcap, &zlen)) != 0) {
-			seterr(c, "corrupt compressed frame from the broker");
-			return -1;
-		}
-		c->payload = c->zbuf;
-		h->len = (uint32_t)zlen;
-	}
+	*h = fr.h;
+	c->payload = fr.payload;
 	return 0;
 }
 
@@ -405,6 +404,7 @@ ctl_open(struct ctlconn *c, const char *addr, int timeout_ms,
 	c->fd = -1;
 	c->timeout_ms = timeout_ms;
 	c->max_frame = SIPC_HELLO_FRAME_MAX;	/* until HELLO says more */
+	frame_init(&c->framer, c->max_frame, 0);
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	wbuf_init(&c->out, 64 * 1024);
 	if (addr_parse(addr, host, sizeof(host), &port, ADDR_PORT_OPTIONAL,
@@ -459,6 +459,9 @@ ctl_open(struct ctlconn *c, const char *addr, int timeout_ms,
 	c->software[c->hello.software.len] = '\0';
 	c->hello.software.ptr = c->software;
 	c->max_frame = c->hello.max_frame;
+	frame_open(&c->framer, c->hello.version,
+	    (c->hello.features & WIRE_FEAT_ZLIB) != 0, c->max_frame,
+	    c->max_frame);
 	return 0;
 }
 
@@ -478,7 +481,7 @@ ctl_close(struct ctlconn *c)
 	c->fd = -1;
 	wbuf_free(&c->out);
 	free(c->in);
-	free(c->zbuf);
-	c->in = c->zbuf = NULL;
-	c->incap = c->zcap = 0;
+	c->in = NULL;
+	c->incap = 0;
+	frame_free(&c->framer);
 }

@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 
 #include "../../common/tls.h"
+#include "../../proto/frame.h"
 #include "../../proto/wire.h"
 
 struct ctlconn {
@@ -27,11 +28,10 @@ struct ctlconn {
 	struct wire_hello_ok	 hello;
 	char			 software[SIPC_SOFTWARE_MAX + 1];
 	struct wbuf		 out;
+	struct framer		 framer;
 	uint8_t			*in;		/* last frame, as received */
 	size_t			 incap;
-	uint8_t			*zbuf;		/* last frame, inflated */
-	size_t			 zcap;
-	const uint8_t		*payload;	/* in or zbuf */
+	const uint8_t		*payload;	/* in, or inflated */
 	char			 err[768];
 };
 
