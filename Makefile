@@ -46,7 +46,8 @@ XCFLAGS		= $(WFLAGS) -D_GNU_SOURCE -DSIPC_VERSION=\"$(VERSION)\" \
 PROTO_SRC	= proto/wire.c proto/addr.c proto/zframe.c proto/frame.c
 # What libsipc, sipc-epmd and brokerctl all use: TLS set-up, clocks, the
 # framer over libevent buffers.
-COMMON_SRC	= common/tls.c common/clock.c common/evframe.c
+COMMON_SRC	= common/tls.c common/clock.c common/evframe.c \
+		  common/liveness.c
 BROKER_SRC	= broker/main.c broker/config.c broker/listen.c \
 		  broker/session.c broker/dispatch.c broker/registry.c \
 		  broker/log.c broker/metrics.c $(COMMON_SRC)
@@ -73,7 +74,8 @@ CTL_OBJ		= $(call obj,$(CTL_SRC))
 BINS		= $(B)/bin/sipc-epmd $(B)/bin/brokerctl $(B)/bin/sipc \
 		  $(B)/bin/sipc-example-receiver $(B)/bin/sipc-example-sender
 
-TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry
+TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry \
+		  $(B)/tests/test_liveness
 TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
 		  $(B)/tests/test_security $(B)/tests/test_faults \
 		  $(B)/tests/test_dataconn
@@ -159,6 +161,11 @@ $(B)/tests/test_wire: $(call obj,tests/unit/test_wire.c) \
 
 $(B)/tests/test_registry: $(call obj,tests/unit/test_registry.c) \
     $(B)/obj/broker/registry.o $(B)/lib/libsipcproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
+$(B)/tests/test_liveness: $(call obj,tests/unit/test_liveness.c) \
+    $(call obj,common/liveness.c common/clock.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 

@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 
 #include "../common/clock.h"
+#include "../common/liveness.h"
 #include "../proto/frame.h"
 #include "../proto/wire.h"
 #include "log.h"
@@ -205,9 +206,9 @@ struct session {
 	uint32_t		 heartbeat_ms;
 	uint32_t		 max_frame;	/* current payload limit */
 	struct framer		 framer;
+	struct liveness		 live;		/* once READY */
 	uint64_t		 opened_ms;
 	uint64_t		 last_rx_ms;
-	uint64_t		 last_tx_ms;
 	uint64_t		 last_req_ms;
 	uint64_t		 close_deadline_ms;
 	char			 host[SIPC_HOST_MAX + 1];

@@ -199,7 +199,7 @@ session_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	s->state = SESSION_HANDSHAKE;
 	s->max_frame = SIPC_HELLO_FRAME_MAX;
 	frame_init(&s->framer, s->max_frame, 0);
-	s->opened_ms = s->last_rx_ms = s->last_tx_ms = s->last_req_ms =
+	s->opened_ms = s->last_rx_ms = s->last_req_ms =
 	    (uint64_t)mono_ms();
 	reg_owner_init(&s->owner, s);
 	s->timer = evtimer_new(b->base, session_timercb, s);
@@ -291,6 +291,8 @@ void
 session_ready(struct session *s)
 {
 	s->state = SESSION_READY;
+	/* Sessions that came together ping apart. */
+	live_start(&s->live, s->heartbeat_ms, mono_ms(), 1);
 	s->max_frame = s->b->cfg.max_frame;
 	frame_open(&s->framer, s->version, (s->features & WIRE_FEAT_ZLIB) != 0,
 	    s->max_frame, s->max_frame);
@@ -333,7 +335,7 @@ session_write(struct session *s, const uint8_t *frame, size_t len)
 	}
 	b->st.frames_out++;
 	b->st.bytes_out += len;
-	s->last_tx_ms = (uint64_t)mono_ms();
+	live_tx(&s->live, mono_ms());
 	/* Plain sessions write once per loop turn, whatever they got. */
 	if (s->bev == NULL && !s->flushing) {
 		if (TAILQ_EMPTY(&b->flushq))
@@ -518,6 +520,7 @@ session_parse(struct session *s)
 			return;
 		}
 		s->last_rx_ms = (uint64_t)mono_ms();
+		live_rx(&s->live, (int64_t)s->last_rx_ms);
 		b->st.frames_in++;
 		b->st.bytes_in += fr.size;
 		dispatch_frame(s, &fr.h, fr.payload);
@@ -713,7 +716,7 @@ session_timercb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 	struct broker *b = s->b;
-	uint64_t now = (uint64_t)mono_ms(), dead, next, idle;
+	uint64_t now = (uint64_t)mono_ms(), next, idle;
 	struct wbuf *w = &b->out;
 
 	(void)fd;
@@ -744,9 +747,7 @@ session_timercb(evutil_socket_t fd, short what, void *arg)
 		break;
 	}
 
-	dead = s->last_rx_ms + (uint64_t)SIPC_HEARTBEAT_MISSES *
-	    s->heartbeat_ms;
-	if (now >= dead) {
+	if (live_dead(&s->live, (int64_t)now)) {
 		char text[96];
 
 		b->st.heartbeat_expiries++;
@@ -767,14 +768,12 @@ session_timercb(evutil_socket_t fd, short what, void *arg)
 		}
 	} else
 		idle = UINT64_MAX;
-	if (now - s->last_tx_ms >= s->heartbeat_ms) {
+	if (live_ping_due(&s->live, (int64_t)now)) {
 		wbuf_reset(w);
 		if (wire_enc_u64(w, WIRE_PING, 0, now) == 0)
 			session_send(s, w->data, w->len);
 	}
-	next = s->last_tx_ms + s->heartbeat_ms;
-	if (dead < next)
-		next = dead;
+	next = (uint64_t)live_next(&s->live);
 	if (idle < next)
 		next = idle;
 	timer_arm(s, next > now ? next - now : 0);

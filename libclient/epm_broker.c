@@ -26,6 +26,7 @@
 
 #include "../proto/addr.h"
 #include "../common/evframe.h"
+#include "../common/liveness.h"
 #include "internal.h"
 #include "../common/tls.h"
 
@@ -59,12 +60,10 @@ struct epm_broker {
 	uint32_t		 hello_reqid;
 	TAILQ_HEAD(, pending)	 pending;
 	struct event		*timer;
-	int64_t			 last_rx;
-	int64_t			 last_tx;
+	struct liveness		 live;		/* once READY */
 	int64_t			 deadline;	/* connect or HELLO */
-	uint32_t		 hb_ms;
 	uint32_t		 max_frame;
-	int			 backoff_ms;
+	struct backoff		 backoff;
 	uint64_t		 generation;	/* bumped when bev goes */
 	/* Under epm->mu, read by other threads: */
 	struct sockaddr_storage	 local;
@@ -142,7 +141,7 @@ b_send(struct epm_broker *b)
 		return -1;
 	if (bufferevent_write(b->bev, b->out.data, b->out.len) == -1)
 		return -1;
-	b->last_tx = mono_ms();
+	live_tx(&b->live, mono_ms());
 	return 0;
 }
 
@@ -230,13 +229,13 @@ b_ready(struct epm_broker *b, const struct wire_hello_ok *ok)
 	struct epm_reg *r;
 
 	b->state = B_READY;
-	b->hb_ms = ok->heartbeat_ms;
+	live_start(&b->live, ok->heartbeat_ms, mono_ms(), 1);
 	b->max_frame = ok->max_frame;
 	b->features = ok->features & WIRE_FEAT_ZLIB;
 	frame_open(&b->framer, ok->version, b->features != 0, b->max_frame,
 	    b->max_frame);
 	atomic_store(&epm->failed, 0);
-	b->backoff_ms = BACKOFF_MIN_MS;
+	backoff_reset(&b->backoff);
 	pthread_mutex_lock(&epm->mu);
 	b->err_code = 0;
 	b->err_text[0] = '\0';
@@ -280,12 +279,9 @@ b_down(struct epm_broker *b, int code, const char *fmt, ...)
 	atomic_store(&epm->connected, 0);
 	pthread_cond_broadcast(&epm->cv);
 	pthread_mutex_unlock(&epm->mu);
-	/* Capped exponential backoff with +-25% jitter, so that clients of
-	 * a restarted broker do not all come back in the same instant. */
-	delay = b->backoff_ms * 3 / 4 + (int)(random_u64() %
-	    (uint64_t)(b->backoff_ms / 2 + 1));
-	b->backoff_ms = b->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
-	    b->backoff_ms * 2;
+	/* Jittered, so that clients of a restarted broker do not all come
+	 * back in the same instant. */
+	delay = backoff_next(&b->backoff);
 	timer_after(b->timer, delay);
 }
 
@@ -455,7 +451,7 @@ b_readcb(struct bufferevent *bev, void *arg)
 			    err.why);
 			return;
 		}
-		b->last_rx = mono_ms();
+		live_rx(&b->live, mono_ms());
 		switch (fr.h.type) {
 		case WIRE_PING:
 			wbuf_reset(&b->out);
@@ -519,7 +515,7 @@ b_eventcb(struct bufferevent *bev, short what, void *arg)
 			pthread_mutex_unlock(&b->epm->mu);
 		}
 		b->state = B_HELLO;
-		b->last_rx = mono_ms();
+		live_rx(&b->live, mono_ms());
 		frame_free(&b->framer);
 		frame_init(&b->framer, SIPC_HELLO_FRAME_MAX, 0);
 		send_hello(b);
@@ -604,7 +600,7 @@ static void
 b_timercb(evutil_socket_t fd, short what, void *arg)
 {
 	struct epm_broker *b = arg;
-	int64_t now = mono_ms(), dead, next;
+	int64_t now = mono_ms();
 
 	(void)fd;
 	(void)what;
@@ -624,21 +620,17 @@ b_timercb(evutil_socket_t fd, short what, void *arg)
 	case B_READY:
 		break;
 	}
-	dead = b->last_rx + (int64_t)SIPC_HEARTBEAT_MISSES * b->hb_ms;
-	if (now >= dead) {
+	if (live_dead(&b->live, now)) {
 		b_down(b, SIPC_ETIMEDOUT, "no frame for %lld ms",
-		    (long long)(now - b->last_rx));
+		    (long long)(now - b->live.last_rx));
 		return;
 	}
-	if (now - b->last_tx >= (int64_t)b->hb_ms) {
+	if (live_ping_due(&b->live, now)) {
 		wbuf_reset(&b->out);
 		if (wire_enc_u64(&b->out, WIRE_PING, 0, (uint64_t)now) == 0)
 			b_send(b);
 	}
-	next = b->last_tx + b->hb_ms;
-	if (dead < next)
-		next = dead;
-	timer_after(b->timer, next - now);
+	timer_after(b->timer, live_next(&b->live) - now);
 }
 
 /* ---- Backend interface --------------------------------------------------- */
@@ -681,8 +673,8 @@ broker_new(sipc_epm *epm, const char *addr)
 	TAILQ_INIT(&b->pending);
 	wbuf_init(&b->out, SIPC_HEADER_SIZE + SIPC_HELLO_FRAME_MAX);
 	frame_init(&b->framer, SIPC_HELLO_FRAME_MAX, 0);
-	b->backoff_ms = BACKOFF_MIN_MS;
-	b->hb_ms = SIPC_DEF_HEARTBEAT_MS;
+	backoff_init(&b->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+	live_start(&b->live, SIPC_DEF_HEARTBEAT_MS, mono_ms(), 0);
 	if (gethostname(b->host, sizeof(b->host)) != 0)
 		b->host[0] = '\0';
 	b->host[sizeof(b->host) - 1] = '\0';

@@ -28,6 +28,7 @@
 
 #include <event2/event.h>
 
+#include "../common/liveness.h"
 #include "../proto/addr.h"
 #include "internal.h"
 #include "reader.h"
@@ -70,14 +71,12 @@ struct rconn {
 	uint64_t		 acked;		/* last seq acknowledged */
 	uint64_t		 unacked_bytes;
 	uint32_t		 ack_bytes;
-	uint32_t		 hb_ms;
 	struct dp_buf		 in;
 	uint8_t			 out[1024];
 	size_t			 out_len;
 	size_t			 out_off;
 	int64_t			 opened;
-	int64_t			 last_rx;
-	int64_t			 last_tx;
+	struct liveness		 live;		/* from DHELLO on */
 	int64_t			 ack_due;	/* 0: no ACK pending */
 };
 
@@ -218,7 +217,7 @@ rconn_flush(struct rconn *c)
 			return -1;
 		}
 		c->out_off += (size_t)n;
-		c->last_tx = mono_ms();
+		live_tx(&c->live, mono_ms());
 	}
 	c->out_off = c->out_len = 0;
 	if (xp_out_pending(&c->xp)) {
@@ -302,9 +301,9 @@ on_dhello(struct rconn *c, const struct wire_dhello *m)
 		}
 	}
 	c->sender_id = m->sender_id;
-	c->hb_ms = m->heartbeat_ms < SIPC_MIN_HEARTBEAT_MS ?
+	live_start(&c->live, m->heartbeat_ms < SIPC_MIN_HEARTBEAT_MS ?
 	    SIPC_MIN_HEARTBEAT_MS : m->heartbeat_ms > SIPC_MAX_HEARTBEAT_MS ?
-	    SIPC_MAX_HEARTBEAT_MS : m->heartbeat_ms;
+	    SIPC_MAX_HEARTBEAT_MS : m->heartbeat_ms, mono_ms(), 0);
 	c->ack_bytes = m->ack_bytes;	/* 0: after every DATA */
 	/* A sender seen before that starts past what we expect had
 	 * messages for us that will never come: a gap (PROTOCOL.md 6.3). */
@@ -430,9 +429,7 @@ rconn_schedule(struct rconn *c)
 		timer_after(c->timer, c->opened + DHELLO_MS - now);
 		return;
 	}
-	next = c->last_tx + c->hb_ms;
-	if (c->last_rx + (int64_t)SIPC_HEARTBEAT_MISSES * c->hb_ms < next)
-		next = c->last_rx + (int64_t)SIPC_HEARTBEAT_MISSES * c->hb_ms;
+	next = live_next(&c->live);
 	if (c->ack_due && c->ack_due < next)
 		next = c->ack_due;
 	timer_after(c->timer, next - now);
@@ -473,7 +470,7 @@ rconn_readcb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		dp_buf_add(&c->in, (size_t)n, space);
-		c->last_rx = mono_ms();
+		live_rx(&c->live, mono_ms());
 		if (rconn_parse(c) == -1 || rx->dead)
 			return;
 		/* TLS may hold decrypted bytes the socket no longer shows. */
@@ -571,13 +568,13 @@ rconn_timercb(evutil_socket_t fd, short what, void *arg)
 		rconn_schedule(c);
 		return;
 	}
-	if (now - c->last_rx >= (int64_t)SIPC_HEARTBEAT_MISSES * c->hb_ms) {
+	if (live_dead(&c->live, now)) {
 		rconn_close(c, "heartbeats missed");
 		return;
 	}
 	if (c->ack_due && now >= c->ack_due)
 		queue_ack(c);
-	if (now - c->last_tx >= c->hb_ms)
+	if (live_ping_due(&c->live, now))
 		out_u64(c, WIRE_PING, 0, (uint64_t)now);
 	if (rconn_flush(c) == -1)
 		return;
@@ -625,8 +622,8 @@ rconn_new(struct sipc_receiver *rx, int fd, const struct sockaddr *sa)
 	xp_init(&c->xp, fd);
 	dp_reader_init(&c->rd, rx->opts.max_message);
 	c->phase = rx->tls ? R_PEEK : R_OPEN;
-	c->hb_ms = SIPC_DEF_HEARTBEAT_MS;
-	c->opened = c->last_rx = c->last_tx = mono_ms();
+	c->opened = mono_ms();
+	live_start(&c->live, SIPC_DEF_HEARTBEAT_MS, c->opened, 0);
 	sa_format(sa, c->peer, sizeof(c->peer));
 	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, rconn_readcb, c);
 	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, rconn_writecb, c);

@@ -30,6 +30,7 @@
 
 #include <event2/event.h>
 
+#include "../common/liveness.h"
 #include "../proto/addr.h"
 #include "../proto/frame.h"
 #include "../proto/zframe.h"
@@ -195,11 +196,10 @@ struct conn {
 	struct framer		 framer;	/* of what the receiver sends */
 	uint8_t			 in[SIPC_HEADER_SIZE + 1024];
 	size_t			 in_len;
-	int64_t			 last_rx;
-	int64_t			 last_tx;
+	struct liveness		 live;		/* from DHELLO on */
 	int64_t			 down_since;
 	int64_t			 deadline;	/* connect, handshake, leave */
-	int			 backoff_ms;
+	struct backoff		 backoff;
 	int			 leaving;	/* got LEAVE, awaiting EOF */
 	/* Declared dead (unreachable for 3 heartbeats, refused, or cut off
 	 * as too slow): not a member, gets no messages, retried slowly. */
@@ -786,7 +786,7 @@ conn_write(struct conn *c)
 			conn_down(c, strerror(errno));
 			return -1;
 		}
-		c->last_tx = mono_ms();
+		live_tx(&c->live, mono_ms());
 		left = (size_t)w;
 		if (ctl_pending) {
 			size_t take = left < ctl_pending ? left : ctl_pending;
@@ -850,7 +850,7 @@ on_ready(struct conn *c, const struct wire_dhello_ok *ok)
 	c->state = C_READY;
 	c->dead = 0;		/* a member again, from the next message */
 	c->down_since = 0;
-	c->backoff_ms = RECONNECT_MIN_MS;
+	backoff_reset(&c->backoff);
 	if (c->peer.instance == 0)
 		c->peer.instance = ok->instance;
 	atomic_fetch_add(&tx->nready, 1);
@@ -1014,7 +1014,7 @@ conn_readcb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		c->in_len += (size_t)n;
-		c->last_rx = mono_ms();
+		live_rx(&c->live, mono_ms());
 		if (conn_parse(c, 0) == -1)
 			return;
 	}
@@ -1104,12 +1104,7 @@ conn_close_fd(struct conn *c)
 static void
 schedule_reconnect(struct conn *c)
 {
-	int delay = c->backoff_ms * 3 / 4 +
-	    (int)(random_u64() % (uint64_t)(c->backoff_ms / 2 + 1));
-
-	c->backoff_ms = c->backoff_ms * 2 > RECONNECT_MAX_MS ?
-	    RECONNECT_MAX_MS : c->backoff_ms * 2;
-	timer_after(c->timer, delay);
+	timer_after(c->timer, backoff_next(&c->backoff));
 }
 
 static void
@@ -1142,7 +1137,7 @@ conn_down(struct conn *c, const char *why)
 	if (was_ready) {
 		/* Retry at once: a refusal tells a dead receiver from a
 		 * broken link before more messages queue up for it. */
-		c->backoff_ms = RECONNECT_MIN_MS;
+		backoff_reset(&c->backoff);
 		timer_after(c->timer, 0);
 	} else
 		schedule_reconnect(c);
@@ -1175,7 +1170,7 @@ conn_kill(struct conn *c, int error, uint64_t extra)
 	c->state = C_DOWN;
 	c->dead = 1;
 	c->down_since = 0;
-	c->backoff_ms = RECONNECT_MAX_MS;
+	backoff_max(&c->backoff);
 	schedule_reconnect(c);
 	update_backlog(tx);
 	publish(tx);
@@ -1287,8 +1282,8 @@ conn_dhello(struct conn *c)
 	uint64_t ack = tx->opts.hwm_bytes / 4;
 
 	c->state = C_HANDSHAKE;
-	c->last_rx = c->last_tx = mono_ms();
-	c->deadline = c->last_rx + handshake_ms(c);
+	live_start(&c->live, hb_ms(c), mono_ms(), 0);
+	c->deadline = c->live.last_rx + handshake_ms(c);
 	memset(&m, 0, sizeof(m));
 	m.min_version = SIPC_PROTO_VERSION_MIN;
 	m.max_version = SIPC_PROTO_VERSION_MAX;
@@ -1364,7 +1359,7 @@ conn_timercb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	struct sipc_sender *tx = c->tx;
-	int64_t now = mono_ms(), dead, next;
+	int64_t now = mono_ms(), next;
 	int hb = hb_ms(c);
 
 	(void)fd;
@@ -1392,19 +1387,16 @@ conn_timercb(evutil_socket_t fd, short what, void *arg)
 		conn_remove(c, SIPC_EPEERGONE);
 		return;
 	}
-	dead = c->last_rx + (int64_t)SIPC_HEARTBEAT_MISSES * hb;
-	if (now >= dead) {
+	if (live_dead(&c->live, now)) {
 		conn_down(c, "heartbeats missed");
 		return;
 	}
-	if (now - c->last_tx >= hb) {
+	if (live_ping_due(&c->live, now)) {
 		ctl_ping(c, WIRE_PING, 0, (uint64_t)now);
 		if (conn_write(c) == -1)
 			return;
 	}
-	next = c->last_tx + hb;
-	if (dead < next)
-		next = dead;
+	next = live_next(&c->live);
 	if (c->leaving && c->deadline < next)
 		next = c->deadline;
 	timer_after(c->timer, next - now);
@@ -1444,7 +1436,7 @@ conn_new(struct sipc_sender *tx, const struct peer *p)
 	c->ack_seq = c->sent_seq = tx->next_seq;	/* it gets what follows */
 	c->kill_error = SIPC_EPEERGONE;
 	xp_init(&c->xp, -1);
-	c->backoff_ms = RECONNECT_MIN_MS;
+	backoff_init(&c->backoff, RECONNECT_MIN_MS, RECONNECT_MAX_MS);
 	c->confirmed = 1;
 	c->state = C_DOWN;
 	memcpy(c->name, name, sizeof(name));
@@ -1489,7 +1481,7 @@ w_join(void *arg, const struct peer *p)
 	c->peer.id = p->id;
 	c->confirmed = 1;
 	if (c->state == C_DOWN) {
-		c->backoff_ms = RECONNECT_MIN_MS;
+		backoff_reset(&c->backoff);
 		timer_after(c->timer, 0);
 	}
 }
