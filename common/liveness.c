@@ -9,12 +9,11 @@ void
 live_start(struct liveness *l, int64_t interval_ms, int64_t now, int jitter)
 {
 	l->interval = interval_ms > 0 ? interval_ms : 1;
-	l->ping_after = l->interval;
-	if (jitter)
-		l->ping_after = l->interval - (int64_t)(random_u64() %
-		    (uint64_t)(l->interval / 2 + 1));
 	l->last_rx = now;
-	l->next_ping = now + l->ping_after;
+	l->next_ping = now + l->interval;
+	if (jitter)
+		l->next_ping -= (int64_t)(random_u64() %
+		    (uint64_t)(l->interval / 2 + 1));
 }
 
 void
@@ -26,7 +25,7 @@ live_rx(struct liveness *l, int64_t now)
 void
 live_tx(struct liveness *l, int64_t now)
 {
-	l->next_ping = now + l->ping_after;
+	l->next_ping = now + l->interval;
 }
 
 int

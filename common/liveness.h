@@ -4,11 +4,12 @@
  *
  * A side sends PING when it has sent nothing for one interval and counts
  * the peer dead when it has received nothing for SIPC_HEARTBEAT_MISSES
- * intervals (PROTOCOL.md 3.1, 6.1).  With jitter, a connection pings after
- * a silence of its own, drawn once between half an interval and one
- * (earlier than required, never later), so that connections opened
- * together (a broker restart, a fleet starting) do not ping together, then
- * or ever after.  A connection that broke is retried after a capped,
+ * intervals (PROTOCOL.md 3.1, 6.1).  With jitter, the first PING of a
+ * connection is due at a random point of the second half of its first
+ * interval (earlier than required, never later); an idle connection then
+ * keeps that phase, so that connections opened together (a broker
+ * restart, a fleet starting) do not ping together, then or later, and
+ * none pings more often than once an interval.  A connection that broke is retried after a capped,
  * doubling delay with jitter of +-25%.
  *
  * Pure bookkeeping over times the caller passes (mono_ms()): no timers, no
@@ -21,14 +22,13 @@
 
 struct liveness {
 	int64_t		interval;	/* ms, > 0 */
-	int64_t		ping_after;	/* ms of silence before a PING */
 	int64_t		last_rx;	/* a frame arrived */
 	int64_t		next_ping;	/* a PING is due then, unless a frame
 					   goes out before */
 };
 
 /* A connection whose handshake ended at now, with a heartbeat of
- * interval_ms; jitter: draw its own silence before a PING. */
+ * interval_ms; jitter: its first PING early, by up to half an interval. */
 void	live_start(struct liveness *l, int64_t interval_ms, int64_t now,
 	    int jitter);
 /* A frame arrived / went out at now. */

@@ -18,6 +18,13 @@
  *              and the CPU time broker and clients spent per registration;
  *              and the broker's VmRSS before and after them, per
  *              registration (10 receivers per handle).
+ *   idle       with --idle N (0: skipped): LOOKUP round trips on one
+ *              session for --idle-ms (12,000 ms) while N sessions opened
+ *              at once sit idle, answering the broker's PINGs, from the
+ *              moment the broker answered all their HELLOs, against the
+ *              same for 3 s before they open: p50, p99 and max, and the
+ *              broker's CPU time meanwhile (heartbeats that come in one
+ *              burst show in the p99 and max).
  * With --cpu N the round-trip phases run with the broker and this
  * program on CPU N only, as bench-run does for every round trip (see
  * README.md); the clients phase always has every CPU.
@@ -34,6 +41,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -79,6 +87,7 @@ broker_exec(void *arg)
 {
 	char *argv[] = { "sipc-epmd", "--listen", "127.0.0.1:0",
 	    "--port-file", portfile, "--max-registrations", "10000000",
+	    "--max-sessions", "100000", "--max-sessions-per-peer", "100000",
 	    "--log-level", "warn", NULL };
 
 	(void)arg;
@@ -415,6 +424,176 @@ phase_join(struct sess *a, struct sess *w, long n, int64_t *samples)
 }
 
 /* Keeps inflight REGISTERs of a client session on their way. */
+/* ---- Idle sessions -------------------------------------------------------- */
+
+struct idle {
+	int		 fd;
+	size_t		 len;
+	uint8_t		 buf[256];
+};
+
+struct idle_set {
+	struct idle	*s;
+	int		 n;
+	int		 ep;
+	volatile int	 stop;
+	volatile long	 oks;		/* OK(HELLO)s received */
+	long		 pongs;
+};
+
+/* Answers every PING of the broker on the idle sessions until stop. */
+static void *
+idle_main(void *arg)
+{
+	struct idle_set *set = arg;
+	struct epoll_event ev[256];
+	struct wire_header h;
+	uint8_t out[64];
+	struct wbuf w;
+	struct idle *s;
+	ssize_t r;
+	size_t flen;
+	int i, n;
+
+	while (!set->stop) {
+		if ((n = epoll_wait(set->ep, ev, 256, 100)) <= 0)
+			continue;
+		for (i = 0; i < n; i++) {
+			s = ev[i].data.ptr;
+			r = read(s->fd, s->buf + s->len, sizeof(s->buf) - s->len);
+			if (r <= 0) {
+				if (r == 0 || errno != EAGAIN)
+					fatal("an idle session was closed");
+				continue;
+			}
+			s->len += (size_t)r;
+			while (s->len >= SIPC_HEADER_SIZE) {
+				if (wire_header_decode(s->buf, sizeof(s->buf) -
+				    SIPC_HEADER_SIZE, &h) != 0)
+					fatal("bad frame on an idle session");
+				flen = SIPC_HEADER_SIZE + h.len;
+				if (s->len < flen)
+					break;
+				if (h.type == WIRE_PING && h.len == 8) {
+					w.data = out;
+					w.len = 0;
+					w.cap = w.max = sizeof(out);
+					w.err = 0;
+					wire_enc_u64(&w, WIRE_PONG, h.reqid,
+					    get64(s->buf + SIPC_HEADER_SIZE));
+					if (write_full(s->fd, w.data, w.len) != 0)
+						fatal_sys("PONG");
+					set->pongs++;
+				} else if (h.type == WIRE_OK)
+					set->oks++;
+				memmove(s->buf, s->buf + flen, s->len - flen);
+				s->len -= flen;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* LOOKUP round trips on a for ms milliseconds into samples (at most max);
+ * returns how many. */
+static long
+lookups_for(struct sess *a, int ms, int64_t *samples, long max)
+{
+	int64_t end = now_ns() + (int64_t)ms * 1000000, t;
+	struct wire_header h;
+	long n = 0;
+
+	while (n < max && (t = now_ns()) < end) {
+		if (wire_enc_handle(&a->out, WIRE_LOOKUP, ++a->reqid,
+		    "lookup.0", 8) != 0)
+			fatal("cannot encode LOOKUP");
+		sess_send(a);
+		sess_ok(a, a->reqid, &h);
+		samples[n++] = now_ns() - t;
+	}
+	return n;
+}
+
+/*
+ * n sessions open at once (HELLO each, nothing more) and stay idle while
+ * a looks up for ms milliseconds.  *rest and *busy get the round trips
+ * before and while they are open, *bcpu the broker's CPU time during the
+ * second.
+ */
+static void
+phase_idle(struct sess *a, int n, int ms, int64_t *rest, long *nrest,
+    int64_t *busy, long *nbusy, long max, int64_t *bcpu, double *open_s)
+{
+	struct idle_set set = { 0 };
+	struct sockaddr_in sin;
+	struct wire_hello hello;
+	struct epoll_event e;
+	struct wbuf hw;
+	pthread_t th;
+	int64_t t0;
+	int i;
+
+	*nrest = lookups_for(a, 3000, rest, max);
+	memset(&hello, 0, sizeof(hello));
+	hello.min_version = SIPC_PROTO_VERSION_MIN;
+	hello.max_version = SIPC_PROTO_VERSION_MAX;
+	hello.software.ptr = "bench-idle";
+	hello.software.len = 10;
+	hello.host.ptr = "bench";
+	hello.host.len = 5;
+	hello.pid = (uint32_t)getpid();
+	wbuf_init(&hw, 4096);
+	if (wire_enc_hello(&hw, 1, &hello) != 0)
+		fatal("cannot encode HELLO");
+	if ((set.s = calloc((size_t)n, sizeof(*set.s))) == NULL)
+		fatal("out of memory");
+	if ((set.ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		fatal_sys("epoll_create1");
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons((uint16_t)broker_port);
+	set.n = n;
+	if (pthread_create(&th, NULL, idle_main, &set) != 0)
+		fatal("pthread_create");
+	t0 = now_ns();
+	for (i = 0; i < n; i++) {
+		struct idle *s = &set.s[i];
+
+		if ((s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) ==
+		    -1)
+			fatal_sys("socket (raise ulimit -n for --idle %d)", n);
+		if (connect(s->fd, (struct sockaddr *)&sin, sizeof(sin)) == -1)
+			fatal_sys("connect");
+		if (write_full(s->fd, hw.data, hw.len) != 0)
+			fatal_sys("HELLO");
+		fcntl(s->fd, F_SETFL, O_NONBLOCK);
+		e.events = EPOLLIN;
+		e.data.ptr = s;
+		if (epoll_ctl(set.ep, EPOLL_CTL_ADD, s->fd, &e) == -1)
+			fatal_sys("epoll_ctl");
+	}
+	/* Measured once the broker has welcomed them all: what follows is
+	 * their heartbeats, not their arrival. */
+	while (set.oks < n) {
+		if (now_ns() - t0 > (int64_t)TIMEOUT_MS * 1000000)
+			fatal("only %ld of %d idle sessions answered", set.oks,
+			    n);
+		sleep_ms(1);
+	}
+	*open_s = (double)(now_ns() - t0) / 1e9;
+	*bcpu = proc_cpu_ns(broker_pid);
+	*nbusy = lookups_for(a, ms, busy, max);
+	*bcpu = proc_cpu_ns(broker_pid) - *bcpu;
+	set.stop = 1;
+	pthread_join(th, NULL);
+	for (i = 0; i < n; i++)
+		close(set.s[i].fd);
+	close(set.ep);
+	free(set.s);
+	wbuf_free(&hw);
+}
+
 static void
 client_fill(struct sess *s)
 {
@@ -506,7 +685,10 @@ main(int argc, char **argv)
 	long rtt_n = 20000, join_n = 2000, regs = 100000, rss0, rss1;
 	int64_t bcpu, ccpu;
 	double rate1, rate16;
-	int i, clients = 16, cpu = -1;
+	int i, clients = 16, cpu = -1, idle = 0, idle_ms = 12000;
+	int64_t *rest = NULL, *busy = NULL, idle_cpu = 0;
+	long nrest = 0, nbusy = 0, imax = 4000000;
+	double open_s = 0;
 	struct jout j;
 
 	prog = "bench-broker";
@@ -530,13 +712,17 @@ main(int argc, char **argv)
 			inflight = (int)opt_long(o, argv[++i], 1, 1000);
 		else if (!strcmp(o, "--clients"))
 			clients = (int)opt_long(o, argv[++i], 1, 1000);
+		else if (!strcmp(o, "--idle"))
+			idle = (int)opt_long(o, argv[++i], 0, 100000);
+		else if (!strcmp(o, "--idle-ms"))
+			idle_ms = (int)opt_long(o, argv[++i], 1000, 600000);
 		else
 			usage_error("unknown option '%s'", o);
 	}
 	if (epmd_path == NULL)
 		usage_error("usage: bench-broker --epmd PATH [--cpu N] "
 		    "[--rtt-count N] [--join-count N] [--regs N] "
-		    "[--clients N] [--inflight N]");
+		    "[--clients N] [--inflight N] [--idle N [--idle-ms MS]]");
 	if ((reg = calloc((size_t)rtt_n, sizeof(*reg))) == NULL ||
 	    (look = calloc((size_t)rtt_n, sizeof(*look))) == NULL ||
 	    (join = calloc((size_t)join_n, sizeof(*join))) == NULL ||
@@ -569,6 +755,15 @@ main(int argc, char **argv)
 		fatal("cannot read the broker's VmRSS");
 	for (i = 0; i < clients; i++)
 		sess_close(&c[i]);
+	if (idle > 0) {
+		if ((rest = calloc((size_t)imax, sizeof(*rest))) == NULL ||
+		    (busy = calloc((size_t)imax, sizeof(*busy))) == NULL)
+			fatal("out of memory");
+		phase_idle(&a, idle, idle_ms, rest, &nrest, busy, &nbusy, imax,
+		    &idle_cpu, &open_s);
+		sort_i64(rest, (size_t)nrest);
+		sort_i64(busy, (size_t)nbusy);
+	}
 	sess_close(&w);
 	sess_close(&a);
 	broker_stop();
@@ -600,6 +795,25 @@ main(int argc, char **argv)
 	json_int(&j, "broker_rss_after_kb", rss1);
 	json_num(&j, "bytes_per_registration", (double)(rss1 - rss0) *
 	    1024.0 / (double)regs);
+	if (idle > 0) {
+		json_int(&j, "idle_sessions", idle);
+		json_num(&j, "idle_open_s", open_s);
+		json_num(&j, "lookup_rest_p50_us", pct_us(rest, (size_t)nrest,
+		    0.5));
+		json_num(&j, "lookup_rest_p99_us", pct_us(rest, (size_t)nrest,
+		    0.99));
+		json_num(&j, "lookup_rest_max_us", (double)rest[nrest - 1] /
+		    1e3);
+		json_num(&j, "lookup_idle_p50_us", pct_us(busy, (size_t)nbusy,
+		    0.5));
+		json_num(&j, "lookup_idle_p99_us", pct_us(busy, (size_t)nbusy,
+		    0.99));
+		json_num(&j, "lookup_idle_max_us", (double)busy[nbusy - 1] /
+		    1e3);
+		json_num(&j, "idle_broker_cpu_ms", (double)idle_cpu / 1e6);
+		free(rest);
+		free(busy);
+	}
 	json_int(&j, "lost", 0);
 	json_int(&j, "errors", 0);
 	json_end(&j);
