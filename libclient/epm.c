@@ -20,20 +20,6 @@ sipc_epm_opts_init(struct sipc_epm_opts *o)
 	o->heartbeat_ms = 0;
 }
 
-/* What each kind of EPM does to free itself and to register and watch. */
-static const struct epm_backend {
-	void	(*free)(sipc_epm *);
-	void	(*reg_add)(sipc_epm *, struct epm_reg *);
-	void	(*reg_remove)(sipc_epm *, struct epm_reg *);
-	void	(*watch_add)(sipc_epm *, struct epm_watch *);
-	void	(*watch_remove)(sipc_epm *, struct epm_watch *);
-} backends[] = {
-	[EPM_LOCAL] = { local_free, local_reg_add, local_reg_remove,
-	    local_watch_add, local_watch_remove },
-	[EPM_BROKER] = { broker_free, broker_reg_add, broker_reg_remove,
-	    broker_watch_add, broker_watch_remove }
-};
-
 /* $SIPC_BROKER, or NULL when it is unset or empty (the local registry). */
 static const char *
 env_broker(void)
@@ -48,7 +34,7 @@ backend_free(void *arg)
 {
 	sipc_epm *epm = arg;
 
-	backends[epm->kind].free(epm);
+	epm->ops->destroy(epm);
 }
 
 static void
@@ -86,7 +72,7 @@ epm_teardown(sipc_epm *epm)
 }
 
 static int
-epm_create(enum epm_kind kind, const char *addr,
+epm_create(const struct epm_ops *ops, const char *addr,
     const struct sipc_epm_opts *opts, sipc_epm **out)
 {
 	sipc_epm *epm;
@@ -94,9 +80,9 @@ epm_create(enum epm_kind kind, const char *addr,
 
 	if ((epm = calloc(1, sizeof(*epm))) == NULL)
 		return seterr(SIPC_ENOMEM, "out of memory");
-	epm->kind = kind;
+	epm->ops = ops;
 	atomic_init(&epm->refs, 1);
-	atomic_init(&epm->connected, kind == EPM_LOCAL);
+	atomic_init(&epm->connected, ops->local);
 	pthread_mutex_init(&epm->mu, NULL);
 	cond_init_mono(&epm->cv);
 	TAILQ_INIT(&epm->regs);
@@ -107,7 +93,7 @@ epm_create(enum epm_kind kind, const char *addr,
 		sipc_epm_opts_init(&epm->opts);
 	if ((rc = loop_init(&epm->loop)) != 0)
 		goto fail;
-	rc = kind == EPM_BROKER ? broker_new(epm, addr) : local_new(epm);
+	rc = ops->create(epm, addr);
 	if (rc != 0) {
 		loop_fini(&epm->loop);
 		goto fail;
@@ -127,7 +113,7 @@ sipc_epm_local(sipc_epm **out)
 	if (out == NULL)
 		return seterr(SIPC_EINVAL, "out is NULL");
 	clearerr_sipc();
-	return epm_create(EPM_LOCAL, NULL, NULL, out);
+	return epm_create(&epm_local_ops, NULL, NULL, out);
 }
 
 int
@@ -150,7 +136,7 @@ sipc_epm_connect(const char *addr, const struct sipc_epm_opts *opts,
 		sipc_epm_opts_init(&o);
 	if (o.connect_timeout_ms < 0 || o.heartbeat_ms < 0)
 		return seterr(SIPC_EINVAL, "negative timeout in options");
-	if ((rc = epm_create(EPM_BROKER, addr, &o, &epm)) != 0)
+	if ((rc = epm_create(&epm_broker_ops, addr, &o, &epm)) != 0)
 		return rc;
 	if (o.connect_timeout_ms > 0) {
 		deadline = deadline_after(o.connect_timeout_ms);
@@ -172,7 +158,7 @@ sipc_epm_connect(const char *addr, const struct sipc_epm_opts *opts,
 int
 sipc_epm_is_local(const sipc_epm *epm)
 {
-	return epm ? epm->kind == EPM_LOCAL : env_broker() == NULL;
+	return epm ? epm->ops->local : env_broker() == NULL;
 }
 
 int
@@ -211,7 +197,7 @@ epm_acquire(sipc_epm *epm, sipc_epm **out)
 	sipc_epm_opts_init(&o);
 	/* Objects wait for the session themselves where they need it. */
 	o.connect_timeout_ms = 0;
-	rc = epm_create(b ? EPM_BROKER : EPM_LOCAL, b, &o, &epm);
+	rc = epm_create(b ? &epm_broker_ops : &epm_local_ops, b, &o, &epm);
 	if (rc == 0) {
 		epm->is_default = 1;
 		default_epm = epm;
@@ -250,26 +236,26 @@ void
 epm_reg_add(sipc_epm *epm, struct epm_reg *r)
 {
 	TAILQ_INSERT_TAIL(&epm->regs, r, entry);
-	backends[epm->kind].reg_add(epm, r);
+	epm->ops->reg_add(epm, r);
 }
 
 void
 epm_reg_remove(sipc_epm *epm, struct epm_reg *r)
 {
 	TAILQ_REMOVE(&epm->regs, r, entry);
-	backends[epm->kind].reg_remove(epm, r);
+	epm->ops->reg_remove(epm, r);
 }
 
 void
 epm_watch_add(sipc_epm *epm, struct epm_watch *w)
 {
 	TAILQ_INSERT_TAIL(&epm->watches, w, entry);
-	backends[epm->kind].watch_add(epm, w);
+	epm->ops->watch_add(epm, w);
 }
 
 void
 epm_watch_remove(sipc_epm *epm, struct epm_watch *w)
 {
 	TAILQ_REMOVE(&epm->watches, w, entry);
-	backends[epm->kind].watch_remove(epm, w);
+	epm->ops->watch_remove(epm, w);
 }

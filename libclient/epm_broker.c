@@ -641,8 +641,8 @@ start_cb(void *arg)
 	b_connect(arg);
 }
 
-int
-broker_new(sipc_epm *epm, const char *addr)
+static int
+broker_create(sipc_epm *epm, const char *addr)
 {
 	struct epm_broker *b;
 	int rc;
@@ -692,8 +692,8 @@ broker_new(sipc_epm *epm, const char *addr)
 	return 0;
 }
 
-void
-broker_free(sipc_epm *epm)
+static void
+broker_destroy(sipc_epm *epm)
 {
 	struct epm_broker *b = epm->broker;
 
@@ -711,7 +711,7 @@ broker_free(sipc_epm *epm)
 	epm->broker = NULL;
 }
 
-void
+static void
 broker_reg_add(sipc_epm *epm, struct epm_reg *r)
 {
 	struct epm_broker *b = epm->broker;
@@ -722,7 +722,7 @@ broker_reg_add(sipc_epm *epm, struct epm_reg *r)
 	/* Otherwise registered when the session comes up. */
 }
 
-void
+static void
 broker_reg_remove(sipc_epm *epm, struct epm_reg *r)
 {
 	struct epm_broker *b = epm->broker;
@@ -737,7 +737,7 @@ broker_reg_remove(sipc_epm *epm, struct epm_reg *r)
 		b_request(b, reqid, WIRE_UNREGISTER, NULL);
 }
 
-void
+static void
 broker_watch_add(sipc_epm *epm, struct epm_watch *w)
 {
 	struct epm_broker *b = epm->broker;
@@ -747,7 +747,7 @@ broker_watch_add(sipc_epm *epm, struct epm_watch *w)
 		send_watch(b, w, WIRE_WATCH);
 }
 
-void
+static void
 broker_watch_remove(sipc_epm *epm, struct epm_watch *w)
 {
 	struct epm_broker *b = epm->broker;
@@ -762,3 +762,28 @@ broker_watch_remove(sipc_epm *epm, struct epm_watch *w)
 			return;		/* another sender still watches */
 	send_watch(b, w, WIRE_UNWATCH);
 }
+
+/* A refused connection: the process may be gone, or its host unreachable;
+ * the broker says LEAVE when its session ends, so wait for that. */
+static int
+broker_refused(sipc_epm *epm, const struct peer *p)
+{
+	(void)epm;
+	(void)p;
+	return 0;
+}
+
+const struct epm_ops epm_broker_ops = {
+	.name = "broker",
+	.local = 0,
+	.create = broker_create,
+	.destroy = broker_destroy,
+	.listen = broker_listen,
+	.reg_add = broker_reg_add,
+	.reg_remove = broker_reg_remove,
+	.watch_add = broker_watch_add,
+	.watch_remove = broker_watch_remove,
+	.refused = broker_refused,
+	/* After a broker restart receivers come back one by one. */
+	.resync_grace_ms = 3000,
+};

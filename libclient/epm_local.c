@@ -14,8 +14,10 @@
  * sockets that refuse connections, are removed by whoever finds them.
  */
 #include <sys/inotify.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -37,13 +39,14 @@ struct epm_local {
 	struct event	*iev;
 };
 
-const char *
+static const char *
 local_dir(sipc_epm *epm)
 {
 	return epm->local->dir;
 }
 
-int
+/* Creates and checks the registry directory; 0 or SIPC_EPERM/ESYS. */
+static int
 local_dir_prepare(char *dir, size_t size)
 {
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
@@ -84,7 +87,8 @@ handle_hash(const char *handle, size_t hlen, char out[HASH_HEX + 1])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-int
+/* Socket path of a receiver: DIR/HASH.PID.INSTANCE; 0 or SIPC_EINVAL. */
+static int
 local_socket_path(sipc_epm *epm, const char *handle, size_t hlen,
     uint64_t instance, char *path, size_t size)
 {
@@ -220,8 +224,8 @@ inotify_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- Backend interface --------------------------------------------------- */
 
-int
-local_new(sipc_epm *epm)
+static int
+local_create(sipc_epm *epm, const char *addr)
 {
 	struct epm_local *l;
 	int rc;
@@ -258,8 +262,8 @@ local_new(sipc_epm *epm)
 	return 0;
 }
 
-void
-local_free(sipc_epm *epm)
+static void
+local_destroy(sipc_epm *epm)
 {
 	struct epm_local *l = epm->local;
 
@@ -271,25 +275,70 @@ local_free(sipc_epm *epm)
 	epm->local = NULL;
 }
 
-void
+/*
+ * A receiver's socket in the registry directory: bound and listening under
+ * a hidden name (staged), renamed to its registered name by
+ * local_reg_add(), so that every visible name accepts connections.
+ */
+static int
+local_listen(sipc_epm *epm, struct epm_listen *o)
+{
+	struct sockaddr_un sun;
+	int fd, rc;
+
+	if ((rc = local_socket_path(epm, o->handle, o->hlen, o->instance,
+	    o->ep.path, sizeof(o->ep.path))) != 0)
+		return rc;
+	o->ep.family = WIRE_AF_UNIX;
+	snprintf(o->staged, sizeof(o->staged), "%s/.%016llx.tmp",
+	    local_dir(epm), (unsigned long long)o->instance);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", o->staged);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return seterr_sys(SIPC_ESYS, "socket");
+	unlink(o->staged);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    chmod(o->staged, 0600) == -1 || listen(fd, 511) == -1) {
+		rc = seterr_sys(SIPC_ESYS, "listen on %s", o->staged);
+		close(fd);
+		unlink(o->staged);
+		return rc;
+	}
+	o->fd = fd;
+	return 0;
+}
+
+static void
 local_reg_add(sipc_epm *epm, struct epm_reg *r)
 {
+	char msg[SIPC_UNIX_PATH_MAX + 64];
+	int rc = 0;
+
 	(void)epm;
-	/* The receiver's socket, renamed into place, is the registration. */
+	/* The receiver's socket, renamed into place (listening already),
+	 * is the registration. */
+	if (r->staged[0] && rename(r->staged, r->ep.path) == -1) {
+		rc = SIPC_ESYS;
+		snprintf(msg, sizeof(msg), "rename %s: %s", r->ep.path,
+		    strerror(errno));
+	} else
+		r->staged[0] = '\0';
 	r->id = r->instance;
 	if (r->done)
-		r->done(r->arg, 0, NULL);
+		r->done(r->arg, rc, rc ? msg : NULL);
 	r->done = NULL;
 }
 
-void
+static void
 local_reg_remove(sipc_epm *epm, struct epm_reg *r)
 {
 	(void)epm;
 	unlink(r->ep.path);
 }
 
-void
+static void
 local_watch_add(sipc_epm *epm, struct epm_watch *w)
 {
 	scan(epm->local, w);
@@ -297,9 +346,33 @@ local_watch_add(sipc_epm *epm, struct epm_watch *w)
 		w->on_synced(w->arg);
 }
 
-void
+static void
 local_watch_remove(sipc_epm *epm, struct epm_watch *w)
 {
 	(void)epm;
 	(void)w;
 }
+
+/* A registered name always listens (receivers rename it into place after
+ * listen), so one that refuses is stale: whoever finds it removes it. */
+static int
+local_refused(sipc_epm *epm, const struct peer *p)
+{
+	(void)epm;
+	unlink(p->ep.path);
+	return 1;
+}
+
+const struct epm_ops epm_local_ops = {
+	.name = "local registry",
+	.local = 1,
+	.create = local_create,
+	.destroy = local_destroy,
+	.listen = local_listen,
+	.reg_add = local_reg_add,
+	.reg_remove = local_reg_remove,
+	.watch_add = local_watch_add,
+	.watch_remove = local_watch_remove,
+	.refused = local_refused,
+	.resync_grace_ms = 0,
+};

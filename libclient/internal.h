@@ -137,6 +137,9 @@ struct epm_reg {
 	uint16_t		 hlen;
 	uint64_t		 instance;
 	struct wire_endpoint	 ep;
+	/* Local registry: the hidden name the socket listens under until
+	 * reg_add renames it to ep.path; "" then. */
+	char			 staged[SIPC_UNIX_PATH_MAX + 1];
 	uint64_t		 id;		/* broker's, once registered */
 	uint32_t		 reqid;		/* pending REGISTER */
 	/* The first answer (0 or SIPC_E*, message); then cleared. */
@@ -144,16 +147,59 @@ struct epm_reg {
 	void			*arg;
 };
 
-enum epm_kind {
-	EPM_LOCAL,
-	EPM_BROKER
+/* What a receiver asks of its EPM to listen (epm_ops.listen). */
+struct epm_listen {
+	const char		*handle;
+	uint16_t		 hlen;
+	uint64_t		 instance;
+	/* Broker: struct sipc_receiver_opts' fields of the same names. */
+	const char		*listen_address;
+	const char		*register_address;
+	const char		*allowed_ports;
+	/* Out: the listening socket (non-blocking), the endpoint to
+	 * register, and (local) the name it listens under until then. */
+	int			 fd;
+	struct wire_endpoint	 ep;
+	char			 staged[SIPC_UNIX_PATH_MAX + 1];
 };
+
+/*
+ * An end point manager: senders and receivers reach the registry only
+ * through this table, so that a new kind (a broker cluster) is a new
+ * table, never a branch in them.  Every operation but new and listen runs
+ * on the EPM's loop thread.
+ */
+struct epm_ops {
+	const char	*name;
+	int		 local;		/* sipc_epm_is_local(): no daemon */
+	/* Sets up epm (addr: the broker's, NULL for the local registry): 0
+	 * or SIPC_E* with sipc_errmsg set; on the caller's thread. */
+	int		(*create)(sipc_epm *, const char *addr);
+	void		(*destroy)(sipc_epm *);
+	/* A receiver's socket and endpoint: 0 or SIPC_E*; on the caller's
+	 * thread. */
+	int		(*listen)(sipc_epm *, struct epm_listen *);
+	/* Registers r; r->done hears the first answer. */
+	void		(*reg_add)(sipc_epm *, struct epm_reg *);
+	void		(*reg_remove)(sipc_epm *, struct epm_reg *);
+	void		(*watch_add)(sipc_epm *, struct epm_watch *);
+	void		(*watch_remove)(sipc_epm *, struct epm_watch *);
+	/* Nobody listens at p's endpoint: 1 when the receiver is gone for
+	 * good (the sender forgets it), 0 when it may come back. */
+	int		(*refused)(sipc_epm *, const struct peer *p);
+	/* After the registry came back, how long a sender keeps receivers
+	 * its new snapshot lacks, in ms: they may still be re-registering. */
+	int		 resync_grace_ms;
+};
+
+extern const struct epm_ops epm_local_ops;
+extern const struct epm_ops epm_broker_ops;
 
 struct epm_broker;
 struct epm_local;
 
 struct sipc_epm {
-	enum epm_kind		 kind;
+	const struct epm_ops	*ops;
 	struct loop		 loop;
 	atomic_int		 refs;
 	int			 is_default;
@@ -182,31 +228,12 @@ void	 epm_watch_add(sipc_epm *epm, struct epm_watch *w);
 void	 epm_watch_remove(sipc_epm *epm, struct epm_watch *w);
 
 /* epm_broker.c */
-int	 broker_new(sipc_epm *epm, const char *addr);
 /* Why the session is not up: a SIPC_E* code, sipc_errmsg set. */
 int	 broker_connect_error(sipc_epm *epm);
-void	 broker_free(sipc_epm *epm);
-void	 broker_reg_add(sipc_epm *epm, struct epm_reg *r);
-void	 broker_reg_remove(sipc_epm *epm, struct epm_reg *r);
-void	 broker_watch_add(sipc_epm *epm, struct epm_watch *w);
-void	 broker_watch_remove(sipc_epm *epm, struct epm_watch *w);
 /* The local address of the broker session, port 0; 0 or SIPC_ENOTCONN. */
 int	 broker_local_addr(sipc_epm *epm, struct sockaddr_storage *ss,
 	    socklen_t *sl);
-
-/* epm_local.c */
-int	 local_new(sipc_epm *epm);
-void	 local_free(sipc_epm *epm);
-void	 local_reg_add(sipc_epm *epm, struct epm_reg *r);
-void	 local_reg_remove(sipc_epm *epm, struct epm_reg *r);
-void	 local_watch_add(sipc_epm *epm, struct epm_watch *w);
-void	 local_watch_remove(sipc_epm *epm, struct epm_watch *w);
-/* The registry directory ("/run/user/1000/sipc"). */
-const char *local_dir(sipc_epm *epm);
-/* Creates and checks the registry directory; 0 or SIPC_EPERM/ESYS. */
-int	 local_dir_prepare(char *dir, size_t size);
-/* Socket path of a receiver: DIR/HASH.PID.INSTANCE; 0 or SIPC_EINVAL. */
-int	 local_socket_path(sipc_epm *epm, const char *handle, size_t hlen,
-	    uint64_t instance, char *path, size_t size);
+/* listen_tcp.c: the broker table's listen. */
+int	 broker_listen(sipc_epm *epm, struct epm_listen *l);
 
 #endif

@@ -94,7 +94,6 @@ struct sipc_receiver {
 	struct epm_reg			 reg;
 	int				 registered;
 	char				 endpoint[128];
-	char				 tmp_path[SIPC_UNIX_PATH_MAX + 1];
 	TAILQ_HEAD(, rconn)		 conns;
 	/* Per sender id seen, oldest replaced first: the next seq
 	 * expected (what lies before is delivered or reported as a gap) and
@@ -690,185 +689,6 @@ accept_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/*
- * Parses "5000", "5000-5010", "5000,5005,6000-6010" into lo[i]..hi[i].
- * Returns the number of ranges, or -1.
- */
-static int
-parse_ports(const char *s, uint16_t *lo, uint16_t *hi, int max)
-{
-	char buf[1024], *tok, *save, *dash;
-	int n = 0;
-
-	if (strlen(s) >= sizeof(buf))
-		return -1;
-	snprintf(buf, sizeof(buf), "%s", s);
-	for (tok = strtok_r(buf, ",", &save); tok;
-	    tok = strtok_r(NULL, ",", &save)) {
-		while (*tok == ' ')
-			tok++;
-		if (n >= max)
-			return -1;
-		if ((dash = strchr(tok, '-')) != NULL)
-			*dash = '\0';
-		if (addr_parse_port(tok, &lo[n], 0) == -1)
-			return -1;
-		hi[n] = lo[n];
-		if (dash && (addr_parse_port(dash + 1, &hi[n], 0) == -1 ||
-		    hi[n] < lo[n]))
-			return -1;
-		n++;
-	}
-	return n > 0 ? n : -1;
-}
-
-static int
-is_wildcard(const struct sockaddr_storage *ss)
-{
-	static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
-
-	if (ss->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
-		    htonl(INADDR_ANY);
-	return memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr, &any6,
-	    sizeof(any6)) == 0;
-}
-
-static void
-set_port(struct sockaddr_storage *ss, uint16_t port)
-{
-	if (ss->ss_family == AF_INET)
-		((struct sockaddr_in *)ss)->sin_port = htons(port);
-	else
-		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-}
-
-/* Waits for the broker session, up to the EPM's patience. */
-static int
-wait_session(sipc_epm *epm)
-{
-	int timeout = epm->opts.connect_timeout_ms > 5000 ?
-	    epm->opts.connect_timeout_ms : 5000;
-	int64_t deadline = deadline_after(timeout);
-
-	pthread_mutex_lock(&epm->mu);
-	while (!atomic_load(&epm->connected) && !atomic_load(&epm->failed))
-		if (cond_wait_until(&epm->cv, &epm->mu, deadline) != 0)
-			break;
-	pthread_mutex_unlock(&epm->mu);
-	return atomic_load(&epm->connected) ? 0 : -1;
-}
-
-static int
-listen_tcp(struct sipc_receiver *rx, const struct sipc_receiver_opts *o)
-{
-	struct sockaddr_storage lss, rss, bss;
-	socklen_t lsl, rsl, bsl;
-	uint16_t lo[64], hi[64];
-	char what[128];
-	int nr = 0, r, fd = -1, on = 1, rc;
-	unsigned port;
-
-	if ((o->listen_address == NULL || o->register_address == NULL) &&
-	    wait_session(rx->epm) == -1)
-		return seterr(SIPC_ENOTCONN, "no broker session to learn this "
-		    "host's address from; set listen_address and "
-		    "register_address, or start the broker");
-	if (o->listen_address) {
-		if (parse_ip(o->listen_address, &lss, &lsl) == -1)
-			return seterr(SIPC_EADDR, "listen_address '%s' is not "
-			    "an IP address", o->listen_address);
-	} else if (broker_local_addr(rx->epm, &lss, &lsl) != 0)
-		return seterr(SIPC_ENOTCONN, "broker session lost");
-	if (o->register_address) {
-		if (parse_ip(o->register_address, &rss, &rsl) == -1)
-			return seterr(SIPC_EADDR, "register_address '%s' is "
-			    "not an IP address", o->register_address);
-	} else if (!is_wildcard(&lss)) {
-		rss = lss;
-		rsl = lsl;
-	} else if (broker_local_addr(rx->epm, &rss, &rsl) != 0)
-		return seterr(SIPC_ENOTCONN, "broker session lost");
-	if (o->allowed_ports &&
-	    (nr = parse_ports(o->allowed_ports, lo, hi, 64)) == -1)
-		return seterr(SIPC_EINVAL, "allowed_ports '%s': expected "
-		    "ports and ranges such as 5000,5010-5020",
-		    o->allowed_ports);
-	if (nr == 0) {
-		lo[0] = hi[0] = 0;
-		nr = 1;
-	}
-	set_port(&lss, 0);
-	sa_format((struct sockaddr *)&lss, what, sizeof(what));
-	for (r = 0; r < nr && fd == -1; r++) {
-		for (port = lo[r]; port <= hi[r]; port++) {
-			fd = socket(lss.ss_family, SOCK_STREAM |
-			    SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-			if (fd == -1)
-				return seterr_sys(SIPC_ESYS, "socket");
-			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
-			    sizeof(on));
-			set_port(&lss, (uint16_t)port);
-			if (bind(fd, (struct sockaddr *)&lss, lsl) == 0)
-				break;
-			rc = errno;
-			close(fd);
-			fd = -1;
-			if (rc != EADDRINUSE && rc != EACCES) {
-				errno = rc;
-				return seterr_sys(SIPC_ESYS, "bind %s port %u",
-				    what, port);
-			}
-		}
-	}
-	if (fd == -1)
-		return seterr(SIPC_ENOPORT, "no free port among '%s' on %s",
-		    o->allowed_ports, what);
-	if (listen(fd, 511) == -1) {
-		rc = seterr_sys(SIPC_ESYS, "listen");
-		close(fd);
-		return rc;
-	}
-	bsl = sizeof(bss);
-	getsockname(fd, (struct sockaddr *)&bss, &bsl);
-	set_port(&rss, ntohs(bss.ss_family == AF_INET ?
-	    ((struct sockaddr_in *)&bss)->sin_port :
-	    ((struct sockaddr_in6 *)&bss)->sin6_port));
-	sa_to_endpoint((struct sockaddr *)&rss, &rx->reg.ep);
-	rx->lfd = fd;
-	return 0;
-}
-
-static int
-listen_local(struct sipc_receiver *rx)
-{
-	struct sockaddr_un sun;
-	int fd, rc;
-
-	if ((rc = local_socket_path(rx->epm, rx->handle, rx->hlen,
-	    rx->instance, rx->reg.ep.path, sizeof(rx->reg.ep.path))) != 0)
-		return rc;
-	rx->reg.ep.family = WIRE_AF_UNIX;
-	snprintf(rx->tmp_path, sizeof(rx->tmp_path), "%s/.%016llx.tmp",
-	    local_dir(rx->epm), (unsigned long long)rx->instance);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", rx->tmp_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return seterr_sys(SIPC_ESYS, "socket");
-	unlink(rx->tmp_path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    chmod(rx->tmp_path, 0600) == -1 || listen(fd, 511) == -1) {
-		rc = seterr_sys(SIPC_ESYS, "listen on %s", rx->tmp_path);
-		close(fd);
-		unlink(rx->tmp_path);
-		return rc;
-	}
-	rx->lfd = fd;
-	return 0;
-}
-
 /* ---- Life cycle ---------------------------------------------------------- */
 
 static void
@@ -896,14 +716,6 @@ start_on_loop(void *arg)
 	if (rx->lev == NULL || rx->accept_resume == NULL ||
 	    event_add(rx->lev, NULL) == -1) {
 		reg_done(rx, SIPC_ENOMEM, "out of memory");
-		return;
-	}
-	/* A local receiver's registration is its name in the directory:
-	 * it appears, listening, in one rename. */
-	if (rx->epm->kind == EPM_LOCAL &&
-	    rename(rx->tmp_path, rx->reg.ep.path) == -1) {
-		seterr_sys(SIPC_ESYS, "rename %s", rx->reg.ep.path);
-		reg_done(rx, SIPC_ESYS, sipc_errmsg());
 		return;
 	}
 	memcpy(rx->reg.handle, rx->handle, rx->hlen + 1);
@@ -964,8 +776,8 @@ close_on_loop(void *arg)
 	rx->registered = 0;
 	if (rx->lev)
 		event_del(rx->lev);
-	if (rx->tmp_path[0])
-		unlink(rx->tmp_path);
+	if (rx->reg.staged[0])
+		unlink(rx->reg.staged);
 	TAILQ_FOREACH(c, &rx->conns, entry) {
 		queue_ack(c);
 		if (c->phase == R_OPEN && c->out_len > c->out_off) {
@@ -994,6 +806,7 @@ sipc_receiver_new(const char *handle, sipc_epm *epm,
     const struct sipc_receiver_opts *opts, sipc_receiver **out)
 {
 	struct sipc_receiver *rx;
+	struct epm_listen l;
 	int64_t deadline;
 	size_t hlen;
 	int rc, timeout;
@@ -1042,15 +855,20 @@ sipc_receiver_new(const char *handle, sipc_epm *epm,
 		free(rx);
 		return rc;
 	}
-	if (rx->epm->kind == EPM_BROKER) {
-		struct sipc_receiver_opts none;
-
-		sipc_receiver_opts_init(&none);
-		rc = listen_tcp(rx, opts ? opts : &none);
-	} else
-		rc = listen_local(rx);
-	if (rc != 0)
+	memset(&l, 0, sizeof(l));
+	l.handle = rx->handle;
+	l.hlen = rx->hlen;
+	l.instance = rx->instance;
+	if (opts) {
+		l.listen_address = opts->listen_address;
+		l.register_address = opts->register_address;
+		l.allowed_ports = opts->allowed_ports;
+	}
+	if ((rc = rx->epm->ops->listen(rx->epm, &l)) != 0)
 		goto fail;
+	rx->lfd = l.fd;
+	rx->reg.ep = l.ep;
+	memcpy(rx->reg.staged, l.staged, sizeof(l.staged));
 	addr_format_endpoint(&rx->reg.ep, rx->endpoint, sizeof(rx->endpoint));
 	loop_call(&rx->epm->loop, start_on_loop, rx);
 
@@ -1080,8 +898,8 @@ sipc_receiver_new(const char *handle, sipc_epm *epm,
 fail:
 	if (rx->lfd != -1)
 		close(rx->lfd);
-	if (rx->tmp_path[0])
-		unlink(rx->tmp_path);
+	if (rx->reg.staged[0])
+		unlink(rx->reg.staged);
 	epm_release(rx->epm);
 	pthread_mutex_destroy(&rx->mu);
 	pthread_cond_destroy(&rx->cv);

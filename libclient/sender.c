@@ -43,8 +43,6 @@
 #define RECONNECT_MIN_MS 50
 #define RECONNECT_MAX_MS 1000
 #define LEAVE_LINGER_MS	1000		/* final ACKs after a LEAVE */
-#define RESYNC_GRACE_MS	3000		/* receivers re-register after a
-					   broker restart within this */
 #define SYNC_WAIT_MS	5000		/* for the first receiver list */
 #define REPORT_MS	100		/* messages skipped for a receiver:
 					   reported at most this often */
@@ -1205,10 +1203,7 @@ conn_remove(struct conn *c, int error)
 static void
 conn_refused(struct conn *c)
 {
-	if (c->peer.ep.family == WIRE_AF_UNIX) {
-		/* A registered name always listens (receivers rename it into
-		 * place after listen), so this one is stale. */
-		unlink(c->peer.ep.path);
+	if (c->tx->epm->ops->refused(c->tx->epm, &c->peer)) {
 		conn_remove(c, SIPC_EPEERGONE);
 		return;
 	}
@@ -1561,7 +1556,7 @@ w_synced(void *arg)
 	/* After a broker restart receivers come back one by one; give them
 	 * time before dropping what the snapshot lacks. */
 	timer_after(tx->resync_timer,
-	    tx->epm->kind == EPM_BROKER ? RESYNC_GRACE_MS : 0);
+	    tx->epm->ops->resync_grace_ms);
 }
 
 /* ---- Hand-off and dispatch ----------------------------------------------- */
