@@ -1,8 +1,8 @@
 /*
  * epm.c - end point managers: creation, the process's default EPM, the
  * reference counts that keep an EPM (and its I/O thread) alive while
- * senders and receivers use it, and dispatch to the two backends
- * (epm_broker.c, epm_local.c).
+ * senders and receivers use it, and dispatch through struct epm_ops to the
+ * backends (epm_local.c, epm_broker.c).
  */
 #include <stdlib.h>
 #include <string.h>

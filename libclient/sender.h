@@ -1,0 +1,373 @@
+/*
+ * sender.h - what the three files of the sender share (internal to
+ * libsipc): a message and its buffer, the hand-off queue, one connection
+ * to one receiver, the sender itself, and the functions each file offers
+ * the others.
+ *
+ *   sender.c        the public API, hand-off and dispatch, the receivers
+ *                   a sender follows (watch callbacks), statistics, close
+ *   sender_msgs.c   message buffers and their recycling, each
+ *                   connection's ring of unacknowledged messages (its hot
+ *                   part inline here, with the hand-off queue), messages
+ *                   in limbo, loss reports
+ *   sender_conn.c   one connection to one receiver: connect, TLS, DHELLO,
+ *                   writing, acknowledgements, heartbeats, going down
+ */
+#ifndef SIPC_SENDER_H
+#define SIPC_SENDER_H
+
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "../common/liveness.h"
+#include "../proto/frame.h"
+#include "internal.h"
+#include "xport.h"
+
+#define DATA_HDR	(SIPC_HEADER_SIZE + SIPC_DATA_PREFIX)
+#define DRAIN_BUDGET	8192		/* messages per turn of the loop */
+#define MAX_IOV		1024
+#define RECONNECT_MIN_MS 50
+#define RECONNECT_MAX_MS 1000
+#define LEAVE_LINGER_MS	1000		/* final ACKs after a LEAVE */
+#define SYNC_WAIT_MS	5000		/* for the first receiver list */
+#define REPORT_MS	100		/* messages skipped for a receiver:
+					   reported at most this often */
+
+struct msg {
+	_Atomic(struct msg *)	 next;
+	unsigned		 refs;		/* I/O thread only */
+	/* A compressed frame's uncompressed twin, made once on the I/O
+	 * thread for the receivers that did not grant ZLIB; holds a
+	 * reference to it. */
+	struct msg		*plain;
+	union {
+		struct {
+			uint64_t seq;
+			size_t	 flen;		/* header + seq + body */
+			size_t	 body;		/* message bytes, uncompressed */
+		};
+		/* Recycled, the first buffer of a batch: the batch. */
+		struct {
+			struct msg *batch_last;
+			size_t	 batch_bytes;
+		};
+	};
+	size_t			 cap;		/* bytes allocated for frame */
+	uint8_t			 frame[];
+};
+
+/*
+ * Buffers of sent messages go back to the sending threads instead of to
+ * free(): allocating on one thread and freeing on another is what glibc
+ * does worst, and buffers of 64 KiB would fault in fresh pages every time.
+ * Buffers up to RECYCLE_CAP are kept, RECYCLE_BYTES of them at most.
+ */
+#define RECYCLE_CAP	(128 * 1024)
+#define RECYCLE_BATCH	64
+
+/*
+ * Fields written per message by the sending threads and fields written by
+ * the I/O thread live on separate cache lines: a line written from both
+ * sides moves between CPUs on every message (measured: half of
+ * sipc_send's time went to one such line).
+ */
+#define CACHE_LINE	64
+
+/* Vyukov's intrusive MPSC queue: producers never wait for each other. */
+struct mpsc {
+	_Alignas(CACHE_LINE) _Atomic(struct msg *) tail;	/* producers */
+	_Alignas(CACHE_LINE) struct msg	*head;		/* consumer */
+	struct msg		*stub;
+};
+
+enum cstate {
+	C_DOWN,		/* not connected; retry timer running */
+	C_CONNECTING,
+	C_TLS,		/* TLS handshake */
+	C_HANDSHAKE,	/* DHELLO sent, waiting for OK */
+	C_READY
+};
+
+struct conn {
+	TAILQ_ENTRY(conn)	 entry;
+	struct sipc_sender	*tx;
+	struct peer		 peer;
+	char			 name[128];	/* endpoint for people */
+	enum cstate		 state;
+	struct xport		 xp;		/* xp.fd -1: not connected */
+	struct event		*rev;
+	struct event		*wev;
+	struct event		*timer;
+	int			 wev_armed;
+	/* Messages sent or to send, not yet acknowledged, oldest first. */
+	struct msg		**ring;
+	size_t			 cap;		/* power of two */
+	size_t			 head;
+	size_t			 count;
+	size_t			 nsent;		/* of count, fully written */
+	size_t			 woff;		/* of the next, written */
+	size_t			 unacked_bytes;
+	uint64_t		 first_seq;	/* for the next DHELLO */
+	uint32_t		 max_message;	/* the receiver's */
+	/* Small frames of our own (DHELLO, PING, PONG). */
+	uint8_t			 ctl[512];
+	size_t			 ctl_len;
+	size_t			 ctl_off;
+	struct framer		 framer;	/* of what the receiver sends */
+	uint8_t			 in[SIPC_HEADER_SIZE + 1024];
+	size_t			 in_len;
+	struct liveness		 live;		/* from DHELLO on */
+	int64_t			 down_since;
+	int64_t			 deadline;	/* connect, handshake, leave */
+	struct backoff		 backoff;
+	int			 leaving;	/* got LEAVE, awaiting EOF */
+	/* Declared dead (unreachable for 3 heartbeats, refused, or cut off
+	 * as too slow): not a member, gets no messages, retried slowly. */
+	int			 dead;
+	int			 confirmed;	/* seen since the last resync */
+	int			 zlib;		/* the receiver inflates */
+	int			 kill_error;	/* why it was declared dead */
+	uint64_t		 acked;		/* messages acknowledged */
+	uint64_t		 dropped;
+	uint64_t		 lost;
+	uint64_t		 drops_unreported;
+	uint64_t		 toobig_unreported;
+	uint64_t		 skips_unreported;	/* while dead */
+	/*
+	 * Sequence numbers: every message up to ack_seq that was meant for
+	 * this receiver is delivered or reported lost (the next DHELLO
+	 * starts there, so that the receiver sees what it missed as a gap);
+	 * sent_seq is the last one ever written whole to it.
+	 */
+	uint64_t		 ack_seq;
+	uint64_t		 sent_seq;
+	/*
+	 * Messages written but not acknowledged when the receiver was
+	 * declared dead: it may still read them from its socket buffer.
+	 * Their fate is settled by the last_seq of its next OK(DHELLO), or
+	 * they are reported lost when it goes away or the sender closes.
+	 */
+	uint64_t		*limbo;		/* ascending seqs */
+	size_t			 nlimbo;
+	size_t			 limbo_cap;
+};
+
+struct sipc_sender {
+	sipc_epm		*epm;
+	char			 handle[SIPC_HANDLE_MAX + 1];
+	uint16_t		 hlen;
+	uint64_t		 id;
+	struct sipc_sender_opts	 opts;
+	struct epm_watch	 watch;
+	SSL_CTX			*tls;		/* NULL: plain text */
+	int			 psk;
+	char			 tls_name[256];	/* to check instead of IPs */
+
+	/*
+	 * Hand-off from any thread.  What waits in the queue is pushed minus
+	 * drained: the sending threads add to pushed_*, the I/O thread
+	 * publishes drained_* once per batch.  pushed_count is also the
+	 * count of messages sent.
+	 */
+	struct mpsc		 q;
+	_Alignas(CACHE_LINE) atomic_size_t pushed_bytes;
+	atomic_size_t		 pushed_count;
+	/* Recycled buffers: pushed in batches by the I/O thread, taken all
+	 * at once by senders (so no ABA), then handed out under pmu. */
+	pthread_mutex_t		 pmu;
+	struct msg		*pcache;
+	size_t			 p_taken;	/* bytes taken, under pmu */
+	atomic_size_t		 rc_taken;	/* p_taken, for the I/O thread */
+
+	/* Written by the I/O thread once per batch, read by senders. */
+	_Alignas(CACHE_LINE) atomic_size_t drained_bytes;
+	atomic_size_t		 drained_count;
+	atomic_size_t		 max_backlog;	/* bytes, worst receiver */
+	atomic_int		 wake_pending;
+	atomic_int		 closing;
+	_Alignas(CACHE_LINE) _Atomic(struct msg *) recycled;
+
+	/* Shared with waiting threads (seq_cst atomics, cv under mu). */
+	_Alignas(CACHE_LINE) pthread_mutex_t mu;
+	pthread_cond_t		 cv;
+	atomic_int		 waiters;
+	atomic_size_t		 nready;
+	atomic_size_t		 unacked_total;	/* (message, receiver) */
+	atomic_size_t		 unreported;	/* skipped, not yet reported */
+	atomic_int		 synced;	/* first receiver list known */
+	struct event		*wake_ev;
+
+	/* I/O thread only. */
+	size_t			 drained_b;	/* published as drained_* */
+	size_t			 drained_n;
+	size_t			 rc_given;	/* bytes recycled, ever */
+	size_t			 rc_taken_seen;	/* rc_taken, as last read */
+	uint64_t		 next_seq;	/* last number given */
+	size_t			 unacked;	/* published as unacked_total */
+	struct msg		*fbatch;	/* freed, not yet recycled */
+	struct msg		*fbatch_tail;
+	size_t			 fbatch_n;
+	size_t			 fbatch_bytes;
+	TAILQ_HEAD(, conn)	 conns;
+	size_t			 nconns;
+	const char		**names;	/* for after_send */
+	size_t			 names_cap;
+	struct event		*resync_timer;
+	struct event		*report_timer;
+	int64_t			 last_report;
+	size_t			 unreported_n;	/* published as unreported */
+	int			 dead;		/* closed; freed by the reaper */
+	uint64_t		 st_delivered;
+	uint64_t		 st_lost;
+	uint64_t		 st_dropped;
+};
+
+/* The hand-off queue, inlined where it is used. */
+static inline int
+mpsc_init(struct mpsc *q)
+{
+	if ((q->stub = calloc(1, sizeof(struct msg))) == NULL)
+		return -1;
+	atomic_init(&q->stub->next, NULL);
+	atomic_init(&q->tail, q->stub);
+	q->head = q->stub;
+	return 0;
+}
+
+static inline void
+mpsc_push(struct mpsc *q, struct msg *m)
+{
+	struct msg *prev;
+
+	atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
+	prev = atomic_exchange_explicit(&q->tail, m, memory_order_acq_rel);
+	atomic_store_explicit(&prev->next, m, memory_order_release);
+}
+
+/* NULL when empty or when a producer is between its two steps (it then
+ * wakes the consumer itself). */
+static inline struct msg *
+mpsc_pop(struct mpsc *q)
+{
+	struct msg *head = q->head, *next, *tail;
+
+	next = atomic_load_explicit(&head->next, memory_order_acquire);
+	if (head == q->stub) {
+		if (next == NULL)
+			return NULL;
+		q->head = next;
+		head = next;
+		next = atomic_load_explicit(&head->next, memory_order_acquire);
+	}
+	if (next) {
+		q->head = next;
+		return head;
+	}
+	tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+	if (head != tail)
+		return NULL;
+	mpsc_push(q, q->stub);
+	next = atomic_load_explicit(&head->next, memory_order_acquire);
+	if (next) {
+		q->head = next;
+		return head;
+	}
+	return NULL;
+}
+
+/* 1 when a producer is between its two steps (the queue is not empty,
+ * though mpsc_pop() found nothing). */
+static inline int
+mpsc_busy(struct mpsc *q)
+{
+	return atomic_load(&q->tail) != q->head;
+}
+
+/* sender_msgs.c, and its hot part, here to be inlined: the ring of a
+ * connection. */
+void	msg_unref(struct sipc_sender *tx, struct msg *m);
+
+/* ---- Ring of unacknowledged messages ------------------------------------- */
+
+static inline struct msg *
+ring_at(const struct conn *c, size_t i)
+{
+	return c->ring[(c->head + i) & (c->cap - 1)];
+}
+
+static inline int
+ring_push(struct conn *c, struct msg *m)
+{
+	struct msg **nr;
+	size_t i, ncap;
+
+	if (c->count == c->cap) {
+		ncap = c->cap ? c->cap * 2 : 64;
+		if ((nr = malloc(ncap * sizeof(*nr))) == NULL)
+			return -1;
+		for (i = 0; i < c->count; i++)
+			nr[i] = ring_at(c, i);
+		free(c->ring);
+		c->ring = nr;
+		c->cap = ncap;
+		c->head = 0;
+	}
+	c->ring[(c->head + c->count) & (c->cap - 1)] = m;
+	c->count++;
+	c->unacked_bytes += m->flen;
+	m->refs++;
+	return 0;
+}
+
+/* Drops the oldest message: acknowledged, or lost. */
+static inline void
+ring_pop(struct conn *c)
+{
+	struct msg *m = c->ring[c->head];
+
+	c->head = (c->head + 1) & (c->cap - 1);
+	c->count--;
+	if (c->nsent > 0)
+		c->nsent--;
+	else
+		c->woff = 0;
+	c->unacked_bytes -= m->flen;
+	c->tx->unacked--;
+	msg_unref(c->tx, m);
+}
+
+/* 1 when m's body is a zlib stream. */
+static inline int
+msg_compressed(const struct msg *m)
+{
+	return ((m->frame[4] << 8 | m->frame[5]) & WIRE_F_COMPRESSED) != 0;
+}
+
+/* sender_msgs.c */
+struct msg	*msg_alloc(struct sipc_sender *tx, size_t flen);
+void	recycle_flush(struct sipc_sender *tx);
+void	recycle_free(struct sipc_sender *tx);
+void	ring_lose_all(struct conn *c, int error);
+struct msg	*msg_plain(struct msg *m);
+int	limbo_add(struct conn *c, uint64_t seq);
+void	limbo_settle(struct conn *c, uint64_t last_seq, int error);
+void	conn_report_skipped(struct conn *c);
+void	report_skipped(struct sipc_sender *tx, int now);
+void	report_cb(evutil_socket_t fd, short what, void *arg);
+
+/* sender_conn.c */
+void	ctl_ping(struct conn *c, uint8_t type, uint32_t reqid, uint64_t token);
+int	conn_write(struct conn *c);
+void	conn_last_acks(struct conn *c);
+void	conn_kill(struct conn *c, int error, uint64_t extra);
+void	conn_remove(struct conn *c, int error);
+void	conn_new(struct sipc_sender *tx, const struct peer *p);
+
+/* sender.c */
+void	tx_notify(struct sipc_sender *tx);
+void	publish(struct sipc_sender *tx);
+void	update_backlog(struct sipc_sender *tx);
+void	report(struct sipc_sender *tx, int error, const char *name, uint64_t n);
+
+#endif
