@@ -1,0 +1,108 @@
+/*
+ * receiver.h - what the two files of the receiver share (internal to
+ * libsipc): one connection from one sender, and the receiver itself.
+ *
+ *   receiver.c       the public API: listening, registering, accepting,
+ *                    closing
+ *   receiver_conn.c  one connection from one sender: TLS, DHELLO, reading
+ *                    and delivering DATA, gaps and duplicates, ACKs,
+ *                    heartbeats, the memory of senders seen
+ */
+#ifndef SIPC_RECEIVER_H
+#define SIPC_RECEIVER_H
+
+#include <stdint.h>
+
+#include "../common/liveness.h"
+#include "internal.h"
+#include "reader.h"
+#include "xport.h"
+
+/* Read buffer: starts small (idle connections cost little) and doubles,
+ * up to RBUF_MAX, whenever a read fills it (a busy sender).  Not more:
+ * the kernel copies into it, and a buffer that no longer fits the CPU's
+ * cache next to the socket's own made TCP reads slower (1 MiB: 41-47k
+ * messages of 64 KiB/s; 256 KiB: 48-61k, 2 vCPUs of 1 MiB L2 each). */
+#define RBUF_MIN	(64 * 1024)
+#define RBUF_MAX	(256 * 1024)
+#define ACK_DELAY_MS	20
+#define DHELLO_MS	5000	/* a sender must say DHELLO within this */
+#define ACCEPT_PAUSE_MS	100
+#define READS_PER_EVENT	8
+
+enum rphase {
+	R_PEEK,		/* TLS receiver: plain-text sipc, or TLS? */
+	R_TLS,		/* TLS handshake */
+	R_OPEN		/* frames: DHELLO first */
+};
+
+struct rconn {
+	TAILQ_ENTRY(rconn)	 entry;
+	struct sipc_receiver	*rx;
+	struct xport		 xp;
+	enum rphase		 phase;
+	struct dp_reader	 rd;
+	struct event		*rev;
+	struct event		*wev;
+	struct event		*timer;
+	int			 wev_armed;
+	int			 ready;		/* DHELLO done */
+	int			 closing;	/* last ERROR queued */
+	char			 peer[64];
+	uint64_t		 sender_id;
+	uint64_t		 expected;	/* next seq in order */
+	uint64_t		 delivered;	/* last seq delivered */
+	uint64_t		 acked;		/* last seq acknowledged */
+	uint64_t		 unacked_bytes;
+	uint32_t		 ack_bytes;
+	struct dp_buf		 in;
+	uint8_t			 out[1024];
+	size_t			 out_len;
+	size_t			 out_off;
+	int64_t			 opened;
+	struct liveness		 live;		/* from DHELLO on */
+	int64_t			 ack_due;	/* 0: no ACK pending */
+};
+
+struct sipc_receiver {
+	sipc_epm			*epm;
+	char				 handle[SIPC_HANDLE_MAX + 1];
+	uint16_t			 hlen;
+	struct sipc_receiver_opts	 opts;
+	SSL_CTX				*tls;		/* NULL: plain text */
+	int				 psk;
+	uint64_t			 instance;
+	int				 lfd;
+	struct event			*lev;
+	struct event			*accept_resume;
+	struct epm_reg			 reg;
+	int				 registered;
+	char				 endpoint[128];
+	TAILQ_HEAD(, rconn)		 conns;
+	/* Per sender id seen, oldest replaced first: the next seq
+	 * expected (what lies before is delivered or reported as a gap) and
+	 * the last seq delivered (0: none yet). */
+	uint64_t			 mem_id[SIPC_SENDER_MEMORY];
+	uint64_t			 mem_expected[SIPC_SENDER_MEMORY];
+	uint64_t			 mem_delivered[SIPC_SENDER_MEMORY];
+	size_t				 mem_next;
+	atomic_uint_fast64_t		 st_messages;
+	atomic_uint_fast64_t		 st_bytes;
+	atomic_uint_fast64_t		 st_gaps;
+	atomic_uint_fast64_t		 st_dups;
+	atomic_uint_fast64_t		 st_senders;
+	int				 dead;
+	/* The registration's first answer, for sipc_receiver_new. */
+	pthread_mutex_t			 mu;
+	pthread_cond_t			 cv;
+	int				 reg_done;
+	int				 reg_rc;
+	char				 reg_err[600];
+};
+
+/* receiver_conn.c */
+void	queue_ack(struct rconn *c);
+void	rconn_close(struct rconn *c, const char *why);
+void	rconn_new(struct sipc_receiver *rx, int fd, const struct sockaddr *sa);
+
+#endif
