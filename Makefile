@@ -9,8 +9,8 @@
 # Missing build dependencies are installed by scripts/install-deps.sh the
 # first time pkg-config cannot find one.
 
-VERSION		= 0.1.0
-SOVERSION	= 1
+VERSION		= 0.2.0
+SOVERSION	= 2
 SOMINOR		= 0
 
 PREFIX		?= /usr/local
@@ -60,7 +60,9 @@ LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
 		  libclient/sender_conn.c libclient/receiver.c \
 		  libclient/receiver_conn.c libclient/xport.c \
 		  libclient/reader.c libclient/security.c $(COMMON_SRC)
-CLI_SRC		= tools/sipc/sipc.c tools/sipc/opts.c tools/sipc/bench.c
+CLI_SRC		= tools/sipc/sipc.c tools/sipc/opts.c tools/sipc/bench.c \
+		  tools/sipc/bench_util.c tools/sipc/bench_serve.c \
+		  tools/sipc/bench_run.c tools/sipc/bench_cases.c
 
 obj		= $(patsubst %.c,$(B)/obj/%.o,$(1))
 

@@ -13,11 +13,17 @@ static pthread_mutex_t default_mu = PTHREAD_MUTEX_INITIALIZER;
 static sipc_epm *default_epm;
 
 void
-sipc_epm_opts_init(struct sipc_epm_opts *o)
+sipc_epm_opts_init_size(struct sipc_epm_opts *o, size_t size)
 {
-	memset(o, 0, sizeof(*o));
-	o->connect_timeout_ms = 5000;
-	o->heartbeat_ms = 0;
+	struct sipc_epm_opts d;
+
+	memset(&d, 0, sizeof(d));
+	d.connect_timeout_ms = 5000;
+	d.heartbeat_ms = 0;
+	sized_out(o, size, &d, sizeof(d));
+	/* The caller's size: what lies past ours is checked when used. */
+	if (size >= sizeof(size_t))
+		o->size = size;
 }
 
 /* $SIPC_BROKER, or NULL when it is unset or empty (the local registry). */
@@ -130,10 +136,9 @@ sipc_epm_connect(const char *addr, const struct sipc_epm_opts *opts,
 	clearerr_sipc();
 	if ((addr == NULL || *addr == '\0') && (addr = env_broker()) == NULL)
 		return sipc_epm_local(out);
-	if (opts)
-		o = *opts;
-	else
-		sipc_epm_opts_init(&o);
+	sipc_epm_opts_init(&o);
+	if (opts && (rc = sized_in(&o, sizeof(o), opts, "sipc_epm_opts")) != 0)
+		return rc;
 	if (o.connect_timeout_ms < 0 || o.heartbeat_ms < 0)
 		return seterr(SIPC_EINVAL, "negative timeout in options");
 	if ((rc = epm_create(&epm_broker_ops, addr, &o, &epm)) != 0)

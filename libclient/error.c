@@ -12,6 +12,14 @@
 static _Thread_local char errmsg[512];
 
 const char *
+sipc_version(int *number)
+{
+	if (number)
+		*number = SIPC_VERSION_NUMBER;
+	return SIPC_VERSION;
+}
+
+const char *
 sipc_strerror(int err)
 {
 	switch (err) {

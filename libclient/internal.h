@@ -48,6 +48,18 @@ int	 security_ctx(const struct sipc_security *s, int server,
 
 /* ---- util.c -------------------------------------------------------------- */
 
+/*
+ * Structs that carry their size first (sipc.h, "Structs that grow").
+ * sized_in: the caller's src (its size in its first field) over dst
+ * (dsize bytes, holding the defaults): fields the caller does not have keep
+ * them; fields past ours must be zero.  0, or SIPC_EINVAL naming what.
+ * sized_out: our src (ssize bytes) into the caller's dst of dsize bytes;
+ * what we do not have is zeroed; dst's size field says what we filled
+ * (options set it back to the caller's size: see *_opts_init_size).
+ */
+int	 sized_in(void *dst, size_t dsize, const void *src, const char *what);
+void	 sized_out(void *dst, size_t dsize, const void *src, size_t ssize);
+
 /* Formats a sockaddr as "1.2.3.4:5" / "[::1]:5" / "local". */
 void	 sa_format(const struct sockaddr *sa, char *buf, size_t size);
 /* sockaddr <-> wire endpoint (INET, INET6, UNIX). */

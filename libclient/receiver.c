@@ -169,10 +169,16 @@ close_on_loop(void *arg)
 }
 
 void
-sipc_receiver_opts_init(struct sipc_receiver_opts *o)
+sipc_receiver_opts_init_size(struct sipc_receiver_opts *o, size_t size)
 {
-	memset(o, 0, sizeof(*o));
-	o->max_message = SIPC_DEF_MESSAGE_MAX;
+	struct sipc_receiver_opts d;
+
+	memset(&d, 0, sizeof(d));
+	d.max_message = SIPC_DEF_MESSAGE_MAX;
+	sized_out(o, size, &d, sizeof(d));
+	/* The caller's size: what lies past ours is checked when used. */
+	if (size >= sizeof(size_t))
+		o->size = size;
 }
 
 int
@@ -195,10 +201,12 @@ sipc_receiver_new(const char *handle, sipc_epm *epm,
 		    SIPC_HANDLE_MAX);
 	if ((rx = calloc(1, sizeof(*rx))) == NULL)
 		return seterr(SIPC_ENOMEM, "out of memory");
-	if (opts)
-		rx->opts = *opts;
-	else
-		sipc_receiver_opts_init(&rx->opts);
+	sipc_receiver_opts_init(&rx->opts);
+	if (opts && (rc = sized_in(&rx->opts, sizeof(rx->opts), opts,
+	    "sipc_receiver_opts")) != 0) {
+		free(rx);
+		return rc;
+	}
 	if (rx->opts.max_message == 0 ||
 	    rx->opts.max_message > SIPC_MAX_MESSAGE_MAX) {
 		free(rx);
@@ -318,14 +326,19 @@ sipc_receiver_endpoint(const sipc_receiver *rx, char *buf, size_t size)
 }
 
 int
-sipc_receiver_stats(sipc_receiver *rx, struct sipc_receiver_stats *st)
+sipc_receiver_stats_size(sipc_receiver *rx, struct sipc_receiver_stats *st,
+    size_t size)
 {
+	struct sipc_receiver_stats s;
+
 	if (rx == NULL || st == NULL)
 		return seterr(SIPC_EINVAL, "NULL argument");
-	st->messages = atomic_load(&rx->st_messages);
-	st->bytes = atomic_load(&rx->st_bytes);
-	st->gaps = atomic_load(&rx->st_gaps);
-	st->duplicates = atomic_load(&rx->st_dups);
-	st->senders = atomic_load(&rx->st_senders);
+	memset(&s, 0, sizeof(s));
+	s.messages = atomic_load(&rx->st_messages);
+	s.bytes = atomic_load(&rx->st_bytes);
+	s.gaps = atomic_load(&rx->st_gaps);
+	s.duplicates = atomic_load(&rx->st_dups);
+	s.senders = atomic_load(&rx->st_senders);
+	sized_out(st, size, &s, sizeof(s));
 	return 0;
 }

@@ -271,9 +271,12 @@ on_data(struct rconn *c, const struct dp_event *ev)
 	c->delivered = ev->seq;
 	atomic_fetch_add(&rx->st_messages, 1);
 	atomic_fetch_add(&rx->st_bytes, ev->len);
-	if (rx->opts.on_message)
-		rx->opts.on_message(rx, rx->handle, ev->body, ev->len,
-		    c->sender_id, ev->seq, rx->opts.arg);
+	if (rx->opts.on_message) {
+		struct sipc_message m = { sizeof(m), rx->handle, ev->body,
+		    ev->len, c->sender_id, ev->seq };
+
+		rx->opts.on_message(rx, &m, rx->opts.arg);
+	}
 	c->unacked_bytes += ev->wire_len;
 	if (c->unacked_bytes >= c->ack_bytes)
 		queue_ack(c);

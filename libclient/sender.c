@@ -329,15 +329,21 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 /* ---- Public API ---------------------------------------------------------- */
 
 void
-sipc_sender_opts_init(struct sipc_sender_opts *o)
+sipc_sender_opts_init_size(struct sipc_sender_opts *o, size_t size)
 {
-	memset(o, 0, sizeof(*o));
-	o->max_message = SIPC_DEF_MESSAGE_MAX;
-	o->hwm_bytes = 8 * 1024 * 1024;
-	o->policy = SIPC_POLICY_BLOCK;
-	o->send_timeout_ms = 10000;
-	o->linger_ms = 5000;
-	o->heartbeat_ms = SIPC_DEF_HEARTBEAT_MS;
+	struct sipc_sender_opts d;
+
+	memset(&d, 0, sizeof(d));
+	d.max_message = SIPC_DEF_MESSAGE_MAX;
+	d.hwm_bytes = 8 * 1024 * 1024;
+	d.policy = SIPC_POLICY_BLOCK;
+	d.send_timeout_ms = 10000;
+	d.linger_ms = 5000;
+	d.heartbeat_ms = SIPC_DEF_HEARTBEAT_MS;
+	sized_out(o, size, &d, sizeof(d));
+	/* The caller's size: what lies past ours is checked when used. */
+	if (size >= sizeof(size_t))
+		o->size = size;
 }
 
 static void
@@ -393,10 +399,12 @@ sipc_sender_new(const char *handle, sipc_epm *epm,
 	    CACHE_LINE * CACHE_LINE)) == NULL)
 		return seterr(SIPC_ENOMEM, "out of memory");
 	memset(tx, 0, sizeof(*tx));
-	if (opts)
-		tx->opts = *opts;
-	else
-		sipc_sender_opts_init(&tx->opts);
+	sipc_sender_opts_init(&tx->opts);
+	if (opts && (rc = sized_in(&tx->opts, sizeof(tx->opts), opts,
+	    "sipc_sender_opts")) != 0) {
+		free(tx);
+		return rc;
+	}
 	if (tx->opts.max_message > SIPC_MAX_MESSAGE_MAX ||
 	    tx->opts.hwm_bytes == 0 || tx->opts.policy < SIPC_POLICY_BLOCK ||
 	    tx->opts.policy > SIPC_POLICY_DISCONNECT ||
@@ -655,8 +663,10 @@ sipc_sender_flush(sipc_sender *tx, int timeout_ms)
 
 struct stats_args {
 	struct sipc_sender		*tx;
-	struct sipc_sender_stats	*st;
-	struct sipc_receiver_info	*info;
+	struct sipc_sender_stats	*st;		/* the caller's */
+	size_t				 st_size;
+	void				*info;		/* the caller's */
+	size_t				 info_size;	/* of one entry */
 	size_t				 max;
 	int				 n;
 };
@@ -666,38 +676,43 @@ stats_on_loop(void *arg)
 {
 	struct stats_args *a = arg;
 	struct sipc_sender *tx = a->tx;
+	struct sipc_sender_stats s;
+	struct sipc_receiver_info i;
 	struct conn *c;
 
 	if (a->st) {
-		memset(a->st, 0, sizeof(*a->st));
-		a->st->sent = atomic_load(&tx->pushed_count);
-		a->st->delivered = tx->st_delivered;
-		a->st->lost = tx->st_lost + tx->unreported_n;
-		a->st->dropped = tx->st_dropped;
-		a->st->queued_bytes = atomic_load(&tx->max_backlog);
+		memset(&s, 0, sizeof(s));
+		s.sent = atomic_load(&tx->pushed_count);
+		s.delivered = tx->st_delivered;
+		s.lost = tx->st_lost + tx->unreported_n;
+		s.dropped = tx->st_dropped;
+		s.queued_bytes = atomic_load(&tx->max_backlog);
+		sized_out(a->st, a->st_size, &s, sizeof(s));
 	}
 	a->n = 0;
 	TAILQ_FOREACH(c, &tx->conns, entry) {
 		if (a->info && (size_t)a->n < a->max) {
-			struct sipc_receiver_info *i = &a->info[a->n];
-
-			memset(i, 0, sizeof(*i));
-			snprintf(i->endpoint, sizeof(i->endpoint), "%s",
+			memset(&i, 0, sizeof(i));
+			snprintf(i.endpoint, sizeof(i.endpoint), "%s",
 			    c->name);
-			i->connected = c->state == C_READY;
-			i->queued_bytes = c->unacked_bytes;
-			i->sent = c->acked;
-			i->dropped = c->dropped;
-			i->lost = c->lost;
+			i.connected = c->state == C_READY;
+			i.queued_bytes = c->unacked_bytes;
+			i.sent = c->acked;
+			i.dropped = c->dropped;
+			i.lost = c->lost;
+			/* Entries as long as the caller's. */
+			sized_out((uint8_t *)a->info + (size_t)a->n *
+			    a->info_size, a->info_size, &i, sizeof(i));
 		}
 		a->n++;
 	}
 }
 
 int
-sipc_sender_stats(sipc_sender *tx, struct sipc_sender_stats *st)
+sipc_sender_stats_size(sipc_sender *tx, struct sipc_sender_stats *st,
+    size_t size)
 {
-	struct stats_args a = { tx, st, NULL, 0, 0 };
+	struct stats_args a = { tx, st, size, NULL, 0, 0, 0 };
 
 	if (tx == NULL || st == NULL)
 		return seterr(SIPC_EINVAL, "NULL argument");
@@ -706,12 +721,13 @@ sipc_sender_stats(sipc_sender *tx, struct sipc_sender_stats *st)
 }
 
 int
-sipc_sender_receiver_stats(sipc_sender *tx, struct sipc_receiver_info *info,
-    size_t max)
+sipc_sender_receiver_stats_size(sipc_sender *tx,
+    struct sipc_receiver_info *info, size_t max, size_t size)
 {
-	struct stats_args a = { tx, NULL, info, max, 0 };
+	struct stats_args a = { tx, NULL, 0, info, size, max, 0 };
 
-	if (tx == NULL || (info == NULL && max > 0))
+	if (tx == NULL || (info == NULL && max > 0) ||
+	    (max > 0 && size < sizeof(size_t)))
 		return seterr(SIPC_EINVAL, "NULL argument");
 	loop_call(&tx->epm->loop, stats_on_loop, &a);
 	return a.n;

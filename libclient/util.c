@@ -220,3 +220,37 @@ deadline_after(int timeout_ms)
 {
 	return timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
 }
+
+int
+sized_in(void *dst, size_t dsize, const void *src, const char *what)
+{
+	const uint8_t *p = src;
+	size_t n, i;
+
+	memcpy(&n, src, sizeof(n));
+	if (n < sizeof(n))
+		return seterr(SIPC_EINVAL, "%s not initialized: call its "
+		    "*_init() first", what);
+	/* A newer program's fields we do not know must be unused. */
+	for (i = dsize; i < n; i++)
+		if (p[i] != 0)
+			return seterr(SIPC_EINVAL, "%s use a field this "
+			    "library (%s) does not know", what,
+			    sipc_version(NULL));
+	memcpy((uint8_t *)dst + sizeof(n), p + sizeof(n),
+	    (n < dsize ? n : dsize) - sizeof(n));
+	return 0;
+}
+
+void
+sized_out(void *dst, size_t dsize, const void *src, size_t ssize)
+{
+	size_t n = dsize < ssize ? dsize : ssize;
+
+	if (dsize < sizeof(size_t))
+		return;
+	memset(dst, 0, dsize);
+	memcpy((uint8_t *)dst + sizeof(size_t), (const uint8_t *)src +
+	    sizeof(size_t), n - sizeof(size_t));
+	memcpy(dst, &n, sizeof(n));
+}

@@ -24,16 +24,12 @@ on_signal(int sig)
 }
 
 static void
-on_message(sipc_receiver *rx, const char *handle, const void *data,
-    size_t len, uint64_t sender_id, uint64_t seq, void *arg)
+on_message(sipc_receiver *rx, const struct sipc_message *m, void *arg)
 {
 	(void)rx;
-	(void)handle;
-	(void)sender_id;
-	(void)seq;
 	(void)arg;
-	/* Runs on sipc's I/O thread; data is valid during this call. */
-	printf("'%.*s' received\n", (int)len, (const char *)data);
+	/* Runs on sipc's I/O thread; m->data is valid during this call. */
+	printf("'%.*s' received\n", (int)m->len, (const char *)m->data);
 	fflush(stdout);
 }
 

@@ -43,8 +43,28 @@ extern "C" {
 #endif
 
 #define SIPC_VERSION_MAJOR	0
-#define SIPC_VERSION_MINOR	1
+#define SIPC_VERSION_MINOR	2
 #define SIPC_VERSION_PATCH	0
+/* 0xMMmmpp: compare with what sipc_version() says at run time. */
+#define SIPC_VERSION_NUMBER	((SIPC_VERSION_MAJOR << 16) | \
+				 (SIPC_VERSION_MINOR << 8) | SIPC_VERSION_PATCH)
+
+/*
+ * Structs that grow.  Every options and statistics struct starts with
+ * its size in bytes, which the *_init() and *_stats() macros below fill
+ * in from the header the program was compiled with: a library that knows
+ * more fields gives the ones the program does not know their defaults,
+ * and fills only the bytes the program has.  struct sipc_message, which
+ * the library hands to callbacks, carries the library's size the same
+ * way.  Add fields only at the end; never reuse one.
+ */
+
+/*
+ * The version of the library running (not of this header): "0.2.0"; when
+ * number is not NULL, *number gets SIPC_VERSION_NUMBER of that library.
+ * The string is static.
+ */
+const char	*sipc_version(int *number);
 
 /* ---- Errors -------------------------------------------------------------- */
 
@@ -119,6 +139,7 @@ struct sipc_security {
 typedef struct sipc_epm sipc_epm;
 
 struct sipc_epm_opts {
+	size_t	size;		/* set by sipc_epm_opts_init() */
 	/* How long sipc_epm_connect() waits for the broker session, in
 	 * milliseconds.  0: do not wait; connect in the background.  The
 	 * EPM reconnects by itself whenever the session breaks.
@@ -133,8 +154,11 @@ struct sipc_epm_opts {
 };
 
 /* Fills *opts with the defaults: connect_timeout_ms 5000, heartbeat_ms 0
- * (the broker's), plain text. */
-void	sipc_epm_opts_init(struct sipc_epm_opts *opts);
+ * (the broker's), plain text; and size, from this header (the *_size
+ * function takes the size in bytes; call the macro). */
+#define sipc_epm_opts_init(opts) \
+	sipc_epm_opts_init_size((opts), sizeof(struct sipc_epm_opts))
+void	sipc_epm_opts_init_size(struct sipc_epm_opts *opts, size_t size);
 
 /*
  * Connects to the sipc-epmd broker at addr ("HOST", "HOST:PORT",
@@ -155,7 +179,8 @@ void	sipc_epm_opts_init(struct sipc_epm_opts *opts);
  * On success *out is a new EPM, owned by the caller: close it with
  * sipc_epm_close().  The strings in opts are read during the call only.
  * Errors: SIPC_EINVAL (out NULL, a negative time, certificates and a
- * password both given, a malformed salt), SIPC_EADDR, SIPC_ECONNECT,
+ * password both given, a malformed salt, opts not initialized or setting
+ * a field this library does not know), SIPC_EADDR, SIPC_ECONNECT,
  * SIPC_ETIMEDOUT, SIPC_EVERSION, SIPC_EPROTO, SIPC_EBROKER (the broker
  * refused the session), SIPC_EAUTH (also: a certificate, key or CA file
  * that cannot be used), SIPC_ETLS, SIPC_ENOMEM, SIPC_ESYS; for the local
@@ -199,14 +224,24 @@ void	sipc_epm_close(sipc_epm *epm);
 typedef struct sipc_receiver sipc_receiver;
 
 /*
- * A message arrived.  data/len is the message (len may be 0), valid only
- * during the call.  sender_id identifies the sending sipc_sender (random,
- * 64 bits); seq is the message's number in that sender's stream (the same
- * at every receiver).  Runs on the EPM's I/O thread.
+ * A message arrived: *msg and everything it points to (data, len bytes,
+ * len may be 0; the handle) are the library's, valid only during the
+ * call: copy what you keep.  sender_id identifies the sending sipc_sender
+ * (random, 64 bits); seq is the message's number in that sender's stream
+ * (the same at every receiver).  size is the struct's size in the running
+ * library: a field added later is there when size covers it.  Runs on the
+ * EPM's I/O thread.
  */
-typedef void	(*sipc_message_fn)(sipc_receiver *rx, const char *handle,
-		    const void *data, size_t len, uint64_t sender_id,
-		    uint64_t seq, void *arg);
+struct sipc_message {
+	size_t		 size;		/* of this struct, in the library */
+	const char	*handle;	/* the receiver's, NUL-terminated */
+	const void	*data;		/* the message; len may be 0 */
+	size_t		 len;		/* bytes */
+	uint64_t	 sender_id;
+	uint64_t	 seq;
+};
+typedef void	(*sipc_message_fn)(sipc_receiver *rx,
+		    const struct sipc_message *msg, void *arg);
 /* A sender connected (on_connect) or went away (on_disconnect).  peer is
  * "ADDR:PORT" or "local".  Runs on the I/O thread. */
 typedef void	(*sipc_peer_fn)(sipc_receiver *rx, uint64_t sender_id,
@@ -221,6 +256,7 @@ typedef void	(*sipc_gap_fn)(sipc_receiver *rx, uint64_t sender_id,
 		    uint64_t first_seq, uint64_t count, void *arg);
 
 struct sipc_receiver_opts {
+	size_t		 size;		/* set by sipc_receiver_opts_init() */
 	/* Broker mode: the IP address to listen on.  NULL: the local
 	 * address of the EPM's broker session (on a loopback broker,
 	 * loopback).  "0.0.0.0" or "::" listen on every interface. */
@@ -248,8 +284,13 @@ struct sipc_receiver_opts {
 };
 
 /* Fills *opts with the defaults: max_message 64 MiB, every other field
- * 0 or NULL (plain text, no callbacks). */
-void	sipc_receiver_opts_init(struct sipc_receiver_opts *opts);
+ * 0 or NULL (plain text, no callbacks); and size, as
+ * sipc_epm_opts_init() does. */
+#define sipc_receiver_opts_init(opts) \
+	sipc_receiver_opts_init_size((opts), \
+	    sizeof(struct sipc_receiver_opts))
+void	sipc_receiver_opts_init_size(struct sipc_receiver_opts *opts,
+	    size_t size);
 
 /*
  * Creates a receiver of handle (1 to 255 bytes of UTF-8 without control
@@ -267,7 +308,8 @@ void	sipc_receiver_opts_init(struct sipc_receiver_opts *opts);
  *
  * Errors: SIPC_EINVAL (handle, out NULL, max_message, allowed_ports,
  * certificates and a password both given, a malformed salt, a registry
- * directory too long for socket paths), SIPC_EADDR (listen_address,
+ * directory too long for socket paths, opts not initialized or setting a
+ * field this library does not know), SIPC_EADDR (listen_address,
  * register_address, $SIPC_BROKER), SIPC_ENOPORT, SIPC_ENOTCONN (broker
  * mode: no session to learn the address from; give listen_address and
  * register_address), SIPC_EBROKER (the broker refused; sipc_errmsg says
@@ -294,6 +336,7 @@ int	sipc_receiver_endpoint(const sipc_receiver *rx, char *buf,
 	    size_t size);
 
 struct sipc_receiver_stats {
+	size_t		size;		/* set by sipc_receiver_stats() */
 	uint64_t	messages;	/* delivered to on_message */
 	uint64_t	bytes;		/* their payload bytes */
 	uint64_t	gaps;		/* messages reported missing */
@@ -303,7 +346,11 @@ struct sipc_receiver_stats {
 
 /* Fills *st with the counts so far; 0, or SIPC_EINVAL when rx or st is
  * NULL. */
-int	sipc_receiver_stats(sipc_receiver *rx, struct sipc_receiver_stats *st);
+#define sipc_receiver_stats(rx, st) \
+	sipc_receiver_stats_size((rx), (st), \
+	    sizeof(struct sipc_receiver_stats))
+int	sipc_receiver_stats_size(sipc_receiver *rx,
+	    struct sipc_receiver_stats *st, size_t size);
 
 /* ---- Senders ------------------------------------------------------------- */
 
@@ -342,6 +389,7 @@ typedef void	(*sipc_send_failed_fn)(sipc_sender *tx, int error,
 		    const char *endpoint, uint64_t messages_lost, void *arg);
 
 struct sipc_sender_opts {
+	size_t			 size;	/* set by sipc_sender_opts_init() */
 	/* Largest message sipc_send() takes, in bytes.  Default 64 MiB,
 	 * at most 1 GiB. */
 	size_t			 max_message;
@@ -372,8 +420,12 @@ struct sipc_sender_opts {
 };
 
 /* Fills *opts with the defaults given above; every other field 0 or NULL
- * (plain text, no compression, no callbacks). */
-void	sipc_sender_opts_init(struct sipc_sender_opts *opts);
+ * (plain text, no compression, no callbacks); and size, as
+ * sipc_epm_opts_init() does. */
+#define sipc_sender_opts_init(opts) \
+	sipc_sender_opts_init_size((opts), sizeof(struct sipc_sender_opts))
+void	sipc_sender_opts_init_size(struct sipc_sender_opts *opts,
+	    size_t size);
 
 /*
  * Creates a sender of handle (1 to 255 bytes of UTF-8 without control
@@ -390,7 +442,8 @@ void	sipc_sender_opts_init(struct sipc_sender_opts *opts);
  * sipc_sender_close().  Its callbacks run on the EPM's I/O thread.
  *
  * Errors: SIPC_EINVAL (handle, out NULL, options out of range,
- * certificates and a password both given, a malformed salt), SIPC_EAUTH
+ * certificates and a password both given, a malformed salt, opts not
+ * initialized or setting a field this library does not know), SIPC_EAUTH
  * (security options unusable: files, keys), SIPC_EADDR ($SIPC_BROKER, for
  * the default EPM), SIPC_EPERM, SIPC_ESYS, SIPC_ENOMEM.
  */
@@ -431,6 +484,7 @@ int	sipc_sender_flush(sipc_sender *tx, int timeout_ms);
 size_t	sipc_sender_receivers(sipc_sender *tx);
 
 struct sipc_sender_stats {
+	size_t		size;		/* set by sipc_sender_stats() */
 	uint64_t	sent;		/* messages taken by sipc_send */
 	uint64_t	delivered;	/* (message, receiver) acknowledged */
 	uint64_t	lost;		/* (message, receiver) reported lost */
@@ -440,6 +494,7 @@ struct sipc_sender_stats {
 
 /* Per receiver, for sipc_sender_receiver_stats(). */
 struct sipc_receiver_info {
+	size_t		size;		/* set by sipc_sender_receiver_stats() */
 	char		endpoint[128];
 	int		connected;	/* handshake done, link up */
 	size_t		queued_bytes;	/* not yet acknowledged */
@@ -453,13 +508,19 @@ struct sipc_receiver_info {
  * for it; from a callback it reads them at once).  0, or SIPC_EINVAL when
  * tx or st is NULL.
  */
-int	sipc_sender_stats(sipc_sender *tx, struct sipc_sender_stats *st);
+#define sipc_sender_stats(tx, st) \
+	sipc_sender_stats_size((tx), (st), sizeof(struct sipc_sender_stats))
+int	sipc_sender_stats_size(sipc_sender *tx, struct sipc_sender_stats *st,
+	    size_t size);
 /* Fills up to max entries of info (the caller's array; NULL when max is
  * 0), as sipc_sender_stats() does; returns how many receivers there are
  * (which may exceed max), or SIPC_EINVAL when tx is NULL or info NULL
  * with max > 0. */
-int	sipc_sender_receiver_stats(sipc_sender *tx,
-	    struct sipc_receiver_info *info, size_t max);
+#define sipc_sender_receiver_stats(tx, info, max) \
+	sipc_sender_receiver_stats_size((tx), (info), (max), \
+	    sizeof(struct sipc_receiver_info))
+int	sipc_sender_receiver_stats_size(sipc_sender *tx,
+	    struct sipc_receiver_info *info, size_t max, size_t size);
 
 /*
  * Waits up to linger_ms for the queued messages to be acknowledged,

@@ -6,7 +6,7 @@
  * one-line JSON output, and the options and results bench-tcp and
  * bench-zmq have in common.
  *
- * It is no part of libsipc or of the sipc command (tools/sipc/bench.c
+ * It is no part of libsipc or of the sipc command (tools/sipc/bench*.c
  * keeps to the public API and has its own copies of the few helpers it
  * needs); the message header below is the same as bench.c's, so every
  * program counts and checks messages the same way.

@@ -1,7 +1,7 @@
 #!/bin/sh
 # test_deb.sh - the Debian packages, end to end, on this machine (as root;
 # it must not have sipc packages installed already):
-#   1. make deb builds sipc-epmd, sipc-tools, libsipc1 and libsipc-dev;
+#   1. make deb builds sipc-epmd, sipc-tools, libsipc2 and libsipc-dev;
 #      lintian finds no error in them;
 #   2. installed with apt-get, where services may start (policy-rc.d allows)
 #      and systemd is not running, the broker is enabled (systemd and rc.d
@@ -39,7 +39,7 @@ if ! flock -w 900 9; then
 	exit 1
 fi
 
-PKGS="sipc-epmd sipc-tools libsipc1 libsipc-dev"
+PKGS="sipc-epmd sipc-tools libsipc2 libsipc-dev"
 for p in $PKGS; do
 	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 	    grep -q "ok installed"; then
@@ -196,8 +196,8 @@ cp /usr/share/doc/libsipc-dev/examples/receiver.c "$T/"
 if cc -o "$T/receiver" "$T/receiver.c" $(pkg-config --cflags --libs sipc) \
     2>"$T/cc.log"; then
 	ok "receiver.c from libsipc-dev builds with pkg-config"
-	check "it loads the packaged libsipc.so.1" sh -c \
-	    "ldd '$T/receiver' | grep -Eq '=> /(usr/)?lib/[^ ]*/libsipc.so.1 '"
+	check "it loads the packaged libsipc.so.2" sh -c \
+	    "ldd '$T/receiver' | grep -Eq '=> /(usr/)?lib/[^ ]*/libsipc.so.2 '"
 	spawn "$T/receiver" --broker 127.0.0.1:4455 >"$T/recv.out" 2>&1
 	rpid=$!
 	wait_for 10 grep -q "Receiving" "$T/recv.out"

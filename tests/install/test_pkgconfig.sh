@@ -3,7 +3,8 @@
 # installed libsipc with "cc prog.c $(pkg-config --cflags --libs sipc)" and
 # runs: the example receiver (libclient/examples/receiver.c), copied away
 # from the tree, gets a message through the local registry and through a
-# broker on loopback; the example of sipc(3) builds and runs; a static link
+# broker on loopback; the examples of sipc(3) and of README.md build and
+# run (every C block of README.md must build); a static link
 # with "pkg-config --static" works too.  The library is installed into a
 # DESTDIR and found through PKG_CONFIG_PATH and PKG_CONFIG_SYSROOT_DIR, and
 # into a real prefix (no DESTDIR).
@@ -20,6 +21,12 @@ chmod 0700 "$T/xdg"
 cp "$SIPC_SRC/libclient/examples/receiver.c" "$T/prog/"
 sed -n '/^#include <stdio.h>/,/^\.Ed/p' "$SIPC_SRC/packaging/man/sipc.3" |
     sed '$d' | sed 's/\\e/\\/g' >"$T/prog/manexample.c"
+# Every ```c block of README.md, one file each.
+awk -v dir="$T/prog" '
+	/^```c$/ { n++; f = dir "/readme" n ".c"; next }
+	/^```$/ { f = ""; next }
+	f != "" { print > f }
+' "$SIPC_SRC/README.md"
 
 D=$T/dest
 if pmake install DESTDIR="$D" >"$T/install.log" 2>&1; then
@@ -132,6 +139,32 @@ if cc $SIPC_SANITIZE -o manexample manexample.c $cflags $libs \
 else
 	fail "the example of sipc(3) builds:"
 	cat "$T/cc.log"
+fi
+
+# The C of README.md, as a reader would paste it.
+nreadme=0
+for src in "$T"/prog/readme*.c; do
+	[ -f "$src" ] || continue
+	nreadme=$((nreadme + 1))
+	bin=${src%.c}
+	# shellcheck disable=SC2086
+	if cc $SIPC_SANITIZE -o "$bin" "$src" $cflags $libs 2>"$T/cc.log"
+	then
+		ok "README.md's C block $nreadme builds"
+	else
+		fail "README.md's C block $nreadme builds:"
+		cat "$T/cc.log"
+	fi
+done
+check "README.md has C to build" [ "$nreadme" -gt 0 ]
+if [ -x "$T/prog/readme1" ] &&
+    env XDG_RUNTIME_DIR="$T/xdg" timeout 30 "$T/prog/readme1" \
+    >"$T/readme.out" 2>&1 && grep -qx "'Foo1' received" "$T/readme.out" &&
+    grep -qx "sipc $version" "$T/readme.out"; then
+	ok "README.md's program runs: 'Foo1' received, sipc $version"
+else
+	fail "README.md's program runs:"
+	cat "$T/readme.out"
 fi
 
 # Static: libsipc.a and what pkg-config --static adds.

@@ -2,7 +2,7 @@
 # test_symbols.sh - libsipc.so exports the public API and nothing else:
 # every symbol defined in its dynamic symbol table (nm -D --defined-only)
 # starts with sipc_ and carries the version node of libclient/sipc.map
-# (SIPC_1); every function declared in sipc.h is among them; the soname is
+# (SIPC_2); every function declared in sipc.h is among them; the soname is
 # libsipc.so.SOVERSION.  libsipc.a defines no global symbol outside sipc_*
 # either, so a program with functions of the library's internal names
 # (loop_init, seterr, mono_ms...) links statically and keeps its own.

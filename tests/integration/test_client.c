@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,16 +110,16 @@ coll_init(struct coll *c)
 }
 
 static void
-coll_message(sipc_receiver *rx, const char *handle, const void *data,
-    size_t len, uint64_t sender_id, uint64_t seq, void *arg)
+coll_message(sipc_receiver *rx, const struct sipc_message *m, void *arg)
 {
+	const void *data = m->data;
+	size_t len = m->len;
+	uint64_t seq = m->seq;
 	struct coll *c = arg;
 	char num[16];
 	long idx = -1;
 
 	(void)rx;
-	(void)handle;
-	(void)sender_id;
 	if (len >= 8) {
 		memcpy(num, data, 8);
 		num[8] = '\0';
@@ -905,14 +906,8 @@ static sipc_receiver *self_rx;
 static atomic_int self_closed;
 
 static void
-close_self(sipc_receiver *rx, const char *handle, const void *data,
-    size_t len, uint64_t sender_id, uint64_t seq, void *arg)
+close_self(sipc_receiver *rx, const struct sipc_message *m, void *arg)
 {
-	(void)handle;
-	(void)data;
-	(void)len;
-	(void)sender_id;
-	(void)seq;
 	(void)arg;
 	ck_assert_ptr_eq(rx, self_rx);
 	if (!atomic_exchange(&self_closed, 1))
@@ -957,15 +952,9 @@ END_TEST
 static atomic_int quick_got;
 
 static void
-quick_message(sipc_receiver *rx, const char *handle, const void *data,
-    size_t len, uint64_t sender_id, uint64_t seq, void *arg)
+quick_message(sipc_receiver *rx, const struct sipc_message *m, void *arg)
 {
 	(void)rx;
-	(void)handle;
-	(void)data;
-	(void)len;
-	(void)sender_id;
-	(void)seq;
 	(void)arg;
 	atomic_store(&quick_got, 1);
 }
@@ -1053,6 +1042,67 @@ START_TEST(test_quick_leavers)
 }
 END_TEST
 
+/* Structs that grow: options of older and newer programs, statistics
+ * into a smaller struct, the version running. */
+START_TEST(test_api_sizes)
+{
+	struct {
+		struct sipc_sender_opts	o;
+		uint64_t		future;	/* a field of a later sipc */
+	} big;
+	struct sipc_sender_opts o;
+	struct sipc_sender_stats st;
+	struct mode m;
+	sipc_sender *tx;
+	sipc_epm *epm;
+	int num = 0;
+
+	mode_start(&m, 0);
+	epm = mode_epm(&m);
+	/* Not initialized: refused, with a word on why. */
+	memset(&o, 0, sizeof(o));
+	ck_assert_int_eq(sipc_sender_new("sizes", epm, &o, &tx), SIPC_EINVAL);
+	ck_assert_ptr_nonnull(strstr(sipc_errmsg(), "_init()"));
+	/* An older program, whose struct ends before heartbeat_ms: what
+	 * lies past it (an invalid value here) is not read; defaults hold. */
+	memset(&o, 0, sizeof(o));
+	sipc_sender_opts_init_size(&o, offsetof(struct sipc_sender_opts,
+	    heartbeat_ms));
+	ck_assert_uint_eq(o.size, offsetof(struct sipc_sender_opts,
+	    heartbeat_ms));
+	ck_assert_int_eq(o.linger_ms, 5000);
+	o.heartbeat_ms = 1;
+	ck_assert_int_eq(sipc_sender_new("sizes", epm, &o, &tx), 0);
+	ck_assert_int_eq(sipc_sender_close(tx), 0);
+	/* A newer program: its unknown field unused is fine, set refused. */
+	memset(&big, 0, sizeof(big));
+	sipc_sender_opts_init_size(&big.o, sizeof(big));
+	ck_assert_uint_eq(big.o.size, sizeof(big));
+	ck_assert_int_eq(big.o.policy, SIPC_POLICY_BLOCK);
+	ck_assert_int_eq(sipc_sender_new("sizes", epm, &big.o, &tx), 0);
+	/* Statistics into an older, smaller struct: only its bytes. */
+	memset(&st, 0xff, sizeof(st));
+	ck_assert_int_eq(sipc_sender_stats_size(tx, &st,
+	    offsetof(struct sipc_sender_stats, lost)), 0);
+	ck_assert_uint_eq(st.size, offsetof(struct sipc_sender_stats, lost));
+	ck_assert_uint_eq(st.sent, 0);
+	ck_assert_uint_eq(st.lost, UINT64_MAX);
+	ck_assert_int_eq(sipc_sender_stats(tx, &st), 0);
+	ck_assert_uint_eq(st.size, sizeof(st));
+	ck_assert_uint_eq(st.lost, 0);
+	ck_assert_int_eq(sipc_sender_close(tx), 0);
+	big.future = 1;
+	ck_assert_int_eq(sipc_sender_new("sizes", epm, &big.o, &tx),
+	    SIPC_EINVAL);
+	/* The version running. */
+	ck_assert_str_eq(sipc_version(&num), "0.2.0");
+	ck_assert_int_eq(num, SIPC_VERSION_NUMBER);
+	ck_assert_int_eq(num, 0x000200);
+	sipc_epm_close(epm);
+	mode_stop(&m);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1075,6 +1125,7 @@ main(void)
 	tcase_add_loop_test(tc, test_examples, 0, 2);
 	tcase_add_loop_test(tc, test_close_in_callback, 0, 2);
 	tcase_add_loop_test(tc, test_quick_leavers, 0, 2);
+	tcase_add_test(tc, test_api_sizes);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

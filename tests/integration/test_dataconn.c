@@ -53,17 +53,13 @@ struct counts {
 };
 
 static void
-c_message(sipc_receiver *rx, const char *handle, const void *data,
-    size_t len, uint64_t sender_id, uint64_t seq, void *arg)
+c_message(sipc_receiver *rx, const struct sipc_message *m, void *arg)
 {
+	uint64_t seq = m->seq;
 	struct counts *c = arg;
 	long n;
 
 	(void)rx;
-	(void)handle;
-	(void)data;
-	(void)len;
-	(void)sender_id;
 	if (seq <= atomic_load(&c->last_seq))
 		atomic_fetch_add(&c->bad_order, 1);
 	atomic_store(&c->last_seq, seq);

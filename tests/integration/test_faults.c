@@ -195,17 +195,11 @@ struct counter {
 };
 
 static void
-count_message(sipc_receiver *rx, const char *handle, const void *data,
-    size_t len, uint64_t sender_id, uint64_t seq, void *arg)
+count_message(sipc_receiver *rx, const struct sipc_message *m, void *arg)
 {
 	struct counter *c = arg;
 
 	(void)rx;
-	(void)handle;
-	(void)data;
-	(void)len;
-	(void)sender_id;
-	(void)seq;
 	atomic_fetch_add(&c->n, 1);
 }
 

@@ -405,15 +405,13 @@ struct got {
 };
 
 static void
-got_message(sipc_receiver *rx, const char *handle, const void *data,
-    size_t len, uint64_t sender_id, uint64_t seq, void *arg)
+got_message(sipc_receiver *rx, const struct sipc_message *m, void *arg)
 {
+	const void *data = m->data;
+	size_t len = m->len;
 	struct got *g = arg;
 
 	(void)rx;
-	(void)handle;
-	(void)sender_id;
-	(void)seq;
 	pthread_mutex_lock(&g->mu);
 	g->n++;
 	free(g->last);

@@ -91,17 +91,15 @@ struct recv_state {
 };
 
 static void
-recv_message(sipc_receiver *rx, const char *handle, const void *data,
-    size_t len, uint64_t sender_id, uint64_t seq, void *arg)
+recv_message(sipc_receiver *rx, const struct sipc_message *m, void *arg)
 {
+	const void *data = m->data;
+	size_t len = m->len;
 	struct recv_state *st = arg;
 	unsigned char be[4];
 	long n;
 
 	(void)rx;
-	(void)handle;
-	(void)sender_id;
-	(void)seq;
 	if (atomic_load(&st->done))
 		return;
 	if (st->length_framing) {
