@@ -43,7 +43,8 @@ XCFLAGS		= $(WFLAGS) -D_GNU_SOURCE -DSIPC_VERSION=\"$(VERSION)\" \
 
 # ---- sources ----------------------------------------------------------------
 
-PROTO_SRC	= proto/wire.c proto/addr.c proto/zframe.c proto/frame.c
+PROTO_SRC	= proto/wire.c proto/wire_dec.c proto/addr.c proto/zframe.c \
+		  proto/frame.c
 # What libsipc, sipc-epmd and brokerctl all use: TLS set-up, clocks, the
 # framer over libevent buffers.
 COMMON_SRC	= common/tls.c common/clock.c common/evframe.c \

@@ -46,7 +46,8 @@ FUZZ_XCFLAGS	= $(WFLAGS) -Wno-unknown-warning-option -D_GNU_SOURCE \
 		  $(DEP_CFLAGS) -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link
 
 # Code under test, and the oracle the targets share.
-FUZZ_LIB_SRC	= proto/wire.c proto/addr.c proto/zframe.c proto/frame.c \
+FUZZ_LIB_SRC	= proto/wire.c proto/wire_dec.c proto/addr.c proto/zframe.c \
+		  proto/frame.c \
 		  libclient/reader.c common/tls.c tests/fuzz/msg.c
 FUZZ_LIB_OBJ	= $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 
