@@ -331,8 +331,8 @@ sipc_receiver_stats_size(sipc_receiver *rx, struct sipc_receiver_stats *st,
 {
 	struct sipc_receiver_stats s;
 
-	if (rx == NULL || st == NULL)
-		return seterr(SIPC_EINVAL, "NULL argument");
+	if (rx == NULL || st == NULL || size < sizeof(size_t))
+		return seterr(SIPC_EINVAL, "NULL argument or size too small");
 	memset(&s, 0, sizeof(s));
 	s.messages = atomic_load(&rx->st_messages);
 	s.bytes = atomic_load(&rx->st_bytes);

@@ -714,8 +714,8 @@ sipc_sender_stats_size(sipc_sender *tx, struct sipc_sender_stats *st,
 {
 	struct stats_args a = { tx, st, size, NULL, 0, 0, 0 };
 
-	if (tx == NULL || st == NULL)
-		return seterr(SIPC_EINVAL, "NULL argument");
+	if (tx == NULL || st == NULL || size < sizeof(size_t))
+		return seterr(SIPC_EINVAL, "NULL argument or size too small");
 	loop_call(&tx->epm->loop, stats_on_loop, &a);
 	return 0;
 }
@@ -728,7 +728,7 @@ sipc_sender_receiver_stats_size(sipc_sender *tx,
 
 	if (tx == NULL || (info == NULL && max > 0) ||
 	    (max > 0 && size < sizeof(size_t)))
-		return seterr(SIPC_EINVAL, "NULL argument");
+		return seterr(SIPC_EINVAL, "NULL argument or size too small");
 	loop_call(&tx->epm->loop, stats_on_loop, &a);
 	return a.n;
 }

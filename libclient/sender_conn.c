@@ -165,7 +165,7 @@ on_ready(struct conn *c, const struct wire_dhello_ok *ok)
 	c->zlib = (ok->features & WIRE_FEAT_ZLIB) != 0;
 	frame_open(&c->framer, ok->version, 0, c->framer.limit,
 	    c->framer.limit);
-	for (i = 0; !c->zlib && i < c->count; i++) {
+	for (i = 0; tx->opts.compress && !c->zlib && i < c->count; i++) {
 		m = ring_at(c, i);
 		if (!msg_compressed(m))
 			continue;

@@ -248,7 +248,7 @@ sized_out(void *dst, size_t dsize, const void *src, size_t ssize)
 	size_t n = dsize < ssize ? dsize : ssize;
 
 	if (dsize < sizeof(size_t))
-		return;
+		return;		/* nothing to fill: callers refuse it */
 	memset(dst, 0, dsize);
 	memcpy((uint8_t *)dst + sizeof(size_t), (const uint8_t *)src +
 	    sizeof(size_t), n - sizeof(size_t));

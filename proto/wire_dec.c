@@ -482,21 +482,37 @@ wire_dec_ok_dhello(const uint8_t *p, size_t len, struct wire_dhello_ok *m)
 
 /* ---- Iterators ----------------------------------------------------------- */
 
+/* Starts reading the next entry of s: 0 when there is none. */
+static int
+seq_begin(const struct wire_seq *s, struct rd *r)
+{
+	if (s->count == 0)
+		return 0;
+	rd_init(r, s->p, s->len);
+	return 1;
+}
+
+/* Moves s past the entry r read: 1, or 0 when it was malformed. */
+static int
+seq_commit(struct wire_seq *s, const struct rd *r)
+{
+	if (r->err)
+		return 0;
+	s->count--;
+	s->p = r->p;
+	s->len = r->left;
+	return 1;
+}
+
 int
 wire_next_record(struct wire_seq *s, struct wire_record *out)
 {
 	struct rd r;
 
-	if (s->count == 0)
+	if (!seq_begin(s, &r))
 		return 0;
-	rd_init(&r, s->p, s->len);
 	rd_record(&r, out);
-	if (r.err)
-		return 0;
-	s->count--;
-	s->p = r.p;
-	s->len = r.left;
-	return 1;
+	return seq_commit(s, &r);
 }
 
 int
@@ -504,17 +520,11 @@ wire_next_list_entry(struct wire_seq *s, struct wire_list_entry *out)
 {
 	struct rd r;
 
-	if (s->count == 0)
+	if (!seq_begin(s, &r))
 		return 0;
-	rd_init(&r, s->p, s->len);
 	rd_str(&r, &out->handle, SIPC_HANDLE_MAX, STR_HANDLE);
 	out->receivers = rd_u32(&r);
-	if (r.err)
-		return 0;
-	s->count--;
-	s->p = r.p;
-	s->len = r.left;
-	return 1;
+	return seq_commit(s, &r);
 }
 
 int
@@ -522,15 +532,9 @@ wire_next_stat(struct wire_seq *s, struct wire_stat *out)
 {
 	struct rd r;
 
-	if (s->count == 0)
+	if (!seq_begin(s, &r))
 		return 0;
-	rd_init(&r, s->p, s->len);
 	rd_str(&r, &out->name, SIPC_STAT_NAME_MAX, STR_NAME);
 	out->value = rd_u64(&r);
-	if (r.err)
-		return 0;
-	s->count--;
-	s->p = r.p;
-	s->len = r.left;
-	return 1;
+	return seq_commit(s, &r);
 }

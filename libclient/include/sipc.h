@@ -344,8 +344,10 @@ struct sipc_receiver_stats {
 	uint64_t	senders;	/* senders connected now */
 };
 
-/* Fills *st with the counts so far; 0, or SIPC_EINVAL when rx or st is
- * NULL. */
+/* Fills *st with the counts so far (the macro passes the size in bytes
+ * of the program's struct; the library fills that much at most and says
+ * how much in st->size); 0, or SIPC_EINVAL when rx or st is NULL or size
+ * is smaller than the size field. */
 #define sipc_receiver_stats(rx, st) \
 	sipc_receiver_stats_size((rx), (st), \
 	    sizeof(struct sipc_receiver_stats))
@@ -505,17 +507,19 @@ struct sipc_receiver_info {
 
 /*
  * Fills *st with the counts so far, read on the I/O thread (the call waits
- * for it; from a callback it reads them at once).  0, or SIPC_EINVAL when
- * tx or st is NULL.
+ * for it; from a callback it reads them at once); sizes as for
+ * sipc_receiver_stats().  0, or SIPC_EINVAL when tx or st is NULL or size
+ * is smaller than the size field.
  */
 #define sipc_sender_stats(tx, st) \
 	sipc_sender_stats_size((tx), (st), sizeof(struct sipc_sender_stats))
 int	sipc_sender_stats_size(sipc_sender *tx, struct sipc_sender_stats *st,
 	    size_t size);
-/* Fills up to max entries of info (the caller's array; NULL when max is
- * 0), as sipc_sender_stats() does; returns how many receivers there are
- * (which may exceed max), or SIPC_EINVAL when tx is NULL or info NULL
- * with max > 0. */
+/* Fills up to max entries of info (the caller's array of entries of size
+ * bytes each, passed by the macro; NULL when max is 0), as
+ * sipc_sender_stats() does; returns how many receivers there are (which
+ * may exceed max), or SIPC_EINVAL when tx is NULL, or info NULL or size
+ * smaller than the size field with max > 0. */
 #define sipc_sender_receiver_stats(tx, info, max) \
 	sipc_sender_receiver_stats_size((tx), (info), (max), \
 	    sizeof(struct sipc_receiver_info))

@@ -252,11 +252,38 @@ sess_ok(struct sess *s, uint32_t reqid, struct wire_header *h)
 	}
 }
 
+/* The broker's listening address: 127.0.0.1 and its port. */
+static void
+broker_addr(struct sockaddr_in *sin)
+{
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin->sin_port = htons((uint16_t)broker_port);
+}
+
+/* Appends a HELLO of this program, as software, to w. */
+static void
+enc_hello(struct wbuf *w, uint32_t reqid, const char *software)
+{
+	struct wire_hello hello;
+
+	memset(&hello, 0, sizeof(hello));
+	hello.min_version = SIPC_PROTO_VERSION_MIN;
+	hello.max_version = SIPC_PROTO_VERSION_MAX;
+	hello.software.ptr = software;
+	hello.software.len = (uint16_t)strlen(software);
+	hello.host.ptr = "bench";
+	hello.host.len = 5;
+	hello.pid = (uint32_t)getpid();
+	if (wire_enc_hello(w, reqid, &hello) != 0)
+		fatal("cannot encode HELLO");
+}
+
 static void
 sess_open(struct sess *s, int client)
 {
 	struct sockaddr_in sin;
-	struct wire_hello hello;
 	struct wire_hello_ok ok;
 	struct wire_header h;
 	const uint8_t *p;
@@ -277,23 +304,11 @@ sess_open(struct sess *s, int client)
 	tv.tv_usec = 0;
 	if (setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1)
 		fatal_sys("SO_RCVTIMEO");
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons((uint16_t)broker_port);
+	broker_addr(&sin);
 	if (connect(s->fd, (struct sockaddr *)&sin, sizeof(sin)) == -1)
 		fatal_sys("connect to the broker at 127.0.0.1:%d",
 		    broker_port);
-	memset(&hello, 0, sizeof(hello));
-	hello.min_version = SIPC_PROTO_VERSION_MIN;
-	hello.max_version = SIPC_PROTO_VERSION_MAX;
-	hello.software.ptr = "bench-broker";
-	hello.software.len = 12;
-	hello.host.ptr = "bench";
-	hello.host.len = 5;
-	hello.pid = (uint32_t)getpid();
-	if (wire_enc_hello(&s->out, ++s->reqid, &hello) != 0)
-		fatal("cannot encode HELLO");
+	enc_hello(&s->out, ++s->reqid, "bench-broker");
 	sess_send(s);
 	p = sess_ok(s, s->reqid, &h);
 	if (wire_dec_ok_hello(p, h.len, &ok) != 0)
@@ -354,30 +369,40 @@ phase_register(struct sess *a, long n, int64_t *samples)
 	return (double)n * 1e9 / (double)(now_ns() - t0);
 }
 
-static void
-phase_lookup(struct sess *a, long n, int64_t *samples)
+/* One LOOKUP of "lookup.0" (registered by phase_lookup) on a: its round
+ * trip in ns. */
+static int64_t
+lookup_rtt(struct sess *a)
 {
 	struct wire_header h;
 	struct wire_seq seq;
 	const uint8_t *p;
 	int64_t t;
+
+	if (wire_enc_handle(&a->out, WIRE_LOOKUP, ++a->reqid, "lookup.0",
+	    8) != 0)
+		fatal("cannot encode LOOKUP");
+	t = now_ns();
+	sess_send(a);
+	p = sess_ok(a, a->reqid, &h);
+	t = now_ns() - t;
+	if (wire_dec_ok_records(p, h.len, WIRE_LOOKUP, &seq) != 0 ||
+	    seq.count != 1)
+		fatal("LOOKUP did not find the one registration");
+	return t;
+}
+
+static void
+phase_lookup(struct sess *a, long n, int64_t *samples)
+{
+	struct wire_header h;
 	long j;
 
 	enc_register(a, "lookup", 0, 4455);
 	sess_send(a);
 	sess_ok(a, a->reqid, &h);
-	for (j = 0; j < n; j++) {
-		if (wire_enc_handle(&a->out, WIRE_LOOKUP, ++a->reqid,
-		    "lookup.0", 8) != 0)
-			fatal("cannot encode LOOKUP");
-		t = now_ns();
-		sess_send(a);
-		p = sess_ok(a, a->reqid, &h);
-		samples[j] = now_ns() - t;
-		if (wire_dec_ok_records(p, h.len, WIRE_LOOKUP, &seq) != 0 ||
-		    seq.count != 1)
-			fatal("LOOKUP did not find the one registration");
-	}
+	for (j = 0; j < n; j++)
+		samples[j] = lookup_rtt(a);
 }
 
 static void
@@ -499,18 +524,11 @@ idle_main(void *arg)
 static long
 lookups_for(struct sess *a, int ms, int64_t *samples, long max)
 {
-	int64_t end = now_ns() + (int64_t)ms * 1000000, t;
-	struct wire_header h;
+	int64_t end = now_ns() + (int64_t)ms * 1000000;
 	long n = 0;
 
-	while (n < max && (t = now_ns()) < end) {
-		if (wire_enc_handle(&a->out, WIRE_LOOKUP, ++a->reqid,
-		    "lookup.0", 8) != 0)
-			fatal("cannot encode LOOKUP");
-		sess_send(a);
-		sess_ok(a, a->reqid, &h);
-		samples[n++] = now_ns() - t;
-	}
+	while (n < max && now_ns() < end)
+		samples[n++] = lookup_rtt(a);
 	return n;
 }
 
@@ -526,7 +544,6 @@ phase_idle(struct sess *a, int n, int ms, int64_t *rest, long *nrest,
 {
 	struct idle_set set = { 0 };
 	struct sockaddr_in sin;
-	struct wire_hello hello;
 	struct epoll_event e;
 	struct wbuf hw;
 	pthread_t th;
@@ -534,25 +551,13 @@ phase_idle(struct sess *a, int n, int ms, int64_t *rest, long *nrest,
 	int i;
 
 	*nrest = lookups_for(a, 3000, rest, max);
-	memset(&hello, 0, sizeof(hello));
-	hello.min_version = SIPC_PROTO_VERSION_MIN;
-	hello.max_version = SIPC_PROTO_VERSION_MAX;
-	hello.software.ptr = "bench-idle";
-	hello.software.len = 10;
-	hello.host.ptr = "bench";
-	hello.host.len = 5;
-	hello.pid = (uint32_t)getpid();
 	wbuf_init(&hw, 4096);
-	if (wire_enc_hello(&hw, 1, &hello) != 0)
-		fatal("cannot encode HELLO");
+	enc_hello(&hw, 1, "bench-idle");
 	if ((set.s = calloc((size_t)n, sizeof(*set.s))) == NULL)
 		fatal("out of memory");
 	if ((set.ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		fatal_sys("epoll_create1");
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons((uint16_t)broker_port);
+	broker_addr(&sin);
 	set.n = n;
 	if (pthread_create(&th, NULL, idle_main, &set) != 0)
 		fatal("pthread_create");
