@@ -94,7 +94,8 @@ vlog(enum log_level level, const char *fmt, va_list ap, int with_errno)
 	errno = saved;
 }
 
-#define LOGFN(name, level, with_errno)			\
+/* Each logs at its level; a fatal one exits after. */
+#define LOGFN(name, level, with_errno, last)		\
 void							\
 name(const char *fmt, ...)				\
 {							\
@@ -103,32 +104,13 @@ name(const char *fmt, ...)				\
 	va_start(ap, fmt);				\
 	vlog(level, fmt, ap, with_errno);		\
 	va_end(ap);					\
+	last;						\
 }
 
-LOGFN(log_debug, LOG_LEVEL_DEBUG, 0)
-LOGFN(log_info, LOG_LEVEL_INFO, 0)
-LOGFN(log_warn, LOG_LEVEL_WARN, 1)
-LOGFN(log_warnx, LOG_LEVEL_WARN, 0)
-LOGFN(log_errorx, LOG_LEVEL_ERROR, 0)
-
-void
-fatal(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vlog(LOG_LEVEL_ERROR, fmt, ap, 1);
-	va_end(ap);
-	exit(1);
-}
-
-void
-fatalx(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vlog(LOG_LEVEL_ERROR, fmt, ap, 0);
-	va_end(ap);
-	exit(1);
-}
+LOGFN(log_debug, LOG_LEVEL_DEBUG, 0, (void)0)
+LOGFN(log_info, LOG_LEVEL_INFO, 0, (void)0)
+LOGFN(log_warn, LOG_LEVEL_WARN, 1, (void)0)
+LOGFN(log_warnx, LOG_LEVEL_WARN, 0, (void)0)
+LOGFN(log_errorx, LOG_LEVEL_ERROR, 0, (void)0)
+LOGFN(fatal, LOG_LEVEL_ERROR, 1, exit(1))
+LOGFN(fatalx, LOG_LEVEL_ERROR, 0, exit(1))

@@ -230,6 +230,16 @@ epm_release(sipc_epm *epm)
 }
 
 void
+epm_call_last(sipc_epm *epm, void (*fn)(void *), void *arg)
+{
+	sipc_epm *hold;
+
+	epm_acquire(epm, &hold);
+	loop_call(&hold->loop, fn, arg);
+	epm_release(hold);
+}
+
+void
 epm_broadcast(sipc_epm *epm)
 {
 	pthread_mutex_lock(&epm->mu);

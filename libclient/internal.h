@@ -78,6 +78,9 @@ int	 set_nonblock(int fd);
 /* A condition variable on the monotonic clock, and a wait on it until
  * deadline (mono_ms; -1: forever).  The wait returns 0, or ETIMEDOUT. */
 void	 cond_init_mono(pthread_cond_t *cv);
+/* What a sender or receiver frees last: its lock, its condition and its
+ * TLS context (NULL: none). */
+void	 waiters_fini(pthread_mutex_t *mu, pthread_cond_t *cv, SSL_CTX *tls);
 int	 cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
 	    int64_t deadline);
 /* mono_ms() + timeout_ms, or -1 for a negative timeout. */
@@ -113,6 +116,10 @@ int	 loop_in_thread(const struct loop *l);
 /* Runs fn(arg) on the loop thread and waits for it (inline when already
  * there). */
 void	 loop_call(struct loop *l, void (*fn)(void *), void *arg);
+/* On the loop thread: runs fn(-1, 0, arg) at once when now is set, else on
+ * the loop's next turn, after the callback that is running returns (at
+ * once too if that cannot be scheduled). */
+void	 loop_later(struct loop *l, int now, event_callback_fn fn, void *arg);
 
 /* ---- End point managers -------------------------------------------------- */
 
@@ -230,6 +237,10 @@ struct sipc_epm {
 /* The EPM for epm (NULL: the default), with a reference taken. */
 int	 epm_acquire(sipc_epm *epm, sipc_epm **out);
 void	 epm_release(sipc_epm *epm);
+/* Run fn(arg) on epm's I/O thread from another thread and wait for it,
+ * holding a reference of our own: when fn released the last other user,
+ * the I/O thread has stopped before this returns. */
+void	 epm_call_last(sipc_epm *epm, void (*fn)(void *), void *arg);
 /* Wakes threads waiting on epm->cv. */
 void	 epm_broadcast(sipc_epm *epm);
 

@@ -103,6 +103,16 @@ loop_in_thread(const struct loop *l)
 }
 
 void
+loop_later(struct loop *l, int now, event_callback_fn fn, void *arg)
+{
+	struct timeval zero = { 0, 0 };
+
+	if (now || event_base_once(l->base, -1, EV_TIMEOUT, fn, arg,
+	    &zero) == -1)
+		fn(-1, 0, arg);
+}
+
+void
 loop_call(struct loop *l, void (*fn)(void *), void *arg)
 {
 	struct loop_call c;

@@ -118,10 +118,7 @@ receiver_destroy(evutil_socket_t fd, short what, void *arg)
 		event_free(rx->accept_resume);
 	if (rx->lfd != -1)
 		close(rx->lfd);
-	if (rx->tls)
-		SSL_CTX_free(rx->tls);
-	pthread_mutex_destroy(&rx->mu);
-	pthread_cond_destroy(&rx->cv);
+	waiters_fini(&rx->mu, &rx->cv, rx->tls);
 	free(rx);
 	epm_release(epm);
 }
@@ -136,7 +133,6 @@ close_on_loop(void *arg)
 {
 	struct close_args *a = arg;
 	struct sipc_receiver *rx = a->rx;
-	struct timeval now = { 0, 0 };
 	struct rconn *c;
 	ssize_t n;
 
@@ -163,9 +159,7 @@ close_on_loop(void *arg)
 		}
 	}
 	rx->dead = 1;
-	if (a->now || event_base_once(rx->epm->loop.base, -1, EV_TIMEOUT,
-	    receiver_destroy, rx, &now) == -1)
-		receiver_destroy(-1, 0, rx);
+	loop_later(&rx->epm->loop, a->now, receiver_destroy, rx);
 }
 
 void
@@ -230,10 +224,7 @@ sipc_receiver_new(const char *handle, sipc_epm *epm,
 	pthread_mutex_init(&rx->mu, NULL);
 	cond_init_mono(&rx->cv);
 	if ((rc = epm_acquire(epm, &rx->epm)) != 0) {
-		pthread_mutex_destroy(&rx->mu);
-		pthread_cond_destroy(&rx->cv);
-		if (rx->tls)
-			SSL_CTX_free(rx->tls);
+		waiters_fini(&rx->mu, &rx->cv, rx->tls);
 		free(rx);
 		return rc;
 	}
@@ -283,10 +274,7 @@ fail:
 	if (rx->reg.staged[0])
 		unlink(rx->reg.staged);
 	epm_release(rx->epm);
-	pthread_mutex_destroy(&rx->mu);
-	pthread_cond_destroy(&rx->cv);
-	if (rx->tls)
-		SSL_CTX_free(rx->tls);
+	waiters_fini(&rx->mu, &rx->cv, rx->tls);
 	free(rx);
 	return rc;
 }
@@ -295,7 +283,6 @@ void
 sipc_receiver_close(sipc_receiver *rx)
 {
 	struct close_args a = { rx, 0 };
-	sipc_epm *hold;
 
 	if (rx == NULL)
 		return;
@@ -311,9 +298,7 @@ sipc_receiver_close(sipc_receiver *rx)
 	 * returns: nothing outlives a program that closed what it opened.
 	 */
 	a.now = 1;
-	epm_acquire(rx->epm, &hold);
-	loop_call(&hold->loop, close_on_loop, &a);
-	epm_release(hold);
+	epm_call_last(rx->epm, close_on_loop, &a);
 }
 
 int

@@ -78,125 +78,6 @@ report(struct sipc_sender *tx, int error, const char *name, uint64_t n)
 		tx->opts.on_send_failed(tx, error, name, n, tx->opts.arg);
 }
 
-/* ---- Watch callbacks ----------------------------------------------------- */
-
-static int
-same_endpoint(const struct wire_endpoint *a, const struct wire_endpoint *b)
-{
-	if (a->family != b->family)
-		return 0;
-	if (a->family == WIRE_AF_UNIX)
-		return strcmp(a->path, b->path) == 0;
-	return a->port == b->port && memcmp(a->addr, b->addr,
-	    a->family == WIRE_AF_INET ? 4 : 16) == 0;
-}
-
-static void
-w_join(void *arg, const struct peer *p)
-{
-	struct sipc_sender *tx = arg;
-	struct conn *c;
-
-	if (tx->dead)
-		return;
-	TAILQ_FOREACH(c, &tx->conns, entry)
-		if (same_endpoint(&c->peer.ep, &p->ep))
-			break;
-	if (c && c->peer.instance != p->instance) {
-		/* Another process has the old one's address now. */
-		conn_remove(c, SIPC_EPEERGONE);
-		c = NULL;
-	}
-	if (c == NULL) {
-		conn_new(tx, p);
-		return;
-	}
-	c->peer.id = p->id;
-	c->confirmed = 1;
-	if (c->state == C_DOWN) {
-		backoff_reset(&c->backoff);
-		timer_after(c->timer, 0);
-	}
-}
-
-static void
-w_leave(void *arg, const struct peer *p)
-{
-	struct sipc_sender *tx = arg;
-	struct conn *c;
-
-	if (tx->dead)
-		return;
-	TAILQ_FOREACH(c, &tx->conns, entry) {
-		if (p->id ? c->peer.id == p->id :
-		    same_endpoint(&c->peer.ep, &p->ep) &&
-		    c->peer.instance == p->instance)
-			break;
-	}
-	if (c == NULL || c->leaving)
-		return;
-	if (c->state == C_READY && c->count > 0) {
-		/* Its last acknowledgements may still be on the way: give
-		 * them a moment before counting what is lost. */
-		c->leaving = 1;
-		c->deadline = mono_ms() + LEAVE_LINGER_MS;
-		update_backlog(tx);
-		ctl_ping(c, WIRE_PING, 0, 1);
-		if (conn_write(c) == 0)
-			timer_after(c->timer, LEAVE_LINGER_MS);
-		return;
-	}
-	conn_remove(c, SIPC_EPEERGONE);
-}
-
-static void
-w_resync(void *arg)
-{
-	struct sipc_sender *tx = arg;
-	struct conn *c;
-
-	TAILQ_FOREACH(c, &tx->conns, entry)
-		c->confirmed = 0;
-}
-
-static void
-resync_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct sipc_sender *tx = arg;
-	struct conn *c, *cn;
-
-	(void)fd;
-	(void)what;
-	if (tx->dead)
-		return;
-	for (c = TAILQ_FIRST(&tx->conns); c; c = cn) {
-		cn = TAILQ_NEXT(c, entry);
-		if (!c->confirmed)
-			conn_remove(c, SIPC_EPEERGONE);
-	}
-}
-
-static void
-w_synced(void *arg)
-{
-	struct sipc_sender *tx = arg;
-	struct conn *c;
-
-	if (tx->dead)
-		return;
-	if (!atomic_exchange(&tx->synced, 1))
-		tx_notify(tx);
-	TAILQ_FOREACH(c, &tx->conns, entry)
-		if (!c->confirmed)
-			break;
-	if (c == NULL)
-		return;
-	/* After a broker restart receivers come back one by one; give them
-	 * time before dropping what the snapshot lacks. */
-	timer_after(tx->resync_timer,
-	    tx->epm->ops->resync_grace_ms);
-}
-
 /* ---- Hand-off and dispatch ----------------------------------------------- */
 
 static void
@@ -353,19 +234,12 @@ start_on_loop(void *arg)
 	struct event_base *base = tx->epm->loop.base;
 
 	tx->wake_ev = event_new(base, -1, 0, wake_cb, tx);
-	tx->resync_timer = evtimer_new(base, resync_cb, tx);
+	tx->resync_timer = evtimer_new(base, sender_resync_cb, tx);
 	tx->report_timer = evtimer_new(base, report_cb, tx);
 	if (tx->wake_ev == NULL || tx->resync_timer == NULL ||
 	    tx->report_timer == NULL)
 		return;
-	tx->watch.handle = tx->handle;
-	tx->watch.hlen = tx->hlen;
-	tx->watch.on_join = w_join;
-	tx->watch.on_leave = w_leave;
-	tx->watch.on_resync = w_resync;
-	tx->watch.on_synced = w_synced;
-	tx->watch.arg = tx;
-	epm_watch_add(tx->epm, &tx->watch);
+	sender_watch_start(tx);
 }
 
 static int	tx_wait(struct sipc_sender *,
@@ -762,10 +636,7 @@ sender_destroy(evutil_socket_t fd, short what, void *arg)
 	if (tx->report_timer)
 		event_free(tx->report_timer);
 	free(tx->names);
-	if (tx->tls)
-		SSL_CTX_free(tx->tls);
-	pthread_mutex_destroy(&tx->mu);
-	pthread_cond_destroy(&tx->cv);
+	waiters_fini(&tx->mu, &tx->cv, tx->tls);
 	free(tx);
 	epm_release(epm);
 }
@@ -781,7 +652,6 @@ close_on_loop(void *arg)
 {
 	struct close_args *a = arg;
 	struct sipc_sender *tx = a->tx;
-	struct timeval now = { 0, 0 };
 	struct conn *c, *cn;
 	struct msg *m;
 
@@ -809,16 +679,13 @@ close_on_loop(void *arg)
 		}
 	}
 	tx->dead = 1;
-	if (a->now || event_base_once(tx->epm->loop.base, -1, EV_TIMEOUT,
-	    sender_destroy, tx, &now) == -1)
-		sender_destroy(-1, 0, tx);
+	loop_later(&tx->epm->loop, a->now, sender_destroy, tx);
 }
 
 int
 sipc_sender_close(sipc_sender *tx)
 {
 	struct close_args a = { tx, 0, 0 };
-	sipc_epm *hold;
 
 	if (tx == NULL)
 		return 0;
@@ -835,9 +702,7 @@ sipc_sender_close(sipc_sender *tx)
 		/* As sipc_receiver_close(): freed at once, and the EPM is
 		 * released on this thread. */
 		a.now = 1;
-		epm_acquire(tx->epm, &hold);
-		loop_call(&hold->loop, close_on_loop, &a);
-		epm_release(hold);
+		epm_call_last(tx->epm, close_on_loop, &a);
 	}
 	return a.lost ? seterr(SIPC_ETIMEDOUT, "messages not acknowledged "
 	    "before close were reported lost") : 0;

@@ -1,11 +1,12 @@
 /*
- * sender.h - what the three files of the sender share (internal to
+ * sender.h - what the four files of the sender share (internal to
  * libsipc): a message and its buffer, the hand-off queue, one connection
  * to one receiver, the sender itself, and the functions each file offers
  * the others.
  *
- *   sender.c        the public API, hand-off and dispatch, the receivers
- *                   a sender follows (watch callbacks), statistics, close
+ *   sender.c        the public API, hand-off and dispatch, statistics,
+ *                   close
+ *   sender_watch.c  the receivers a sender follows (watch callbacks)
  *   sender_msgs.c   message buffers and their recycling, each
  *                   connection's ring of unacknowledged messages (its hot
  *                   part inline here, with the hand-off queue), messages
@@ -368,6 +369,10 @@ void	conn_new(struct sipc_sender *tx, const struct peer *p);
 void	tx_notify(struct sipc_sender *tx);
 void	publish(struct sipc_sender *tx);
 void	update_backlog(struct sipc_sender *tx);
+
+/* sender_watch.c: on the I/O thread. */
+void	sender_watch_start(struct sipc_sender *tx);
+void	sender_resync_cb(evutil_socket_t fd, short what, void *arg);
 void	report(struct sipc_sender *tx, int error, const char *name, uint64_t n);
 
 #endif

@@ -193,6 +193,15 @@ wev_set(struct event *ev, int *armed, int on)
 }
 
 void
+waiters_fini(pthread_mutex_t *mu, pthread_cond_t *cv, SSL_CTX *tls)
+{
+	pthread_mutex_destroy(mu);
+	pthread_cond_destroy(cv);
+	if (tls)
+		SSL_CTX_free(tls);
+}
+
+void
 cond_init_mono(pthread_cond_t *cv)
 {
 	pthread_condattr_t a;

@@ -114,41 +114,21 @@ wbuf_room(struct wbuf *b, size_t n)
 	return nd;
 }
 
-void
-wire_put_u8(struct wbuf *b, uint8_t v)
-{
-	uint8_t *p = wbuf_room(b, 1);
-
-	if (p)
-		p[0] = v;
+/* Each appends one big-endian integer; on a failed buffer, nothing. */
+#define WIRE_PUT(name, type, n, store)			\
+void							\
+name(struct wbuf *b, type v)				\
+{							\
+	uint8_t *p = wbuf_room(b, n);			\
+							\
+	if (p)						\
+		store;					\
 }
 
-void
-wire_put_u16(struct wbuf *b, uint16_t v)
-{
-	uint8_t *p = wbuf_room(b, 2);
-
-	if (p)
-		wire_be16(p, v);
-}
-
-void
-wire_put_u32(struct wbuf *b, uint32_t v)
-{
-	uint8_t *p = wbuf_room(b, 4);
-
-	if (p)
-		wire_be32(p, v);
-}
-
-void
-wire_put_u64(struct wbuf *b, uint64_t v)
-{
-	uint8_t *p = wbuf_room(b, 8);
-
-	if (p)
-		wire_be64(p, v);
-}
+WIRE_PUT(wire_put_u8, uint8_t, 1, p[0] = v)
+WIRE_PUT(wire_put_u16, uint16_t, 2, wire_be16(p, v))
+WIRE_PUT(wire_put_u32, uint32_t, 4, wire_be32(p, v))
+WIRE_PUT(wire_put_u64, uint64_t, 8, wire_be64(p, v))
 
 void
 wire_put_bytes(struct wbuf *b, const void *src, size_t n)
