@@ -40,6 +40,7 @@ backend_free(void *arg)
 {
 	sipc_epm *epm = arg;
 
+	rpc_fini(epm);
 	epm->ops->destroy(epm);
 }
 
@@ -93,6 +94,8 @@ epm_create(const struct epm_ops *ops, const char *addr,
 	cond_init_mono(&epm->cv);
 	TAILQ_INIT(&epm->regs);
 	TAILQ_INIT(&epm->watches);
+	TAILQ_INIT(&epm->rpc_pools);
+	TAILQ_INIT(&epm->rpc_done);
 	if (opts)
 		epm->opts = *opts;
 	else

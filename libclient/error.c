@@ -38,12 +38,15 @@ sipc_strerror(int err)
 	case SIPC_ENOPORT:	return "no allowed port is free";
 	case SIPC_EPERM:	return "registry directory not safe";
 	case SIPC_ENOTCONN:	return "no broker session";
-	case SIPC_EPEERGONE:	return "receiver gone";
+	case SIPC_EPEERGONE:	return "peer gone";
 	case SIPC_EDROPPED:	return "dropped at the high-water mark";
 	case SIPC_ESLOW:	return "receiver cut off for being too slow";
 	case SIPC_ENOTFOUND:	return "not found";
 	case SIPC_EAUTH:	return "authentication failed";
 	case SIPC_ETLS:		return "TLS failed";
+	case SIPC_ENORESPONDER:	return "no responder";
+	case SIPC_ENOREPLY:	return "the responder dropped the request";
+	case SIPC_EREMOTE:	return "the responder answered with an error";
 	default:		return "unknown error";
 	}
 }

@@ -74,6 +74,8 @@ int	 resolve_hostport(const char *s, uint16_t default_port,
 	    struct sockaddr_storage *ss, socklen_t *sl);
 /* Parses a numeric IP into ss with port 0; 0 or -1. */
 int	 parse_ip(const char *s, struct sockaddr_storage *ss, socklen_t *sl);
+int	 endpoint_equal(const struct wire_endpoint *a,
+	    const struct wire_endpoint *b);
 int	 set_nonblock(int fd);
 /* A condition variable on the monotonic clock, and a wait on it until
  * deadline (mono_ms; -1: forever).  The wait returns 0, or ETIMEDOUT. */
@@ -216,6 +218,8 @@ extern const struct epm_ops epm_broker_ops;
 
 struct epm_broker;
 struct epm_local;
+struct rpc_pool;
+struct call;
 
 struct sipc_epm {
 	const struct epm_ops	*ops;
@@ -232,7 +236,15 @@ struct sipc_epm {
 	TAILQ_HEAD(, epm_watch)	 watches;
 	struct epm_broker	*broker;
 	struct epm_local	*local;
+	/* Request/reply (requester.c), on the I/O thread: the pools of
+	 * requesters, and answered calls whose callbacks are due. */
+	TAILQ_HEAD(, rpc_pool)	 rpc_pools;
+	TAILQ_HEAD(, call)	 rpc_done;
+	struct event		*rpc_done_ev;
 };
+
+/* requester.c: frees what request/reply left on epm's I/O thread. */
+void	 rpc_fini(sipc_epm *epm);
 
 /* The EPM for epm (NULL: the default), with a reference taken. */
 int	 epm_acquire(sipc_epm *epm, sipc_epm **out);

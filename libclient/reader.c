@@ -76,6 +76,9 @@ dp_read(struct dp_reader *r, const uint8_t *buf, size_t len,
 		if (wire_dec_data(p, f.h.len, &d) != 0)
 			return fail(code, why, whylen, WIRE_ERR_BAD_MESSAGE,
 			    "malformed DATA");
+		if (f.h.reqid != 0 && !r->reply)
+			return fail(code, why, whylen, WIRE_ERR_UNEXPECTED,
+			    "a request, but REPLY was not granted");
 		ev->type = DP_DATA;
 		ev->seq = d.seq;
 		ev->body = d.body;

@@ -24,6 +24,7 @@ struct dp_reader {
 	size_t		 max_message;	/* bytes of one message body */
 	int		 hello_seen;
 	int		 open;		/* DHELLO accepted */
+	int		 reply;		/* REPLY granted: requests allowed */
 };
 
 enum dp_type {

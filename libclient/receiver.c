@@ -88,6 +88,7 @@ start_on_loop(void *arg)
 	    rx);
 	rx->accept_resume = evtimer_new(base, accept_resume_cb, rx);
 	if (rx->lev == NULL || rx->accept_resume == NULL ||
+	    (rx->opts.on_request && rsp_port_open(rx) == -1) ||
 	    event_add(rx->lev, NULL) == -1) {
 		reg_done(rx, SIPC_ENOMEM, "out of memory");
 		return;
@@ -110,8 +111,14 @@ receiver_destroy(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	rsp_port_close(rx);
 	while ((c = TAILQ_FIRST(&rx->conns)) != NULL)
 		rconn_close(c, "receiver closed");
+	/* Closed with requests unanswered: those answers go nowhere now. */
+	while ((c = TAILQ_FIRST(&rx->zombies)) != NULL) {
+		TAILQ_REMOVE(&rx->zombies, c, entry);
+		free(c);
+	}
 	if (rx->lev)
 		event_free(rx->lev);
 	if (rx->accept_resume)
@@ -221,6 +228,7 @@ sipc_receiver_new(const char *handle, sipc_epm *epm,
 	rx->instance = random_u64();
 	rx->lfd = -1;
 	TAILQ_INIT(&rx->conns);
+	TAILQ_INIT(&rx->zombies);
 	pthread_mutex_init(&rx->mu, NULL);
 	cond_init_mono(&rx->cv);
 	if ((rc = epm_acquire(epm, &rx->epm)) != 0) {
@@ -324,6 +332,7 @@ sipc_receiver_stats_size(sipc_receiver *rx, struct sipc_receiver_stats *st,
 	s.gaps = atomic_load(&rx->st_gaps);
 	s.duplicates = atomic_load(&rx->st_dups);
 	s.senders = atomic_load(&rx->st_senders);
+	s.requests = atomic_load(&rx->st_requests);
 	sized_out(st, size, &s, sizeof(s));
 	return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * receiver.h - what the two files of the receiver share (internal to
+ * receiver.h - what the files of the receiver share (internal to
  * libsipc): one connection from one sender, and the receiver itself.
  *
  *   receiver.c       the public API: listening, registering, accepting,
@@ -7,6 +7,7 @@
  *   receiver_conn.c  one connection from one sender: TLS, DHELLO, reading
  *                    and delivering DATA, gaps and duplicates, ACKs,
  *                    heartbeats, the memory of senders seen
+ *   responder.c      requests on those connections, and their answers
  */
 #ifndef SIPC_RECEIVER_H
 #define SIPC_RECEIVER_H
@@ -56,9 +57,17 @@ struct rconn {
 	uint64_t		 unacked_bytes;
 	uint32_t		 ack_bytes;
 	struct dp_buf		 in;
-	uint8_t			 out[1024];
+	uint8_t			*out;		/* frames to write */
+	size_t			 out_cap;
 	size_t			 out_len;
 	size_t			 out_off;
+	int			 zlib;		/* ZLIB granted */
+	/* Requests (responder.c): each holds a reference; a connection
+	 * closed while some are unanswered waits in rx->zombies for them. */
+	int			 refs;
+	int			 closed;
+	int			 inflight;	/* unanswered requests */
+	int			 paused;	/* not reading: too many */
 	int64_t			 opened;
 	struct liveness		 live;		/* from DHELLO on */
 	int64_t			 ack_due;	/* 0: no ACK pending */
@@ -79,6 +88,8 @@ struct sipc_receiver {
 	int				 registered;
 	char				 endpoint[128];
 	TAILQ_HEAD(, rconn)		 conns;
+	TAILQ_HEAD(, rconn)		 zombies;	/* closed, referenced */
+	struct reply_port		*port;		/* on_request set */
 	/* Per sender id seen, oldest replaced first: the next seq
 	 * expected (what lies before is delivered or reported as a gap) and
 	 * the last seq delivered (0: none yet). */
@@ -91,6 +102,7 @@ struct sipc_receiver {
 	atomic_uint_fast64_t		 st_gaps;
 	atomic_uint_fast64_t		 st_dups;
 	atomic_uint_fast64_t		 st_senders;
+	atomic_uint_fast64_t		 st_requests;
 	int				 dead;
 	/* The registration's first answer, for sipc_receiver_new. */
 	pthread_mutex_t			 mu;
@@ -104,5 +116,21 @@ struct sipc_receiver {
 void	queue_ack(struct rconn *c);
 void	rconn_close(struct rconn *c, const char *why);
 void	rconn_new(struct sipc_receiver *rx, int fd, const struct sockaddr *sa);
+/* Appends a whole frame to c's output: 0, or -1 out of memory. */
+int	rconn_out(struct rconn *c, const void *frame, size_t len);
+/* Writes c's output: 0, or -1 when c was closed. */
+int	rconn_flush(struct rconn *c);
+/* An ERROR answering request reqid; the connection stays. */
+void	rconn_error(struct rconn *c, uint32_t reqid, uint16_t code,
+	    const char *text);
+/* Stop and go on reading c (too many requests unanswered). */
+void	rconn_pause(struct rconn *c);
+void	rconn_resume(struct rconn *c);
+
+/* responder.c, on the I/O thread */
+struct reply_port;
+int	rsp_port_open(struct sipc_receiver *rx);
+void	rsp_port_close(struct sipc_receiver *rx);
+void	rsp_request(struct rconn *c, const struct dp_event *ev);
 
 #endif

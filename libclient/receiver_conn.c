@@ -5,6 +5,9 @@
  * heartbeats, and the receiver's memory of the senders it saw.  Listening,
  * registering and the public API are receiver.c's.
  *
+ * Requests (DATA with a request id, on a connection that granted REPLY)
+ * go to responder.c instead of on_message.
+ *
  * Each sender connection reads into one buffer (64 KiB, doubling up to
  * 256 KiB while a busy sender fills it at every read, and grown for one frame
  * that does not fit, up to the message limit) and parses every complete
@@ -70,17 +73,70 @@ mem_put(struct sipc_receiver *rx, uint64_t id, uint64_t expected,
 
 /* ---- Output -------------------------------------------------------------- */
 
-/* Appends an encoded frame to the output; 0, or -1 when it is full. */
+/* Output starts at OUT_MIN bytes and grows for what waits (replies can
+ * be large); once written, a grown buffer goes back. */
+#define OUT_MIN		1024
+#define OUT_KEEP	(64 * 1024)
+/* Output waiting beyond this: stop reading until it is written. */
+#define OUT_PAUSE	(4 * 1024 * 1024)
+
+int
+rconn_out(struct rconn *c, const void *frame, size_t len)
+{
+	size_t ncap;
+	uint8_t *np;
+
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (len > c->out_cap - c->out_len) {
+		if (c->out_off > 0) {
+			memmove(c->out, c->out + c->out_off,
+			    c->out_len - c->out_off);
+			c->out_len -= c->out_off;
+			c->out_off = 0;
+		}
+		for (ncap = c->out_cap ? c->out_cap : OUT_MIN;
+		    ncap - c->out_len < len; ncap *= 2)
+			;
+		if (ncap != c->out_cap) {
+			if ((np = realloc(c->out, ncap)) == NULL)
+				return -1;
+			c->out = np;
+			c->out_cap = ncap;
+		}
+	}
+	memcpy(c->out + c->out_len, frame, len);
+	c->out_len += len;
+	if (c->out_len - c->out_off > OUT_PAUSE)
+		rconn_pause(c);
+	return 0;
+}
+
 static int
 out_add(struct rconn *c, const struct wbuf *w)
 {
-	if (c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
-	if (w->len > sizeof(c->out) - c->out_len)
-		return -1;
-	memcpy(c->out + c->out_len, w->data, w->len);
-	c->out_len += w->len;
-	return 0;
+	return rconn_out(c, w->data, w->len);
+}
+
+void
+rconn_pause(struct rconn *c)
+{
+	if (!c->paused && c->rev)
+		event_del(c->rev);
+	c->paused = 1;
+}
+
+void
+rconn_resume(struct rconn *c)
+{
+	if (!c->paused || c->closing ||
+	    c->inflight >= SIPC_RESPONDER_INFLIGHT_MAX ||
+	    c->out_len - c->out_off > OUT_PAUSE)
+		return;
+	c->paused = 0;
+	event_add(c->rev, NULL);
+	/* What was read before the pause may hold whole frames. */
+	event_active(c->rev, EV_READ, 0);
 }
 
 static int
@@ -106,8 +162,7 @@ queue_ack(struct rconn *c)
 	}
 }
 
-/* Writes pending output.  Returns 0, or -1 when c was closed. */
-static int
+int
 rconn_flush(struct rconn *c)
 {
 	ssize_t n;
@@ -129,6 +184,13 @@ rconn_flush(struct rconn *c)
 		live_tx(&c->live, mono_ms());
 	}
 	c->out_off = c->out_len = 0;
+	if (c->out_cap > OUT_KEEP) {
+		free(c->out);
+		c->out = NULL;
+		c->out_cap = 0;
+	}
+	if (c->paused)
+		rconn_resume(c);
 	if (xp_out_pending(&c->xp)) {
 		n = xp_flush(&c->xp);
 		if (n == -1) {
@@ -155,7 +217,8 @@ rconn_fail(struct rconn *c, uint16_t code, const char *text)
 	uint8_t buf[SIPC_HEADER_SIZE + 4 + SIPC_ERROR_TEXT_MAX];
 	struct wbuf w = { buf, 0, sizeof(buf), sizeof(buf), 0 };
 
-	c->out_off = c->out_len = 0;
+	if (c->out_off == 0)		/* nothing of it written yet */
+		c->out_len = 0;
 	if (wire_enc_error(&w, 0, code, text) == 0)
 		out_add(c, &w);
 	c->closing = 1;
@@ -163,6 +226,16 @@ rconn_fail(struct rconn *c, uint16_t code, const char *text)
 		event_del(c->rev);
 	rconn_flush(c);
 	return -1;
+}
+
+void
+rconn_error(struct rconn *c, uint32_t reqid, uint16_t code, const char *text)
+{
+	uint8_t buf[SIPC_HEADER_SIZE + 4 + SIPC_ERROR_TEXT_MAX];
+	struct wbuf w = { buf, 0, sizeof(buf), sizeof(buf), 0 };
+
+	if (wire_enc_error(&w, reqid, code, text) == 0)
+		out_add(c, &w);
 }
 
 /* ---- Frames -------------------------------------------------------------- */
@@ -224,14 +297,19 @@ on_dhello(struct rconn *c, const struct wire_dhello *m)
 	c->delivered = c->acked = last;
 	memset(&ok, 0, sizeof(ok));
 	ok.version = (uint8_t)v;
-	/* We inflate whatever the sender compresses. */
+	/* We inflate whatever the sender compresses; a responder answers
+	 * requests. */
 	ok.features = m->features & WIRE_FEAT_ZLIB;
+	if (rx->opts.on_request)
+		ok.features |= m->features & WIRE_FEAT_REPLY;
 	ok.instance = rx->instance;
 	ok.last_seq = last;
 	ok.max_message = (uint32_t)rx->opts.max_message;
 	if (wire_enc_ok_dhello(&w, 1, &ok) != 0 || out_add(c, &w) != 0)
 		return rconn_fail(c, WIRE_ERR_INTERNAL, "cannot answer");
 	dp_reader_open(&c->rd, (ok.features & WIRE_FEAT_ZLIB) != 0);
+	c->rd.reply = (ok.features & WIRE_FEAT_REPLY) != 0;
+	c->zlib = (ok.features & WIRE_FEAT_ZLIB) != 0;
 	c->ready = 1;
 	atomic_fetch_add(&rx->st_senders, 1);
 	if (rx->opts.on_connect)
@@ -269,9 +347,13 @@ on_data(struct rconn *c, const struct dp_event *ev)
 	}
 	c->expected = ev->seq + 1;
 	c->delivered = ev->seq;
-	atomic_fetch_add(&rx->st_messages, 1);
-	atomic_fetch_add(&rx->st_bytes, ev->len);
-	if (rx->opts.on_message) {
+	if (ev->reqid != 0)
+		rsp_request(c, ev);	/* the reader let only granted ones by */
+	else {
+		atomic_fetch_add(&rx->st_messages, 1);
+		atomic_fetch_add(&rx->st_bytes, ev->len);
+	}
+	if (ev->reqid == 0 && rx->opts.on_message) {
 		struct sipc_message m = { sizeof(m), rx->handle, ev->body,
 		    ev->len, c->sender_id, ev->seq };
 
@@ -296,7 +378,7 @@ rconn_parse(struct rconn *c)
 	size_t need;
 	int n;
 
-	while (!rx->dead) {
+	while (!rx->dead && !c->paused) {
 		n = dp_read(&c->rd, c->in.p + c->in.off, c->in.len - c->in.off,
 		    &ev, &need, &code, why, sizeof(why));
 		if (n < 0)
@@ -366,7 +448,10 @@ rconn_readcb(evutil_socket_t fd, short what, void *arg)
 		rconn_secure(c);
 		return;
 	}
-	for (i = 0; i < READS_PER_EVENT; i++) {
+	/* Resumed after a pause: first what was read before it. */
+	if (c->in.len > c->in.off && rconn_parse(c) == -1)
+		return;
+	for (i = 0; i < READS_PER_EVENT && !c->paused && !rx->dead; i++) {
 		p = dp_buf_space(&c->in, &space);
 		n = xp_read(&c->xp, p, space);
 		if (n == 0) {
@@ -512,10 +597,18 @@ rconn_close(struct rconn *c, const char *why)
 	if (c->wev)
 		event_free(c->wev);
 	event_free(c->timer);
+	c->rev = c->wev = c->timer = NULL;
 	xp_close(&c->xp);
 	dp_buf_free(&c->in);
 	dp_reader_free(&c->rd);
-	free(c);
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_off = c->out_cap = 0;
+	c->closed = 1;
+	if (c->refs > 0)	/* requests unanswered: they still point here */
+		TAILQ_INSERT_TAIL(&rx->zombies, c, entry);
+	else
+		free(c);
 }
 
 void

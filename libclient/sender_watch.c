@@ -12,17 +12,6 @@
 
 #include "sender.h"
 
-static int
-same_endpoint(const struct wire_endpoint *a, const struct wire_endpoint *b)
-{
-	if (a->family != b->family)
-		return 0;
-	if (a->family == WIRE_AF_UNIX)
-		return strcmp(a->path, b->path) == 0;
-	return a->port == b->port && memcmp(a->addr, b->addr,
-	    a->family == WIRE_AF_INET ? 4 : 16) == 0;
-}
-
 static void
 w_join(void *arg, const struct peer *p)
 {
@@ -32,7 +21,7 @@ w_join(void *arg, const struct peer *p)
 	if (tx->dead)
 		return;
 	TAILQ_FOREACH(c, &tx->conns, entry)
-		if (same_endpoint(&c->peer.ep, &p->ep))
+		if (endpoint_equal(&c->peer.ep, &p->ep))
 			break;
 	if (c && c->peer.instance != p->instance) {
 		/* Another process has the old one's address now. */
@@ -61,7 +50,7 @@ w_leave(void *arg, const struct peer *p)
 		return;
 	TAILQ_FOREACH(c, &tx->conns, entry) {
 		if (p->id ? c->peer.id == p->id :
-		    same_endpoint(&c->peer.ep, &p->ep) &&
+		    endpoint_equal(&c->peer.ep, &p->ep) &&
 		    c->peer.instance == p->instance)
 			break;
 	}

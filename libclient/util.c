@@ -142,6 +142,17 @@ resolve_hostport(const char *s, uint16_t default_port,
 }
 
 int
+endpoint_equal(const struct wire_endpoint *a, const struct wire_endpoint *b)
+{
+	if (a->family != b->family)
+		return 0;
+	if (a->family == WIRE_AF_UNIX)
+		return strcmp(a->path, b->path) == 0;
+	return a->port == b->port && memcmp(a->addr, b->addr,
+	    a->family == WIRE_AF_INET ? 4 : 16) == 0;
+}
+
+int
 set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);

@@ -78,7 +78,8 @@ check_header(const struct framer *f, const uint8_t *buf,
 		return fail(err, WIRE_ERR_BAD_FRAME, "frame of version %u in "
 		    "a version %u connection", h->version, f->version);
 	if ((h->flags & WIRE_F_COMPRESSED) &&
-	    (!f->zlib || (f->data && h->type != WIRE_DATA)))
+	    (!f->zlib || (f->data && h->type != WIRE_DATA &&
+	    h->type != WIRE_REPLY)))
 		return fail(err, WIRE_ERR_BAD_FRAME, "compressed frame, but "
 		    "compression was not negotiated");
 	return 0;
@@ -93,9 +94,9 @@ inflate_payload(struct framer *f, struct frame *fr, struct frame_err *err)
 	uint8_t *nb;
 	int rc;
 
-	if (f->data) {
+	if (f->data && fr->h.type == WIRE_DATA) {
 		/* DATA: the sequence number stays as is, the body after it
-		 * is the zlib stream. */
+		 * is the zlib stream (REPLY: the whole payload is). */
 		off = SIPC_DATA_PREFIX;
 		if (fr->wire_len < off)
 			return fail(err, WIRE_ERR_BAD_MESSAGE, "compressed "

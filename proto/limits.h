@@ -130,6 +130,12 @@
 /* Fixed part of a DATA payload: the u64 sequence number. */
 #define SIPC_DATA_PREFIX		8
 
+/* Requests a responder has taken from one connection and not answered.
+ * At this many it stops reading that connection until half are answered:
+ * a requester that outpaces its responder waits in its own socket buffer,
+ * not in the responder's memory. */
+#define SIPC_RESPONDER_INFLIGHT_MAX	16384
+
 /* Sender ids a receiver remembers (with the last sequence number it
  * delivered from each) so that a sender reconnecting never causes a
  * duplicate.  Oldest forgotten first. */

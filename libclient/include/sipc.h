@@ -83,12 +83,15 @@ const char	*sipc_version(int *number);
 #define SIPC_ENOPORT	(-12)	/* no allowed port is free */
 #define SIPC_EPERM	(-13)	/* registry directory unsafe or not ours */
 #define SIPC_ENOTCONN	(-14)	/* no broker session (yet) */
-#define SIPC_EPEERGONE	(-15)	/* a receiver went away */
+#define SIPC_EPEERGONE	(-15)	/* a receiver or responder went away */
 #define SIPC_EDROPPED	(-16)	/* dropped at the high-water mark */
 #define SIPC_ESLOW	(-17)	/* receiver cut off for being too slow */
 #define SIPC_ENOTFOUND	(-18)	/* no such thing */
 #define SIPC_EAUTH	(-19)	/* authentication failed (TLS, password) */
 #define SIPC_ETLS	(-20)	/* TLS failed otherwise (peer not TLS...) */
+#define SIPC_ENORESPONDER (-21)	/* no responder of the handle */
+#define SIPC_ENOREPLY	(-22)	/* the responder dropped the request */
+#define SIPC_EREMOTE	(-23)	/* the responder answered with an error */
 
 /* Name of an error code err: "cannot connect", ...; "unknown error" for a
  * value that is none.  The string is static: never free it. */
@@ -252,6 +255,17 @@ typedef void	(*sipc_peer_fn)(sipc_receiver *rx, uint64_t sender_id,
  * died) and reported them to its on_send_failed.  Called when the next
  * message or connection of that sender shows the gap.  Runs on the I/O
  * thread. */
+/*
+ * A request arrived (request/reply, see "Requests" below): req is the
+ * caller's to answer, now or later, from any thread, with
+ * sipc_request_reply() or sipc_request_fail(), or to drop with
+ * sipc_request_free(); exactly one of the three frees it.  Its message
+ * (sipc_request_message()) stays valid until then.  Runs on the I/O
+ * thread.
+ */
+struct sipc_request;
+typedef void	(*sipc_request_fn)(sipc_receiver *rx,
+		    struct sipc_request *req, void *arg);
 typedef void	(*sipc_gap_fn)(sipc_receiver *rx, uint64_t sender_id,
 		    uint64_t first_seq, uint64_t count, void *arg);
 
@@ -281,6 +295,10 @@ struct sipc_receiver_opts {
 	sipc_peer_fn	 on_disconnect;
 	sipc_gap_fn	 on_gap;
 	void		*arg;		/* passed to every callback */
+	/* Set: the receiver is also a responder of its handle and answers
+	 * requests (granting REPLY to requesters); NULL: requesters pass
+	 * it by.  New in 0.2. */
+	sipc_request_fn	 on_request;
 };
 
 /* Fills *opts with the defaults: max_message 64 MiB, every other field
@@ -342,6 +360,7 @@ struct sipc_receiver_stats {
 	uint64_t	gaps;		/* messages reported missing */
 	uint64_t	duplicates;	/* resent messages not delivered again */
 	uint64_t	senders;	/* senders connected now */
+	uint64_t	requests;	/* requests handed to on_request (0.2) */
 };
 
 /* Fills *st with the counts so far (the macro passes the size in bytes
@@ -537,6 +556,210 @@ int	sipc_sender_receiver_stats_size(sipc_sender *tx,
  * another thread stops its I/O thread.
  */
 int	sipc_sender_close(sipc_sender *tx);
+
+
+/* ---- Requests ------------------------------------------------------------ */
+
+/*
+ * Request/reply.  A responder is a receiver with on_request set: it
+ * registers under its handle as any receiver does.  A requester of a
+ * handle sends each request to exactly one live responder of it, the one
+ * with the fewest requests outstanding (ties: round-robin), or with
+ * sipc_survey() to every responder.  Requests are never resent behind the
+ * caller's back: at most once, unless the caller marks one
+ * SIPC_REQUEST_IDEMPOTENT, which allows one retry on another responder
+ * when the first one is gone before it answered.
+ *
+ * The requesters of one EPM and handle (and the same security options)
+ * share one connection to each responder; each requester keeps its own
+ * requests, and closing it touches no other's.
+ */
+typedef struct sipc_requester sipc_requester;
+
+/* Answer to one request: error 0 and the reply, or the error of this
+ * request (data/len: for SIPC_EREMOTE, the responder's error text, not
+ * NUL-terminated; else empty). */
+struct sipc_reply {
+	size_t		 size;		/* of this struct, in the library */
+	int		 error;		/* 0 or SIPC_E* */
+	const void	*data;		/* the reply; len may be 0 */
+	size_t		 len;		/* bytes */
+	const char	*responder;	/* its endpoint; "" when none */
+};
+
+/* A survey's answers: one entry per responder asked, in no order;
+ * answered of them have error other than SIPC_ETIMEDOUT. */
+struct sipc_survey {
+	size_t			 size;	/* of this struct, in the library */
+	size_t			 asked;
+	size_t			 answered;
+	struct sipc_reply	*replies;	/* asked entries */
+};
+
+/* The answer to sipc_request_async(): r is valid during the call only.
+ * Runs on the I/O thread, exactly once per request not cancelled. */
+typedef void	(*sipc_reply_fn)(sipc_requester *rq, uint64_t id,
+		    const struct sipc_reply *r, void *arg);
+/* The end of sipc_survey_async(): s is valid during the call only.  Runs
+ * on the I/O thread. */
+typedef void	(*sipc_survey_fn)(sipc_requester *rq, uint64_t id,
+		    const struct sipc_survey *s, void *arg);
+
+#define SIPC_REQUEST_IDEMPOTENT	0x1	/* one retry on another responder */
+
+struct sipc_requester_opts {
+	size_t			 size;	/* set by sipc_requester_opts_init() */
+	/* Largest reply taken, in bytes: 1 byte to 1 GiB, default 64 MiB.
+	 * A responder that sends a larger one is cut off (its requests
+	 * fail with SIPC_EPEERGONE). */
+	size_t			 max_reply;
+	/* Heartbeat on responder connections, in milliseconds, 50 to
+	 * 3600000; a responder silent for 3 intervals is gone.  Default
+	 * 5000. */
+	int			 heartbeat_ms;
+	/* Compress requests of 256 bytes or more with zlib (when that
+	 * makes them smaller), and let responders compress their replies
+	 * so.  Default 0. */
+	int			 compress;
+	/* TLS (tls_ca to check responders' certificates) or password
+	 * mode, as for senders. */
+	struct sipc_security	 security;
+};
+
+/* Fills *opts with the defaults given above, every other field 0 or
+ * NULL, and size, as sipc_epm_opts_init() does. */
+#define sipc_requester_opts_init(opts) \
+	sipc_requester_opts_init_size((opts), \
+	    sizeof(struct sipc_requester_opts))
+void	sipc_requester_opts_init_size(struct sipc_requester_opts *opts,
+	    size_t size);
+
+/*
+ * Creates a requester of handle on epm (NULL: the process's default, see
+ * sipc_receiver_new()).  opts NULL: defaults; its strings are read during
+ * the call only.  It follows the handle's responders as a sender follows
+ * receivers, and connects to each (sharing connections, see above).  It
+ * does not wait for them: the first request does.
+ *
+ * On success *out is the new requester, owned by the caller: free it with
+ * sipc_requester_close().  Errors: SIPC_EINVAL (handle, out NULL, options
+ * out of range, opts not initialized), SIPC_EAUTH (security options
+ * unusable), SIPC_EADDR ($SIPC_BROKER, for the default EPM), SIPC_EPERM,
+ * SIPC_ESYS, SIPC_ENOMEM.
+ */
+int	sipc_requester_new(const char *handle, sipc_epm *epm,
+	    const struct sipc_requester_opts *opts, sipc_requester **out);
+
+/*
+ * Sends a request of len bytes at data (copied; len may be 0) to one
+ * responder and waits for its answer, at most timeout_ms milliseconds
+ * (> 0).  On 0, *reply is the answer, owned by the caller: free it with
+ * sipc_reply_free().  On an error *reply is NULL, except for
+ * SIPC_EREMOTE, where it holds the responder's error text.
+ * Errors: SIPC_EINVAL (rq or reply NULL, data NULL with len > 0,
+ * timeout_ms <= 0, called on the I/O thread), SIPC_ETOOBIG (larger than
+ * the responder takes), SIPC_ENORESPONDER (none registered, or none of
+ * those registered answers requests; found within one registry lookup
+ * and the connection attempts it starts), SIPC_EPEERGONE (the responder
+ * died or its connection broke before it answered), SIPC_ENOREPLY (it
+ * dropped the request), SIPC_EREMOTE, SIPC_ETIMEDOUT (a reply that comes
+ * later is discarded and counted), SIPC_ECLOSED, SIPC_ENOMEM.  Any
+ * thread may call it, except the EPM's I/O thread.
+ */
+int	sipc_request(sipc_requester *rq, const void *data, size_t len,
+	    int timeout_ms, int flags, struct sipc_reply **reply);
+/* Frees a reply of sipc_request(); NULL is ignored. */
+void	sipc_reply_free(struct sipc_reply *reply);
+
+/*
+ * As sipc_request(), without waiting: cb gets the answer (r->error
+ * carries what sipc_request() returns) on the I/O thread, exactly once,
+ * unless the request is cancelled first.  *id (may be NULL) identifies it
+ * for sipc_request_cancel().  Errors found before sending are returned
+ * and cb is not called: SIPC_EINVAL, SIPC_ECLOSED, SIPC_ENOMEM.  Any
+ * thread may call it, callbacks of the same EPM too.
+ */
+int	sipc_request_async(sipc_requester *rq, const void *data, size_t len,
+	    int timeout_ms, int flags, sipc_reply_fn cb, void *arg,
+	    uint64_t *id);
+
+/*
+ * Cancels request or survey id of rq: its callback does not run after
+ * this returns (when the callback is running on the I/O thread, this
+ * waits for it).  A reply that comes later is discarded.  Returns 0, or
+ * SIPC_ENOTFOUND when it already completed (its callback has run) or
+ * never existed, SIPC_EINVAL when rq is NULL.  Any thread.
+ */
+int	sipc_request_cancel(sipc_requester *rq, uint64_t id);
+
+/*
+ * Sends the request to every responder of the handle and gathers their
+ * answers until all have answered or timeout_ms milliseconds (> 0)
+ * passed.  Responders still connecting are waited for (within the
+ * deadline) and asked too.  On 0, *out holds one entry per responder
+ * asked: free it with sipc_survey_free().  Errors: SIPC_EINVAL,
+ * SIPC_ENORESPONDER (nobody to ask), SIPC_ECLOSED, SIPC_ENOMEM.  Not on
+ * the I/O thread.
+ */
+int	sipc_survey(sipc_requester *rq, const void *data, size_t len,
+	    int timeout_ms, struct sipc_survey **out);
+void	sipc_survey_free(struct sipc_survey *s);
+/* As sipc_survey(), calling cb once at the end instead (also with
+ * s->asked 0 when there was nobody to ask).  Cancel with
+ * sipc_request_cancel(). */
+int	sipc_survey_async(sipc_requester *rq, const void *data, size_t len,
+	    int timeout_ms, sipc_survey_fn cb, void *arg, uint64_t *id);
+
+struct sipc_requester_stats {
+	size_t		size;		/* set by sipc_requester_stats() */
+	uint64_t	requests;	/* sent (a survey: one per responder) */
+	uint64_t	replies;	/* answered, with a reply or an error */
+	uint64_t	failed;		/* ended with an error of ours */
+	uint64_t	late;		/* replies after the deadline or cancel */
+	uint64_t	outstanding;	/* waiting for an answer now */
+};
+#define sipc_requester_stats(rq, st) \
+	sipc_requester_stats_size((rq), (st), \
+	    sizeof(struct sipc_requester_stats))
+/* Fills *st as sipc_receiver_stats() does; counts cover every requester
+ * sharing rq's connections, but outstanding is rq's own.  0, or
+ * SIPC_EINVAL. */
+int	sipc_requester_stats_size(sipc_requester *rq,
+	    struct sipc_requester_stats *st, size_t size);
+
+/*
+ * Frees the requester.  Its requests still outstanding are cancelled:
+ * none of its callbacks runs after this returns (called from one of its
+ * callbacks, the rest of them are not run).  Replies that come later are
+ * discarded.  NULL is ignored.  Do not call it while another thread waits
+ * in sipc_request() or sipc_survey() on rq.
+ */
+void	sipc_requester_close(sipc_requester *rq);
+
+/* The message of a request a responder got: valid until the request is
+ * answered or freed.  sender_id names the requester's connection; seq is
+ * its number on it. */
+const struct sipc_message *sipc_request_message(
+	    const struct sipc_request *req);
+
+/*
+ * Answers req with len bytes at data (copied; len may be 0) and frees req.
+ * Any thread, at any time: when the requester's connection is gone, or
+ * its receiver closed, the answer is discarded (and 0 returned: the
+ * requester hears SIPC_EPEERGONE).  Errors: SIPC_EINVAL (req NULL, data
+ * NULL with len > 0; req is not freed), SIPC_ETOOBIG (more than 1 GiB;
+ * req is answered with an error instead and freed), SIPC_ENOMEM (req is
+ * dropped as by sipc_request_free()).
+ */
+int	sipc_request_reply(struct sipc_request *req, const void *data,
+	    size_t len);
+/* Answers req with an error: the requester gets SIPC_EREMOTE and text
+ * (NULL: none; at most 512 bytes are sent).  Frees req.  0, or
+ * SIPC_EINVAL when req is NULL. */
+int	sipc_request_fail(struct sipc_request *req, const char *text);
+/* Drops req unanswered: the requester gets SIPC_ENOREPLY at once.  Frees
+ * req.  NULL is ignored. */
+void	sipc_request_free(struct sipc_request *req);
 
 #ifdef __cplusplus
 }

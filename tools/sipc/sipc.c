@@ -3,6 +3,8 @@
  *
  *   sipc recv HANDLE [options]       print each message
  *   sipc send HANDLE [options] [MESSAGE...]
+ *   sipc reply HANDLE [options]      answer requests (rpc.c)
+ *   sipc request HANDLE [DATA]       ask one responder, or all (rpc.c)
  *
  * Uses only the public API (sipc.h), like any other program would.
  */
@@ -21,6 +23,7 @@
 #include "../../libclient/include/sipc.h"
 #include "bench.h"
 #include "opts.h"
+#include "rpc.h"
 
 static void
 usage(FILE *fp)
@@ -34,6 +37,11 @@ usage(FILE *fp)
 	    "                        [--timeout MS] [--file FILE] [--compress]\n"
 	    "                        [--policy block|drop|disconnect]\n"
 	    "                        [--hwm BYTES] [MESSAGE...]\n"
+	    "       sipc reply HANDLE [--broker HOST:PORT] [--exec CMD] "
+	    "[--jobs N]\n"
+	    "                         [--count N] [--listen ADDR] [--verbose]\n"
+	    "       sipc request HANDLE [DATA | --file FILE] [--timeout MS]\n"
+	    "                         [--all] [--compress] [--broker HOST:PORT]\n"
 	    "       sipc bench throughput|fanout|latency|connect [options]\n"
 	    "       sipc bench serve HANDLE [options]   (sipc bench --help)\n"
 	    "security (recv, send): [--tls-ca FILE] [--tls-cert FILE --tls-key "
@@ -59,6 +67,15 @@ usage(FILE *fp)
 	    "Exit 0 when every message reached every receiver it was sent\n"
 	    "to, 1 otherwise (with a count on standard error), 2 on bad "
 	    "usage.\n"
+	    "\n"
+	    "reply answers each request with the request itself, or with\n"
+	    "--exec runs CMD (sh -c) per request, the request on its standard\n"
+	    "input: its standard output is the reply, a non-zero exit an\n"
+	    "error reply; --jobs N runs N at once.  request prints the reply\n"
+	    "(with --all, each responder's, one per line) and exits 0 on a\n"
+	    "reply, 3 when no responder is registered, 4 on timeout\n"
+	    "(default 5000 ms), 5 on an error reply, 6 when the responder\n"
+	    "went away, 1 on other errors.\n"
 	    "\n"
 	    "The security flags apply to the broker session and to the\n"
 	    "connections between senders and receivers alike: with TLS a\n"
@@ -516,6 +533,10 @@ main(int argc, char **argv)
 		return cmd_recv(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "send"))
 		return cmd_send(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "reply"))
+		return cmd_reply(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "request"))
+		return cmd_request(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "bench"))
 		return cmd_bench(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {

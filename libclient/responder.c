@@ -1,0 +1,321 @@
+/*
+ * responder.c - the answering half of request/reply, inside a receiver:
+ * a DATA with a non-zero request id on a connection that granted REPLY
+ * becomes a sipc_request, which the program answers (REPLY), fails
+ * (ERROR REQUEST_FAILED) or drops (ERROR NO_REPLY), now or later, from
+ * any thread (PROTOCOL.md 6.6).
+ *
+ * A request holds a reference to its connection (only the I/O thread
+ * counts them) and to the receiver's reply port.  An answer given on the
+ * I/O thread goes straight into the connection's output; one from another
+ * thread is queued on the port, which wakes the I/O thread.  When the
+ * receiver closes, the port forgets it: answers given after that are
+ * discarded without touching the freed receiver.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "../proto/zframe.h"
+#include "receiver.h"
+
+/* An answer on its way to the I/O thread: a whole frame. */
+struct rsp_out {
+	struct rsp_out		*next;
+	struct rconn		*c;
+	size_t			 len;
+	uint8_t			 frame[];
+};
+
+struct reply_port {
+	pthread_mutex_t		 mu;
+	atomic_int		 refs;
+	struct sipc_receiver	*rx;		/* NULL: it closed */
+	pthread_t		 io;		/* the EPM's I/O thread */
+	struct event		*ev;
+	struct rsp_out		*head;
+	struct rsp_out		**tail;
+};
+
+struct sipc_request {
+	struct reply_port	*port;
+	struct rconn		*c;
+	uint32_t		 reqid;
+	struct sipc_message	 msg;
+	uint8_t			 body[];
+};
+
+static void
+port_unref(struct reply_port *p)
+{
+	if (atomic_fetch_sub(&p->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+/* On the I/O thread: a request of c is answered; c goes when it closed
+ * and nothing refers to it any more. */
+static void
+conn_unref(struct rconn *c)
+{
+	if (--c->refs > 0 || !c->closed)
+		return;
+	TAILQ_REMOVE(&c->rx->zombies, c, entry);
+	free(c);
+}
+
+/* On the I/O thread: puts answer o on its connection and lets it go. */
+static void
+deliver(struct rsp_out *o, int flush)
+{
+	struct rconn *c = o->c;
+
+	c->inflight--;
+	if (!c->closed) {
+		/* Out of memory: the answer is lost, the requester's
+		 * deadline tells it.  (Inline, c may be under its reader:
+		 * never closed here.) */
+		if (rconn_out(c, o->frame, o->len) == 0) {
+			if (c->paused &&
+			    c->inflight < SIPC_RESPONDER_INFLIGHT_MAX / 2)
+				rconn_resume(c);
+			if (flush)
+				rconn_flush(c);
+			else
+				wev_set(c->wev, &c->wev_armed, 1);
+		}
+	}
+	free(o);
+	conn_unref(c);
+}
+
+static void
+port_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct reply_port *p = arg;
+	struct rsp_out *o, *next;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&p->mu);
+	o = p->head;
+	p->head = NULL;
+	p->tail = &p->head;
+	pthread_mutex_unlock(&p->mu);
+	for (; o; o = next) {
+		next = o->next;
+		deliver(o, 1);
+	}
+}
+
+int
+rsp_port_open(struct sipc_receiver *rx)
+{
+	struct reply_port *p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return -1;
+	p->ev = event_new(rx->epm->loop.base, -1, EV_READ, port_cb, p);
+	if (p->ev == NULL) {
+		free(p);
+		return -1;
+	}
+	pthread_mutex_init(&p->mu, NULL);
+	atomic_init(&p->refs, 1);
+	p->rx = rx;
+	p->io = rx->epm->loop.thread;
+	p->tail = &p->head;
+	rx->port = p;
+	return 0;
+}
+
+/* On the I/O thread, as rx goes: answers still queued are dropped (their
+ * connections go with rx), and later ones will be. */
+void
+rsp_port_close(struct sipc_receiver *rx)
+{
+	struct reply_port *p = rx->port;
+	struct rsp_out *o, *next;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->rx = NULL;
+	o = p->head;
+	p->head = NULL;
+	p->tail = &p->head;
+	event_free(p->ev);
+	p->ev = NULL;
+	pthread_mutex_unlock(&p->mu);
+	for (; o; o = next) {
+		next = o->next;
+		free(o);
+	}
+	rx->port = NULL;
+	port_unref(p);
+}
+
+/* A request arrived on c: hand it to on_request. */
+void
+rsp_request(struct rconn *c, const struct dp_event *ev)
+{
+	struct sipc_receiver *rx = c->rx;
+	struct sipc_request *req;
+
+	if ((req = malloc(sizeof(*req) + ev->len)) == NULL) {
+		rconn_error(c, ev->reqid, WIRE_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	req->port = rx->port;
+	atomic_fetch_add(&req->port->refs, 1);
+	req->c = c;
+	req->reqid = ev->reqid;
+	if (ev->len)
+		memcpy(req->body, ev->body, ev->len);
+	memset(&req->msg, 0, sizeof(req->msg));
+	req->msg.size = sizeof(req->msg);
+	req->msg.handle = rx->handle;
+	req->msg.data = req->body;
+	req->msg.len = ev->len;
+	req->msg.sender_id = c->sender_id;
+	req->msg.seq = ev->seq;
+	c->refs++;
+	if (++c->inflight >= SIPC_RESPONDER_INFLIGHT_MAX)
+		rconn_pause(c);
+	atomic_fetch_add(&rx->st_requests, 1);
+	rx->opts.on_request(rx, req, rx->opts.arg);
+}
+
+/* Sends answer o for req (on whichever thread), frees req. */
+static void
+answer(struct sipc_request *req, struct rsp_out *o)
+{
+	struct reply_port *p = req->port;
+
+	o->next = NULL;
+	o->c = req->c;
+	pthread_mutex_lock(&p->mu);
+	if (p->rx == NULL) {
+		pthread_mutex_unlock(&p->mu);
+		free(o);
+	} else if (pthread_equal(pthread_self(), p->io)) {
+		pthread_mutex_unlock(&p->mu);
+		/* Perhaps inside c's own parsing: no flush (it may close c
+		 * under its reader); the write event or the read callback
+		 * writes it. */
+		deliver(o, 0);
+	} else {
+		*p->tail = o;
+		p->tail = &o->next;
+		if (p->head == o)
+			event_active(p->ev, EV_READ, 0);
+		pthread_mutex_unlock(&p->mu);
+	}
+	port_unref(p);
+	free(req);
+}
+
+static struct rsp_out *
+out_error(uint32_t reqid, uint16_t code, const char *text)
+{
+	struct rsp_out *o;
+	struct wbuf w;
+	size_t cap = SIPC_HEADER_SIZE + 4 + SIPC_ERROR_TEXT_MAX;
+
+	if ((o = malloc(sizeof(*o) + cap)) == NULL)
+		return NULL;
+	w.data = o->frame;
+	w.len = 0;
+	w.cap = w.max = cap;
+	w.err = 0;
+	if (wire_enc_error(&w, reqid, code, text) != 0) {
+		free(o);
+		return NULL;
+	}
+	o->len = w.len;
+	return o;
+}
+
+const struct sipc_message *
+sipc_request_message(const struct sipc_request *req)
+{
+	return req ? &req->msg : NULL;
+}
+
+int
+sipc_request_reply(struct sipc_request *req, const void *data, size_t len)
+{
+	struct wire_header h;
+	struct rsp_out *o;
+	uint8_t *z = NULL;
+	size_t zlen = 0;
+
+	if (req == NULL || (data == NULL && len > 0))
+		return seterr(SIPC_EINVAL, "req NULL, or data NULL with len");
+	if (len > SIPC_MAX_MESSAGE_MAX) {
+		sipc_request_fail(req, "reply larger than 1 GiB");
+		return seterr(SIPC_ETOOBIG, "reply of %zu bytes", len);
+	}
+	memset(&h, 0, sizeof(h));
+	h.version = SIPC_PROTO_VERSION_MAX;
+	h.type = WIRE_REPLY;
+	h.reqid = req->reqid;
+	/* Compressed when the requester asked for it (it offered ZLIB). */
+	if (req->c->zlib && len >= ZF_MIN_DATA &&
+	    zf_deflate(data, len, &z, &zlen) == 0) {
+		h.flags = WIRE_F_COMPRESSED;
+		data = z;
+		len = zlen;
+	}
+	h.len = (uint32_t)len;
+	if ((o = malloc(sizeof(*o) + SIPC_HEADER_SIZE + len)) == NULL) {
+		free(z);
+		sipc_request_free(req);
+		return seterr(SIPC_ENOMEM, "out of memory");
+	}
+	wire_header_encode(o->frame, &h);
+	if (len)
+		memcpy(o->frame + SIPC_HEADER_SIZE, data, len);
+	free(z);
+	o->len = SIPC_HEADER_SIZE + len;
+	answer(req, o);
+	return 0;
+}
+
+static void
+answer_error(struct sipc_request *req, uint16_t code, const char *text)
+{
+	struct rsp_out *o;
+
+	/* Text the encoder refuses (not UTF-8) gives way to a plain one;
+	 * without memory, an empty answer still gives the connection its
+	 * reference back, and the requester's deadline speaks. */
+	if ((o = out_error(req->reqid, code, text)) == NULL &&
+	    (o = out_error(req->reqid, code, "")) == NULL &&
+	    (o = calloc(1, sizeof(*o))) == NULL) {
+		port_unref(req->port);
+		free(req);
+		return;
+	}
+	answer(req, o);
+}
+
+int
+sipc_request_fail(struct sipc_request *req, const char *text)
+{
+	if (req == NULL)
+		return seterr(SIPC_EINVAL, "req is NULL");
+	answer_error(req, WIRE_ERR_REQUEST_FAILED, text ? text : "");
+	return 0;
+}
+
+void
+sipc_request_free(struct sipc_request *req)
+{
+	if (req == NULL)
+		return;
+	answer_error(req, WIRE_ERR_NO_REPLY, "the responder dropped the "
+	    "request");
+}
