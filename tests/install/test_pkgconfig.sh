@@ -167,6 +167,16 @@ else
 	cat "$T/readme.out"
 fi
 
+if [ -x "$T/prog/readme2" ] &&
+    env XDG_RUNTIME_DIR="$T/xdg" timeout 30 "$T/prog/readme2" \
+    >"$T/readme.out" 2>&1 && grep -qx "'PING' answered: 'pong'" \
+    "$T/readme.out"; then
+	ok "README.md's request/reply program runs: 'PING' answered"
+else
+	fail "README.md's request/reply program runs:"
+	cat "$T/readme.out"
+fi
+
 # Static: libsipc.a and what pkg-config --static adds.
 slibs=$(pkg-config --static --libs sipc | sed 's/-lsipc\b/-l:libsipc.a/')
 # shellcheck disable=SC2086
