@@ -95,7 +95,7 @@ TESTS		= $(TEST_UNIT) $(TEST_INTEG) $(TEST_SCRIPTS) $(EXTRA_TESTS)
 # its own copy to itself (see libsipc.a below), so tests link both.
 TESTUTIL_OBJ	= $(call obj,tests/testutil.c)
 
-.PHONY: all deps check check-asan demo bench install uninstall clean
+.PHONY: all deps check check-asan check-tsan tsan-run demo bench install uninstall clean
 .DEFAULT_GOAL := all
 
 all: $(BINS) $(LIBSIPC_A) $(LIBSIPC_SO)
@@ -219,6 +219,19 @@ ASAN_FLAGS	= -fsanitize=address,undefined -fno-sanitize-recover=all \
 check-asan:
 	@$(MAKE) --no-print-directory B=build/asan CFLAGS="-O1 -g" \
 	    SANITIZE="$(ASAN_FLAGS)" check
+	@$(MAKE) --no-print-directory check-tsan
+
+# The threaded cases (request/reply: 5,000 client threads, answers from
+# other threads, cancel racing replies) with ThreadSanitizer.
+TSAN_TESTS	= $(B)/tests/test_rpc
+check-tsan:
+	@$(MAKE) --no-print-directory B=build/tsan CFLAGS="-O1 -g" \
+	    SANITIZE="-fsanitize=thread" tsan-run
+
+tsan-run: all $(TSAN_TESTS)
+	@SIPC_BUILD=$(CURDIR)/$(B) SIPC_SRC=$(CURDIR) \
+	    SIPC_SANITIZE="$(SANITIZE)" TSAN_OPTIONS="exitcode=66" \
+	    sh tests/run.sh $(TSAN_TESTS)
 
 demo: all
 	@sh scripts/demo.sh $(B)

@@ -153,46 +153,62 @@ deferrer(void *arg)
 	return NULL;
 }
 
-/* Forks a responder of handle; returns once it is registered. */
-static pid_t
-responder(const char *handle, enum kind kind, int delay_ms)
+/* The responder process: this program run again as
+ * "test_rpc --responder HANDLE KIND DELAY_MS FD" (broker address in
+ * $RPC_BROKER); it writes a byte to FD once registered. */
+static int
+responder_main(char **argv)
 {
 	struct sipc_receiver_opts o;
 	struct rsp r;
 	sipc_receiver *rx;
 	sipc_epm *epm;
+	const char *b = getenv("RPC_BROKER");
 	pthread_t th;
+	int fd = atoi(argv[5]);
+
+	memset(&r, 0, sizeof(r));
+	r.kind = (enum kind)atoi(argv[3]);
+	r.delay_ms = atoi(argv[4]);
+	pthread_mutex_init(&r.mu, NULL);
+	pthread_cond_init(&r.cv, NULL);
+	if (b ? sipc_epm_connect(b, NULL, &epm) : sipc_epm_local(&epm))
+		return 3;
+	sipc_receiver_opts_init(&o);
+	o.on_request = on_req;
+	o.arg = &r;
+	if (sipc_receiver_new(argv[2], epm, &o, &rx) != 0)
+		return 4;
+	if (r.kind == DEFER)
+		pthread_create(&th, NULL, deferrer, &r);
+	(void)write(fd, "r", 1);
+	close(fd);
+	for (;;)
+		pause();	/* until SIGTERM or SIGKILL */
+}
+
+/* Starts a responder of handle (a new process, this program again, also
+ * from a test that has threads already); returns once it is
+ * registered. */
+static pid_t
+responder(const char *handle, enum kind kind, int delay_ms)
+{
+	char k[16], d[16], f[16];
+	char *argv[] = { "/proc/self/exe", "--responder", (char *)handle, k,
+	    d, f, NULL };
 	int p[2];
 	pid_t pid;
 	char c;
 
 	ck_assert_int_eq(pipe(p), 0);
-	if ((pid = fork()) == 0) {
-		/* Check's handlers would take the whole test down. */
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		close(p[0]);
-		memset(&r, 0, sizeof(r));
-		r.kind = kind;
-		r.delay_ms = delay_ms;
-		pthread_mutex_init(&r.mu, NULL);
-		pthread_cond_init(&r.cv, NULL);
-		if (broker.pid > 0) {
-			if (sipc_epm_connect(broker.addr, NULL, &epm) != 0)
-				_exit(3);
-		} else if (sipc_epm_local(&epm) != 0)
-			_exit(3);
-		sipc_receiver_opts_init(&o);
-		o.on_request = on_req;
-		o.arg = &r;
-		if (sipc_receiver_new(handle, epm, &o, &rx) != 0)
-			_exit(4);
-		if (kind == DEFER)
-			pthread_create(&th, NULL, deferrer, &r);
-		(void)write(p[1], "r", 1);
-		for (;;)
-			pause();	/* until SIGTERM or SIGKILL */
-	}
+	snprintf(k, sizeof(k), "%d", (int)kind);
+	snprintf(d, sizeof(d), "%d", delay_ms);
+	snprintf(f, sizeof(f), "%d", p[1]);
+	if (broker.pid > 0)
+		setenv("RPC_BROKER", broker.addr, 1);
+	else
+		unsetenv("RPC_BROKER");
+	pid = tu_spawn(argv, NULL);
 	close(p[1]);
 	ck_assert_int_gt(pid, 0);
 	ck_assert_msg(read(p[0], &c, 1) == 1, "responder did not start");
@@ -288,18 +304,25 @@ on_reply(sipc_requester *rq, uint64_t id, const struct sipc_reply *r,
 	pthread_mutex_unlock(&b->mu);
 }
 
-/* Sends request number (next id) of rq with its content "req-ID". */
+/* Sends request number id (the next) of rq, its content "req-ID". */
 static uint64_t
-ask_async(sipc_requester *rq, struct book *b, int timeout_ms, uint64_t id)
+ask_flags(sipc_requester *rq, struct book *b, int timeout_ms, uint64_t id,
+    int flags)
 {
 	char data[32];
 	uint64_t got;
 
 	snprintf(data, sizeof(data), "req-%llu", (unsigned long long)id);
 	ck_assert_int_eq(sipc_request_async(rq, data, strlen(data),
-	    timeout_ms, 0, on_reply, b, &got), 0);
+	    timeout_ms, flags, on_reply, b, &got), 0);
 	ck_assert_uint_eq(got, id);	/* ids count from 1 */
 	return got;
+}
+
+static uint64_t
+ask_async(sipc_requester *rq, struct book *b, int timeout_ms, uint64_t id)
+{
+	return ask_flags(rq, b, timeout_ms, id, 0);
 }
 
 static size_t
@@ -582,7 +605,8 @@ END_TEST
 /* ---- Failures ------------------------------------------------------------ */
 
 /* A responder SIGKILLed with 100 requests in flight: all 100 fail with
- * SIPC_EPEERGONE at once, and later requests go to the one left. */
+ * SIPC_EPEERGONE at once, and later requests go to the one left; one
+ * more, marked idempotent, is retried there and answered. */
 START_TEST(test_responder_killed)
 {
 	struct sipc_survey *s;
@@ -597,10 +621,11 @@ START_TEST(test_responder_killed)
 	hold = responder("kill", HOLD, 0);
 	epm = new_epm();
 	rq = new_requester(epm, "kill", 0);
-	book_init(&b, 100);
+	book_init(&b, 101);
 	for (i = 1; i <= 100; i++)
 		ask_async(rq, &b, 30000, i);
-	wait_stat(rq, 100, 10000);
+	ask_flags(rq, &b, 30000, 101, SIPC_REQUEST_IDEMPOTENT);
+	wait_stat(rq, 101, 10000);
 	echo = responder("kill", ECHO, 0);
 	/* A survey waits for responders still connecting, so after it the
 	 * new one is ready; chosen then, with nothing in flight. */
@@ -611,11 +636,14 @@ START_TEST(test_responder_killed)
 	ck_assert_int_eq(ask(rq, "after", 10000), 0);
 	t0 = tu_now_ms();
 	kill(hold, SIGKILL);
-	ck_assert(book_wait(&b, 100, 10000));
+	ck_assert(book_wait(&b, 101, 10000));
 	took = tu_now_ms() - t0;
 	printf("killed responder (%s): 100 requests failed after %lld ms\n",
 	    _i ? "broker" : "local", (long long)took);
 	ck_assert_int_eq(b.errors[-SIPC_EPEERGONE], 100);
+	ck_assert_int_eq(b.errors[0], 1);	/* the idempotent one */
+	ck_assert_int_eq(b.seen[101], 1);
+	ck_assert_uint_eq(b.bad, 0);
 	ck_assert_int_lt(took, 5000);	/* the deadline is 30 s */
 	for (i = 0; i < 20; i++)
 		ck_assert_int_eq(ask(rq, "still", 10000), 0);
@@ -966,10 +994,15 @@ START_TEST(test_bad_replies)
 END_TEST
 
 int
-main(void)
+main(int argc, char **argv)
 {
-	Suite *s = suite_create("rpc");
-	TCase *tc = tcase_create("rpc");
+	Suite *s;
+	TCase *tc;
+
+	if (argc == 6 && strcmp(argv[1], "--responder") == 0)
+		return responder_main(argv);
+	s = suite_create("rpc");
+	tc = tcase_create("rpc");
 
 	tcase_set_timeout(tc, 300);
 	tcase_add_checked_fixture(tc, NULL, tu_cleanup);
