@@ -65,7 +65,8 @@ LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
 CLI_SRC		= tools/sipc/sipc.c tools/sipc/opts.c tools/sipc/rpc.c \
 		  tools/sipc/bench.c \
 		  tools/sipc/bench_util.c tools/sipc/bench_serve.c \
-		  tools/sipc/bench_run.c tools/sipc/bench_cases.c
+		  tools/sipc/bench_run.c tools/sipc/bench_cases.c \
+		  tools/sipc/bench_rpc.c
 
 obj		= $(patsubst %.c,$(B)/obj/%.o,$(1))
 

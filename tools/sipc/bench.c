@@ -83,6 +83,9 @@ bench_usage(FILE *fp)
 	    "[--max-time MS] [--json]\n"
 	    "       sipc bench serve HANDLE [--broker HOST:PORT | --local]\n"
 	    "                  [--runs N] [--max-time MS] [--quiet]\n"
+	    "       sipc bench rpc [--size BYTES] [--count N] [--window N]\n"
+	    "                  [--cases rtt,pipeline,first] "
+	    "[--broker HOST:PORT | --local] [--json]\n"
 	    "\n"
 	    "throughput  one sender, --receivers (1) receivers: --count "
 	    "messages of\n"
@@ -102,6 +105,13 @@ bench_usage(FILE *fp)
 	    "            process on its own EPM): discovery, connection, "
 	    "handshake and\n"
 	    "            one message; --count times, in us.\n"
+	    "rpc         request/reply against a `sipc reply` child: rtt (one "
+	    "request\n"
+	    "            at a time, round trips in us), pipeline (--window "
+	    "(64)\n"
+	    "            outstanding: requests/s), first (a new requester "
+	    "each time:\n"
+	    "            create, connect, one round trip, in us).\n"
 	    "\n"
 	    "Without --broker (and $SIPC_BROKER), or with --local, the bench "
 	    "uses the\n"
@@ -409,6 +419,8 @@ cmd_bench(int argc, char **argv)
 	}
 	if (!strcmp(argv[0], "serve"))
 		return bench_serve(argc - 1, argv + 1);
+	if (!strcmp(argv[0], "rpc"))
+		return bench_rpc(argc - 1, argv + 1);
 	if (!strcmp(argv[0], "throughput"))
 		m = MODE_THROUGHPUT;
 	else if (!strcmp(argv[0], "fanout"))

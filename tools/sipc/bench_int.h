@@ -202,4 +202,7 @@ int	bench_run_throughput(struct bench *b, struct result *r);
 int	bench_run_latency(struct bench *b, struct result *r);
 int	bench_run_connect(struct bench *b, struct result *r);
 
+/* bench_rpc.c: sipc bench rpc ARGS. */
+int	bench_rpc(int argc, char **argv);
+
 #endif
