@@ -141,7 +141,6 @@ close_on_loop(void *arg)
 	struct close_args *a = arg;
 	struct sipc_receiver *rx = a->rx;
 	struct rconn *c;
-	ssize_t n;
 
 	if (rx->dead)
 		return;
@@ -157,13 +156,9 @@ close_on_loop(void *arg)
 		unlink(rx->reg.staged);
 	TAILQ_FOREACH(c, &rx->conns, entry) {
 		queue_ack(c);
-		if (c->phase == R_OPEN && c->out_len > c->out_off) {
-			n = xp_write(&c->xp, c->out + c->out_off,
-			    c->out_len - c->out_off);
-			if (n > 0 && xp_out_pending(&c->xp))
-				xp_flush(&c->xp);
-			(void)n;	/* best effort: we hang up next */
-		}
+		/* Best effort: we hang up next. */
+		if (c->phase == R_OPEN && outbuf_pending(&c->out))
+			(void)outbuf_write(&c->out, &c->xp, NULL);
 	}
 	rx->dead = 1;
 	loop_later(&rx->epm->loop, a->now, receiver_destroy, rx);

@@ -57,10 +57,7 @@ struct rconn {
 	uint64_t		 unacked_bytes;
 	uint32_t		 ack_bytes;
 	struct dp_buf		 in;
-	uint8_t			*out;		/* frames to write */
-	size_t			 out_cap;
-	size_t			 out_len;
-	size_t			 out_off;
+	struct outbuf		 out;		/* frames to write */
 	int			 zlib;		/* ZLIB granted */
 	/* Requests (responder.c): each holds a reference; a connection
 	 * closed while some are unanswered waits in rx->zombies for them. */

@@ -73,49 +73,17 @@ mem_put(struct sipc_receiver *rx, uint64_t id, uint64_t expected,
 
 /* ---- Output -------------------------------------------------------------- */
 
-/* Output starts at OUT_MIN bytes and grows for what waits (replies can
- * be large); once written, a grown buffer goes back. */
-#define OUT_MIN		1024
-#define OUT_KEEP	(64 * 1024)
 /* Output waiting beyond this: stop reading until it is written. */
 #define OUT_PAUSE	(4 * 1024 * 1024)
 
 int
 rconn_out(struct rconn *c, const void *frame, size_t len)
 {
-	size_t ncap;
-	uint8_t *np;
-
-	if (c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
-	if (len > c->out_cap - c->out_len) {
-		if (c->out_off > 0) {
-			memmove(c->out, c->out + c->out_off,
-			    c->out_len - c->out_off);
-			c->out_len -= c->out_off;
-			c->out_off = 0;
-		}
-		for (ncap = c->out_cap ? c->out_cap : OUT_MIN;
-		    ncap - c->out_len < len; ncap *= 2)
-			;
-		if (ncap != c->out_cap) {
-			if ((np = realloc(c->out, ncap)) == NULL)
-				return -1;
-			c->out = np;
-			c->out_cap = ncap;
-		}
-	}
-	memcpy(c->out + c->out_len, frame, len);
-	c->out_len += len;
-	if (c->out_len - c->out_off > OUT_PAUSE)
+	if (outbuf_add(&c->out, frame, len) == -1)
+		return -1;
+	if (outbuf_pending(&c->out) > OUT_PAUSE)
 		rconn_pause(c);
 	return 0;
-}
-
-static int
-out_add(struct rconn *c, const struct wbuf *w)
-{
-	return rconn_out(c, w->data, w->len);
 }
 
 void
@@ -131,7 +99,7 @@ rconn_resume(struct rconn *c)
 {
 	if (!c->paused || c->closing ||
 	    c->inflight >= SIPC_RESPONDER_INFLIGHT_MAX ||
-	    c->out_len - c->out_off > OUT_PAUSE)
+	    outbuf_pending(&c->out) > OUT_PAUSE)
 		return;
 	c->paused = 0;
 	event_add(c->rev, NULL);
@@ -139,23 +107,12 @@ rconn_resume(struct rconn *c)
 	event_active(c->rev, EV_READ, 0);
 }
 
-static int
-out_u64(struct rconn *c, uint8_t type, uint32_t reqid, uint64_t v)
-{
-	uint8_t buf[32];
-	struct wbuf w = { buf, 0, sizeof(buf), sizeof(buf), 0 };
-
-	if (wire_enc_u64(&w, type, reqid, v) != 0)
-		return -1;
-	return out_add(c, &w);
-}
-
 void
 queue_ack(struct rconn *c)
 {
 	if (c->delivered <= c->acked)
 		return;
-	if (out_u64(c, WIRE_ACK, 0, c->delivered) == 0) {
+	if (outbuf_u64(&c->out, WIRE_ACK, 0, c->delivered) == 0) {
 		c->acked = c->delivered;
 		c->unacked_bytes = 0;
 		c->ack_due = 0;
@@ -165,44 +122,19 @@ queue_ack(struct rconn *c)
 int
 rconn_flush(struct rconn *c)
 {
-	ssize_t n;
+	int wrote = 0, rc = outbuf_write(&c->out, &c->xp, &wrote);
 
-	while (c->out_off < c->out_len) {
-		n = xp_write(&c->xp, c->out + c->out_off,
-		    c->out_len - c->out_off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && errno == EAGAIN) {
-			wev_set(c->wev, &c->wev_armed, 1);
-			return 0;
-		}
-		if (n == -1) {
-			rconn_close(c, strerror(errno));
-			return -1;
-		}
-		c->out_off += (size_t)n;
+	if (wrote)
 		live_tx(&c->live, mono_ms());
+	if (rc == -1) {
+		rconn_close(c, strerror(errno));
+		return -1;
 	}
-	c->out_off = c->out_len = 0;
-	if (c->out_cap > OUT_KEEP) {
-		free(c->out);
-		c->out = NULL;
-		c->out_cap = 0;
-	}
+	wev_set(c->wev, &c->wev_armed, rc == 0);
+	if (rc == 0)
+		return 0;
 	if (c->paused)
 		rconn_resume(c);
-	if (xp_out_pending(&c->xp)) {
-		n = xp_flush(&c->xp);
-		if (n == -1) {
-			rconn_close(c, strerror(errno));
-			return -1;
-		}
-		if (n == 1) {
-			wev_set(c->wev, &c->wev_armed, 1);
-			return 0;
-		}
-	}
-	wev_set(c->wev, &c->wev_armed, 0);
 	if (c->closing) {
 		rconn_close(c, "protocol error");
 		return -1;
@@ -214,13 +146,8 @@ rconn_flush(struct rconn *c)
 static int
 rconn_fail(struct rconn *c, uint16_t code, const char *text)
 {
-	uint8_t buf[SIPC_HEADER_SIZE + 4 + SIPC_ERROR_TEXT_MAX];
-	struct wbuf w = { buf, 0, sizeof(buf), sizeof(buf), 0 };
-
-	if (c->out_off == 0)		/* nothing of it written yet */
-		c->out_len = 0;
-	if (wire_enc_error(&w, 0, code, text) == 0)
-		out_add(c, &w);
+	outbuf_discard(&c->out);	/* what waits goes unsaid */
+	outbuf_error(&c->out, 0, code, text);
 	c->closing = 1;
 	if (c->rev)
 		event_del(c->rev);
@@ -231,11 +158,7 @@ rconn_fail(struct rconn *c, uint16_t code, const char *text)
 void
 rconn_error(struct rconn *c, uint32_t reqid, uint16_t code, const char *text)
 {
-	uint8_t buf[SIPC_HEADER_SIZE + 4 + SIPC_ERROR_TEXT_MAX];
-	struct wbuf w = { buf, 0, sizeof(buf), sizeof(buf), 0 };
-
-	if (wire_enc_error(&w, reqid, code, text) == 0)
-		out_add(c, &w);
+	outbuf_error(&c->out, reqid, code, text);
 }
 
 /* ---- Frames -------------------------------------------------------------- */
@@ -305,7 +228,8 @@ on_dhello(struct rconn *c, const struct wire_dhello *m)
 	ok.instance = rx->instance;
 	ok.last_seq = last;
 	ok.max_message = (uint32_t)rx->opts.max_message;
-	if (wire_enc_ok_dhello(&w, 1, &ok) != 0 || out_add(c, &w) != 0)
+	if (wire_enc_ok_dhello(&w, 1, &ok) != 0 ||
+	    rconn_out(c, w.data, w.len) != 0)
 		return rconn_fail(c, WIRE_ERR_INTERNAL, "cannot answer");
 	dp_reader_open(&c->rd, (ok.features & WIRE_FEAT_ZLIB) != 0);
 	c->rd.reply = (ok.features & WIRE_FEAT_REPLY) != 0;
@@ -401,7 +325,7 @@ rconn_parse(struct rconn *c)
 			break;
 		case DP_PING:
 			queue_ack(c);	/* a PING asks for acknowledgement */
-			out_u64(c, WIRE_PONG, ev.reqid, ev.token);
+			outbuf_u64(&c->out, WIRE_PONG, ev.reqid, ev.token);
 			break;
 		case DP_PONG:
 			break;
@@ -572,7 +496,7 @@ rconn_timercb(evutil_socket_t fd, short what, void *arg)
 	if (c->ack_due && now >= c->ack_due)
 		queue_ack(c);
 	if (live_ping_due(&c->live, now))
-		out_u64(c, WIRE_PING, 0, (uint64_t)now);
+		outbuf_u64(&c->out, WIRE_PING, 0, (uint64_t)now);
 	if (rconn_flush(c) == -1)
 		return;
 	rconn_schedule(c);
@@ -601,9 +525,7 @@ rconn_close(struct rconn *c, const char *why)
 	xp_close(&c->xp);
 	dp_buf_free(&c->in);
 	dp_reader_free(&c->rd);
-	free(c->out);
-	c->out = NULL;
-	c->out_len = c->out_off = c->out_cap = 0;
+	outbuf_free(&c->out);
 	c->closed = 1;
 	if (c->refs > 0)	/* requests unanswered: they still point here */
 		TAILQ_INSERT_TAIL(&rx->zombies, c, entry);

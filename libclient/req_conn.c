@@ -118,102 +118,33 @@ fail_all(struct qconn *c, int error)
 
 /* ---- Output -------------------------------------------------------------- */
 
-static int
-q_out(struct qconn *c, const void *p, size_t len)
-{
-	size_t ncap;
-	uint8_t *np;
-
-	if (c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
-	if (len > c->out_cap - c->out_len) {
-		if (c->out_off > 0) {
-			memmove(c->out, c->out + c->out_off,
-			    c->out_len - c->out_off);
-			c->out_len -= c->out_off;
-			c->out_off = 0;
-		}
-		for (ncap = c->out_cap ? c->out_cap : 1024;
-		    ncap - c->out_len < len; ncap *= 2)
-			;
-		if (ncap != c->out_cap) {
-			if ((np = realloc(c->out, ncap)) == NULL)
-				return -1;
-			c->out = np;
-			c->out_cap = ncap;
-		}
-	}
-	memcpy(c->out + c->out_len, p, len);
-	c->out_len += len;
-	return 0;
-}
-
-static void
-q_out_u64(struct qconn *c, uint8_t type, uint32_t reqid, uint64_t v)
-{
-	uint8_t buf[32];
-	struct wbuf w = { buf, 0, sizeof(buf), sizeof(buf), 0 };
-
-	if (wire_enc_u64(&w, type, reqid, v) == 0)
-		q_out(c, w.data, w.len);
-}
-
 /* Writes what waits: 0, or -1 when c went down. */
 static int
 q_write(struct qconn *c)
 {
-	ssize_t n;
+	int wrote = 0, rc;
 
 	if (c->xp.fd == -1 || c->state < Q_HANDSHAKE)
 		return 0;
-	while (c->out_off < c->out_len) {
-		n = xp_write(&c->xp, c->out + c->out_off,
-		    c->out_len - c->out_off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && errno == EAGAIN) {
-			wev_set(c->wev, &c->wev_armed, 1);
-			return 0;
-		}
-		if (n == -1) {
-			q_down(c, strerror(errno));
-			return -1;
-		}
-		c->out_off += (size_t)n;
+	rc = outbuf_write(&c->out, &c->xp, &wrote);
+	if (wrote)
 		live_tx(&c->live, mono_ms());
-	}
-	c->out_off = c->out_len = 0;
-	if (c->out_cap > QOUT_KEEP) {
-		free(c->out);
-		c->out = NULL;
-		c->out_cap = 0;
-	}
-	switch (xp_out_pending(&c->xp) ? xp_flush(&c->xp) : 0) {
-	case 0:
-		wev_set(c->wev, &c->wev_armed, 0);
-		return 0;
-	case 1:
-		wev_set(c->wev, &c->wev_armed, 1);
-		return 0;
-	default:
+	if (rc == -1) {
 		q_down(c, strerror(errno));
 		return -1;
 	}
+	wev_set(c->wev, &c->wev_armed, rc == 0);
+	return 0;
 }
 
 /* The responder broke the protocol: tell it (best effort), go down. */
 static void
 q_fail(struct qconn *c, uint16_t code, const char *text)
 {
-	uint8_t buf[SIPC_HEADER_SIZE + 4 + SIPC_ERROR_TEXT_MAX];
-	struct wbuf w = { buf, 0, sizeof(buf), sizeof(buf), 0 };
-
-	if (c->xp.fd != -1 && c->out_off == 0 &&
-	    wire_enc_error(&w, 0, code, text) == 0) {
-		c->out_len = 0;		/* nothing of it written yet */
-		if (q_out(c, w.data, w.len) == 0)
-			(void)xp_write(&c->xp, c->out, c->out_len);
-	}
+	/* Requests not written yet fail in q_down() anyway. */
+	outbuf_discard(&c->out);
+	if (c->xp.fd != -1 && outbuf_error(&c->out, 0, code, text) == 0)
+		(void)outbuf_write(&c->out, &c->xp, NULL);
 	q_down(c, text);
 }
 
@@ -252,8 +183,13 @@ qconn_send(struct qconn *c, struct call *k, uint32_t idx)
 	h.len = (uint32_t)(SIPC_DATA_PREFIX + len);
 	wire_header_encode(hdr, &h);
 	wire_be64(hdr + SIPC_HEADER_SIZE, c->seq + 1);
-	if (q_out(c, hdr, sizeof(hdr)) == -1 ||
-	    (len && q_out(c, body, len) == -1)) {
+	/* Both or neither: a frame is never cut in the output. */
+	if (outbuf_add(&c->out, hdr, sizeof(hdr)) == -1) {
+		free(z);
+		return -1;
+	}
+	if (outbuf_add(&c->out, body, len) == -1) {
+		c->out.len -= sizeof(hdr);	/* still the last bytes */
 		free(z);
 		return -1;
 	}
@@ -297,6 +233,7 @@ on_ok(struct qconn *c, const struct wire_dhello_ok *ok)
 		return;
 	}
 	c->state = Q_READY;
+	c->last_error = 0;
 	timer_after(c->timer, live_next(&c->live) - mono_ms());
 	pool_kick(p);
 }
@@ -385,6 +322,8 @@ q_frame(struct qconn *c, const struct frame *f)
 			qconn_remove(c, SIPC_EPEERGONE);
 			return -1;
 		}
+		if (e.code == WIRE_ERR_AUTH)
+			c->last_error = SIPC_EAUTH;
 		if (e.code == WIRE_ERR_AUTH || e.code == WIRE_ERR_VERSION)
 			backoff_max(&c->backoff);
 		q_down(c, "the responder closed with an error");
@@ -402,7 +341,7 @@ q_frame(struct qconn *c, const struct frame *f)
 			q_fail(c, WIRE_ERR_BAD_MESSAGE, "malformed PING");
 			return -1;
 		}
-		q_out_u64(c, WIRE_PONG, h->reqid, v);
+		outbuf_u64(&c->out, WIRE_PONG, h->reqid, v);
 		event_active(c->wev, EV_WRITE, 0);
 		return 0;
 	default:
@@ -483,7 +422,7 @@ q_readcb(evutil_socket_t fd, short what, void *arg)
 		if ((size_t)n < space && xp_in_pending(&c->xp) == 0)
 			break;
 	}
-	if (c->out_len > c->out_off)
+	if (outbuf_pending(&c->out))
 		q_write(c);
 }
 
@@ -540,9 +479,7 @@ q_close_fd(struct qconn *c)
 		xp_close(&c->xp);
 	frame_free(&c->fr);
 	dp_buf_free(&c->in);
-	free(c->out);
-	c->out = NULL;
-	c->out_len = c->out_off = c->out_cap = 0;
+	outbuf_free(&c->out);
 }
 
 /*
@@ -586,20 +523,13 @@ static void
 q_dhello_or_tls(struct qconn *c)
 {
 	struct rpc_pool *p = c->pool;
-	char host[INET6_ADDRSTRLEN + 1] = "";
-	const char *name = host;
 
 	if (p->tls == NULL) {
 		q_dhello(c);
 		return;
 	}
-	if (p->tls_name[0])
-		name = p->tls_name;
-	else if (c->peer.ep.family == WIRE_AF_UNIX)
-		name = NULL;
-	else
-		addr_format_host(&c->peer.ep, host, sizeof(host));
-	if (xp_tls_start(&c->xp, p->tls, 0, p->psk ? NULL : name) == -1) {
+	if (xp_tls_client(&c->xp, p->tls, p->psk, p->tls_name,
+	    &c->peer.ep) == -1) {
 		q_down(c, "cannot set up TLS");
 		return;
 	}
@@ -613,18 +543,14 @@ q_tls_step(struct qconn *c)
 {
 	char err[400];
 
-	switch (xp_handshake(&c->xp, c->pool->psk, 0, err, sizeof(err))) {
+	switch (xp_client_step(&c->xp, c->pool->psk, c->wev, &c->wev_armed,
+	    err, sizeof(err))) {
 	case XP_DONE:
-		wev_set(c->wev, &c->wev_armed, 0);
 		q_dhello(c);
 		return;
-	case XP_WANT_WRITE:
-		wev_set(c->wev, &c->wev_armed, 1);
-		return;
-	case XP_WANT_READ:
-		wev_set(c->wev, &c->wev_armed, 0);
-		return;
-	default:
+	case XP_FAILED:
+		c->last_error = strncmp(err, "authentication failed", 21) ==
+		    0 ? SIPC_EAUTH : SIPC_ETLS;
 		backoff_max(&c->backoff);
 		q_down(c, err);
 		return;
@@ -661,7 +587,8 @@ q_dhello(struct qconn *c)
 	m.ack_bytes = UINT32_MAX;
 	m.handle.ptr = p->handle;
 	m.handle.len = p->hlen;
-	if (wire_enc_dhello(&w, 1, &m) != 0 || q_out(c, w.data, w.len) == -1) {
+	if (wire_enc_dhello(&w, 1, &m) != 0 ||
+	    outbuf_add(&c->out, w.data, w.len) == -1) {
 		q_down(c, "cannot say DHELLO");
 		return;
 	}
@@ -742,7 +669,7 @@ q_timercb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (live_ping_due(&c->live, now)) {
-		q_out_u64(c, WIRE_PING, 0, (uint64_t)now);
+		outbuf_u64(&c->out, WIRE_PING, 0, (uint64_t)now);
 		if (q_write(c) == -1)
 			return;
 	}

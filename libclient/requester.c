@@ -239,6 +239,19 @@ pool_pending(const struct rpc_pool *p)
 	return 0;
 }
 
+/* Why no responder can be asked: SIPC_EAUTH or SIPC_ETLS when one
+ * refused us so, else SIPC_ENORESPONDER. */
+static int
+pool_error(const struct rpc_pool *p)
+{
+	const struct qconn *c;
+
+	TAILQ_FOREACH(c, &p->conns, entry)
+		if (c->last_error)
+			return c->last_error;
+	return SIPC_ENORESPONDER;
+}
+
 /* The ready responder with the fewest requests in flight; among equals,
  * the next after the last one chosen. */
 static struct qconn *
@@ -346,7 +359,7 @@ call_dispatch(struct call *k)
 	if (pool_pending(p))
 		goto wait;
 	call_error(k, too_big_for_all(p, k->len) ? SIPC_ETOOBIG :
-	    SIPC_ENORESPONDER, "");
+	    pool_error(p), "");
 	return;
 wait:
 	if (!k->waiting)

@@ -28,7 +28,6 @@
 
 #define QRBUF_MIN	(16 * 1024)
 #define QRBUF_MAX	(256 * 1024)
-#define QOUT_KEEP	(64 * 1024)
 #define QRECONNECT_MIN_MS 50
 #define QRECONNECT_MAX_MS 2000
 
@@ -58,6 +57,8 @@ struct qconn {
 	char			 name[64];
 	enum qstate		 state;
 	int			 tried;		/* an attempt ended */
+	int			 last_error;	/* SIPC_EAUTH, SIPC_ETLS: why
+						   the last attempt failed */
 	int			 confirmed;	/* in the latest snapshot */
 	struct xport		 xp;
 	struct framer		 fr;
@@ -68,10 +69,7 @@ struct qconn {
 	struct liveness		 live;
 	struct backoff		 backoff;
 	int64_t			 deadline;	/* connect, handshake */
-	uint8_t			*out;
-	size_t			 out_len;
-	size_t			 out_off;
-	size_t			 out_cap;
+	struct outbuf		 out;
 	struct dp_buf		 in;
 	uint64_t		 sender_id;	/* one per connection */
 	uint64_t		 seq;		/* last DATA sent */

@@ -551,20 +551,13 @@ static void
 conn_connected(struct conn *c)
 {
 	struct sipc_sender *tx = c->tx;
-	char host[INET6_ADDRSTRLEN + 1] = "";
-	const char *name = host;
 
 	if (tx->tls == NULL) {
 		conn_dhello(c);
 		return;
 	}
-	if (tx->tls_name[0])
-		name = tx->tls_name;
-	else if (c->peer.ep.family == WIRE_AF_UNIX)
-		name = NULL;
-	else
-		addr_format_host(&c->peer.ep, host, sizeof(host));
-	if (xp_tls_start(&c->xp, tx->tls, 0, tx->psk ? NULL : name) == -1) {
+	if (xp_tls_client(&c->xp, tx->tls, tx->psk, tx->tls_name,
+	    &c->peer.ep) == -1) {
 		conn_down(c, "cannot set up TLS");
 		return;
 	}
@@ -580,18 +573,12 @@ conn_tls_step(struct conn *c)
 {
 	char err[400];
 
-	switch (xp_handshake(&c->xp, c->tx->psk, 0, err, sizeof(err))) {
+	switch (xp_client_step(&c->xp, c->tx->psk, c->wev, &c->wev_armed,
+	    err, sizeof(err))) {
 	case XP_DONE:
-		wev_set(c->wev, &c->wev_armed, 0);
 		conn_dhello(c);
 		return;
-	case XP_WANT_WRITE:
-		wev_set(c->wev, &c->wev_armed, 1);
-		return;
-	case XP_WANT_READ:
-		wev_set(c->wev, &c->wev_armed, 0);
-		return;
-	default:
+	case XP_FAILED:
 		/* No data ever goes to a receiver that failed this. */
 		conn_kill(c, strncmp(err, "authentication failed", 21) == 0 ?
 		    SIPC_EAUTH : SIPC_ETLS, 0);

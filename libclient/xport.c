@@ -9,6 +9,7 @@
  * writability.
  */
 #include <sys/uio.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,9 @@
 
 #include <openssl/err.h>
 
+#include "../proto/addr.h"
+#include "../proto/wire.h"
+#include "internal.h"
 #include "xport.h"
 #include "../common/tls.h"
 
@@ -194,4 +198,132 @@ xp_close(struct xport *x)
 	if (x->fd != -1)
 		close(x->fd);
 	x->fd = -1;
+}
+
+int
+xp_tls_client(struct xport *x, SSL_CTX *ctx, int psk, const char *tls_name,
+    const struct wire_endpoint *ep)
+{
+	char host[INET6_ADDRSTRLEN + 1] = "";
+	const char *name = host;
+
+	if (tls_name && tls_name[0])
+		name = tls_name;
+	else if (ep->family == WIRE_AF_UNIX)
+		name = NULL;
+	else
+		addr_format_host(ep, host, sizeof(host));
+	return xp_tls_start(x, ctx, 0, psk ? NULL : name);
+}
+
+int
+xp_client_step(struct xport *x, int psk, struct event *wev, int *armed,
+    char *err, size_t errlen)
+{
+	int rc = xp_handshake(x, psk, 0, err, errlen);
+
+	if (rc == XP_FAILED)
+		return rc;
+	wev_set(wev, armed, rc == XP_WANT_WRITE);
+	return rc == XP_DONE ? XP_DONE : XP_WANT_READ;
+}
+
+/* ---- Output buffers ------------------------------------------------------ */
+
+int
+outbuf_add(struct outbuf *o, const void *p, size_t n)
+{
+	size_t ncap;
+	uint8_t *np;
+
+	if (o->off == o->len)
+		o->off = o->len = 0;
+	if (n > o->cap - o->len) {
+		if (o->off > 0) {
+			memmove(o->p, o->p + o->off, o->len - o->off);
+			o->len -= o->off;
+			o->off = 0;
+		}
+		for (ncap = o->cap ? o->cap : OUTBUF_MIN; ncap - o->len < n;
+		    ncap *= 2)
+			;
+		if (ncap != o->cap) {
+			if ((np = realloc(o->p, ncap)) == NULL)
+				return -1;
+			o->p = np;
+			o->cap = ncap;
+		}
+	}
+	if (n)
+		memcpy(o->p + o->len, p, n);
+	o->len += n;
+	return 0;
+}
+
+int
+outbuf_u64(struct outbuf *o, uint8_t type, uint32_t reqid, uint64_t v)
+{
+	uint8_t buf[32];
+	struct wbuf w = { buf, 0, sizeof(buf), sizeof(buf), 0 };
+
+	if (wire_enc_u64(&w, type, reqid, v) != 0)
+		return -1;
+	return outbuf_add(o, w.data, w.len);
+}
+
+int
+outbuf_error(struct outbuf *o, uint32_t reqid, uint16_t code,
+    const char *text)
+{
+	uint8_t buf[SIPC_HEADER_SIZE + 4 + SIPC_ERROR_TEXT_MAX];
+	struct wbuf w = { buf, 0, sizeof(buf), sizeof(buf), 0 };
+
+	if (wire_enc_error(&w, reqid, code, text) != 0)
+		return -1;
+	return outbuf_add(o, w.data, w.len);
+}
+
+void
+outbuf_discard(struct outbuf *o)
+{
+	if (o->off == 0)
+		o->len = 0;
+}
+
+void
+outbuf_free(struct outbuf *o)
+{
+	free(o->p);
+	memset(o, 0, sizeof(*o));
+}
+
+int
+outbuf_write(struct outbuf *o, struct xport *x, int *wrote)
+{
+	ssize_t n;
+
+	while (o->off < o->len) {
+		n = xp_write(x, o->p + o->off, o->len - o->off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return errno == EAGAIN ? 0 : -1;
+		o->off += (size_t)n;
+		if (wrote)
+			*wrote = 1;
+	}
+	o->off = o->len = 0;
+	if (o->cap > OUTBUF_KEEP) {
+		free(o->p);
+		o->p = NULL;
+		o->cap = 0;
+	}
+	switch (xp_out_pending(x) ? xp_flush(x) : 0) {
+	case 0:
+		return 1;
+	case 1:
+		return 0;
+	default:
+		return -1;
+	}
 }

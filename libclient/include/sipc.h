@@ -660,7 +660,8 @@ int	sipc_requester_new(const char *handle, sipc_epm *epm,
  * timeout_ms <= 0, called on the I/O thread), SIPC_ETOOBIG (larger than
  * the responder takes), SIPC_ENORESPONDER (none registered, or none of
  * those registered answers requests; found within one registry lookup
- * and the connection attempts it starts), SIPC_EPEERGONE (the responder
+ * and the connection attempts it starts), SIPC_EAUTH or SIPC_ETLS (the
+ * only responders refused our TLS or password), SIPC_EPEERGONE (the responder
  * died or its connection broke before it answered), SIPC_ENOREPLY (it
  * dropped the request), SIPC_EREMOTE, SIPC_ETIMEDOUT (a reply that comes
  * later is discarded and counted), SIPC_ECLOSED, SIPC_ENOMEM.  Any

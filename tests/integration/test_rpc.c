@@ -177,6 +177,7 @@ responder_main(char **argv)
 	sipc_receiver_opts_init(&o);
 	o.on_request = on_req;
 	o.arg = &r;
+	o.security.password = getenv("RPC_PASSWORD");
 	if (sipc_receiver_new(argv[2], epm, &o, &rx) != 0)
 		return 4;
 	if (r.kind == DEFER)
@@ -826,6 +827,40 @@ START_TEST(test_survey_silent)
 }
 END_TEST
 
+/* Password mode: requests and replies only between those who know it. */
+START_TEST(test_password)
+{
+	struct sipc_requester_opts o;
+	sipc_requester *rq;
+	sipc_epm *epm;
+	int64_t t0;
+	pid_t r;
+
+	mode_setup(0);
+	setenv("RPC_PASSWORD", "correct horse", 1);
+	r = responder("secret", ECHO, 0);
+	unsetenv("RPC_PASSWORD");
+	epm = new_epm();
+	sipc_requester_opts_init(&o);
+	o.security.password = "correct horse";
+	ck_assert_int_eq(sipc_requester_new("secret", epm, &o, &rq), 0);
+	ck_assert_int_eq(ask(rq, "over TLS 1.3 with a PSK", 10000), 0);
+	sipc_requester_close(rq);
+	o.security.password = "wrong";
+	ck_assert_int_eq(sipc_requester_new("secret", epm, &o, &rq), 0);
+	t0 = tu_now_ms();
+	ck_assert_int_eq(ask(rq, "x", 10000), SIPC_EAUTH);
+	ck_assert_int_lt(tu_now_ms() - t0, 5000);
+	sipc_requester_close(rq);
+	rq = new_requester(epm, "secret", 0);	/* plain text */
+	ck_assert_int_eq(ask(rq, "x", 10000), SIPC_EAUTH);
+	sipc_requester_close(rq);
+	sipc_epm_close(epm);
+	stop(r);
+	mode_teardown();
+}
+END_TEST
+
 /* ---- Responders that break the protocol ----------------------------------- */
 
 enum bad {
@@ -1015,6 +1050,7 @@ main(int argc, char **argv)
 	tcase_add_test(tc, test_cancel_race);
 	tcase_add_test(tc, test_reply_after_close);
 	tcase_add_test(tc, test_bad_replies);
+	tcase_add_test(tc, test_password);
 	tcase_add_loop_test(tc, test_5000_in_flight, 0, 2);
 	tcase_add_loop_test(tc, test_5000_clients, 0, 2);
 	suite_add_tcase(s, tc);
