@@ -6,15 +6,19 @@
 #   make bench                      every case, 3 rounds; table + JSON
 #   make bench BENCH_ARGS=--quick   1 round, short runs (a smoke test)
 #
-# libzmq is linked into bench-zmq only, never into libsipc or sipc.
+# libzmq is linked into bench-zmq only, libnats into bench-nats only,
+# never into libsipc or sipc.
 
 BENCH_BIN	= $(B)/bench/bin
 BENCH_COMMON	= $(call obj,scripts/bench/common.c)
 BENCH_PROGS	= $(BENCH_BIN)/bench-run $(BENCH_BIN)/bench-tcp \
-		  $(BENCH_BIN)/bench-zmq $(BENCH_BIN)/bench-broker
+		  $(BENCH_BIN)/bench-zmq $(BENCH_BIN)/bench-broker \
+		  $(BENCH_BIN)/bench-nats
 # Recursive on purpose: expanded after bench-deps has run.
 ZMQ_CFLAGS	= $(shell pkg-config --cflags libzmq)
 ZMQ_LIBS	= $(shell pkg-config --libs libzmq)
+NATS_CFLAGS	= $(shell pkg-config --cflags libnats)
+NATS_LIBS	= $(shell pkg-config --libs libnats)
 BENCH_ARGS	?=
 
 .PHONY: bench-deps bench-progs
@@ -25,11 +29,19 @@ bench: all $(BENCH_PROGS)
 bench-progs: $(BENCH_PROGS)
 
 bench-deps: | deps
-	@pkg-config --exists libzmq 2>/dev/null || \
+	@pkg-config --exists libzmq libnats 2>/dev/null && \
+	    command -v nats-server >/dev/null 2>&1 || \
 	    sh scripts/install-deps.sh
 
 $(call obj,scripts/bench/zmqbench.c): XCFLAGS += $(ZMQ_CFLAGS)
 $(call obj,scripts/bench/zmqbench.c): | bench-deps
+
+$(call obj,scripts/bench/natsbench.c): XCFLAGS += $(NATS_CFLAGS)
+$(call obj,scripts/bench/natsbench.c): | bench-deps
+
+$(BENCH_BIN)/bench-nats: $(call obj,scripts/bench/natsbench.c) $(BENCH_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(NATS_LIBS)
 
 $(BENCH_BIN)/bench-run: $(call obj,scripts/bench/run.c) $(BENCH_COMMON)
 	@mkdir -p $(dir $@)

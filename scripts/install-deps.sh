@@ -19,6 +19,8 @@ valgrind
 clang
 libclang-rt-14-dev
 libzmq3-dev
+libnats-dev
+nats-server
 debhelper
 dpkg-dev
 fakeroot

@@ -10,7 +10,9 @@
  * Each measurement is a process of its own that prints one JSON object:
  * `sipc bench` (DIR/bin/sipc) for sipc, over a broker this driver starts
  * on a loopback port (sipc tcp) and over the local registry (sipc local);
- * bench-zmq, bench-tcp and bench-broker (DIR/bench/bin) for the rest.
+ * bench-zmq, bench-nats, bench-tcp and bench-broker (DIR/bench/bin) for
+ * the rest, NATS against a nats-server this driver starts on a loopback
+ * port.
  * Before the rounds, a pilot run of each sizes its message count so that
  * one measurement takes about --seconds (1).  Every process is bounded in
  * time and killed and reaped by pid.
@@ -20,9 +22,12 @@
  * not failed on), 2 on bad usage.
  */
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +44,7 @@
 #define MAX_KV		64
 #define OUT_MAX		(64 * 1024)
 #define RUN_TIMEOUT_MS	30000	/* one measurement, setup included */
-#define BUDGET_S	270	/* then the rest is skipped */
+#define BUDGET_S	480	/* then the rest is skipped */
 
 /* ---- Implementations and cases ------------------------------------------- */
 
@@ -49,22 +54,26 @@ enum impl {
 	I_ZMQ,
 	I_TCP,
 	I_UNIX,
+	I_NATS,
 	I_BROKER,
 	NIMPL
 };
 
 static const char *impl_title[NIMPL] = {
 	"sipc tcp", "sipc local", "ZeroMQ", "TCP (limit)", "Unix (limit)",
-	"sipc-epmd"
+	"NATS", "sipc-epmd"
 };
 static const char *impl_key[NIMPL] = {
-	"sipc_tcp", "sipc_local", "zmq", "tcp", "unix", "broker"
+	"sipc_tcp", "sipc_local", "zmq", "tcp", "unix", "nats", "broker"
 };
 
 enum kind {
 	C_TPUT,		/* one-way stream, 1 or more receivers */
 	C_RTT,		/* ping-pong */
 	C_CONNECT,	/* connect + first message */
+	C_REQ_RTT,	/* one request at a time */
+	C_REQ_PIPE,	/* receivers requests outstanding */
+	C_REQ_FIRST,	/* a new requester, its first request */
 	C_BROKER	/* bench-broker, every broker figure at once */
 };
 
@@ -102,6 +111,9 @@ struct bcase {
 #define B(i)	(1u << (i))
 #define TPUT_IMPLS	(B(I_SIPC_TCP) | B(I_SIPC_LOCAL) | B(I_ZMQ) | \
 			 B(I_TCP) | B(I_UNIX))
+/* Request/reply: TCP and Unix are the ping-pong of rtt_64. */
+#define REQ_IMPLS	(B(I_SIPC_TCP) | B(I_SIPC_LOCAL) | B(I_ZMQ) | \
+			 B(I_NATS))
 
 static struct bcase cases[] = {
 	{ "tput_64", "1->1 64 B", C_TPUT, 64, 1, TPUT_IMPLS,
@@ -119,6 +131,14 @@ static struct bcase cases[] = {
 	{ "connect", "connect + 1st msg", C_CONNECT, 64, 1,
 	    B(I_SIPC_TCP) | B(I_SIPC_LOCAL) | B(I_ZMQ) | B(I_TCP),
 	    "p50_us", 1, { { 0 } } },
+	{ "req_rtt", "request 64 B", C_REQ_RTT, 64, 1, REQ_IMPLS,
+	    "p50_us", 1, { { 0 } } },
+	{ "req_pipe_64", "64 outstanding, 64 B", C_REQ_PIPE, 64, 64,
+	    REQ_IMPLS, "requests_per_s", 0, { { 0 } } },
+	{ "req_pipe_1k", "64 outstanding, 1 KiB", C_REQ_PIPE, 1024, 64,
+	    REQ_IMPLS, "requests_per_s", 0, { { 0 } } },
+	{ "req_first", "new requester + 1st req", C_REQ_FIRST, 64, 1,
+	    B(I_SIPC_TCP) | B(I_SIPC_LOCAL), "p50_us", 1, { { 0 } } },
 	{ "broker", "broker", C_BROKER, 0, 0, B(I_BROKER),
 	    "lookup_p50_us", 1, { { 0 } } },
 };
@@ -129,12 +149,14 @@ static struct bcase cases[] = {
 static const char *build = NULL;
 static char	   path_sipc[512], path_epmd[512], path_tcp[512],
 		   path_zmq[512], path_broker[512], path_out[512],
-		   path_log[512];
+		   path_log[512], path_nats[512], path_nats_log[512];
 static int	   rounds = 3;
 static double	   target_s = 1.0;
 static int	   rtt_cpu = -2;	/* -2: the last CPU; -1: none */
 static char	   broker_addr[64];
 static pid_t	   epmd_pid = -1;
+static char	   nats_url[64];
+static pid_t	   nats_pid = -1;
 static int	   failures;
 static int64_t	   t_start;
 static int	   skipped;
@@ -346,9 +368,44 @@ command(const struct bcase *c, enum impl im, long count,
     struct argv_buf *a)
 {
 	static const char *sipc_case[] = { "throughput", "latency", "connect" };
+	int req = c->kind == C_REQ_RTT || c->kind == C_REQ_PIPE ||
+	    c->kind == C_REQ_FIRST;
 
 	memset(a, 0, sizeof(*a));
+	if (req && (im == I_SIPC_TCP || im == I_SIPC_LOCAL)) {
+		arg(a, path_sipc);
+		arg(a, "bench");
+		arg(a, "rpc");
+		arg(a, "--cases");
+		arg(a, c->kind == C_REQ_RTT ? "rtt" : c->kind == C_REQ_PIPE ?
+		    "pipeline" : "first");
+		if (im == I_SIPC_TCP) {
+			arg(a, "--broker");
+			arg(a, broker_addr);
+		} else
+			arg(a, "--local");
+		arg(a, "--window");
+		argl(a, c->receivers);
+		arg(a, "--size");
+		argl(a, c->size);
+		arg(a, "--count");
+		argl(a, count);
+		arg(a, "--json");
+		return;
+	}
 	switch (im) {
+	case I_NATS:
+		arg(a, path_nats);
+		arg(a, c->kind == C_REQ_RTT ? "rtt" : "pipeline");
+		arg(a, "--url");
+		arg(a, nats_url);
+		arg(a, "--receivers");
+		argl(a, c->receivers);
+		arg(a, "--size");
+		argl(a, c->size);
+		arg(a, "--count");
+		argl(a, count);
+		break;
 	case I_SIPC_TCP:
 	case I_SIPC_LOCAL:
 		arg(a, path_sipc);
@@ -376,8 +433,10 @@ command(const struct bcase *c, enum impl im, long count,
 	case I_ZMQ:
 		arg(a, path_zmq);
 		arg(a, c->kind == C_TPUT ? (c->receivers > 1 ? "xpub" :
-		    "push") : c->kind == C_RTT ? "reqrep" : "connect");
-		if (c->kind == C_TPUT && c->receivers > 1) {
+		    "push") : c->kind == C_RTT || c->kind == C_REQ_RTT ?
+		    "reqrep" : c->kind == C_REQ_PIPE ? "dealer" : "connect");
+		if ((c->kind == C_TPUT && c->receivers > 1) ||
+		    c->kind == C_REQ_PIPE) {
 			arg(a, "--receivers");
 			argl(a, c->receivers);
 		}
@@ -423,7 +482,8 @@ command(const struct bcase *c, enum impl im, long count,
 static int
 case_cpu(const struct bcase *c)
 {
-	return c->kind == C_RTT || c->kind == C_CONNECT ? rtt_cpu : -1;
+	return c->kind == C_RTT || c->kind == C_CONNECT ||
+	    c->kind == C_REQ_RTT || c->kind == C_REQ_FIRST ? rtt_cpu : -1;
 }
 
 /* ---- Calibration --------------------------------------------------------- */
@@ -436,8 +496,12 @@ pilot_count(const struct bcase *c)
 		return c->size >= 65536 ? 2000 : c->size >= 1024 ? 20000 :
 		    100000;
 	case C_RTT:
+	case C_REQ_RTT:
 		return 2000;
+	case C_REQ_PIPE:
+		return 20000;
 	case C_CONNECT:
+	case C_REQ_FIRST:
 		return 50;
 	default:
 		return 0;
@@ -449,8 +513,10 @@ max_count(const struct bcase *c, enum impl im)
 {
 	switch (c->kind) {
 	case C_TPUT:
+	case C_REQ_PIPE:
 		return 100000000;
 	case C_RTT:
+	case C_REQ_RTT:
 		return 1000000;
 	default:
 		/* Each TCP connect leaves a port in TIME_WAIT. */
@@ -546,6 +612,100 @@ epmd_stop(void)
 			    "cleanly (see %s)\n", path_log);
 	}
 	epmd_pid = -1;
+}
+
+/* ---- nats-server for NATS ------------------------------------------------ */
+
+/* A loopback TCP port that was free a moment ago, or -1. */
+static int
+free_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	int fd, port = -1;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &sl) == 0)
+		port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+/* A blocking connection to 127.0.0.1:port, or -1. */
+static int
+connect_tcp(int port)
+{
+	struct sockaddr_in sin;
+	int fd;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+nats_exec(void *arg)
+{
+	char port[16];
+	int fd;
+
+	snprintf(port, sizeof(port), "%d", *(int *)arg);
+	if ((fd = open(path_nats_log, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0644)) != -1) {
+		dup2(fd, 2);
+		dup2(fd, 1);
+	}
+	execlp("nats-server", "nats-server", "-a", "127.0.0.1", "-p", port,
+	    (char *)NULL);
+	return 127;
+}
+
+/* Starts nats-server on a free loopback port; without it (not
+ * installed), the NATS measurements fail and say so. */
+static void
+nats_start(void)
+{
+	int port = free_port(), fd, i;
+
+	if (port <= 0)
+		return;
+	nats_pid = kid_start(nats_exec, &port);
+	for (i = 0; i < 200; i++) {
+		if ((fd = connect_tcp(port)) != -1) {
+			close(fd);
+			snprintf(nats_url, sizeof(nats_url),
+			    "nats://127.0.0.1:%d", port);
+			return;
+		}
+		sleep_ms(25);
+	}
+	fprintf(stderr, "bench-run: nats-server did not start (see %s)\n",
+	    path_nats_log);
+}
+
+static void
+nats_stop(void)
+{
+	if (nats_pid > 0) {
+		kill(nats_pid, SIGTERM);
+		if (kids_reap(3000))
+			fprintf(stderr, "bench-run: nats-server did not stop "
+			    "cleanly (see %s)\n", path_nats_log);
+	}
+	nats_pid = -1;
 }
 
 /* ---- Statistics ---------------------------------------------------------- */
@@ -760,17 +920,35 @@ print_table(void)
 			    "cpu_ns_per_message");
 			break;
 		case C_CONNECT:
+		case C_REQ_FIRST:
 			snprintf(lab, sizeof(lab), "%s  p50 us", c->title);
 			row(c, lab, "p50_us");
 			row(c, "  p99 us", "p99_us");
 			row(c, "  p99.9 us", "p999_us");
+			break;
+		case C_REQ_RTT:
+			snprintf(lab, sizeof(lab), "%s  p50 us", c->title);
+			row(c, lab, "p50_us");
+			row(c, "  p99 us", "p99_us");
+			row(c, "  CPU ns per request", "cpu_ns_per_message");
+			row_loss(c);
+			break;
+		case C_REQ_PIPE:
+			snprintf(lab, sizeof(lab), "%s  req/s", c->title);
+			row(c, lab, c->metric);
+			row(c, "  CPU ns per request", "cpu_ns_per_message");
+			row_loss(c);
 			break;
 		default:
 			break;
 		}
 	}
 	printf("\n  ZeroMQ: PUSH/PULL (1->1), XPUB with ZMQ_XPUB_NODROP "
-	    "(1->8), REQ/REP (round trip).\n");
+	    "(1->8), REQ/REP (round trip, request),\n  DEALER/ROUTER "
+	    "(outstanding).  NATS: nats-server on loopback, libnats: "
+	    "Request() with SendAsap\n  (request), PublishRequest() to one "
+	    "inbox (outstanding).  sipc: sipc bench rpc; its CPU\n  per "
+	    "request is the requester's alone, the peers' both sides'.\n");
 	if (rtt_cpu >= 0)
 		printf("  Round trips and connects: every process on CPU %d "
 		    "(see scripts/bench/README.md).\n", rtt_cpu);
@@ -914,7 +1092,36 @@ compute_ratios(void)
 	add_pair("connect + 1st msg p50 vs ZeroMQ", "connect", "p50_us",
 	    "connect", I_ZMQ, 0, 0, 1, 0);
 	add_pair("connect + 1st msg p50 vs TCP", "connect", "p50_us",
-	    "connect", I_TCP, 0, 0, 1, 0);
+	    "connect", I_TCP, 2.5, 1, 1, 0);
+	/* Request/reply (targets of the request/reply issue). */
+	ok = 1;
+	add_ratio("request p50 vs TCP ping-pong", I_SIPC_TCP,
+	    med("req_rtt", I_SIPC_TCP, "p50_us", &ok),
+	    med("rtt_64", I_TCP, "p50_us", &ok), ok, 1.25, 1, 1);
+	ok = 1;
+	add_ratio("request p50 vs Unix ping-pong", I_SIPC_LOCAL,
+	    med("req_rtt", I_SIPC_LOCAL, "p50_us", &ok),
+	    med("rtt_64", I_UNIX, "p50_us", &ok), ok, 1.25, 1, 1);
+	add_pair("request p50 vs ZeroMQ REQ/REP", "req_rtt", "p50_us",
+	    "req_rtt", I_ZMQ, 0, 0, 1, 0);
+	add_pair("request p50 vs NATS", "req_rtt", "p50_us", "req_rtt",
+	    I_NATS, 0, 0, 1, 0);
+	add_pair("64 outstanding 64 B req/s vs NATS", "req_pipe_64",
+	    "requests_per_s", "req_pipe_64", I_NATS, 3.0, 1, 0, 0);
+	add_pair("64 outstanding 64 B req/s vs ZeroMQ D/R", "req_pipe_64",
+	    "requests_per_s", "req_pipe_64", I_ZMQ, 2.0, 1, 0, 0);
+	add_pair("64 outstanding 1 KiB req/s vs NATS", "req_pipe_1k",
+	    "requests_per_s", "req_pipe_1k", I_NATS, 3.0, 1, 0, 0);
+	add_pair("64 outstanding 1 KiB req/s vs ZeroMQ D/R", "req_pipe_1k",
+	    "requests_per_s", "req_pipe_1k", I_ZMQ, 2.0, 1, 0, 0);
+	for (im = I_SIPC_TCP; im <= I_SIPC_LOCAL; im++) {
+		ok = 1;
+		a = med("req_first", im, "p50_us", &ok);
+		q = med("connect", I_TCP, "p50_us", &ok) +
+		    med("rtt_64", I_TCP, "p50_us", &ok);
+		add_ratio("new requester p50 vs TCP connect+ping-pong", im,
+		    a, q, ok, 3.0, 1, 1);
+	}
 	/* Memory: the largest backlog of any run, against the mark. */
 	for (im = I_SIPC_TCP; im <= I_SIPC_LOCAL; im++) {
 		q = hwm = 0;
@@ -1058,6 +1265,7 @@ static void
 write_json(double elapsed, int met, int total)
 {
 	static const char *extra[] = { "mb_per_s", "cpu_ns_per_message",
+	    "requests_per_s",
 	    "p99_us", "p999_us", "queued_bytes_max", "sender_peak_rss_kb",
 	    "register_p50_us", "register_p99_us", "lookup_p99_us",
 	    "join_p50_us", "join_p99_us", "register_per_s_1",
@@ -1184,6 +1392,10 @@ paths(void)
 	snprintf(path_broker, sizeof(path_broker), "%s/bench/bin/bench-broker",
 	    build);
 	snprintf(path_log, sizeof(path_log), "%s/bench/sipc-epmd.log", build);
+	snprintf(path_nats, sizeof(path_nats), "%s/bench/bin/bench-nats",
+	    build);
+	snprintf(path_nats_log, sizeof(path_nats_log),
+	    "%s/bench/nats-server.log", build);
 	if (path_out[0] == '\0')
 		snprintf(path_out, sizeof(path_out), "%s/bench/results.json",
 		    build);
@@ -1264,9 +1476,10 @@ main(int argc, char **argv)
 	paths();
 	if (access(path_sipc, X_OK) || access(path_epmd, X_OK) ||
 	    access(path_tcp, X_OK) || access(path_zmq, X_OK) ||
-	    access(path_broker, X_OK))
+	    access(path_broker, X_OK) || access(path_nats, X_OK))
 		fatal("programs missing under %s: run make bench", build);
 	epmd_start();
+	nats_start();
 	printf("make bench: %d round%s of %zu cases, %.1f s per measurement, "
 	    "%ld CPUs; sipc tcp via the broker at %s\n", rounds,
 	    rounds == 1 ? "" : "s", NCASES, target_s, ncpu, broker_addr);
@@ -1294,6 +1507,7 @@ main(int argc, char **argv)
 		}
 	}
 	epmd_stop();
+	nats_stop();
 	/* What else ran meanwhile: the machine's busy time less ours. */
 	other_cpu_pct = (double)((machine_busy_ns() - busy0) - (own_cpu_ns() -
 	    own0)) * 100.0 / ((double)(now_ns() - t0) * (double)ncpu);

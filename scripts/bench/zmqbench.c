@@ -6,6 +6,9 @@
  *   bench-zmq xpub    [--size B] [--count N] [--receivers N]
  *                                 XPUB (ZMQ_XPUB_NODROP) -> N x SUB
  *   bench-zmq reqrep  [--size B] [--count N]          REQ <-> REP
+ *   bench-zmq dealer  [--size B] [--count N] [--receivers W]
+ *                                 DEALER <-> ROUTER, W (64) requests
+ *                                 outstanding at every moment
  *   bench-zmq connect [--size B] [--count N]
  *
  * Everything runs over tcp://127.0.0.1.  Receivers are child processes
@@ -338,6 +341,137 @@ run_reqrep(void)
 	return 0;
 }
 
+/* ---- dealer: pipelined requests ----------------------------------------- */
+
+/* The ROUTER: echoes every request to the DEALER it came from. */
+static int
+router_child(void *arg)
+{
+	struct rep_kid *k = arg;
+	char ep[EP_LEN];
+	uint8_t id[256], *buf;
+	size_t cap = (size_t)cfg.size > CTL_LEN ? (size_t)cfg.size : CTL_LEN,
+	    n, idn;
+	int64_t cpu0 = 0;
+	int first = 1;
+	void *ctx, *s;
+
+	if ((buf = malloc(cap)) == NULL)
+		fatal("out of memory");
+	if ((ctx = zmq_ctx_new()) == NULL ||
+	    (s = zmq_socket(ctx, ZMQ_ROUTER)) == NULL)
+		fatal("zmq_socket: %s", zmq_strerror(errno));
+	zset(s, ZMQ_RCVTIMEO, TIMEOUT_MS, "ZMQ_RCVTIMEO");
+	zbind(s, ep);
+	if (write_full(k->ep, ep, sizeof(ep)) == -1)
+		fatal_sys("router: endpoint pipe");
+	for (;;) {
+		idn = zrecv(s, id, sizeof(id), "router identity");
+		n = zrecv(s, buf, cap, "router");
+		if (first) {
+			cpu0 = cpu_self_ns();
+			first = 0;
+		}
+		if (idn > sizeof(id) || n > cap)
+			fatal("router: frame too large");
+		if (zmq_send(s, id, idn, ZMQ_SNDMORE) == -1)
+			fatal("router: %s", zmq_strerror(errno));
+		zsend(s, buf, n, "router");
+		if (bm_kind(buf, n) == K_END)
+			break;
+	}
+	cpu0 = cpu_self_ns() - cpu0;
+	if (write_full(k->ep, &cpu0, sizeof(cpu0)) == -1)
+		fatal_sys("router: report pipe");
+	zclose(s);
+	zmq_ctx_term(ctx);
+	free(buf);
+	return 0;
+}
+
+static int
+run_dealer(void)
+{
+	struct rep_kid k;
+	struct jout j;
+	char ep[EP_LEN];
+	uint8_t *msg, *in, end[CTL_LEN];
+	int64_t t0, cpu0, cpu_rx;
+	long sent = 0, got = 0, bad = 0, window = cfg.receivers;
+	int p[2];
+	void *ctx, *s;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		fatal_sys("pipe");
+	k.ep = p[1];
+	kid_start(router_child, &k);
+	close(p[1]);
+	if (read_full(p[0], ep, sizeof(ep), TIMEOUT_MS) == -1)
+		fatal_sys("endpoint of the router process");
+	ep[EP_LEN - 1] = '\0';
+	if ((ctx = zmq_ctx_new()) == NULL ||
+	    (s = zmq_socket(ctx, ZMQ_DEALER)) == NULL)
+		fatal("zmq_socket: %s", zmq_strerror(errno));
+	zset(s, ZMQ_RCVTIMEO, TIMEOUT_MS, "ZMQ_RCVTIMEO");
+	zset(s, ZMQ_SNDTIMEO, TIMEOUT_MS, "ZMQ_SNDTIMEO");
+	if (zmq_connect(s, ep) == -1)
+		fatal("zmq_connect %s: %s", ep, zmq_strerror(errno));
+	if ((msg = malloc((size_t)cfg.size)) == NULL ||
+	    (in = malloc((size_t)cfg.size)) == NULL)
+		fatal("out of memory");
+	bm_init(msg, (size_t)cfg.size, K_PING);
+	/* One round trip first: the connection is up when the clock
+	 * starts. */
+	zsend(s, msg, (size_t)cfg.size, "request");
+	zrecv(s, in, (size_t)cfg.size, "reply");
+	cpu0 = cpu_self_ns();
+	t0 = now_ns();
+	for (; sent < window && sent < cfg.count; sent++) {
+		put64(msg + 8, (uint64_t)sent);
+		zsend(s, msg, (size_t)cfg.size, "request");
+	}
+	while (got < cfg.count) {
+		if (zrecv(s, in, (size_t)cfg.size, "reply") !=
+		    (size_t)cfg.size || memcmp(in + 16, msg + 16,
+		    (size_t)cfg.size - 16))
+			bad++;
+		got++;
+		if (sent < cfg.count) {
+			put64(msg + 8, (uint64_t)sent++);
+			zsend(s, msg, (size_t)cfg.size, "request");
+		}
+	}
+	t0 = now_ns() - t0;
+	cpu0 = cpu_self_ns() - cpu0;
+	bm_init(end, sizeof(end), K_END);
+	zsend(s, end, sizeof(end), "END");
+	zrecv(s, in, (size_t)cfg.size, "END");
+	if (read_full(p[0], &cpu_rx, sizeof(cpu_rx), TIMEOUT_MS) == -1)
+		fatal_sys("report of the router process");
+	close(p[0]);
+	zclose(s);
+	zmq_ctx_term(ctx);
+	if (kids_reap(5000))
+		fatal("the router process failed");
+	json_begin(&j, stdout);
+	json_str(&j, "case", "dealer");
+	json_str(&j, "impl", "zmq");
+	json_int(&j, "size", cfg.size);
+	json_int(&j, "count", cfg.count);
+	json_int(&j, "window", window);
+	json_num(&j, "seconds", (double)t0 / 1e9);
+	json_num(&j, "requests_per_s", (double)cfg.count / ((double)t0 /
+	    1e9));
+	json_num(&j, "cpu_ns_per_message", (double)(cpu0 + cpu_rx) /
+	    (double)cfg.count);
+	json_int(&j, "lost", 0);
+	json_int(&j, "errors", bad);
+	json_end(&j);
+	free(msg);
+	free(in);
+	return bad ? 1 : 0;
+}
+
 /* ---- connect ------------------------------------------------------------- */
 
 static int
@@ -408,7 +542,8 @@ main(int argc, char **argv)
 	cfg.count = 100000;
 	cfg.receivers = 8;
 	case_opts_parse(argc, argv, &cfg, 0, "usage: bench-zmq "
-	    "push|xpub|reqrep|connect [--size B] [--count N] [--receivers N]");
+	    "push|xpub|reqrep|dealer|connect [--size B] [--count N] "
+	    "[--receivers N]");
 	if (!strcmp(cfg.mode, "push"))
 		return run_stream(0);
 	if (!strcmp(cfg.mode, "xpub"))
@@ -419,11 +554,13 @@ main(int argc, char **argv)
 			usage_error("reqrep: --count at most 10000000");
 		return run_reqrep();
 	}
+	if (!strcmp(cfg.mode, "dealer"))
+		return run_dealer();
 	if (!strcmp(cfg.mode, "connect")) {
 		if (cfg.count > 100000)
 			usage_error("connect: --count at most 100000");
 		return run_connect();
 	}
-	usage_error("unknown case '%s' (push, xpub, reqrep, connect)",
+	usage_error("unknown case '%s' (push, xpub, reqrep, dealer, connect)",
 	    cfg.mode);
 }

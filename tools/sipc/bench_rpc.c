@@ -31,6 +31,7 @@ struct rpc_opts {
 	long		 size;
 	long		 count;
 	long		 window;
+	long		 first;		/* new requesters in "first" */
 	int		 json;
 	const char	*cases;		/* "rtt,pipeline,first" */
 };
@@ -41,9 +42,11 @@ struct rpc_result {
 	double		 per_s;		/* pipeline */
 	int64_t		*first;
 	size_t		 nfirst;
+	double		 seconds;	/* the whole measurement */
 	uint64_t	 bad;		/* replies not equal to the request */
 	uint64_t	 failed;
 	double		 cpu_ns;	/* pipeline: ours, per request */
+	double		 cpu_all;	/* ours in all, ns */
 };
 
 struct pipe_state {
@@ -229,11 +232,9 @@ run_first(sipc_epm *epm, const char *handle, const struct rpc_opts *o,
 {
 	struct sipc_reply *r;
 	sipc_requester *rq;
-	long i, n = o->count / 10 < 100 ? 100 : o->count / 10;
+	long i, n = o->first;
 	int64_t t0;
 
-	if (n > 2000)
-		n = 2000;
 	if ((res->first = calloc((size_t)n, sizeof(int64_t))) == NULL)
 		return -1;
 	for (i = 0; i < n + 10; i++) {
@@ -263,23 +264,26 @@ print(const struct bench *b, const struct rpc_opts *o,
 	const char *mode = b->o.broker ? "broker" : "local";
 
 	if (o->json) {
-		printf("{\"case\":\"rpc\",\"epm\":\"%s\",\"size\":%ld,"
-		    "\"window\":%ld", mode, o->size, o->window);
-		if (r->nrtt)
-			printf(",\"rtt_p50_us\":%.2f,\"rtt_p99_us\":%.2f",
-			    pct(r->rtt, r->nrtt, 0.5),
-			    pct(r->rtt, r->nrtt, 0.99));
+		/* The keys of make bench: one case, generic names. */
+		const int64_t *v = r->nrtt ? r->rtt : r->first;
+		size_t n = r->nrtt ? r->nrtt : r->nfirst;
+
+		printf("{\"case\": \"rpc\", \"impl\": \"sipc_%s\", "
+		    "\"cases\": \"%s\", \"size\": %ld, \"count\": %ld, "
+		    "\"window\": %ld, \"seconds\": %.6f", b->o.broker ? "tcp" :
+		    "local", o->cases, o->size, o->count, o->window,
+		    r->seconds);
+		if (n)
+			printf(", \"p50_us\": %.3f, \"p99_us\": %.3f, "
+			    "\"p999_us\": %.3f", pct(v, n, 0.5),
+			    pct(v, n, 0.99), pct(v, n, 0.999));
 		if (r->per_s > 0)
-			printf(",\"pipelined_per_s\":%.0f,"
-			    "\"cpu_ns_per_request\":%.0f", r->per_s,
-			    r->cpu_ns);
-		if (r->nfirst)
-			printf(",\"first_p50_us\":%.2f,\"first_p99_us\":%.2f",
-			    pct(r->first, r->nfirst, 0.5),
-			    pct(r->first, r->nfirst, 0.99));
-		printf(",\"bad\":%llu,\"failed\":%llu}\n",
-		    (unsigned long long)r->bad,
-		    (unsigned long long)r->failed);
+			printf(", \"requests_per_s\": %.0f", r->per_s);
+		printf(", \"cpu_ns_per_message\": %.0f", r->per_s > 0 ?
+		    r->cpu_ns : n ? r->cpu_all / (double)n : 0);
+		printf(", \"lost\": %llu, \"errors\": %llu}\n",
+		    (unsigned long long)r->failed,
+		    (unsigned long long)r->bad);
 		return;
 	}
 	printf("sipc bench rpc: %ld B requests, %s, responder: sipc reply "
@@ -349,12 +353,13 @@ parse(int argc, char **argv, struct bench *b, struct rpc_opts *o)
 int
 bench_rpc(int argc, char **argv)
 {
-	struct rpc_opts o = { 64, 20000, 64, 0, "rtt,pipeline,first" };
+	struct rpc_opts o = { 64, 20000, 64, 0, 0, "rtt,pipeline,first" };
 	struct rpc_result res;
 	struct bench *b;
 	sipc_requester *rq = NULL;
 	uint8_t *msg = NULL;
 	pid_t kid = -1;
+	int64_t t0, c0;
 	int ret = 1, status;
 
 	if ((b = calloc(1, sizeof(*b))) == NULL)
@@ -381,6 +386,8 @@ bench_rpc(int argc, char **argv)
 	    wait_responder(rq, 10000) == -1)
 		goto out;
 	bench_msg_init(msg, (size_t)o.size, K_DATA);
+	t0 = bench_now_ns();
+	c0 = bench_cpu_ns(RUSAGE_SELF);
 	if (strstr(o.cases, "rtt") && run_rtt(rq, &o, msg, &res) == -1)
 		goto out;
 	if (strstr(o.cases, "pipeline") &&
@@ -388,9 +395,16 @@ bench_rpc(int argc, char **argv)
 		goto out;
 	sipc_requester_close(rq);
 	rq = NULL;
+	/* Alone, "first" makes --count new requesters; with the others,
+	 * a tenth of it (100 to 2000). */
+	o.first = strcmp(o.cases, "first") == 0 ? o.count :
+	    o.count / 10 < 100 ? 100 : o.count / 10 > 2000 ? 2000 :
+	    o.count / 10;
 	if (strstr(o.cases, "first") &&
 	    run_first(b->epm, b->handle, &o, msg, &res) == -1)
 		goto out;
+	res.seconds = (double)(bench_now_ns() - t0) / 1e9;
+	res.cpu_all = (double)(bench_cpu_ns(RUSAGE_SELF) - c0);
 	print(b, &o, &res);
 	ret = res.bad || res.failed ? 1 : 0;
 out:
