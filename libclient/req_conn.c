@@ -32,6 +32,20 @@ static void	q_dhello_or_tls(struct qconn *c);
 
 /* ---- Requests in flight -------------------------------------------------- */
 
+/*
+ * Where request id reqid lives first in a table of mask + 1 slots.  Ids
+ * are consecutive: Fibonacci hashing spreads them, so that clusters stay
+ * short and a deletion moves few entries (with the ids themselves as
+ * slots, the requests in flight formed one cluster, walked at every
+ * answer).
+ */
+static uint32_t
+tab_home(uint32_t reqid, uint32_t mask)
+{
+	/* The top log2(mask + 1) bits of the product (mask >= 63). */
+	return (reqid * 0x9e3779b1u) >> __builtin_clz(mask);
+}
+
 static int
 tab_grow(struct qconn *c)
 {
@@ -43,7 +57,8 @@ tab_grow(struct qconn *c)
 	for (i = 0; old && i <= c->tab_mask; i++) {
 		if (old[i].reqid == 0)
 			continue;
-		for (j = old[i].reqid & (n - 1); t[j].reqid; j = (j + 1) & (n - 1))
+		for (j = tab_home(old[i].reqid, n - 1); t[j].reqid;
+		    j = (j + 1) & (n - 1))
 			;
 		t[j] = old[i];
 	}
@@ -60,7 +75,8 @@ tab_get(struct qconn *c, uint32_t reqid)
 
 	if (c->tab == NULL)
 		return NULL;
-	for (i = reqid & c->tab_mask; c->tab[i].reqid; i = (i + 1) & c->tab_mask)
+	for (i = tab_home(reqid, c->tab_mask); c->tab[i].reqid;
+	    i = (i + 1) & c->tab_mask)
 		if (c->tab[i].reqid == reqid)
 			return &c->tab[i];
 	return NULL;
@@ -77,7 +93,7 @@ tab_del(struct qconn *c, struct pend *e)
 		j = (j + 1) & c->tab_mask;
 		if (c->tab[j].reqid == 0)
 			break;
-		home = c->tab[j].reqid & c->tab_mask;
+		home = tab_home(c->tab[j].reqid, c->tab_mask);
 		/* Entry j may fill hole i when its home is not in (i, j]. */
 		if (i <= j ? (home > i && home <= j) : (home > i || home <= j))
 			continue;
@@ -195,7 +211,7 @@ qconn_send(struct qconn *c, struct call *k, uint32_t idx)
 	}
 	free(z);
 	c->seq++;
-	for (e = &c->tab[reqid & c->tab_mask]; e->reqid;
+	for (e = &c->tab[tab_home(reqid, c->tab_mask)]; e->reqid;
 	    e = &c->tab[(uint32_t)(e - c->tab + 1) & c->tab_mask])
 		;
 	e->reqid = reqid;

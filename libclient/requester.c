@@ -564,9 +564,21 @@ call_start(struct call *k)
 	TAILQ_INSERT_TAIL(&rq->calls, k, entry);
 	rq->outstanding++;
 	evtimer_assign(&k->timer, rq->epm->loop.base, call_timeout, k);
-	tv.tv_sec = k->timeout_ms / 1000;
-	tv.tv_usec = (k->timeout_ms % 1000) * 1000;
-	evtimer_add(&k->timer, &tv);
+	/* Requests with one timeout expire in the order they started:
+	 * libevent's common timeout keeps them in a list, not its heap. */
+	if (k->timeout_ms != rq->ct_ms) {
+		tv.tv_sec = k->timeout_ms / 1000;
+		tv.tv_usec = (k->timeout_ms % 1000) * 1000;
+		rq->ct_tv = event_base_init_common_timeout(rq->epm->loop.base,
+		    &tv);
+		rq->ct_ms = rq->ct_tv ? k->timeout_ms : 0;
+		if (rq->ct_tv == NULL) {
+			evtimer_add(&k->timer, &tv);
+			goto added;
+		}
+	}
+	evtimer_add(&k->timer, rq->ct_tv);
+added:
 	k->timer_set = 1;
 	call_dispatch(k);
 }

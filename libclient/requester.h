@@ -155,6 +155,9 @@ struct sipc_requester {
 	sipc_epm		*epm;
 	TAILQ_HEAD(, call)	 calls;		/* submitted, not answered */
 	size_t			 outstanding;
+	int			 ct_ms;		/* the common timeout at */
+	const struct timeval	*ct_tv;
+
 	atomic_uint_fast64_t	 next_id;
 	/* Calls from other threads, for the I/O thread to take. */
 	pthread_mutex_t		 qmu;
