@@ -60,8 +60,7 @@ LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
 		  libclient/sender.c libclient/sender_msgs.c \
 		  libclient/sender_conn.c libclient/sender_watch.c libclient/receiver.c \
 		  libclient/receiver_conn.c libclient/responder.c \
-		  libclient/requester.c libclient/requester_api.c \
-		  libclient/req_conn.c libclient/xport.c \
+		  libclient/requester.c libclient/req_conn.c libclient/xport.c \
 		  libclient/reader.c libclient/security.c $(COMMON_SRC)
 CLI_SRC		= tools/sipc/sipc.c tools/sipc/opts.c tools/sipc/rpc.c \
 		  tools/sipc/bench.c \

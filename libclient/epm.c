@@ -49,7 +49,6 @@ epm_destroy(sipc_epm *epm)
 {
 	loop_call(&epm->loop, backend_free, epm);
 	loop_fini(&epm->loop);
-	pthread_mutex_destroy(&epm->rpc_mu);
 	pthread_mutex_destroy(&epm->mu);
 	pthread_cond_destroy(&epm->cv);
 	free(epm);
@@ -83,7 +82,6 @@ static int
 epm_create(const struct epm_ops *ops, const char *addr,
     const struct sipc_epm_opts *opts, sipc_epm **out)
 {
-	pthread_mutexattr_t ma;
 	sipc_epm *epm;
 	int rc;
 
@@ -98,10 +96,6 @@ epm_create(const struct epm_ops *ops, const char *addr,
 	TAILQ_INIT(&epm->watches);
 	TAILQ_INIT(&epm->rpc_pools);
 	TAILQ_INIT(&epm->rpc_done);
-	pthread_mutexattr_init(&ma);
-	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-	pthread_mutex_init(&epm->rpc_mu, &ma);
-	pthread_mutexattr_destroy(&ma);
 	if (opts)
 		epm->opts = *opts;
 	else
@@ -116,7 +110,6 @@ epm_create(const struct epm_ops *ops, const char *addr,
 	*out = epm;
 	return 0;
 fail:
-	pthread_mutex_destroy(&epm->rpc_mu);
 	pthread_mutex_destroy(&epm->mu);
 	pthread_cond_destroy(&epm->cv);
 	free(epm);

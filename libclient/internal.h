@@ -241,9 +241,6 @@ struct sipc_epm {
 	TAILQ_HEAD(, rpc_pool)	 rpc_pools;
 	TAILQ_HEAD(, call)	 rpc_done;
 	struct event		*rpc_done_ev;
-	/* All of that: the I/O thread holds it while it works on it, a
-	 * thread doing a request's I/O itself (requester.c) too. */
-	pthread_mutex_t		 rpc_mu;
 };
 
 /* requester.c: frees what request/reply left on epm's I/O thread. */

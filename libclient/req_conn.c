@@ -10,11 +10,6 @@
  * A receiver that does not grant REPLY answers no requests: the
  * connection is closed and kept as "passive" so that it is not retried
  * until the registry says it went away.
- *
- * Every event here takes the EPM's rpc_mu.  A connection owned by a
- * thread doing a synchronous request itself (requester_api.c) is read
- * by that thread only, and is not closed under it: what would close it
- * is done when the owner lets go.
  */
 #include <sys/socket.h>
 #include <errno.h>
@@ -34,16 +29,6 @@ static void	q_dhello(struct qconn *c);
 static void	q_tls_step(struct qconn *c);
 static void	q_down(struct qconn *c, const char *why);
 static void	q_dhello_or_tls(struct qconn *c);
-
-#define RPC_LOCK(epm)	pthread_mutex_lock(&(epm)->rpc_mu)
-#define RPC_UNLOCK(epm)	pthread_mutex_unlock(&(epm)->rpc_mu)
-
-/* Owned by a thread other than this one. */
-static int
-owned_elsewhere(const struct qconn *c)
-{
-	return c->owned && !pthread_equal(c->owner, pthread_self());
-}
 
 /* ---- Requests in flight -------------------------------------------------- */
 
@@ -239,10 +224,8 @@ qconn_send(struct qconn *c, struct call *k, uint32_t idx)
 	else
 		k->reqid = reqid;
 	/* Written when this turn of the loop is over: several requests
-	 * of one turn go in one write, and no answer runs in here.  (An
-	 * owner writes it itself.) */
-	if (!c->owned)
-		event_active(c->wev, EV_WRITE, 0);
+	 * of one turn go in one write, and no answer runs in here. */
+	event_active(c->wev, EV_WRITE, 0);
 	return 0;
 }
 
@@ -415,94 +398,58 @@ q_parse(struct qconn *c)
 	return 0;
 }
 
-/* Reads what came and handles it: 0, or -1 when c went down. */
-static int
-q_read(struct qconn *c)
+static void
+q_readcb(evutil_socket_t fd, short what, void *arg)
 {
+	struct qconn *c = arg;
 	size_t space;
 	uint8_t *p;
 	ssize_t n;
 
+	(void)fd;
+	(void)what;
+	if (c->state == Q_TLS) {
+		q_tls_step(c);
+		return;
+	}
 	for (;;) {
 		p = dp_buf_space(&c->in, &space);
 		n = xp_read(&c->xp, p, space);
 		if (n == 0) {
 			q_down(c, "closed by the responder");
-			return -1;
+			return;
 		}
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN) {
+			if (errno != EAGAIN)
 				q_down(c, strerror(errno));
-				return -1;
-			}
 			break;
 		}
 		dp_buf_add(&c->in, (size_t)n, space);
 		live_rx(&c->live, mono_ms());
 		if (q_parse(c) == -1)
-			return -1;
+			return;
 		if (c->state == Q_PASSIVE) {
 			q_down(c, "not a responder");
-			return -1;
+			pool_kick(c->pool);
+			return;
 		}
 		if ((size_t)n < space && xp_in_pending(&c->xp) == 0)
 			break;
 	}
-	return outbuf_pending(&c->out) ? q_write(c) : 0;
+	if (outbuf_pending(&c->out))
+		q_write(c);
 }
-
-int
-qconn_read(struct qconn *c)
-{
-	return q_read(c);
-}
-
-int
-qconn_write(struct qconn *c)
-{
-	return q_write(c);
-}
-
-static void
-q_readcb(evutil_socket_t fd, short what, void *arg)
-{
-	struct qconn *c = arg;
-	sipc_epm *epm = c->pool->epm;
-
-	(void)fd;
-	(void)what;
-	RPC_LOCK(epm);
-	if (c->owned)
-		;		/* its owner reads it */
-	else if (c->state == Q_TLS)
-		q_tls_step(c);
-	else
-		(void)q_read(c);
-	RPC_UNLOCK(epm);
-}
-
-static void	q_write_ready(struct qconn *c, evutil_socket_t fd);
 
 static void
 q_writecb(evutil_socket_t fd, short what, void *arg)
 {
 	struct qconn *c = arg;
-	sipc_epm *epm = c->pool->epm;
-
-	(void)what;
-	RPC_LOCK(epm);
-	q_write_ready(c, fd);
-	RPC_UNLOCK(epm);
-}
-
-static void
-q_write_ready(struct qconn *c, evutil_socket_t fd)
-{
 	socklen_t sl = sizeof(int);
 	int err = 0;
 
+	(void)what;
 	if (c->state == Q_TLS) {
 		q_tls_step(c);
 		return;
@@ -562,11 +509,6 @@ q_down(struct qconn *c, const char *why)
 	int passive = c->state == Q_PASSIVE;
 
 	(void)why;
-	if (owned_elsewhere(c)) {
-		if (c->doomed == 0)
-			c->doomed = 1;
-		return;
-	}
 	c->state = passive ? Q_PASSIVE : Q_DOWN;
 	c->tried = 1;
 	q_close_fd(c);
@@ -583,15 +525,6 @@ qconn_remove(struct qconn *c, int error)
 {
 	struct rpc_pool *p = c->pool;
 
-	if (c->owned) {
-		/* Its owner still looks at it: down now when that is us
-		 * (its requests fail), gone when the owner lets go. */
-		c->doomed = error;
-		if (pthread_equal(c->owner, pthread_self()) &&
-		    c->state != Q_DOWN)
-			q_down(c, "removed");
-		return;
-	}
 	c->state = Q_DOWN;
 	q_close_fd(c);
 	TAILQ_REMOVE(&p->conns, c, entry);
@@ -724,30 +657,14 @@ q_connect(struct qconn *c)
 	q_down(c, strerror(errno));
 }
 
-static void	q_timer(struct qconn *c);
-
 static void
 q_timercb(evutil_socket_t fd, short what, void *arg)
 {
 	struct qconn *c = arg;
-	sipc_epm *epm = c->pool->epm;
+	int64_t now = mono_ms();
 
 	(void)fd;
 	(void)what;
-	RPC_LOCK(epm);
-	q_timer(c);
-	RPC_UNLOCK(epm);
-}
-
-static void
-q_timer(struct qconn *c)
-{
-	int64_t now = mono_ms();
-
-	if (c->owned) {		/* not under its owner: a little later */
-		timer_after(c->timer, 50);
-		return;
-	}
 	switch (c->state) {
 	case Q_DOWN:
 		q_connect(c);
@@ -773,21 +690,6 @@ q_timer(struct qconn *c)
 			return;
 	}
 	timer_after(c->timer, live_next(&c->live) - now);
-}
-
-void
-qconn_release(struct qconn *c)
-{
-	int d = c->doomed;
-
-	c->owned = 0;
-	c->doomed = 0;
-	if (d < 0)
-		qconn_remove(c, d);
-	else if (d == 1 && c->state == Q_READY)
-		q_down(c, "went down while owned");
-	else if (c->rev && c->xp.fd != -1)
-		event_add(c->rev, NULL);
 }
 
 struct qconn *

@@ -2,19 +2,16 @@
  * requester.h - what the two files of the requester share (internal to
  * libsipc).
  *
- *   requester.c      pools (the requesters of one EPM and handle, and
- *                    the responders they follow); calls (one request or
- *                    survey): choosing a responder, deadlines, answers
- *   requester_api.c  the public API: submission, waiting, cancel, and
- *                    synchronous requests that do their own I/O
+ *   requester.c  the public API; pools (the requesters of one EPM and
+ *                handle, and the responders they follow); calls (one
+ *                request or survey): choosing a responder, deadlines,
+ *                cancel, answers
  *   req_conn.c   one connection of a pool to one responder: connect, TLS,
  *                DHELLO, writing requests, reading REPLY and ERROR,
  *                heartbeats, going down and coming back
  *
- * Pools, connections and calls are the EPM's I/O thread's, under the
- * EPM's rpc_mu (recursive); a thread running a synchronous request on a
- * connection it owns takes rpc_mu too.  Each requester's submission
- * queue has its own lock.
+ * Everything here runs on the EPM's I/O thread, except the submission
+ * queue of each requester (its own lock).
  */
 #ifndef SIPC_REQUESTER_H
 #define SIPC_REQUESTER_H
@@ -60,13 +57,6 @@ struct qconn {
 	char			 name[64];
 	enum qstate		 state;
 	int			 tried;		/* an attempt ended */
-	/* A thread doing its own request on it reads it (and the I/O
-	 * thread does not); what would close it meanwhile waits for that
-	 * thread to let go: doomed (1: down, else the SIPC_E* to remove it
-	 * with). */
-	int			 owned;
-	pthread_t		 owner;
-	int			 doomed;
 	int			 last_error;	/* SIPC_EAUTH, SIPC_ETLS: why
 						   the last attempt failed */
 	int			 confirmed;	/* in the latest snapshot */
@@ -139,8 +129,6 @@ struct call {
 	int			 flags;
 	int			 waiting;
 	int			 retried;
-	int			 direct;	/* its thread takes the answer */
-	int			 ended;		/* direct and answered */
 	int			 timeout_ms;
 	struct event		 timer;
 	int			 timer_set;
@@ -179,28 +167,7 @@ struct sipc_requester {
 	int			 closing;
 };
 
-/* What attach_on_loop() needs: rq joins the pool of handle and opts. */
-struct attach {
-	sipc_requester		*rq;
-	const char		*handle;
-	const struct sipc_requester_opts *opts;
-	SSL_CTX			*tls;
-	int			 psk;
-	const char		*tls_name;
-	int			 rc;
-};
-
-/* requester.c, with rpc_mu held (attach_on_loop takes it) */
-void	attach_on_loop(void *arg);
-void	pool_free(struct rpc_pool *p);
-void	call_start(struct call *k);
-void	call_unlink(struct call *k);
-void	call_free(struct call *k);
-/* The deadline passed. */
-void	call_expire(struct call *k);
-/* The ready responder for a request of len bytes, or NULL. */
-struct qconn *pick(struct rpc_pool *p, size_t len);
-/* Answers for the calls of a connection */
+/* requester.c: answers for the calls of a connection */
 void	call_answer(struct call *k, uint32_t idx, int error,
 	    const uint8_t *data, size_t len, const char *from);
 /* c is ready, passive or down: calls waiting for a responder go on. */
@@ -215,11 +182,5 @@ void	qconn_remove(struct qconn *c, int error);
 int	qconn_send(struct qconn *c, struct call *k, uint32_t idx);
 /* Forgets request reqid of c (answered, timed out, cancelled). */
 void	qconn_forget(struct qconn *c, uint32_t reqid);
-/* The owner of c: writes what waits, reads what came (answers matched
- * to their calls).  0, or -1 when c went down. */
-int	qconn_write(struct qconn *c);
-int	qconn_read(struct qconn *c);
-/* The owner lets go of c (rpc_mu held): what was doomed happens now. */
-void	qconn_release(struct qconn *c);
 
 #endif
