@@ -60,7 +60,8 @@ LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
 		  libclient/sender.c libclient/sender_msgs.c \
 		  libclient/sender_conn.c libclient/sender_watch.c libclient/receiver.c \
 		  libclient/receiver_conn.c libclient/responder.c \
-		  libclient/requester.c libclient/req_conn.c libclient/xport.c \
+		  libclient/requester.c libclient/requester_api.c \
+		  libclient/req_conn.c libclient/xport.c \
 		  libclient/reader.c libclient/security.c $(COMMON_SRC)
 CLI_SRC		= tools/sipc/sipc.c tools/sipc/opts.c tools/sipc/rpc.c \
 		  tools/sipc/bench.c \
@@ -92,9 +93,12 @@ TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
 TEST_SCRIPTS	= tests/config/golden.sh
 # The included makefiles add their own test programs to EXTRA_TESTS.
 TESTS		= $(TEST_UNIT) $(TEST_INTEG) $(TEST_SCRIPTS) $(EXTRA_TESTS)
+# The process, broker and I/O helpers that tests and benchmarks share;
+# the clocks are common/clock.c's (libsipc.a keeps its copy to itself).
+HARNESS_OBJ	= $(call obj,tests/harness.c common/clock.c)
 # testutil's raw protocol client uses proto/ directly: libsipc.a keeps
 # its own copy to itself (see libsipc.a below), so tests link both.
-TESTUTIL_OBJ	= $(call obj,tests/testutil.c)
+TESTUTIL_OBJ	= $(call obj,tests/testutil.c) $(HARNESS_OBJ)
 
 .PHONY: all deps check check-asan check-tsan tsan-run demo bench install uninstall clean
 .DEFAULT_GOAL := all

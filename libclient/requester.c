@@ -12,6 +12,7 @@
  * deadline.  Answers are never delivered from inside a connection's
  * reading: a call that ends goes on its EPM's done list, and one event
  * runs the callbacks after, so that a callback may close anything.
+ * The public API is requester_api.c's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +28,7 @@ static const struct sipc_reply rpc_nomem = { sizeof(rpc_nomem), SIPC_ENOMEM,
 
 /* ---- Ending calls -------------------------------------------------------- */
 
-/* Takes k out of every list and timer, with no callback. */
-static void
+void
 call_unlink(struct call *k)
 {
 	sipc_requester *rq = k->rq;
@@ -52,7 +52,7 @@ call_unlink(struct call *k)
 			qconn_forget(k->asks[i].c, k->asks[i].reqid);
 }
 
-static void
+void
 call_free(struct call *k)
 {
 	size_t i;
@@ -467,18 +467,8 @@ same_opts(const struct sipc_requester_opts *a,
 	    a->heartbeat_ms == b->heartbeat_ms && a->compress == b->compress;
 }
 
-struct attach {
-	sipc_requester		*rq;
-	const char		*handle;
-	const struct sipc_requester_opts *opts;
-	SSL_CTX			*tls;
-	int			 psk;
-	const char		*tls_name;
-	int			 rc;
-};
-
 /* On the I/O thread: rq joins the pool of its handle and options. */
-static void
+void
 attach_on_loop(void *arg)
 {
 	struct attach *a = arg;
@@ -527,7 +517,7 @@ attach_on_loop(void *arg)
 	a->rq->pool = p;
 }
 
-static void
+void
 pool_free(struct rpc_pool *p)
 {
 	struct qconn *c;
@@ -553,9 +543,10 @@ rpc_fini(sipc_epm *epm)
 	epm->rpc_done_ev = NULL;
 }
 
-/* ---- Submission ---------------------------------------------------------- */
+/* ---- Starting calls ------------------------------------------------------ */
 
-static void
+/* k is made: its deadline runs from now, it goes out or waits. */
+void
 call_start(struct call *k)
 {
 	sipc_requester *rq = k->rq;
@@ -583,442 +574,3 @@ added:
 	call_dispatch(k);
 }
 
-/* Takes the calls other threads queued. */
-static void
-take_queued(sipc_requester *rq)
-{
-	struct call *k, *next;
-
-	pthread_mutex_lock(&rq->qmu);
-	k = rq->qhead;
-	rq->qhead = NULL;
-	rq->qtail = &rq->qhead;
-	pthread_mutex_unlock(&rq->qmu);
-	for (; k; k = next) {
-		next = k->next;
-		call_start(k);
-	}
-}
-
-static void
-queue_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	take_queued(arg);
-}
-
-static int
-submit(sipc_requester *rq, const void *data, size_t len, int timeout_ms,
-    int flags, int survey, void *cb, void *arg, uint64_t *id)
-{
-	struct call *k;
-	int empty;
-
-	if (rq == NULL || cb == NULL || (data == NULL && len > 0) ||
-	    timeout_ms <= 0)
-		return seterr(SIPC_EINVAL, "rq or callback NULL, data NULL "
-		    "with len, or timeout_ms <= 0");
-	if (len > SIPC_MAX_MESSAGE_MAX)
-		return seterr(SIPC_ETOOBIG, "request of %zu bytes", len);
-	if (rq->closing)
-		return seterr(SIPC_ECLOSED, "requester closing");
-	if ((k = calloc(1, sizeof(*k) + len)) == NULL)
-		return seterr(SIPC_ENOMEM, "out of memory");
-	k->rq = rq;
-	k->id = atomic_fetch_add(&rq->next_id, 1);
-	k->survey = survey;
-	k->flags = flags;
-	k->timeout_ms = timeout_ms;
-	if (survey)
-		k->scb = (sipc_survey_fn)cb;
-	else
-		k->cb = (sipc_reply_fn)cb;
-	k->arg = arg;
-	k->len = len;
-	if (len)
-		memcpy(k->body, data, len);
-	if (id)
-		*id = k->id;
-	if (loop_in_thread(&rq->epm->loop)) {
-		take_queued(rq);	/* keep the order of submission */
-		call_start(k);
-		return 0;
-	}
-	pthread_mutex_lock(&rq->qmu);
-	empty = rq->qhead == NULL;
-	*rq->qtail = k;
-	rq->qtail = &k->next;
-	if (empty)
-		event_active(rq->qev, EV_READ, 0);
-	pthread_mutex_unlock(&rq->qmu);
-	return 0;
-}
-
-/* ---- Public API ---------------------------------------------------------- */
-
-void
-sipc_requester_opts_init_size(struct sipc_requester_opts *o, size_t size)
-{
-	struct sipc_requester_opts d;
-
-	memset(&d, 0, sizeof(d));
-	d.max_reply = SIPC_DEF_MESSAGE_MAX;
-	d.heartbeat_ms = SIPC_DEF_HEARTBEAT_MS;
-	sized_out(o, size, &d, sizeof(d));
-	if (size >= sizeof(size_t))
-		o->size = size;
-}
-
-int
-sipc_requester_new(const char *handle, sipc_epm *epm,
-    const struct sipc_requester_opts *opts, sipc_requester **out)
-{
-	struct sipc_requester_opts o;
-	struct attach a;
-	sipc_requester *rq;
-	int rc;
-
-	clearerr_sipc();
-	if (handle == NULL || out == NULL)
-		return seterr(SIPC_EINVAL, "handle and out must not be NULL");
-	if (!wire_handle_valid(handle, strlen(handle)))
-		return seterr(SIPC_EINVAL, "invalid handle '%s'", handle);
-	sipc_requester_opts_init(&o);
-	if (opts && (rc = sized_in(&o, sizeof(o), opts,
-	    "sipc_requester_opts")) != 0)
-		return rc;
-	if (o.max_reply == 0 || o.max_reply > SIPC_MAX_MESSAGE_MAX ||
-	    o.heartbeat_ms < SIPC_MIN_HEARTBEAT_MS ||
-	    o.heartbeat_ms > SIPC_MAX_HEARTBEAT_MS)
-		return seterr(SIPC_EINVAL, "requester options out of range "
-		    "(max_reply 1 byte to 1 GiB, heartbeat_ms %d..%d)",
-		    SIPC_MIN_HEARTBEAT_MS, SIPC_MAX_HEARTBEAT_MS);
-	memset(&a, 0, sizeof(a));
-	if ((rc = security_ctx(&o.security, 0, &a.tls, &a.psk)) != 0)
-		return rc;
-	a.tls_name = o.security.tls_server_name;
-	memset(&o.security, 0, sizeof(o.security));
-	if ((rq = calloc(1, sizeof(*rq))) == NULL) {
-		rc = seterr(SIPC_ENOMEM, "out of memory");
-		goto fail;
-	}
-	TAILQ_INIT(&rq->calls);
-	atomic_init(&rq->next_id, 1);
-	pthread_mutex_init(&rq->qmu, NULL);
-	rq->qtail = &rq->qhead;
-	if ((rc = epm_acquire(epm, &rq->epm)) != 0) {
-		pthread_mutex_destroy(&rq->qmu);
-		free(rq);
-		goto fail;
-	}
-	rq->qev = event_new(rq->epm->loop.base, -1, EV_READ, queue_cb, rq);
-	a.rq = rq;
-	a.handle = handle;
-	a.opts = &o;
-	if (rq->qev)
-		loop_call(&rq->epm->loop, attach_on_loop, &a);
-	if (rq->qev == NULL || rq->pool == NULL) {
-		if (rq->qev)
-			event_free(rq->qev);
-		epm_release(rq->epm);
-		pthread_mutex_destroy(&rq->qmu);
-		free(rq);
-		rc = seterr(SIPC_ENOMEM, "out of memory");
-		goto fail;
-	}
-	*out = rq;
-	return 0;
-fail:
-	if (a.tls)
-		SSL_CTX_free(a.tls);
-	return rc;
-}
-
-/* On the I/O thread: cancels what rq has outstanding, frees it. */
-static void
-close_on_loop(void *arg)
-{
-	sipc_requester *rq = arg;
-	struct rpc_pool *p = rq->pool;
-	sipc_epm *epm = rq->epm;
-	struct call *k;
-
-	take_queued(rq);
-	while ((k = TAILQ_FIRST(&rq->calls)) != NULL) {
-		call_unlink(k);
-		call_free(k);
-	}
-	event_free(rq->qev);
-	if (--p->refs == 0)
-		pool_free(p);
-	pthread_mutex_destroy(&rq->qmu);
-	free(rq);
-	epm_release(epm);
-}
-
-void
-sipc_requester_close(sipc_requester *rq)
-{
-	if (rq == NULL)
-		return;
-	rq->closing = 1;
-	if (loop_in_thread(&rq->epm->loop))
-		close_on_loop(rq);
-	else
-		epm_call_last(rq->epm, close_on_loop, rq);
-}
-
-int
-sipc_request_async(sipc_requester *rq, const void *data, size_t len,
-    int timeout_ms, int flags, sipc_reply_fn cb, void *arg, uint64_t *id)
-{
-	return submit(rq, data, len, timeout_ms, flags, 0, (void *)cb, arg,
-	    id);
-}
-
-int
-sipc_survey_async(sipc_requester *rq, const void *data, size_t len,
-    int timeout_ms, sipc_survey_fn cb, void *arg, uint64_t *id)
-{
-	return submit(rq, data, len, timeout_ms, 0, 1, (void *)cb, arg, id);
-}
-
-struct cancel {
-	sipc_requester	*rq;
-	uint64_t	 id;
-	int		 rc;
-};
-
-static void
-cancel_on_loop(void *arg)
-{
-	struct cancel *x = arg;
-	struct call *k;
-
-	take_queued(x->rq);
-	TAILQ_FOREACH(k, &x->rq->calls, entry)
-		if (k->id == x->id)
-			break;
-	if (k == NULL) {
-		x->rc = SIPC_ENOTFOUND;
-		return;
-	}
-	call_unlink(k);
-	call_free(k);
-	x->rc = 0;
-}
-
-int
-sipc_request_cancel(sipc_requester *rq, uint64_t id)
-{
-	struct cancel x = { rq, id, 0 };
-
-	if (rq == NULL)
-		return seterr(SIPC_EINVAL, "rq is NULL");
-	loop_call(&rq->epm->loop, cancel_on_loop, &x);
-	return x.rc ? seterr(x.rc, "request %llu is not outstanding",
-	    (unsigned long long)id) : 0;
-}
-
-/* ---- Waiting for answers ------------------------------------------------- */
-
-struct waiter {
-	pthread_mutex_t		 mu;
-	pthread_cond_t		 cv;
-	int			 done;
-	struct sipc_reply	*reply;
-	struct sipc_survey	*survey;
-	int			 rc;
-};
-
-static void
-wait_reply(sipc_requester *rq, uint64_t id, const struct sipc_reply *r,
-    void *arg)
-{
-	struct waiter *w = arg;
-	size_t n;
-
-	(void)rq;
-	(void)id;
-	n = sizeof(*r) + r->len + strlen(r->responder) + 1;
-	if ((w->reply = malloc(n)) != NULL) {
-		*w->reply = *r;
-		w->reply->data = (uint8_t *)(w->reply + 1);
-		if (r->len)
-			memcpy(w->reply + 1, r->data, r->len);
-		w->reply->responder = (char *)(w->reply + 1) + r->len;
-		memcpy((char *)(w->reply + 1) + r->len, r->responder,
-		    strlen(r->responder) + 1);
-		w->rc = r->error;
-	} else
-		w->rc = SIPC_ENOMEM;
-	pthread_mutex_lock(&w->mu);
-	w->done = 1;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-}
-
-static int
-wait_for(sipc_requester *rq, struct waiter *w)
-{
-	pthread_mutex_lock(&w->mu);
-	while (!w->done)
-		pthread_cond_wait(&w->cv, &w->mu);
-	pthread_mutex_unlock(&w->mu);
-	pthread_mutex_destroy(&w->mu);
-	pthread_cond_destroy(&w->cv);
-	(void)rq;
-	return w->rc;
-}
-
-int
-sipc_request(sipc_requester *rq, const void *data, size_t len,
-    int timeout_ms, int flags, struct sipc_reply **reply)
-{
-	struct waiter w;
-	int rc;
-
-	if (reply == NULL || rq == NULL)
-		return seterr(SIPC_EINVAL, "rq and reply must not be NULL");
-	*reply = NULL;
-	if (loop_in_thread(&rq->epm->loop))
-		return seterr(SIPC_EINVAL, "sipc_request() would wait on the "
-		    "I/O thread: use sipc_request_async()");
-	memset(&w, 0, sizeof(w));
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
-	if ((rc = submit(rq, data, len, timeout_ms, flags, 0,
-	    (void *)wait_reply, &w, NULL)) != 0) {
-		pthread_mutex_destroy(&w.mu);
-		pthread_cond_destroy(&w.cv);
-		return rc;
-	}
-	rc = wait_for(rq, &w);
-	if (rc == 0 || rc == SIPC_EREMOTE) {
-		*reply = w.reply;
-		w.reply = NULL;
-	}
-	free(w.reply);
-	if (rc != 0)
-		seterr(rc, "request: %s", sipc_strerror(rc));
-	return rc;
-}
-
-void
-sipc_reply_free(struct sipc_reply *reply)
-{
-	free(reply);
-}
-
-static void
-wait_survey(sipc_requester *rq, uint64_t id, const struct sipc_survey *s,
-    void *arg)
-{
-	struct waiter *w = arg;
-	struct sipc_survey *o;
-	size_t i, n = sizeof(*o) + s->asked * sizeof(*o->replies);
-	char *p;
-
-	(void)rq;
-	(void)id;
-	for (i = 0; i < s->asked; i++)
-		n += s->replies[i].len + strlen(s->replies[i].responder) + 1;
-	if ((o = malloc(n)) == NULL) {
-		w->rc = SIPC_ENOMEM;
-	} else {
-		*o = *s;
-		o->replies = (struct sipc_reply *)(o + 1);
-		p = (char *)(o->replies + s->asked);
-		for (i = 0; i < s->asked; i++) {
-			o->replies[i] = s->replies[i];
-			o->replies[i].data = p;
-			if (s->replies[i].len)
-				memcpy(p, s->replies[i].data,
-				    s->replies[i].len);
-			p += s->replies[i].len;
-			o->replies[i].responder = p;
-			memcpy(p, s->replies[i].responder,
-			    strlen(s->replies[i].responder) + 1);
-			p += strlen(s->replies[i].responder) + 1;
-		}
-		w->survey = o;
-		w->rc = s->asked ? 0 : SIPC_ENORESPONDER;
-	}
-	pthread_mutex_lock(&w->mu);
-	w->done = 1;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-}
-
-int
-sipc_survey(sipc_requester *rq, const void *data, size_t len,
-    int timeout_ms, struct sipc_survey **out)
-{
-	struct waiter w;
-	int rc;
-
-	if (out == NULL || rq == NULL)
-		return seterr(SIPC_EINVAL, "rq and out must not be NULL");
-	*out = NULL;
-	if (loop_in_thread(&rq->epm->loop))
-		return seterr(SIPC_EINVAL, "sipc_survey() would wait on the "
-		    "I/O thread: use sipc_survey_async()");
-	memset(&w, 0, sizeof(w));
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
-	if ((rc = submit(rq, data, len, timeout_ms, 0, 1,
-	    (void *)wait_survey, &w, NULL)) != 0) {
-		pthread_mutex_destroy(&w.mu);
-		pthread_cond_destroy(&w.cv);
-		return rc;
-	}
-	rc = wait_for(rq, &w);
-	if (rc == 0)
-		*out = w.survey;
-	else {
-		free(w.survey);
-		seterr(rc, "survey: %s", sipc_strerror(rc));
-	}
-	return rc;
-}
-
-void
-sipc_survey_free(struct sipc_survey *s)
-{
-	free(s);
-}
-
-struct stats_arg {
-	struct sipc_requester_stats	 s;
-	sipc_requester			*rq;
-};
-
-static void
-stats_on_loop(void *arg)
-{
-	struct stats_arg *x = arg;
-	struct sipc_requester_stats *s = &x->s;
-	sipc_requester *rq = x->rq;
-
-	s->requests = rq->pool->st_requests;
-	s->replies = rq->pool->st_replies;
-	s->failed = rq->pool->st_failed;
-	s->late = rq->pool->st_late;
-	s->outstanding = rq->outstanding;
-}
-
-int
-sipc_requester_stats_size(sipc_requester *rq,
-    struct sipc_requester_stats *st, size_t size)
-{
-	struct stats_arg x;
-
-	if (rq == NULL || st == NULL || size < sizeof(size_t))
-		return seterr(SIPC_EINVAL, "NULL argument or size too small");
-	memset(&x, 0, sizeof(x));
-	x.rq = rq;
-	loop_call(&rq->epm->loop, stats_on_loop, &x);
-	sized_out(st, size, &x.s, sizeof(x.s));
-	return 0;
-}

@@ -2,10 +2,10 @@
  * requester.h - what the two files of the requester share (internal to
  * libsipc).
  *
- *   requester.c  the public API; pools (the requesters of one EPM and
- *                handle, and the responders they follow); calls (one
- *                request or survey): choosing a responder, deadlines,
- *                cancel, answers
+ *   requester.c      pools (the requesters of one EPM and handle, and
+ *                    the responders they follow); calls (one request or
+ *                    survey): choosing a responder, deadlines, answers
+ *   requester_api.c  the public API: submission, waiting, cancel
  *   req_conn.c   one connection of a pool to one responder: connect, TLS,
  *                DHELLO, writing requests, reading REPLY and ERROR,
  *                heartbeats, going down and coming back
@@ -167,7 +167,25 @@ struct sipc_requester {
 	int			 closing;
 };
 
-/* requester.c: answers for the calls of a connection */
+/* What attach_on_loop() needs: rq joins the pool of handle and opts. */
+struct attach {
+	sipc_requester		*rq;
+	const char		*handle;
+	const struct sipc_requester_opts *opts;
+	SSL_CTX			*tls;
+	int			 psk;
+	const char		*tls_name;
+	int			 rc;
+};
+
+/* requester.c, on the I/O thread */
+void	attach_on_loop(void *arg);
+void	pool_free(struct rpc_pool *p);
+void	call_start(struct call *k);
+/* Takes k out of every list and timer, with no callback; frees it. */
+void	call_unlink(struct call *k);
+void	call_free(struct call *k);
+/* Answers for the calls of a connection */
 void	call_answer(struct call *k, uint32_t idx, int error,
 	    const uint8_t *data, size_t len, const char *from);
 /* c is ready, passive or down: calls waiting for a responder go on. */
