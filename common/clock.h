@@ -9,6 +9,8 @@
 
 /* Milliseconds on the monotonic clock: for timeouts and intervals. */
 int64_t		mono_ms(void);
+/* The same in nanoseconds: for measuring (tests, benchmarks). */
+int64_t		mono_ns(void);
 /* Unix time in milliseconds: for what people and other hosts read. */
 uint64_t	wall_ms(void);
 /* A random non-zero number from OpenSSL's generator (ids, jitter). */

@@ -10,7 +10,9 @@
 # never into libsipc or sipc.
 
 BENCH_BIN	= $(B)/bench/bin
-BENCH_COMMON	= $(call obj,scripts/bench/common.c)
+# With the helpers the tests use too (tests/harness.c, common/clock.c,
+# whose random numbers come from OpenSSL: hence $(DEP_LIBS) below).
+BENCH_COMMON	= $(call obj,scripts/bench/common.c) $(HARNESS_OBJ)
 BENCH_PROGS	= $(BENCH_BIN)/bench-run $(BENCH_BIN)/bench-tcp \
 		  $(BENCH_BIN)/bench-zmq $(BENCH_BIN)/bench-broker \
 		  $(BENCH_BIN)/bench-nats
@@ -41,19 +43,19 @@ $(call obj,scripts/bench/natsbench.c): | bench-deps
 
 $(BENCH_BIN)/bench-nats: $(call obj,scripts/bench/natsbench.c) $(BENCH_COMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(NATS_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(NATS_LIBS) $(DEP_LIBS)
 
 $(BENCH_BIN)/bench-run: $(call obj,scripts/bench/run.c) $(BENCH_COMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS)
 
 $(BENCH_BIN)/bench-tcp: $(call obj,scripts/bench/tcpbench.c) $(BENCH_COMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS)
 
 $(BENCH_BIN)/bench-zmq: $(call obj,scripts/bench/zmqbench.c) $(BENCH_COMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(ZMQ_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(ZMQ_LIBS) $(DEP_LIBS)
 
 # The codec may pull in zlib (compression): link what the broker links.
 $(BENCH_BIN)/bench-broker: $(call obj,scripts/bench/brokerbench.c) \

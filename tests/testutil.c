@@ -82,86 +82,6 @@ tu_cleanup(void)
 	tmpdir[0] = '\0';
 }
 
-int64_t
-tu_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void
-tu_sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-pid_t
-tu_spawn(char *const argv[], const char *out_path)
-{
-	pid_t parent = getpid(), pid;
-	int fd;
-
-	fflush(stdout);
-	fflush(stderr);
-	if ((pid = fork()) == -1)
-		return -1;
-	if (pid > 0)
-		return pid;
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
-	if (out_path) {
-		fd = open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd != -1) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-			close(fd);
-		}
-	}
-	execv(argv[0], argv);
-	fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-	_exit(127);
-}
-
-int
-tu_wait(pid_t pid, int timeout_ms)
-{
-	int64_t end = tu_now_ms() + timeout_ms;
-	int status;
-	pid_t r;
-
-	for (;;) {
-		r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			return status;
-		if (r == -1 && errno != EINTR)
-			return -1;
-		if (tu_now_ms() >= end)
-			return -1;
-		tu_sleep_ms(5);
-	}
-}
-
-int
-tu_stop(pid_t pid, int timeout_ms)
-{
-	int status;
-
-	if (pid <= 0)
-		return -1;
-	kill(pid, SIGCONT);
-	kill(pid, SIGTERM);
-	if ((status = tu_wait(pid, timeout_ms)) != -1)
-		return status;
-	kill(pid, SIGKILL);
-	return tu_wait(pid, 5000);
-}
-
 pid_t
 tu_spawn_recv(const char *addr, const char *handle, long count,
     const char *outf, const char *errf)
@@ -184,69 +104,32 @@ tu_spawn_recv(const char *addr, const char *handle, long count,
 	argv[n++] = "--output";
 	argv[n++] = (char *)outf;
 	argv[n] = NULL;
-	return tu_spawn(argv, errf);
-}
-
-static int
-read_port(const char *path, uint16_t *port)
-{
-	FILE *fp = fopen(path, "r");
-	unsigned v;
-	int ok;
-
-	if (fp == NULL)
-		return -1;
-	ok = fscanf(fp, "%u", &v) == 1 && v > 0 && v < 65536;
-	fclose(fp);
-	if (!ok)
-		return -1;
-	*port = (uint16_t)v;
-	return 0;
-}
-
-uint16_t
-tu_port_file(const char *path, pid_t pid, int timeout_ms)
-{
-	int64_t end = tu_now_ms() + timeout_ms;
-	uint16_t port;
-
-	while (read_port(path, &port) == -1) {
-		if (tu_now_ms() > end || waitpid(pid, NULL, WNOHANG) != 0)
-			return 0;
-		tu_sleep_ms(5);
-	}
-	return port;
+	return proc_spawn(argv, errf);
 }
 
 static int
 broker_startv(struct tu_broker *b, const char *listen, va_list ap)
 {
 	static int nbrokers;
-	char *argv[64], portfile[300];
+	char *extra[60], portfile[300];
 	const char *a;
-	int n = 0;
+	int n = 0, port;
 
 	memset(b, 0, sizeof(*b));
 	snprintf(portfile, sizeof(portfile), "%s/broker%d.port", tu_tmpdir(),
 	    nbrokers);
 	snprintf(b->log, sizeof(b->log), "%s/broker%d.log", tu_tmpdir(),
 	    nbrokers++);
-	unlink(portfile);
-	argv[n++] = (char *)tu_bin("sipc-epmd");
-	argv[n++] = "--listen";
-	argv[n++] = (char *)listen;
-	argv[n++] = "--port-file";
-	argv[n++] = portfile;
-	while ((a = va_arg(ap, const char *)) != NULL && n < 62)
-		argv[n++] = (char *)a;
-	argv[n] = NULL;
-	if ((b->pid = tu_spawn(argv, b->log)) == -1)
-		return -1;
-	if ((b->port = tu_port_file(portfile, b->pid, 10000)) == 0) {
-		tu_stop(b->pid, 1000);
+	while ((a = va_arg(ap, const char *)) != NULL && n < 59)
+		extra[n++] = (char *)a;
+	extra[n] = NULL;
+	b->pid = epmd_spawn(tu_bin("sipc-epmd"), listen, portfile, b->log,
+	    extra, 10000, &port);
+	if (b->pid == -1) {
 		b->pid = 0;
 		return -1;
 	}
+	b->port = (uint16_t)port;
 	snprintf(b->addr, sizeof(b->addr), "127.0.0.1:%u", b->port);
 	return 0;
 }
@@ -277,65 +160,11 @@ tu_broker_start_port(struct tu_broker *b, uint16_t port, ...)
 	return rc;
 }
 
-uint16_t
-tu_free_port(void)
-{
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bind(fd, (struct sockaddr *)&sin, sizeof(sin));
-	getsockname(fd, (struct sockaddr *)&sin, &sl);
-	close(fd);
-	return ntohs(sin.sin_port);
-}
-
-long
-tu_rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((fp = fopen(path, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), fp))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(fp);
-	return kb;
-}
-
-long
-tu_cpu_ms(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long ut, st;
-	FILE *fp;
-	int ok;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((fp = fopen(path, "r")) == NULL)
-		return -1;
-	ok = fgets(buf, sizeof(buf), fp) != NULL;
-	fclose(fp);
-	/* Fields 14 and 15 (utime, stime) follow the ")" of the name. */
-	if (!ok || (p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-	    &ut, &st) != 2)
-		return -1;
-	return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
-}
-
 void
 tu_broker_stop(struct tu_broker *b)
 {
 	if (b->pid > 0)
-		tu_stop(b->pid, 5000);
+		proc_stop(b->pid, 5000);
 	b->pid = 0;
 }
 
@@ -416,12 +245,12 @@ tu_file_count(const char *path, const char *needle)
 int
 tu_wait_file(const char *path, const char *needle, int n, int timeout_ms)
 {
-	int64_t end = tu_now_ms() + timeout_ms;
+	int64_t end = mono_ms() + timeout_ms;
 
 	while (tu_file_count(path, needle) < n) {
-		if (tu_now_ms() >= end)
+		if (mono_ms() >= end)
 			return 0;
-		tu_sleep_ms(10);
+		sleep_ms(10);
 	}
 	return 1;
 }
@@ -470,26 +299,6 @@ tu_run(Suite *s)
 /* ---- Raw protocol client ------------------------------------------------- */
 
 int
-tu_connect(uint16_t port)
-{
-	struct sockaddr_in sin;
-	int fd, on = 1;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		return -1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-int
 tu_connect_unix(const char *path)
 {
 	struct sockaddr_un sun;
@@ -536,49 +345,40 @@ tu_send_wbuf(int fd, struct wbuf *w)
 	return rc;
 }
 
+/* read_full() with an end on the monotonic clock: 0, 1 on timeout, -1. */
 static int
-read_n(int fd, uint8_t *p, size_t n, int64_t end)
+read_by(int fd, void *p, size_t n, int64_t end)
 {
-	struct pollfd pfd = { fd, POLLIN, 0 };
-	ssize_t r;
-	int64_t left;
+	int64_t left = end - mono_ms();
 
-	while (n > 0) {
-		left = end - tu_now_ms();
-		if (left <= 0)
-			return 1;
-		if (poll(&pfd, 1, (int)left) <= 0)
-			continue;
-		r = recv(fd, p, n, 0);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
+	if (n == 0)
+		return 0;
+	if (left <= 0)
+		return 1;
+	if (read_full(fd, p, n, (int)left) == 0)
+		return 0;
+	return errno == ETIMEDOUT ? 1 : -1;
 }
 
 int
 tu_recv(int fd, struct wire_header *h, uint8_t *payload, size_t cap,
     int timeout_ms)
 {
-	int64_t end = tu_now_ms() + timeout_ms;
+	int64_t end = mono_ms() + timeout_ms;
 	uint8_t hdr[SIPC_HEADER_SIZE], sink[4096];
 	size_t left, n;
 	int rc;
 
-	if ((rc = read_n(fd, hdr, sizeof(hdr), end)) != 0)
+	if ((rc = read_by(fd, hdr, sizeof(hdr), end)) != 0)
 		return rc;
 	if (wire_header_decode(hdr, UINT32_MAX, h) != 0)
 		return -1;
 	if (h->len <= cap)
-		return read_n(fd, payload, h->len, end + 5000) == 0 ? 0 : -1;
+		return read_by(fd, payload, h->len, end + 5000) == 0 ? 0 : -1;
 	/* Too large for the caller: read it away, report an error. */
 	for (left = h->len; left > 0; left -= n) {
 		n = left < sizeof(sink) ? left : sizeof(sink);
-		if (read_n(fd, sink, n, end + 5000) != 0)
+		if (read_by(fd, sink, n, end + 5000) != 0)
 			return -1;
 	}
 	return -1;
@@ -588,13 +388,13 @@ int
 tu_recv_type(int fd, uint8_t type, struct wire_header *h, uint8_t *payload,
     size_t cap, int timeout_ms)
 {
-	int64_t end = tu_now_ms() + timeout_ms;
+	int64_t end = mono_ms() + timeout_ms;
 	struct wbuf w;
 	uint64_t token;
 
-	while (tu_now_ms() < end) {
+	while (mono_ms() < end) {
 		if (tu_recv(fd, h, payload, cap,
-		    (int)(end - tu_now_ms())) != 0)
+		    (int)(end - mono_ms())) != 0)
 			return -1;
 		if (h->type == type)
 			return 0;
@@ -612,13 +412,13 @@ tu_recv_type(int fd, uint8_t type, struct wire_header *h, uint8_t *payload,
 int
 tu_closed(int fd, int timeout_ms)
 {
-	int64_t end = tu_now_ms() + timeout_ms;
+	int64_t end = mono_ms() + timeout_ms;
 	struct pollfd pfd = { fd, POLLIN, 0 };
 	uint8_t buf[4096];
 	ssize_t r;
 
-	while (tu_now_ms() < end) {
-		if (poll(&pfd, 1, (int)(end - tu_now_ms())) <= 0)
+	while (mono_ms() < end) {
+		if (poll(&pfd, 1, (int)(end - mono_ms())) <= 0)
 			continue;
 		r = recv(fd, buf, sizeof(buf), 0);
 		if (r == 0 || (r == -1 && errno == ECONNRESET))
@@ -690,4 +490,36 @@ tu_register(int fd, uint32_t reqid, const char *handle, uint16_t port,
 			return 0;
 		return id;
 	}
+}
+
+int
+tu_register_at(uint16_t bport, const char *handle, uint16_t port,
+    uint64_t instance)
+{
+	int fd;
+
+	if ((fd = connect_loopback(bport)) == -1)
+		return -1;
+	if (tu_hello(fd, 5000) != 0 ||
+	    tu_register(fd, 2, handle, port, instance) == 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+tu_accept_dhello(int lfd, struct wire_header *h, struct wire_dhello *m,
+    uint8_t *buf, size_t cap)
+{
+	int fd;
+
+	if ((fd = accept(lfd, NULL, NULL)) == -1)
+		return -1;
+	if (tu_recv(fd, h, buf, cap, 10000) != 0 || h->type != WIRE_DHELLO ||
+	    wire_dec_dhello(buf, h->len, m) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }

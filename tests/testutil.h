@@ -1,8 +1,9 @@
 /*
- * testutil.h - helpers for sipc's integration tests: start and stop real
- * processes (by pid, with a parent-death signal so that nothing outlives a
- * test that timed out), a broker on an ephemeral loopback port, commands
- * with captured output, and a raw-socket protocol client.
+ * testutil.h - helpers for sipc's Check tests: built programs, a
+ * temporary directory, a broker on an ephemeral loopback port, commands
+ * with captured output, files, and a raw-socket protocol client.  The
+ * processes, clocks and bounded I/O under them are harness.h's, which the
+ * benchmarks share.
  */
 #ifndef SIPC_TESTUTIL_H
 #define SIPC_TESTUTIL_H
@@ -13,25 +14,13 @@
 #include <stdint.h>
 
 #include "../proto/wire.h"
+#include "harness.h"
 
 /* Absolute path of a built program: $SIPC_BUILD/bin/NAME. */
 const char	*tu_bin(const char *name);
 /* A fresh temporary directory, removed by tu_cleanup(). */
 const char	*tu_tmpdir(void);
 void		 tu_cleanup(void);
-/* Milliseconds on the monotonic clock. */
-int64_t		 tu_now_ms(void);
-void		 tu_sleep_ms(int ms);
-
-/*
- * Starts argv[0] with argv; stdout and stderr go to out_path (NULL: the
- * test's own).  The child gets SIGKILL if the test process dies.
- */
-pid_t		 tu_spawn(char *const argv[], const char *out_path);
-/* SIGTERM, wait up to timeout_ms, then SIGKILL.  Returns the wait status. */
-int		 tu_stop(pid_t pid, int timeout_ms);
-/* Waits up to timeout_ms for pid to exit: status, or -1 on timeout. */
-int		 tu_wait(pid_t pid, int timeout_ms);
 /*
  * Starts "sipc recv handle --count count --output outf" through the broker
  * at addr (listening on loopback) or, addr NULL, the local registry; its
@@ -39,12 +28,6 @@ int		 tu_wait(pid_t pid, int timeout_ms);
  */
 pid_t		 tu_spawn_recv(const char *addr, const char *handle, long count,
 		    const char *outf, const char *errf);
-/*
- * Waits up to timeout_ms for path to hold a port number (what sipc-epmd
- * --port-file writes once it accepts); gives up early when pid exits.
- * Returns the port, or 0.
- */
-uint16_t	 tu_port_file(const char *path, pid_t pid, int timeout_ms);
 
 struct tu_broker {
 	pid_t		pid;
@@ -69,11 +52,6 @@ void		 tu_broker_stop(struct tu_broker *b);
  */
 int		 tu_sh(int timeout_s, char *out, size_t size, const char *fmt,
 		    ...) __attribute__((format(printf, 4, 5)));
-/* A loopback TCP port that was free a moment ago. */
-uint16_t	 tu_free_port(void);
-/* Resident memory (kB) and CPU time used (ms) of a process; -1. */
-long		 tu_rss_kb(pid_t pid);
-long		 tu_cpu_ms(pid_t pid);
 /* Number of lines of the file that contain needle. */
 int		 tu_file_count(const char *path, const char *needle);
 /* Waits up to timeout_ms for n such lines: 1 when they are there, else 0. */
@@ -92,8 +70,8 @@ int		 tu_run(Suite *s);
 
 /* ---- Raw protocol client ------------------------------------------------- */
 
-int		 tu_connect(uint16_t port);	/* blocking fd or -1 */
-int		 tu_connect_unix(const char *path);	/* the same */
+/* A blocking connection to a Unix socket, or -1 (TCP: connect_loopback). */
+int		 tu_connect_unix(const char *path);
 int		 tu_send(int fd, const void *p, size_t n);
 /* Sends the frame in w and resets w. */
 int		 tu_send_wbuf(int fd, struct wbuf *w);
@@ -113,5 +91,15 @@ int		 tu_hello(int fd, uint32_t heartbeat_ms);
 /* REGISTER handle at 127.0.0.1:port; the id, or 0 on failure. */
 uint64_t	 tu_register(int fd, uint32_t reqid, const char *handle,
 		    uint16_t port, uint64_t instance);
+/* A new session with the broker on bport (HELLO with a 5 s heartbeat)
+ * that registered handle at 127.0.0.1:port: its fd, or -1. */
+int		 tu_register_at(uint16_t bport, const char *handle,
+		    uint16_t port, uint64_t instance);
+/*
+ * Accepts one sender's data connection on lfd and reads its DHELLO (*h,
+ * and *m, which points into buf of cap bytes) within 10 s: the fd, or -1.
+ */
+int		 tu_accept_dhello(int lfd, struct wire_header *h,
+		    struct wire_dhello *m, uint8_t *buf, size_t cap);
 
 #endif

@@ -80,69 +80,32 @@ static pid_t	   broker_pid;
 
 /* ---- The broker ---------------------------------------------------------- */
 
-static char portfile[64];
-
-static int
-broker_exec(void *arg)
-{
-	char *argv[] = { "sipc-epmd", "--listen", "127.0.0.1:0",
-	    "--port-file", portfile, "--max-registrations", "10000000",
-	    "--max-sessions", "100000", "--max-sessions-per-peer", "100000",
-	    "--log-level", "warn", NULL };
-
-	(void)arg;
-	execv(epmd_path, argv);
-	fprintf(stderr, "bench-broker: cannot execute %s: %s\n", epmd_path,
-	    strerror(errno));
-	return 127;
-}
-
 static void
 broker_start(void)
 {
+	char *extra[] = { "--max-registrations", "10000000",
+	    "--max-sessions", "100000", "--max-sessions-per-peer", "100000",
+	    "--log-level", "warn", NULL };
+	char portfile[64];
 	int fd;
 
 	snprintf(portfile, sizeof(portfile), "/tmp/bench-broker.XXXXXX");
 	if ((fd = mkstemp(portfile)) == -1)
 		fatal_sys("mkstemp");
 	close(fd);
-	unlink(portfile);	/* the broker writes it when it listens */
-	broker_pid = kid_start(broker_exec, NULL);
-	broker_port = port_file_wait(portfile, broker_pid, TIMEOUT_MS);
+	broker_pid = epmd_spawn(epmd_path, "127.0.0.1:0", portfile, NULL,
+	    extra, TIMEOUT_MS, &broker_port);
 	unlink(portfile);
-	if (broker_port == -1)
+	if (broker_pid == -1)
 		fatal("%s did not start listening", epmd_path);
+	kid_add(broker_pid);
 }
 
 static void
 broker_stop(void)
 {
-	kill(broker_pid, SIGTERM);
-	if (kids_reap(3000))
+	if (!proc_ok(proc_stop(broker_pid, 3000)))
 		fatal("the broker did not stop cleanly on SIGTERM");
-}
-
-/* CPU time of a process (user + system) from /proc/PID/stat, in ns. */
-static int64_t
-proc_cpu_ns(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	FILE *fp;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	if ((fp = fopen(path, "r")) == NULL)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, fp);
-	fclose(fp);
-	buf[n] = '\0';
-	/* Fields 14 and 15, counted after the ")" that ends field 2. */
-	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 2,
-	    "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-	    &ut, &st) != 2)
-		return 0;
-	return (int64_t)(ut + st) * (1000000000 / sysconf(_SC_CLK_TCK));
 }
 
 static void
@@ -354,19 +317,19 @@ phase_register(struct sess *a, long n, int64_t *samples)
 	struct wire_header h;
 	const uint8_t *p;
 	uint64_t id;
-	int64_t t, t0 = now_ns();
+	int64_t t, t0 = mono_ns();
 	long j;
 
 	for (j = 0; j < n; j++) {
 		enc_register(a, "one", j, (uint16_t)(1 + j % REGS_PER_HANDLE));
-		t = now_ns();
+		t = mono_ns();
 		sess_send(a);
 		p = sess_ok(a, a->reqid, &h);
-		samples[j] = now_ns() - t;
+		samples[j] = mono_ns() - t;
 		if (wire_dec_ok_register(p, h.len, &id) != 0)
 			fatal("malformed answer to REGISTER");
 	}
-	return (double)n * 1e9 / (double)(now_ns() - t0);
+	return (double)n * 1e9 / (double)(mono_ns() - t0);
 }
 
 /* One LOOKUP of "lookup.0" (registered by phase_lookup) on a: its round
@@ -382,10 +345,10 @@ lookup_rtt(struct sess *a)
 	if (wire_enc_handle(&a->out, WIRE_LOOKUP, ++a->reqid, "lookup.0",
 	    8) != 0)
 		fatal("cannot encode LOOKUP");
-	t = now_ns();
+	t = mono_ns();
 	sess_send(a);
 	p = sess_ok(a, a->reqid, &h);
-	t = now_ns() - t;
+	t = mono_ns() - t;
 	if (wire_dec_ok_records(p, h.len, WIRE_LOOKUP, &seq) != 0 ||
 	    seq.count != 1)
 		fatal("LOOKUP did not find the one registration");
@@ -425,12 +388,12 @@ phase_join(struct sess *a, struct sess *w, long n, int64_t *samples)
 		fatal("malformed answer to WATCH");
 	for (j = 0; j < n; j++) {
 		enc_register(a, "join", 0, (uint16_t)(1 + j % 60000));
-		t = now_ns();
+		t = mono_ns();
 		sess_send(a);
 		do
 			sess_next(w, &h, &p);
 		while (h.type != WIRE_JOIN);
-		samples[j] = now_ns() - t;
+		samples[j] = mono_ns() - t;
 		if (wire_dec_join(p, h.len, &jn) != 0 || jn.handle.len != 6 ||
 		    memcmp(jn.handle.ptr, "join.0", 6) != 0)
 			fatal("malformed JOIN");
@@ -524,10 +487,10 @@ idle_main(void *arg)
 static long
 lookups_for(struct sess *a, int ms, int64_t *samples, long max)
 {
-	int64_t end = now_ns() + (int64_t)ms * 1000000;
+	int64_t end = mono_ns() + (int64_t)ms * 1000000;
 	long n = 0;
 
-	while (n < max && now_ns() < end)
+	while (n < max && mono_ns() < end)
 		samples[n++] = lookup_rtt(a);
 	return n;
 }
@@ -561,7 +524,7 @@ phase_idle(struct sess *a, int n, int ms, int64_t *rest, long *nrest,
 	set.n = n;
 	if (pthread_create(&th, NULL, idle_main, &set) != 0)
 		fatal("pthread_create");
-	t0 = now_ns();
+	t0 = mono_ns();
 	for (i = 0; i < n; i++) {
 		struct idle *s = &set.s[i];
 
@@ -581,12 +544,12 @@ phase_idle(struct sess *a, int n, int ms, int64_t *rest, long *nrest,
 	/* Measured once the broker has welcomed them all: what follows is
 	 * their heartbeats, not their arrival. */
 	while (set.oks < n) {
-		if (now_ns() - t0 > (int64_t)TIMEOUT_MS * 1000000)
+		if (mono_ns() - t0 > (int64_t)TIMEOUT_MS * 1000000)
 			fatal("only %ld of %d idle sessions answered", set.oks,
 			    n);
 		sleep_ms(1);
 	}
-	*open_s = (double)(now_ns() - t0) / 1e9;
+	*open_s = (double)(mono_ns() - t0) / 1e9;
 	*bcpu = proc_cpu_ns(broker_pid);
 	*nbusy = lookups_for(a, ms, busy, max);
 	*bcpu = proc_cpu_ns(broker_pid) - *bcpu;
@@ -661,7 +624,7 @@ phase_clients(struct sess *c, int nc, long regs)
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, c[i].fd, &ev) == -1)
 			fatal_sys("epoll_ctl");
 	}
-	t0 = now_ns();
+	t0 = mono_ns();
 	end = t0 + 60 * (int64_t)1000000000;
 	for (i = 0; i < nc; i++)
 		client_fill(&c[i]);
@@ -671,13 +634,13 @@ phase_clients(struct sess *c, int nc, long regs)
 				continue;
 			fatal_sys("epoll_wait");
 		}
-		if (n == 0 || now_ns() > end)
+		if (n == 0 || mono_ns() > end)
 			fatal("registrations stalled: %ld of %ld left", left,
 			    regs);
 		for (i = 0; i < n; i++)
 			client_input(evs[i].data.ptr, &left);
 	}
-	t0 = now_ns() - t0;
+	t0 = mono_ns() - t0;
 	close(ep);
 	return (double)regs * 1e9 / (double)t0;
 }

@@ -2,19 +2,16 @@
  * common.c - helpers shared by the programs of `make bench` (see
  * common.h).  Not part of libsipc.
  */
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <errno.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -24,16 +21,7 @@ const char *prog = "bench";
 static pid_t	kids[KIDS_MAX];
 static int	nkids;
 
-/* ---- Time, CPU, memory --------------------------------------------------- */
-
-int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+/* ---- CPU, memory --------------------------------------------------------- */
 
 static int64_t
 rusage_ns(int who)
@@ -65,34 +53,6 @@ peak_rss_kb(void)
 	struct rusage ru;
 
 	return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
-}
-
-long
-proc_rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
-	if ((fp = fopen(path, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), fp))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(fp);
-	return kb;
-}
-
-void
-sleep_ms(int ms)
-{
-	struct timespec ts;
-
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (long)(ms % 1000) * 1000000;
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
 }
 
 int
@@ -159,25 +119,34 @@ usage_error(const char *fmt, ...)
 
 /* ---- Children ------------------------------------------------------------ */
 
+static int	(*kid_fn)(void *);
+
+static int
+kid_main(void *arg)
+{
+	/* Our siblings are not ours to kill. */
+	nkids = 0;
+	return kid_fn(arg);
+}
+
 pid_t
 kid_start(int (*fn)(void *), void *arg)
 {
-	pid_t pid, parent = getpid();
+	pid_t pid;
 
 	if (nkids == KIDS_MAX)
 		fatal("more than %d child processes", KIDS_MAX);
-	fflush(NULL);
-	if ((pid = fork()) == -1)
+	kid_fn = fn;
+	if ((pid = proc_fork(kid_main, arg)) == -1)
 		fatal_sys("fork");
-	if (pid == 0) {
-		/* Our siblings are not ours to kill. */
-		nkids = 0;
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
-		fflush(NULL);
-		_exit(fn(arg));
-	}
+	return kid_add(pid);
+}
+
+pid_t
+kid_add(pid_t pid)
+{
+	if (nkids == KIDS_MAX)
+		fatal("more than %d child processes", KIDS_MAX);
 	kids[nkids++] = pid;
 	return pid;
 }
@@ -185,7 +154,7 @@ kid_start(int (*fn)(void *), void *arg)
 int
 kids_reap(int grace_ms)
 {
-	int64_t end = now_ns() + (int64_t)grace_ms * 1000000;
+	int64_t end = mono_ms() + grace_ms;
 	int i, st, left, failed = 0;
 	pid_t r;
 
@@ -203,7 +172,7 @@ kids_reap(int grace_ms)
 			} else
 				left++;
 		}
-		if (left == 0 || now_ns() >= end)
+		if (left == 0 || mono_ms() >= end)
 			break;
 		sleep_ms(5);
 	}
@@ -218,105 +187,6 @@ kids_reap(int grace_ms)
 	}
 	nkids = 0;
 	return failed;
-}
-
-int
-port_file_wait(const char *path, pid_t pid, int timeout_ms)
-{
-	int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;
-	FILE *fp;
-	int port;
-
-	for (;;) {
-		port = 0;
-		if ((fp = fopen(path, "r")) != NULL) {
-			if (fscanf(fp, "%d", &port) != 1)
-				port = 0;
-			fclose(fp);
-		}
-		if (port > 0)
-			return port;
-		/* Reaped here when it died; kids_reap() copes (ECHILD). */
-		if (waitpid(pid, NULL, WNOHANG) != 0 || now_ns() > end)
-			return -1;
-		sleep_ms(5);
-	}
-}
-
-/* ---- Bounded I/O --------------------------------------------------------- */
-
-int
-read_full(int fd, void *buf, size_t n, int timeout_ms)
-{
-	int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;
-	struct pollfd pfd;
-	uint8_t *p = buf;
-	int64_t left;
-	ssize_t r;
-	int rc;
-
-	while (n > 0) {
-		left = (end - now_ns()) / 1000000;
-		if (left <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		pfd.fd = fd;
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		rc = poll(&pfd, 1, (int)left);
-		if (rc == -1 && errno == EINTR)
-			continue;
-		if (rc == -1)
-			return -1;
-		if (rc == 0)
-			continue;
-		r = read(fd, p, n);
-		if (r == 0) {
-			errno = EPIPE;
-			return -1;
-		}
-		if (r == -1) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return -1;
-		}
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-int
-write_full(int fd, const void *buf, size_t n)
-{
-	const uint8_t *p = buf;
-	struct pollfd pfd;
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, p, n);
-		if (w > 0) {
-			p += w;
-			n -= (size_t)w;
-			continue;
-		}
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w == -1 && errno == EAGAIN) {
-			pfd.fd = fd;
-			pfd.events = POLLOUT;
-			pfd.revents = 0;
-			/* The reader is ours and alive, or we get EPIPE. */
-			if (poll(&pfd, 1, 10000) == 0) {
-				errno = ETIMEDOUT;
-				return -1;
-			}
-			continue;
-		}
-		return -1;
-	}
-	return 0;
 }
 
 /* ---- Benchmark messages -------------------------------------------------- */
@@ -402,9 +272,9 @@ rx_check_msg(struct rx_check *c, const uint8_t *p, size_t len)
 		}
 		c->r.bytes += len;
 		if (n == 0)
-			c->r.first_ns = now_ns();
+			c->r.first_ns = mono_ns();
 		if (n + 1 == c->count)
-			c->r.last_ns = now_ns();
+			c->r.last_ns = mono_ns();
 		return K_DATA;
 	case K_BEGIN:
 		if (len < CTL_LEN)
@@ -549,6 +419,18 @@ json_latency(struct jout *j, const int64_t *v, size_t n)
 	json_num(j, "max_us", pct_us(v, n, 1.0));
 }
 
+/* The fields every case's object starts with, on stdout. */
+static void
+json_case(struct jout *j, const struct case_opts *o, const char *kase,
+    const char *impl)
+{
+	json_begin(j, stdout);
+	json_str(j, "case", kase);
+	json_str(j, "impl", impl);
+	json_int(j, "size", o->size);
+	json_int(j, "count", o->count);
+}
+
 int
 json_stream(const struct case_opts *o, const char *kase, const char *impl,
     int n, int64_t t0, const struct rx_total *t, int64_t cpu_tx)
@@ -557,11 +439,7 @@ json_stream(const struct case_opts *o, const char *kase, const char *impl,
 	uint64_t want = (uint64_t)o->count * (uint64_t)n;
 	struct jout j;
 
-	json_begin(&j, stdout);
-	json_str(&j, "case", kase);
-	json_str(&j, "impl", impl);
-	json_int(&j, "size", o->size);
-	json_int(&j, "count", o->count);
+	json_case(&j, o, kase, impl);
 	json_int(&j, "receivers", n);
 	json_num(&j, "seconds", ns / 1e9);
 	json_num(&j, "messages_per_s", msgs * 1e9 / ns);
@@ -586,11 +464,7 @@ json_samples(const struct case_opts *o, const char *kase, const char *impl,
 	struct jout j;
 
 	sort_i64(samples, (size_t)o->count);
-	json_begin(&j, stdout);
-	json_str(&j, "case", kase);
-	json_str(&j, "impl", impl);
-	json_int(&j, "size", o->size);
-	json_int(&j, "count", o->count);
+	json_case(&j, o, kase, impl);
 	json_num(&j, "seconds", (double)wall_ns / 1e9);
 	if (round_trips)
 		json_num(&j, "round_trips_per_s", (double)o->count * 1e9 /
@@ -602,6 +476,24 @@ json_samples(const struct case_opts *o, const char *kase, const char *impl,
 	if (definition)
 		json_str(&j, "definition", definition);
 	json_end(&j);
+}
+
+int
+json_pipeline(const struct case_opts *o, const char *kase, const char *impl,
+    long window, int64_t wall_ns, int64_t cpu_ns, long bad)
+{
+	struct jout j;
+
+	json_case(&j, o, kase, impl);
+	json_int(&j, "window", window);
+	json_num(&j, "seconds", (double)wall_ns / 1e9);
+	json_num(&j, "requests_per_s", (double)o->count /
+	    ((double)wall_ns / 1e9));
+	json_num(&j, "cpu_ns_per_message", (double)cpu_ns / (double)o->count);
+	json_int(&j, "lost", 0);
+	json_int(&j, "errors", bad);
+	json_end(&j);
+	return bad ? 1 : 0;
 }
 
 /* ---- Options ------------------------------------------------------------- */
@@ -648,4 +540,11 @@ case_opts_parse(int argc, char **argv, struct case_opts *o, int unix_ok,
 		else
 			usage_error("unknown option '%s'", a);
 	}
+}
+
+void
+case_count_max(const struct case_opts *o, long max)
+{
+	if (o->count > max)
+		usage_error("%s: --count at most %ld", o->mode, max);
 }

@@ -1,10 +1,10 @@
 /*
  * common.h - helpers shared by the programs of `make bench` (bench-tcp,
- * bench-zmq, bench-broker, bench-run): clocks and CPU time, child
- * processes that are always killed and reaped by pid, bounded reads and
- * writes, the benchmark message header and its checks, percentiles,
- * one-line JSON output, and the options and results bench-tcp and
- * bench-zmq have in common.
+ * bench-zmq, bench-nats, bench-broker, bench-run): CPU time, the children
+ * that fatal() kills, the benchmark message header and its checks,
+ * percentiles, one-line JSON output, and the options and results bench-tcp
+ * and bench-zmq have in common.  Clocks, processes, the broker and bounded
+ * I/O are tests/harness.h's, which the tests use too.
  *
  * It is no part of libsipc or of the sipc command (tools/sipc/bench*.c
  * keeps to the public API and has its own copies of the few helpers it
@@ -19,14 +19,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* ---- Time, CPU, memory --------------------------------------------------- */
+#include "../../tests/harness.h"
 
-int64_t	now_ns(void);			/* CLOCK_MONOTONIC */
+/* ---- CPU, memory --------------------------------------------------------- */
+
 int64_t	cpu_self_ns(void);		/* user + system, every thread */
 int64_t	cpu_children_ns(void);		/* the same of reaped children */
 long	peak_rss_kb(void);		/* this process's high-water mark */
-long	proc_rss_kb(pid_t pid);		/* VmRSS of a process, -1 on error */
-void	sleep_ms(int ms);
 /* Pins process pid (0: this one) to CPU cpu, or (-1) lets it run on
  * every CPU again; 0 or -1 with errno. */
 int	cpu_pin(pid_t pid, int cpu);
@@ -51,26 +50,15 @@ void	usage_error(const char *fmt, ...)
 #define KIDS_MAX	64
 
 /*
- * Forks a child that runs fn(arg) and exits with its result; the child
- * gets SIGKILL when this process dies.  Returns the pid (also kept for
- * kids_reap() and fatal()).  Call before creating threads in the parent.
+ * proc_fork(fn, arg), the pid kept for kids_reap() and fatal(); fatal()
+ * when it cannot fork.  Call before creating threads in the parent.
  */
 pid_t	kid_start(int (*fn)(void *), void *arg);
+/* Keeps pid, a child started otherwise (epmd_spawn()), the same way. */
+pid_t	kid_add(pid_t pid);
 /* Waits up to grace_ms for every child to exit, then SIGKILLs the rest;
  * reaps all.  Returns how many exited other than with status 0. */
 int	kids_reap(int grace_ms);
-/* The port a child started with --port-file path writes there, once it
- * listens; -1 when it exited or timeout_ms passed first. */
-int	port_file_wait(const char *path, pid_t pid, int timeout_ms);
-
-/* ---- Bounded I/O --------------------------------------------------------- */
-
-/* Reads exactly n bytes within timeout_ms: 0, or -1 (errno set; ETIMEDOUT
- * on time, EPIPE at end of file). */
-int	read_full(int fd, void *buf, size_t n, int timeout_ms);
-/* Writes all n bytes (blocking descriptor, or waiting for POLLOUT):
- * 0 or -1 with errno. */
-int	write_full(int fd, const void *buf, size_t n);
 
 /* ---- Benchmark messages -------------------------------------------------- */
 
@@ -182,6 +170,8 @@ struct case_opts {
  * usage_error() with the usage line when there is no CASE. */
 void	case_opts_parse(int argc, char **argv, struct case_opts *o,
 	    int unix_ok, const char *usage);
+/* usage_error() when o->count is above what o->mode keeps samples for. */
+void	case_count_max(const struct case_opts *o, long max);
 
 /* ---- Results of bench-tcp and bench-zmq ---------------------------------- */
 
@@ -202,5 +192,13 @@ int	json_stream(const struct case_opts *o, const char *kase,
 void	json_samples(const struct case_opts *o, const char *kase,
 	    const char *impl, int64_t wall_ns, int64_t *samples,
 	    int64_t cpu_ns, int round_trips, const char *definition);
+/*
+ * Prints the JSON object of a pipelined run of o, window requests
+ * outstanding: wall_ns for all, cpu_ns spent, bad replies.  Returns the
+ * exit status: 0 when no reply was bad, else 1.
+ */
+int	json_pipeline(const struct case_opts *o, const char *kase,
+	    const char *impl, long window, int64_t wall_ns, int64_t cpu_ns,
+	    long bad);
 
 #endif

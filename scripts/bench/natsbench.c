@@ -161,22 +161,22 @@ run_rtt(void)
 		fatal("out of memory");
 	bm_init(msg, (size_t)cfg.size, K_PING);
 	cpu0 = cpu_self_ns();
-	t0 = now_ns();
+	t0 = mono_ns();
 	for (i = 0; i < warm + cfg.count; i++) {
 		if (i == warm) {
 			cpu0 = cpu_self_ns();
-			t0 = now_ns();
+			t0 = mono_ns();
 		}
 		put64(msg + 8, (uint64_t)i);
-		t = now_ns();
+		t = mono_ns();
 		ncheck(natsConnection_Request(&m, nc, SUBJECT, msg,
 		    (int)cfg.size, TIMEOUT_MS), "request");
 		if (i >= warm)
-			samples[i - warm] = now_ns() - t;
+			samples[i - warm] = mono_ns() - t;
 		bad += !same(m, msg);
 		natsMsg_Destroy(m);
 	}
-	t0 = now_ns() - t0;
+	t0 = mono_ns() - t0;
 	cpu0 = cpu_self_ns() - cpu0;
 	cpu_rx = responder_stop(nc, fd);
 	natsConnection_Destroy(nc);
@@ -197,7 +197,6 @@ run_pipeline(void)
 	natsSubscription *sub;
 	natsInbox *inbox;
 	natsMsg *m;
-	struct jout j;
 	uint8_t *msg;
 	int64_t t0, cpu0, cpu_rx;
 	long sent = 0, got = 0, bad = 0, window = cfg.receivers;
@@ -215,7 +214,7 @@ run_pipeline(void)
 	    TIMEOUT_MS), "first request");
 	natsMsg_Destroy(m);
 	cpu0 = cpu_self_ns();
-	t0 = now_ns();
+	t0 = mono_ns();
 	for (; sent < window && sent < cfg.count; sent++)
 		ncheck(natsConnection_PublishRequest(nc, SUBJECT, inbox, msg,
 		    (int)cfg.size), "request");
@@ -231,29 +230,16 @@ run_pipeline(void)
 			sent++;
 		}
 	}
-	t0 = now_ns() - t0;
+	t0 = mono_ns() - t0;
 	cpu0 = cpu_self_ns() - cpu0;
 	cpu_rx = responder_stop(nc, fd);
 	natsSubscription_Destroy(sub);
 	natsInbox_Destroy(inbox);
 	natsConnection_Destroy(nc);
 	nats_Close();
-	json_begin(&j, stdout);
-	json_str(&j, "case", "pipeline");
-	json_str(&j, "impl", "nats");
-	json_int(&j, "size", cfg.size);
-	json_int(&j, "count", cfg.count);
-	json_int(&j, "window", window);
-	json_num(&j, "seconds", (double)t0 / 1e9);
-	json_num(&j, "requests_per_s", (double)cfg.count / ((double)t0 /
-	    1e9));
-	json_num(&j, "cpu_ns_per_message", (double)(cpu0 + cpu_rx) /
-	    (double)cfg.count);
-	json_int(&j, "lost", 0);
-	json_int(&j, "errors", bad);
-	json_end(&j);
 	free(msg);
-	return bad ? 1 : 0;
+	return json_pipeline(&cfg, "pipeline", "nats", window, t0, cpu0 + cpu_rx,
+	    bad);
 }
 
 int

@@ -245,7 +245,7 @@ run_cmd(char *const argv[], int cpu, const char *what, struct run *r)
 {
 	char *out, *nl;
 	size_t len = 0;
-	int64_t end = now_ns() + (int64_t)RUN_TIMEOUT_MS * 1000000;
+	int64_t end = mono_ns() + (int64_t)RUN_TIMEOUT_MS * 1000000;
 	struct pollfd pfd;
 	int p[2], st, rc, timed_out = 0, left, parsed;
 	pid_t pid, parent = getpid();
@@ -274,7 +274,7 @@ run_cmd(char *const argv[], int cpu, const char *what, struct run *r)
 	}
 	close(p[1]);
 	for (;;) {
-		left = (int)((end - now_ns()) / 1000000);
+		left = (int)((end - mono_ns()) / 1000000);
 		if (left <= 0) {
 			timed_out = 1;
 			break;
@@ -300,20 +300,14 @@ run_cmd(char *const argv[], int cpu, const char *what, struct run *r)
 	if (timed_out) {
 		/* SIGTERM lets sipc bench clean up its children and its
 		 * directory; SIGKILL after 3 s. */
-		kill(pid, SIGTERM);
-		end = now_ns() + 3 * (int64_t)1000000000;
-		while (waitpid(pid, &st, WNOHANG) == 0 && now_ns() < end)
-			sleep_ms(10);
-		kill(pid, SIGKILL);
-	}
-	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
-		;
-	if (timed_out) {
+		proc_stop(pid, 3000);
 		fprintf(stderr, "bench-run: %s: no result within %d s; "
 		    "killed\n", what, RUN_TIMEOUT_MS / 1000);
 		free(out);
 		return -1;
 	}
+	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+		;
 	if ((nl = strchr(out, '\n')) != NULL)
 		*nl = '\0';
 	parsed = parse_json(out, r) == 0;
@@ -353,12 +347,14 @@ arg(struct argv_buf *a, const char *s)
 	a->v[a->n] = NULL;
 }
 
+/* Option opt with a number. */
 static void
-argl(struct argv_buf *a, long v)
+argl(struct argv_buf *a, const char *opt, long v)
 {
 	char buf[32];
 
 	snprintf(buf, sizeof(buf), "%ld", v);
+	arg(a, opt);
 	arg(a, buf);
 }
 
@@ -384,12 +380,9 @@ command(const struct bcase *c, enum impl im, long count,
 			arg(a, broker_addr);
 		} else
 			arg(a, "--local");
-		arg(a, "--window");
-		argl(a, c->receivers);
-		arg(a, "--size");
-		argl(a, c->size);
-		arg(a, "--count");
-		argl(a, count);
+		argl(a, "--window", c->receivers);
+		argl(a, "--size", c->size);
+		argl(a, "--count", count);
 		arg(a, "--json");
 		return;
 	}
@@ -399,12 +392,9 @@ command(const struct bcase *c, enum impl im, long count,
 		arg(a, c->kind == C_REQ_RTT ? "rtt" : "pipeline");
 		arg(a, "--url");
 		arg(a, nats_url);
-		arg(a, "--receivers");
-		argl(a, c->receivers);
-		arg(a, "--size");
-		argl(a, c->size);
-		arg(a, "--count");
-		argl(a, count);
+		argl(a, "--receivers", c->receivers);
+		argl(a, "--size", c->size);
+		argl(a, "--count", count);
 		break;
 	case I_SIPC_TCP:
 	case I_SIPC_LOCAL:
@@ -421,13 +411,10 @@ command(const struct bcase *c, enum impl im, long count,
 		} else
 			arg(a, "--local");
 		if (c->kind == C_TPUT) {
-			arg(a, "--receivers");
-			argl(a, c->receivers);
+			argl(a, "--receivers", c->receivers);
 		}
-		arg(a, "--size");
-		argl(a, c->size);
-		arg(a, "--count");
-		argl(a, count);
+		argl(a, "--size", c->size);
+		argl(a, "--count", count);
 		arg(a, "--json");
 		break;
 	case I_ZMQ:
@@ -437,13 +424,10 @@ command(const struct bcase *c, enum impl im, long count,
 		    "reqrep" : c->kind == C_REQ_PIPE ? "dealer" : "connect");
 		if ((c->kind == C_TPUT && c->receivers > 1) ||
 		    c->kind == C_REQ_PIPE) {
-			arg(a, "--receivers");
-			argl(a, c->receivers);
+			argl(a, "--receivers", c->receivers);
 		}
-		arg(a, "--size");
-		argl(a, c->size);
-		arg(a, "--count");
-		argl(a, count);
+		argl(a, "--size", c->size);
+		argl(a, "--count", count);
 		break;
 	case I_TCP:
 	case I_UNIX:
@@ -451,27 +435,21 @@ command(const struct bcase *c, enum impl im, long count,
 		arg(a, c->kind == C_TPUT ? "stream" : c->kind == C_RTT ?
 		    "pingpong" : "connect");
 		if (c->kind == C_TPUT) {
-			arg(a, "--receivers");
-			argl(a, c->receivers);
+			argl(a, "--receivers", c->receivers);
 		}
 		if (im == I_UNIX)
 			arg(a, "--unix");
-		arg(a, "--size");
-		argl(a, c->size);
-		arg(a, "--count");
-		argl(a, count);
+		argl(a, "--size", c->size);
+		argl(a, "--count", count);
 		break;
 	case I_BROKER:
 		arg(a, path_broker);
 		arg(a, "--epmd");
 		arg(a, path_epmd);
-		arg(a, "--cpu");
-		argl(a, rtt_cpu);
+		argl(a, "--cpu", rtt_cpu);
 		if (target_s < 0.5) {	/* --quick */
-			arg(a, "--rtt-count");
-			argl(a, 2000);
-			arg(a, "--join-count");
-			argl(a, 200);
+			argl(a, "--rtt-count", 2000);
+			argl(a, "--join-count", 200);
 		}
 		break;
 	default:
@@ -568,93 +546,41 @@ calibrate(struct bcase *c, enum impl im)
 
 /* ---- The broker for sipc tcp --------------------------------------------- */
 
-static int
-epmd_exec(void *arg)
-{
-	char portfile[560];
-	int fd;
-
-	snprintf(portfile, sizeof(portfile), "%s.port", path_log);
-	(void)arg;
-	if ((fd = open(path_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0644)) != -1) {
-		dup2(fd, 2);
-		dup2(fd, 1);
-	}
-	execl(path_epmd, "sipc-epmd", "--listen", "127.0.0.1:0",
-	    "--port-file", portfile, "--log-level", "warn",
-	    (char *)NULL);
-	return 127;
-}
-
 static void
 epmd_start(void)
 {
-	char portfile[560];
+	char portfile[560], *extra[] = { "--log-level", "warn", NULL };
 	int port;
 
 	snprintf(portfile, sizeof(portfile), "%s.port", path_log);
-	unlink(portfile);
-	epmd_pid = kid_start(epmd_exec, NULL);
-	if ((port = port_file_wait(portfile, epmd_pid, 10000)) == -1)
+	unlink(path_log);	/* this run's log only */
+	epmd_pid = epmd_spawn(path_epmd, "127.0.0.1:0", portfile, path_log,
+	    extra, 10000, &port);
+	if (epmd_pid == -1)
 		fatal("%s did not start (see %s)", path_epmd, path_log);
+	kid_add(epmd_pid);
 	unlink(portfile);
 	snprintf(broker_addr, sizeof(broker_addr), "127.0.0.1:%d", port);
 }
 
+/*
+ * Stops a server this driver started, by its pid only (the other server
+ * keeps running), and says so when it did not exit with status want on
+ * SIGTERM within 3 s.
+ */
 static void
-epmd_stop(void)
+server_stop(pid_t *pid, int want, const char *name, const char *log)
 {
-	if (epmd_pid > 0) {
-		kill(epmd_pid, SIGTERM);
-		if (kids_reap(3000))
-			fprintf(stderr, "bench-run: sipc-epmd did not stop "
-			    "cleanly (see %s)\n", path_log);
-	}
-	epmd_pid = -1;
+	int st;
+
+	if (*pid > 0 && ((st = proc_stop(*pid, 3000)) == -1 ||
+	    !WIFEXITED(st) || WEXITSTATUS(st) != want))
+		fprintf(stderr, "bench-run: %s did not stop cleanly (see %s)\n",
+		    name, log);
+	*pid = -1;
 }
 
 /* ---- nats-server for NATS ------------------------------------------------ */
-
-/* A loopback TCP port that was free a moment ago, or -1. */
-static int
-free_port(void)
-{
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
-	int fd, port = -1;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		return -1;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sin, &sl) == 0)
-		port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
-/* A blocking connection to 127.0.0.1:port, or -1. */
-static int
-connect_tcp(int port)
-{
-	struct sockaddr_in sin;
-	int fd;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		return -1;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
 
 static int
 nats_exec(void *arg)
@@ -684,7 +610,7 @@ nats_start(void)
 		return;
 	nats_pid = kid_start(nats_exec, &port);
 	for (i = 0; i < 200; i++) {
-		if ((fd = connect_tcp(port)) != -1) {
+		if ((fd = connect_loopback(port)) != -1) {
 			close(fd);
 			snprintf(nats_url, sizeof(nats_url),
 			    "nats://127.0.0.1:%d", port);
@@ -694,18 +620,6 @@ nats_start(void)
 	}
 	fprintf(stderr, "bench-run: nats-server did not start (see %s)\n",
 	    path_nats_log);
-}
-
-static void
-nats_stop(void)
-{
-	if (nats_pid > 0) {
-		kill(nats_pid, SIGTERM);
-		if (kids_reap(3000))
-			fprintf(stderr, "bench-run: nats-server did not stop "
-			    "cleanly (see %s)\n", path_nats_log);
-	}
-	nats_pid = -1;
 }
 
 /* ---- Statistics ---------------------------------------------------------- */
@@ -1415,7 +1329,7 @@ measure(struct bcase *c, enum impl im, int round)
 	    c->title, round + 1);
 	/* Something is badly wrong when the whole bench runs this long:
 	 * stop measuring, still report what there is. */
-	if (now_ns() - t_start > (int64_t)BUDGET_S * 1000000000) {
+	if (mono_ns() - t_start > (int64_t)BUDGET_S * 1000000000) {
 		if (skipped++ == 0)
 			fprintf(stderr, "bench-run: over %d s; skipping the "
 			    "remaining measurements\n", BUDGET_S);
@@ -1437,7 +1351,7 @@ measure(struct bcase *c, enum impl im, int round)
 int
 main(int argc, char **argv)
 {
-	int64_t t0 = t_start = now_ns(), busy0 = machine_busy_ns(),
+	int64_t t0 = t_start = mono_ns(), busy0 = machine_busy_ns(),
 	    own0 = own_cpu_ns();
 	size_t k;
 	int i, rd, im, start, met, total;
@@ -1494,7 +1408,7 @@ main(int argc, char **argv)
 			}
 	for (rd = 0; rd < rounds; rd++) {
 		printf("round %d of %d (%.0f s so far) ...\n", rd + 1, rounds,
-		    (double)(now_ns() - t0) / 1e9);
+		    (double)(mono_ns() - t0) / 1e9);
 		fflush(stdout);
 		for (k = 0; k < NCASES; k++) {
 			/* Round-robin, each round starting one further. */
@@ -1506,23 +1420,24 @@ main(int argc, char **argv)
 			}
 		}
 	}
-	epmd_stop();
-	nats_stop();
+	server_stop(&epmd_pid, 0, "sipc-epmd", path_log);
+	/* nats-server exits 1 on SIGTERM, by design. */
+	server_stop(&nats_pid, 1, "nats-server", path_nats_log);
 	/* What else ran meanwhile: the machine's busy time less ours. */
 	other_cpu_pct = (double)((machine_busy_ns() - busy0) - (own_cpu_ns() -
-	    own0)) * 100.0 / ((double)(now_ns() - t0) * (double)ncpu);
+	    own0)) * 100.0 / ((double)(mono_ns() - t0) * (double)ncpu);
 	if (other_cpu_pct < 0)
 		other_cpu_pct = 0;
 	print_table();
 	compute_ratios();
 	print_ratios(&met, &total);
-	write_json((double)(now_ns() - t0) / 1e9, met, total);
+	write_json((double)(mono_ns() - t0) / 1e9, met, total);
 	printf("\n  other processes used %.0f %% of the machine's CPU time "
 	    "during the bench%s\n", other_cpu_pct, other_cpu_pct > 10 ?
 	    ": the figures are disturbed; run again on a quiet machine" :
 	    "");
 	printf("\n%s written; %.0f s in all.\n", path_out,
-	    (double)(now_ns() - t0) / 1e9);
+	    (double)(mono_ns() - t0) / 1e9);
 	for (k = 0; k < NCASES; k++)
 		for (im = 0; im < NIMPL; im++)
 			for (i = 0; i < cases[k].cell[im].n; i++)

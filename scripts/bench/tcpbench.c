@@ -50,34 +50,25 @@ nodelay(int fd)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
 
-/* A loopback listener on an ephemeral port; fills *sin. */
+/* A loopback listener on an ephemeral port (in *port). */
 static int
-tcp_listen(struct sockaddr_in *sin, int backlog)
+tcp_listen(int *port, int backlog)
 {
-	socklen_t sl = sizeof(*sin);
 	int fd;
 
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		fatal_sys("socket");
-	memset(sin, 0, sizeof(*sin));
-	sin->sin_family = AF_INET;
-	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)sin, sizeof(*sin)) == -1 ||
-	    listen(fd, backlog) == -1 ||
-	    getsockname(fd, (struct sockaddr *)sin, &sl) == -1)
+	if ((fd = listen_loopback(backlog, port)) == -1)
 		fatal_sys("listen on 127.0.0.1");
 	return fd;
 }
 
+/* A connection to it (TCP_NODELAY set before connect()). */
 static int
-tcp_connect(const struct sockaddr_in *sin)
+tcp_connect(int port)
 {
 	int fd;
 
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		fatal_sys("socket");
-	if (connect(fd, (const struct sockaddr *)sin, sizeof(*sin)) == -1)
-		fatal_sys("connect 127.0.0.1:%u", ntohs(sin->sin_port));
+	if ((fd = connect_loopback(port)) == -1)
+		fatal_sys("connect 127.0.0.1:%d", port);
 	return fd;
 }
 
@@ -99,7 +90,7 @@ tcp_accept(int lfd)
 struct stream_kid {
 	int			 fd;	/* data, from the sender */
 	int			 rep;	/* report pipe, write end */
-	struct sockaddr_in	 sin;	/* TCP: where to connect */
+	int			 port;	/* TCP: where to connect */
 };
 
 /*
@@ -119,7 +110,7 @@ stream_receiver(void *arg)
 
 	memset(&c, 0, sizeof(c));
 	if (!cfg.unix_sock) {
-		k->fd = tcp_connect(&k->sin);
+		k->fd = tcp_connect(k->port);
 		nodelay(k->fd);
 	}
 	if ((buf = malloc(cap)) == NULL)
@@ -218,7 +209,7 @@ run_stream(void)
 {
 	struct stream_kid k[KIDS_MAX];
 	struct rx_total tot;
-	struct sockaddr_in sin;
+	int port;
 	struct iovec iov[2];
 	uint8_t *tmpl, *co, hdr[4], ctl[4 + CTL_LEN], y;
 	int fds[KIDS_MAX], pipes[KIDS_MAX], sv[2], p[2], lfd = -1, i, n;
@@ -229,7 +220,7 @@ run_stream(void)
 
 	n = (int)cfg.receivers;
 	if (!cfg.unix_sock)
-		lfd = tcp_listen(&sin, n);
+		lfd = tcp_listen(&port, n);
 	for (i = 0; i < n; i++) {
 		memset(&k[i], 0, sizeof(k[i]));
 		if (pipe2(p, O_CLOEXEC) == -1)
@@ -243,7 +234,7 @@ run_stream(void)
 			k[i].fd = sv[1];
 			fds[i] = sv[0];
 		} else
-			k[i].sin = sin;
+			k[i].port = port;
 		kid_start(stream_receiver, &k[i]);
 		close(p[1]);
 		if (cfg.unix_sock)
@@ -271,7 +262,7 @@ run_stream(void)
 			fatal_sys("receiver %d did not start", i);
 
 	cpu0 = cpu_self_ns();
-	t0 = now_ns();
+	t0 = mono_ns();
 	put32(hdr, (uint32_t)cfg.size);
 	for (m = 0; m < cfg.count; m++) {
 		if (frame > COALESCE) {
@@ -323,7 +314,7 @@ struct echo_kid {
 	int			 fd;
 	int			 other;	/* the parent's end: closed here */
 	int			 rep;
-	struct sockaddr_in	 sin;
+	int			 port;
 };
 
 static int
@@ -336,7 +327,7 @@ echo_child(void *arg)
 	size_t have;
 
 	if (!cfg.unix_sock) {
-		k->fd = tcp_connect(&k->sin);
+		k->fd = tcp_connect(k->port);
 		nodelay(k->fd);
 	} else
 		close(k->other);	/* or its EOF never comes */
@@ -372,7 +363,7 @@ static int
 run_pingpong(void)
 {
 	struct echo_kid k;
-	struct sockaddr_in sin;
+	int port;
 	uint8_t *msg, *in;
 	int64_t *samples, t, t0, cpu0, cpu_rx;
 	long i, warm, total;
@@ -391,8 +382,8 @@ run_pingpong(void)
 		kid_start(echo_child, &k);
 		close(sv[1]);
 	} else {
-		lfd = tcp_listen(&sin, 1);
-		k.sin = sin;
+		lfd = tcp_listen(&port, 1);
+		k.port = port;
 		kid_start(echo_child, &k);
 		fd = tcp_accept(lfd);
 		close(lfd);
@@ -407,24 +398,24 @@ run_pingpong(void)
 		fatal("out of memory");
 	bm_init(msg, (size_t)cfg.size, K_PING);
 	cpu0 = cpu_self_ns();
-	t0 = now_ns();
+	t0 = mono_ns();
 	for (i = 0; i < total; i++) {
 		if (i == warm) {
 			cpu0 = cpu_self_ns();
-			t0 = now_ns();
+			t0 = mono_ns();
 		}
 		put64(msg + 8, (uint64_t)i);
-		t = now_ns();
+		t = mono_ns();
 		if (write_full(fd, msg, (size_t)cfg.size) == -1)
 			fatal_sys("ping %ld", i);
 		if (read_full(fd, in, (size_t)cfg.size, TIMEOUT_MS) == -1)
 			fatal_sys("pong %ld", i);
 		if (i >= warm)
-			samples[i - warm] = now_ns() - t;
+			samples[i - warm] = mono_ns() - t;
 		if (memcmp(in, msg, (size_t)cfg.size) != 0)
 			fatal("pong %ld is not the ping", i);
 	}
-	t0 = now_ns() - t0;
+	t0 = mono_ns() - t0;
 	cpu0 = cpu_self_ns() - cpu0;
 	close(fd);
 	if (read_full(p[0], &cpu_rx, sizeof(cpu_rx), TIMEOUT_MS) == -1)
@@ -446,7 +437,7 @@ run_pingpong(void)
 static int
 run_connect(void)
 {
-	struct sockaddr_in sin;
+	int port;
 	uint8_t *msg, *in;
 	int64_t *samples, t0, cpu0, wall0;
 	long i, warm, total;
@@ -461,16 +452,16 @@ run_connect(void)
 	put32(msg, (uint32_t)cfg.size);
 	bm_init(msg + 4, (size_t)cfg.size, K_DATA);
 	cpu0 = cpu_self_ns();
-	wall0 = now_ns();
+	wall0 = mono_ns();
 	for (i = 0; i < total; i++) {
 		if (i == warm) {
 			cpu0 = cpu_self_ns();
-			wall0 = now_ns();
+			wall0 = mono_ns();
 		}
 		/* A fresh listener each time, like a fresh receiver. */
-		lfd = tcp_listen(&sin, 1);
-		t0 = now_ns();
-		c = tcp_connect(&sin);
+		lfd = tcp_listen(&port, 1);
+		t0 = mono_ns();
+		c = tcp_connect(port);
 		nodelay(c);
 		put64(msg + 4 + 8, (uint64_t)i);
 		if (write_full(c, msg, flen) == -1)
@@ -479,14 +470,14 @@ run_connect(void)
 		if (read_full(a, in, flen, TIMEOUT_MS) == -1)
 			fatal_sys("read the first message");
 		if (i >= warm)
-			samples[i - warm] = now_ns() - t0;
+			samples[i - warm] = mono_ns() - t0;
 		if (memcmp(in, msg, flen) != 0)
 			fatal("message %ld damaged", i);
 		close(c);
 		close(a);
 		close(lfd);
 	}
-	wall0 = now_ns() - wall0;
+	wall0 = mono_ns() - wall0;
 	cpu0 = cpu_self_ns() - cpu0;
 	json_samples(&cfg, "connect", "tcp", wall0, samples, cpu0, 0,
 	    "from socket() to read() of the first frame on the accepted "
@@ -512,13 +503,11 @@ main(int argc, char **argv)
 		return run_stream();
 	if (!strcmp(cfg.mode, "pingpong")) {
 		/* One sample of 8 bytes per round trip. */
-		if (cfg.count > 10000000)
-			usage_error("pingpong: --count at most 10000000");
+		case_count_max(&cfg, 10000000);
 		return run_pingpong();
 	}
 	if (!strcmp(cfg.mode, "connect")) {
-		if (cfg.count > 100000)
-			usage_error("connect: --count at most 100000");
+		case_count_max(&cfg, 100000);
 		return run_connect();
 	}
 	usage_error("unknown case '%s' (stream, pingpong, connect)", cfg.mode);

@@ -204,7 +204,7 @@ run_stream(int xpub)
 	bm_init(msg, (size_t)cfg.size, K_DATA);
 
 	cpu0 = cpu_self_ns();
-	t0 = now_ns();
+	t0 = mono_ns();
 	for (m = 0; m < cfg.count; m++) {
 		put64(msg + 8, (uint64_t)m);
 		zsend(s, msg, (size_t)cfg.size, "data");
@@ -230,11 +230,95 @@ struct rep_kid {
 	int	ep;	/* child -> parent: endpoint, then CPU time */
 };
 
+/*
+ * The echo child's side of reqrep and dealer: a socket of type bound to
+ * a fresh endpoint, which goes to the parent over pipe ep.
+ */
+static void *
+echo_bind(int type, int ep, void **ctx, const char *who)
+{
+	char name[EP_LEN];
+	void *s;
+
+	if ((*ctx = zmq_ctx_new()) == NULL ||
+	    (s = zmq_socket(*ctx, type)) == NULL)
+		fatal("zmq_socket: %s", zmq_strerror(errno));
+	zset(s, ZMQ_RCVTIMEO, TIMEOUT_MS, "ZMQ_RCVTIMEO");
+	zbind(s, name);
+	if (write_full(ep, name, sizeof(name)) == -1)
+		fatal_sys("%s: endpoint pipe", who);
+	return s;
+}
+
+/* The echo child's last word: its CPU time, over the same pipe. */
+static void
+echo_report(int ep, int64_t cpu, void *ctx, void *s, const char *who)
+{
+	if (write_full(ep, &cpu, sizeof(cpu)) == -1)
+		fatal_sys("%s: report pipe", who);
+	zclose(s);
+	zmq_ctx_term(ctx);
+}
+
+/*
+ * The parent's side: starts child, and connects a socket of type to the
+ * endpoint it tells.  *rp is the pipe its report comes on (echo_end()).
+ */
+static void *
+echo_connect(int (*child)(void *), int type, void **ctx, int *rp,
+    const char *who)
+{
+	struct rep_kid k;
+	char ep[EP_LEN];
+	int p[2];
+	void *s;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		fatal_sys("pipe");
+	k.ep = p[1];
+	kid_start(child, &k);
+	close(p[1]);
+	if (read_full(p[0], ep, sizeof(ep), TIMEOUT_MS) == -1)
+		fatal_sys("endpoint of the %s process", who);
+	ep[EP_LEN - 1] = '\0';
+	if ((*ctx = zmq_ctx_new()) == NULL ||
+	    (s = zmq_socket(*ctx, type)) == NULL)
+		fatal("zmq_socket: %s", zmq_strerror(errno));
+	zset(s, ZMQ_RCVTIMEO, TIMEOUT_MS, "ZMQ_RCVTIMEO");
+	zset(s, ZMQ_SNDTIMEO, TIMEOUT_MS, "ZMQ_SNDTIMEO");
+	if (zmq_connect(s, ep) == -1)
+		fatal("zmq_connect %s: %s", ep, zmq_strerror(errno));
+	*rp = p[0];
+	return s;
+}
+
+/*
+ * Ends the run: END out and back, then the child's CPU time (returned);
+ * closes s, ctx and rp and reaps the child.  in holds cfg.size bytes.
+ */
+static int64_t
+echo_end(void *ctx, void *s, int rp, uint8_t *in, const char *who)
+{
+	uint8_t end[CTL_LEN];
+	int64_t cpu;
+
+	bm_init(end, sizeof(end), K_END);
+	zsend(s, end, sizeof(end), "END");
+	zrecv(s, in, (size_t)cfg.size, "END");
+	if (read_full(rp, &cpu, sizeof(cpu), TIMEOUT_MS) == -1)
+		fatal_sys("report of the %s process", who);
+	close(rp);
+	zclose(s);
+	zmq_ctx_term(ctx);
+	if (kids_reap(5000))
+		fatal("the %s process failed", who);
+	return cpu;
+}
+
 static int
 rep_child(void *arg)
 {
 	struct rep_kid *k = arg;
-	char ep[EP_LEN];
 	uint8_t *buf;
 	size_t cap = (size_t)cfg.size > CTL_LEN ? (size_t)cfg.size : CTL_LEN,
 	    n;
@@ -244,13 +328,7 @@ rep_child(void *arg)
 
 	if ((buf = malloc(cap)) == NULL)
 		fatal("out of memory");
-	if ((ctx = zmq_ctx_new()) == NULL ||
-	    (s = zmq_socket(ctx, ZMQ_REP)) == NULL)
-		fatal("zmq_socket: %s", zmq_strerror(errno));
-	zset(s, ZMQ_RCVTIMEO, TIMEOUT_MS, "ZMQ_RCVTIMEO");
-	zbind(s, ep);
-	if (write_full(k->ep, ep, sizeof(ep)) == -1)
-		fatal_sys("echo: endpoint pipe");
+	s = echo_bind(ZMQ_REP, k->ep, &ctx, "echo");
 	for (;;) {
 		n = zrecv(s, buf, cap, "echo");
 		if (first) {
@@ -263,11 +341,7 @@ rep_child(void *arg)
 		if (bm_kind(buf, n) == K_END)
 			break;
 	}
-	cpu0 = cpu_self_ns() - cpu0;
-	if (write_full(k->ep, &cpu0, sizeof(cpu0)) == -1)
-		fatal_sys("echo: report pipe");
-	zclose(s);
-	zmq_ctx_term(ctx);
+	echo_report(k->ep, cpu_self_ns() - cpu0, ctx, s, "echo");
 	free(buf);
 	return 0;
 }
@@ -275,29 +349,13 @@ rep_child(void *arg)
 static int
 run_reqrep(void)
 {
-	struct rep_kid k;
-	char ep[EP_LEN];
-	uint8_t *msg, *in, end[CTL_LEN];
+	uint8_t *msg, *in;
 	int64_t *samples, t, t0, cpu0, cpu_rx;
 	long i, warm, total;
-	int p[2];
+	int rp;
 	void *ctx, *s;
 
-	if (pipe2(p, O_CLOEXEC) == -1)
-		fatal_sys("pipe");
-	k.ep = p[1];
-	kid_start(rep_child, &k);
-	close(p[1]);
-	if (read_full(p[0], ep, sizeof(ep), TIMEOUT_MS) == -1)
-		fatal_sys("endpoint of the echo process");
-	ep[EP_LEN - 1] = '\0';
-	if ((ctx = zmq_ctx_new()) == NULL ||
-	    (s = zmq_socket(ctx, ZMQ_REQ)) == NULL)
-		fatal("zmq_socket: %s", zmq_strerror(errno));
-	zset(s, ZMQ_RCVTIMEO, TIMEOUT_MS, "ZMQ_RCVTIMEO");
-	zset(s, ZMQ_SNDTIMEO, TIMEOUT_MS, "ZMQ_SNDTIMEO");
-	if (zmq_connect(s, ep) == -1)
-		fatal("zmq_connect %s: %s", ep, zmq_strerror(errno));
+	s = echo_connect(rep_child, ZMQ_REQ, &ctx, &rp, "echo");
 	warm = warmup_count(cfg.count, 1000);
 	total = warm + cfg.count;
 	if ((msg = malloc((size_t)cfg.size)) == NULL ||
@@ -306,33 +364,24 @@ run_reqrep(void)
 		fatal("out of memory");
 	bm_init(msg, (size_t)cfg.size, K_PING);
 	cpu0 = cpu_self_ns();
-	t0 = now_ns();
+	t0 = mono_ns();
 	for (i = 0; i < total; i++) {
 		if (i == warm) {
 			cpu0 = cpu_self_ns();
-			t0 = now_ns();
+			t0 = mono_ns();
 		}
 		put64(msg + 8, (uint64_t)i);
-		t = now_ns();
+		t = mono_ns();
 		zsend(s, msg, (size_t)cfg.size, "request");
 		if (zrecv(s, in, (size_t)cfg.size, "reply") !=
 		    (size_t)cfg.size || memcmp(in, msg, (size_t)cfg.size))
 			fatal("reply %ld is not the request", i);
 		if (i >= warm)
-			samples[i - warm] = now_ns() - t;
+			samples[i - warm] = mono_ns() - t;
 	}
-	t0 = now_ns() - t0;
+	t0 = mono_ns() - t0;
 	cpu0 = cpu_self_ns() - cpu0;
-	bm_init(end, sizeof(end), K_END);
-	zsend(s, end, sizeof(end), "END");
-	zrecv(s, in, (size_t)cfg.size, "END");
-	if (read_full(p[0], &cpu_rx, sizeof(cpu_rx), TIMEOUT_MS) == -1)
-		fatal_sys("report of the echo process");
-	close(p[0]);
-	zclose(s);
-	zmq_ctx_term(ctx);
-	if (kids_reap(5000))
-		fatal("the echo process failed");
+	cpu_rx = echo_end(ctx, s, rp, in, "echo");
 	json_samples(&cfg, "reqrep", "zmq", t0, samples, cpu0 + cpu_rx, 1,
 	    NULL);
 	free(msg);
@@ -348,7 +397,6 @@ static int
 router_child(void *arg)
 {
 	struct rep_kid *k = arg;
-	char ep[EP_LEN];
 	uint8_t id[256], *buf;
 	size_t cap = (size_t)cfg.size > CTL_LEN ? (size_t)cfg.size : CTL_LEN,
 	    n, idn;
@@ -358,13 +406,7 @@ router_child(void *arg)
 
 	if ((buf = malloc(cap)) == NULL)
 		fatal("out of memory");
-	if ((ctx = zmq_ctx_new()) == NULL ||
-	    (s = zmq_socket(ctx, ZMQ_ROUTER)) == NULL)
-		fatal("zmq_socket: %s", zmq_strerror(errno));
-	zset(s, ZMQ_RCVTIMEO, TIMEOUT_MS, "ZMQ_RCVTIMEO");
-	zbind(s, ep);
-	if (write_full(k->ep, ep, sizeof(ep)) == -1)
-		fatal_sys("router: endpoint pipe");
+	s = echo_bind(ZMQ_ROUTER, k->ep, &ctx, "router");
 	for (;;) {
 		idn = zrecv(s, id, sizeof(id), "router identity");
 		n = zrecv(s, buf, cap, "router");
@@ -380,11 +422,7 @@ router_child(void *arg)
 		if (bm_kind(buf, n) == K_END)
 			break;
 	}
-	cpu0 = cpu_self_ns() - cpu0;
-	if (write_full(k->ep, &cpu0, sizeof(cpu0)) == -1)
-		fatal_sys("router: report pipe");
-	zclose(s);
-	zmq_ctx_term(ctx);
+	echo_report(k->ep, cpu_self_ns() - cpu0, ctx, s, "router");
 	free(buf);
 	return 0;
 }
@@ -392,30 +430,13 @@ router_child(void *arg)
 static int
 run_dealer(void)
 {
-	struct rep_kid k;
-	struct jout j;
-	char ep[EP_LEN];
-	uint8_t *msg, *in, end[CTL_LEN];
+	uint8_t *msg, *in;
 	int64_t t0, cpu0, cpu_rx;
 	long sent = 0, got = 0, bad = 0, window = cfg.receivers;
-	int p[2];
+	int rp;
 	void *ctx, *s;
 
-	if (pipe2(p, O_CLOEXEC) == -1)
-		fatal_sys("pipe");
-	k.ep = p[1];
-	kid_start(router_child, &k);
-	close(p[1]);
-	if (read_full(p[0], ep, sizeof(ep), TIMEOUT_MS) == -1)
-		fatal_sys("endpoint of the router process");
-	ep[EP_LEN - 1] = '\0';
-	if ((ctx = zmq_ctx_new()) == NULL ||
-	    (s = zmq_socket(ctx, ZMQ_DEALER)) == NULL)
-		fatal("zmq_socket: %s", zmq_strerror(errno));
-	zset(s, ZMQ_RCVTIMEO, TIMEOUT_MS, "ZMQ_RCVTIMEO");
-	zset(s, ZMQ_SNDTIMEO, TIMEOUT_MS, "ZMQ_SNDTIMEO");
-	if (zmq_connect(s, ep) == -1)
-		fatal("zmq_connect %s: %s", ep, zmq_strerror(errno));
+	s = echo_connect(router_child, ZMQ_DEALER, &ctx, &rp, "router");
 	if ((msg = malloc((size_t)cfg.size)) == NULL ||
 	    (in = malloc((size_t)cfg.size)) == NULL)
 		fatal("out of memory");
@@ -425,7 +446,7 @@ run_dealer(void)
 	zsend(s, msg, (size_t)cfg.size, "request");
 	zrecv(s, in, (size_t)cfg.size, "reply");
 	cpu0 = cpu_self_ns();
-	t0 = now_ns();
+	t0 = mono_ns();
 	for (; sent < window && sent < cfg.count; sent++) {
 		put64(msg + 8, (uint64_t)sent);
 		zsend(s, msg, (size_t)cfg.size, "request");
@@ -441,35 +462,13 @@ run_dealer(void)
 			zsend(s, msg, (size_t)cfg.size, "request");
 		}
 	}
-	t0 = now_ns() - t0;
+	t0 = mono_ns() - t0;
 	cpu0 = cpu_self_ns() - cpu0;
-	bm_init(end, sizeof(end), K_END);
-	zsend(s, end, sizeof(end), "END");
-	zrecv(s, in, (size_t)cfg.size, "END");
-	if (read_full(p[0], &cpu_rx, sizeof(cpu_rx), TIMEOUT_MS) == -1)
-		fatal_sys("report of the router process");
-	close(p[0]);
-	zclose(s);
-	zmq_ctx_term(ctx);
-	if (kids_reap(5000))
-		fatal("the router process failed");
-	json_begin(&j, stdout);
-	json_str(&j, "case", "dealer");
-	json_str(&j, "impl", "zmq");
-	json_int(&j, "size", cfg.size);
-	json_int(&j, "count", cfg.count);
-	json_int(&j, "window", window);
-	json_num(&j, "seconds", (double)t0 / 1e9);
-	json_num(&j, "requests_per_s", (double)cfg.count / ((double)t0 /
-	    1e9));
-	json_num(&j, "cpu_ns_per_message", (double)(cpu0 + cpu_rx) /
-	    (double)cfg.count);
-	json_int(&j, "lost", 0);
-	json_int(&j, "errors", bad);
-	json_end(&j);
+	cpu_rx = echo_end(ctx, s, rp, in, "router");
 	free(msg);
 	free(in);
-	return bad ? 1 : 0;
+	return json_pipeline(&cfg, "dealer", "zmq", window, t0, cpu0 + cpu_rx,
+	    bad);
 }
 
 /* ---- connect ------------------------------------------------------------- */
@@ -495,18 +494,18 @@ run_connect(void)
 		fatal("out of memory");
 	bm_init(msg, (size_t)cfg.size, K_DATA);
 	cpu0 = cpu_self_ns();
-	wall0 = now_ns();
+	wall0 = mono_ns();
 	for (i = 0; i < total; i++) {
 		if (i == warm) {
 			cpu0 = cpu_self_ns();
-			wall0 = now_ns();
+			wall0 = mono_ns();
 		}
 		if ((pull = zmq_socket(ctx_rx, ZMQ_PULL)) == NULL)
 			fatal("zmq_socket: %s", zmq_strerror(errno));
 		zset(pull, ZMQ_RCVTIMEO, TIMEOUT_MS, "ZMQ_RCVTIMEO");
 		zbind(pull, ep);
 		put64(msg + 8, (uint64_t)i);
-		t0 = now_ns();
+		t0 = mono_ns();
 		if ((push = zmq_socket(ctx_tx, ZMQ_PUSH)) == NULL)
 			fatal("zmq_socket: %s", zmq_strerror(errno));
 		if (zmq_connect(push, ep) == -1)
@@ -516,11 +515,11 @@ run_connect(void)
 		    (size_t)cfg.size || memcmp(in, msg, (size_t)cfg.size))
 			fatal("message %ld damaged", i);
 		if (i >= warm)
-			samples[i - warm] = now_ns() - t0;
+			samples[i - warm] = mono_ns() - t0;
 		zclose(push);
 		zclose(pull);
 	}
-	wall0 = now_ns() - wall0;
+	wall0 = mono_ns() - wall0;
 	cpu0 = cpu_self_ns() - cpu0;
 	zmq_ctx_term(ctx_tx);
 	zmq_ctx_term(ctx_rx);
@@ -550,15 +549,13 @@ main(int argc, char **argv)
 		return run_stream(1);
 	if (!strcmp(cfg.mode, "reqrep")) {
 		/* One sample of 8 bytes per round trip. */
-		if (cfg.count > 10000000)
-			usage_error("reqrep: --count at most 10000000");
+		case_count_max(&cfg, 10000000);
 		return run_reqrep();
 	}
 	if (!strcmp(cfg.mode, "dealer"))
 		return run_dealer();
 	if (!strcmp(cfg.mode, "connect")) {
-		if (cfg.count > 100000)
-			usage_error("connect: --count at most 100000");
+		case_count_max(&cfg, 100000);
 		return run_connect();
 	}
 	usage_error("unknown case '%s' (push, xpub, reqrep, dealer, connect)",

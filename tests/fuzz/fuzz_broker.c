@@ -248,6 +248,18 @@ encoded(const struct wbuf *w, int rc, uint8_t type, int dec, size_t *len)
 
 /* ---- Round trips ----------------------------------------------------------- */
 
+/* A version range that encoders accept: 1 <= min <= max. */
+static void
+gen_versions(struct fz_src *s, uint8_t *min, uint8_t *max)
+{
+	*min = fz_u8(s);
+	*max = fz_u8(s);
+	if (*min == 0)
+		*min = 1;
+	if (*max < *min)
+		*max = *min;
+}
+
 static void
 rt_hello(struct fz_src *s, struct wbuf *w)
 {
@@ -256,12 +268,7 @@ rt_hello(struct fz_src *s, struct wbuf *w)
 	const uint8_t *p;
 	size_t len;
 
-	m.min_version = fz_u8(s);
-	m.max_version = fz_u8(s);
-	if (m.min_version == 0)
-		m.min_version = 1;
-	if (m.max_version < m.min_version)
-		m.max_version = m.min_version;
+	gen_versions(s, &m.min_version, &m.max_version);
 	m.features = fz_u32(s);
 	m.heartbeat_ms = fz_u32(s);
 	m.software = gen_name(s, sw, SIPC_SOFTWARE_MAX);
@@ -495,12 +502,7 @@ rt_dhello(struct fz_src *s, struct wbuf *w)
 	const uint8_t *p;
 	size_t len;
 
-	m.min_version = fz_u8(s);
-	m.max_version = fz_u8(s);
-	if (m.min_version == 0)
-		m.min_version = 1;
-	if (m.max_version < m.min_version)
-		m.max_version = m.min_version;
+	gen_versions(s, &m.min_version, &m.max_version);
 	m.features = fz_u32(s);
 	m.sender_id = nonzero64(fz_u64(s));
 	m.instance = fz_u64(s);

@@ -38,7 +38,7 @@ stat_value(struct tu_broker *b, const char *name)
 static int
 connect_hello(struct tu_broker *b, uint32_t hb)
 {
-	int fd = tu_connect(b->port);
+	int fd = connect_loopback(b->port);
 
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(tu_hello(fd, hb), 0);
@@ -72,10 +72,10 @@ wait_leaves(int fd, int n, int timeout_ms, uint8_t *reason)
 	uint8_t buf[4096];
 	struct wire_header h;
 	struct wire_leave l;
-	int64_t t0 = tu_now_ms();
+	int64_t t0 = mono_ms();
 
 	while (n > 0) {
-		int left = timeout_ms - (int)(tu_now_ms() - t0);
+		int left = timeout_ms - (int)(mono_ms() - t0);
 
 		if (left <= 0 || tu_recv_type(fd, WIRE_LEAVE, &h, buf,
 		    sizeof(buf), left) != 0)
@@ -84,7 +84,7 @@ wait_leaves(int fd, int n, int timeout_ms, uint8_t *reason)
 		*reason = l.reason;
 		n--;
 	}
-	return (int)(tu_now_ms() - t0);
+	return (int)(mono_ms() - t0);
 }
 
 /* Reads the ERROR that answers reqid; returns its code or -1. */
@@ -197,7 +197,7 @@ START_TEST(test_sigkill_client)
 	w = connect_hello(&b, 0);
 	ck_assert_int_eq(watch(w, "victim"), 0);
 	if ((pid = fork()) == 0) {
-		int fd = tu_connect(b.port);
+		int fd = connect_loopback(b.port);
 
 		if (fd < 0 || tu_hello(fd, 0) != 0)
 			_exit(1);
@@ -210,7 +210,7 @@ START_TEST(test_sigkill_client)
 	}
 	/* Wait until all 100 are registered. */
 	for (i = 0; i < 500 && stat_value(&b, "registrations") != 100; i++)
-		tu_sleep_ms(10);
+		sleep_ms(10);
 	ck_assert_uint_eq(stat_value(&b, "registrations"), 100);
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
@@ -239,10 +239,10 @@ START_TEST(test_heartbeat_expiry)
 	fd = connect_hello(&b, 0);
 	ck_assert_uint_ne(tu_register(fd, 1, "frozen", 4444, 3), 0);
 	/* From here the client neither sends nor answers PINGs. */
-	t0 = tu_now_ms();
+	t0 = mono_ms();
 	ms = wait_leaves(w, 1, 3000, &reason);
 	ck_assert_int_ge(ms, 0);
-	ms = (int)(tu_now_ms() - t0);
+	ms = (int)(mono_ms() - t0);
 	ck_assert_int_eq(reason, WIRE_LEAVE_EXPIRED);
 	/* Dead after 3 silent intervals of 200 ms, not before. */
 	ck_assert_msg(ms >= 3 * 200 - 50 && ms <= 3 * 200 + 250,
@@ -271,7 +271,7 @@ START_TEST(test_garbage_cut_off)
 	ck_assert_uint_ne(tu_register(a, 1, "keep", 5555, 1), 0);
 
 	/* Not our protocol at all: an ERROR, then closed. */
-	g = tu_connect(b.port);
+	g = connect_loopback(b.port);
 	ck_assert_int_eq(tu_send(g, http, sizeof(http) - 1), 0);
 	ck_assert_int_eq(expect_error(g, 0), WIRE_ERR_BAD_FRAME);
 	ck_assert_int_eq(tu_closed(g, 2000), 1);
@@ -287,7 +287,7 @@ START_TEST(test_garbage_cut_off)
 	close(g);
 
 	/* Oversized before HELLO: the small pre-HELLO limit applies. */
-	g = tu_connect(b.port);
+	g = connect_loopback(b.port);
 	h.type = WIRE_HELLO;
 	h.len = SIPC_HELLO_FRAME_MAX + 1;
 	wire_header_encode(hdr, &h);
@@ -315,7 +315,7 @@ START_TEST(test_garbage_cut_off)
 	close(g);
 
 	/* The first client and its registration are untouched. */
-	tu_sleep_ms(100);
+	sleep_ms(100);
 	ck_assert_int_eq(ctl(&b, "--json show keep"), 0);
 	ck_assert_int_eq(tu_count(out, "\"port\":5555"), 1);
 	ck_assert_uint_ne(tu_register(a, 2, "keep2", 5556, 1), 0);
@@ -338,7 +338,7 @@ START_TEST(test_bad_requests_keep_session)
 	int fd;
 
 	ck_assert_int_eq(tu_broker_start(&b, NULL), 0);
-	fd = tu_connect(b.port);
+	fd = connect_loopback(b.port);
 	/* A request before HELLO. */
 	wbuf_init(&w, 4096);
 	wire_enc_handle(&w, WIRE_LOOKUP, 3, "x", 1);
@@ -413,7 +413,7 @@ START_TEST(test_version_mismatch)
 	int fd;
 
 	ck_assert_int_eq(tu_broker_start(&b, NULL), 0);
-	fd = tu_connect(b.port);
+	fd = connect_loopback(b.port);
 	memset(&m, 0, sizeof(m));
 	m.min_version = 2;
 	m.max_version = 3;
@@ -442,11 +442,11 @@ START_TEST(test_handshake_timeout)
 
 	ck_assert_int_eq(tu_broker_start(&b, "--handshake-timeout-ms", "300",
 	    NULL), 0);
-	fd = tu_connect(b.port);
-	t0 = tu_now_ms();
+	fd = connect_loopback(b.port);
+	t0 = mono_ms();
 	ck_assert_int_eq(expect_error(fd, 0), WIRE_ERR_TIMEOUT);
 	ck_assert_int_eq(tu_closed(fd, 2000), 1);
-	ck_assert_int_le(tu_now_ms() - t0, 1500);
+	ck_assert_int_le(mono_ms() - t0, 1500);
 	ck_assert_uint_eq(stat_value(&b, "handshake_timeouts"), 1);
 	close(fd);
 	tu_broker_stop(&b);
@@ -513,7 +513,7 @@ START_TEST(test_brokerctl_watch)
 	argv[4] = "watch";
 	argv[5] = "w";
 	argv[6] = NULL;
-	pid = tu_spawn(argv, path);
+	pid = proc_spawn(argv, path);
 	tu_wait_file(path, "present", 1, 3000);
 	ck_assert_int_eq(tu_file_count(path, "\"event\":\"present\""), 1);
 	ck_assert_uint_ne(tu_register(fd, 2, "w", 7002, 1), 0);
@@ -526,7 +526,7 @@ START_TEST(test_brokerctl_watch)
 	ck_assert_int_eq(tu_file_count(path, "\"reason\":\"closed\""), 2);
 	/* SIGINT ends it with status 0. */
 	kill(pid, SIGINT);
-	i = tu_wait(pid, 5000);
+	i = proc_wait(pid, 5000);
 	ck_assert(WIFEXITED(i) && WEXITSTATUS(i) == 0);
 	tu_broker_stop(&b);
 }
@@ -575,7 +575,7 @@ END_TEST
 START_TEST(test_positional_port_and_daemon)
 {
 	char pidfile[300], portarg[8], logf[300], *argv[8];
-	uint16_t port = tu_free_port();
+	uint16_t port = free_port();
 	long pid = 0;
 	pid_t p;
 	FILE *fp;
@@ -587,15 +587,15 @@ START_TEST(test_positional_port_and_daemon)
 	argv[0] = (char *)tu_bin("sipc-epmd");
 	argv[1] = portarg;
 	argv[2] = NULL;
-	p = tu_spawn(argv, logf);
+	p = proc_spawn(argv, logf);
 	for (i = 0; i < 300; i++) {
 		if (tu_sh(30, out, sizeof(out), "%s --broker 127.0.0.1:%u "
 		    "--timeout 200 ping", tu_bin("brokerctl"), port) == 0)
 			break;
-		tu_sleep_ms(10);
+		sleep_ms(10);
 	}
 	ck_assert_int_lt(i, 300);
-	tu_stop(p, 5000);
+	proc_stop(p, 5000);
 	ck_assert_int_eq(tu_file_count(logf, "stopped"), 1);
 
 	/* --daemon returns once the broker accepts; the pidfile names it. */
@@ -612,7 +612,7 @@ START_TEST(test_positional_port_and_daemon)
 	ck_assert_int_gt(pid, 1);
 	kill((pid_t)pid, SIGTERM);
 	for (i = 0; i < 500 && kill((pid_t)pid, 0) == 0; i++)
-		tu_sleep_ms(10);
+		sleep_ms(10);
 	ck_assert_int_ne(kill((pid_t)pid, 0), 0);
 	ck_assert_int_ne(access(pidfile, F_OK), 0);	/* removed */
 }
@@ -716,7 +716,7 @@ START_TEST(test_valgrind_clean_shutdown)
 {
 	char portfile[300], logf[300], *argv[16];
 	struct tu_broker b;
-	int fd, w, i, st;
+	int fd, w, i, st, port;
 
 	if (getenv("SIPC_SANITIZE") && *getenv("SIPC_SANITIZE")) {
 		/* ASan and valgrind do not mix; make check covers this. */
@@ -742,9 +742,10 @@ START_TEST(test_valgrind_clean_shutdown)
 	argv[9] = portfile;
 	argv[10] = NULL;
 	memset(&b, 0, sizeof(b));
-	b.pid = tu_spawn(argv, logf);
-	b.port = tu_port_file(portfile, b.pid, 30000);
-	ck_assert_int_ne(b.port, 0);
+	b.pid = proc_spawn(argv, logf);
+	port = port_file_wait(portfile, b.pid, 30000);
+	ck_assert_int_gt(port, 0);
+	b.port = (uint16_t)port;
 	snprintf(b.addr, sizeof(b.addr), "127.0.0.1:%u", b.port);
 	/* Some of everything: registrations, watches, a session left open
 	 * at shutdown, and one cut off for garbage. */
@@ -758,14 +759,14 @@ START_TEST(test_valgrind_clean_shutdown)
 	ck_assert_int_eq(ctl(&b, "--json show vg"), 0);
 	ck_assert_int_eq(ctl(&b, "stats"), 0);
 	{
-		int g = tu_connect(b.port);
+		int g = connect_loopback(b.port);
 
 		tu_send(g, "garbage garbage!", 16);
 		tu_closed(g, 5000);
 		close(g);
 	}
 	kill(b.pid, SIGTERM);
-	st = tu_wait(b.pid, 30000);
+	st = proc_wait(b.pid, 30000);
 	ck_assert_msg(st != -1, "broker under valgrind did not stop");
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	    "valgrind found errors or leaks, see %s", logf);
@@ -782,7 +783,7 @@ http_get(uint16_t port, const char *path)
 	char req[256];
 	size_t n = 0;
 	ssize_t r;
-	int fd = tu_connect(port), status = -1;
+	int fd = connect_loopback(port), status = -1;
 
 	if (fd < 0)
 		return -1;
@@ -815,7 +816,7 @@ START_TEST(test_metrics)
 	static char m[1 << 16];
 	char spec[32];
 	struct tu_broker b;
-	uint16_t mport = tu_free_port();
+	uint16_t mport = free_port();
 	uint64_t errs = 0, v;
 	const char *p;
 	int a, w, i;

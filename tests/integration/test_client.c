@@ -196,10 +196,10 @@ coll_count(struct coll *c)
 static int
 coll_wait(struct coll *c, long n, int timeout_ms)
 {
-	int64_t end = tu_now_ms() + timeout_ms;
+	int64_t end = mono_ms() + timeout_ms;
 
-	while (coll_count(c) < n && tu_now_ms() < end)
-		tu_sleep_ms(5);
+	while (coll_count(c) < n && mono_ms() < end)
+		sleep_ms(5);
 	return coll_count(c) >= n;
 }
 
@@ -389,12 +389,12 @@ START_TEST(test_join_mid_stream)
 	ck_assert_int_eq(sipc_sender_wait_receivers(p.tx, 1, 10000), 0);
 	pthread_create(&t, NULL, pump_main, &p);
 	while (atomic_load(&p.sent) < 5000)
-		tu_sleep_ms(1);
+		sleep_ms(1);
 	before = atomic_load(&p.sent);
 	r2 = new_receiver(e2, "join", &c2);
 	ck_assert_int_eq(sipc_sender_wait_receivers(p.tx, 2, 10000), 0);
 	while (atomic_load(&p.sent) < before + 20000)
-		tu_sleep_ms(1);
+		sleep_ms(1);
 	atomic_store(&p.stop, 1);
 	pthread_join(t, NULL);
 	total = atomic_load(&p.sent);
@@ -453,17 +453,17 @@ START_TEST(test_sigkill_receiver)
 	ck_assert_int_eq(sipc_sender_flush(tx, 10000), 0);
 	/* Freeze one: what follows stays unacknowledged, then kill it. */
 	kill(pid[0], SIGSTOP);
-	tu_sleep_ms(100);
+	sleep_ms(100);
 	for (; i < 1500; i++)
 		send_index(tx, i, 0);
-	tu_sleep_ms(200);
+	sleep_ms(200);
 	kill(pid[0], SIGKILL);
 	waitpid(pid[0], &st, 0);
 	/* Once the sender has reported the loss, nothing more is queued
 	 * for it.  (Before that, messages sent meanwhile are kept for it:
 	 * a broken link to a live receiver is resent, not lost.) */
 	for (k = 0; k < 500 && atomic_load(&f.lost) == 0; k++)
-		tu_sleep_ms(10);
+		sleep_ms(10);
 	ck_assert_int_eq(sipc_sender_receivers(tx), 2);
 	for (; i < 3000; i++)
 		send_index(tx, i, 0);
@@ -475,7 +475,7 @@ START_TEST(test_sigkill_receiver)
 	ck_assert_int_eq(atomic_load(&f.last_error), SIPC_EPEERGONE);
 	ck_assert_int_eq(sipc_sender_receivers(tx), 2);
 	for (k = 1; k < 3; k++) {
-		st = tu_wait(pid[k], 10000);
+		st = proc_wait(pid[k], 10000);
 		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 		ck_assert_int_eq(tu_file_lines(path[k]), 3000);
 	}
@@ -686,7 +686,7 @@ START_TEST(test_sender_first)
 	sipc_epm_opts_init(&eo);
 	eo.connect_timeout_ms = 0;	/* the broker is not there yet */
 	if (m.broker) {
-		port = tu_free_port();
+		port = free_port();
 		snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
 		ck_assert_int_eq(sipc_epm_connect(addr, &eo, &epm), 0);
 		ck_assert_int_eq(sipc_epm_connected(epm), 0);
@@ -748,7 +748,7 @@ START_TEST(test_options)
 	sipc_sender_close(tx);
 
 	/* allowed_ports: the first free one is taken. */
-	p1 = tu_free_port();
+	p1 = free_port();
 	snprintf(ports, sizeof(ports), "%u", p1);
 	o.allowed_ports = ports;
 	ck_assert_int_eq(sipc_receiver_new("ports", epm, &o, &rx), 0);
@@ -792,7 +792,7 @@ START_TEST(test_options)
 
 		sipc_epm_opts_init(&eo);
 		eo.connect_timeout_ms = 500;
-		snprintf(longh, sizeof(longh), "127.0.0.1:%u", tu_free_port());
+		snprintf(longh, sizeof(longh), "127.0.0.1:%u", free_port());
 		ck_assert_int_eq(sipc_epm_connect(longh, &eo, &epm),
 		    SIPC_ECONNECT);
 		ck_assert_ptr_nonnull(strstr(sipc_errmsg(), "refused"));
@@ -817,7 +817,7 @@ START_TEST(test_cli_pair)
 	ck_assert_int_eq(tu_sh(30, out, sizeof(out), "%s send pair %s "
 	    "--wait-receivers 1 --timeout 10000 one two '' 'four four'",
 	    tu_bin("sipc"), mode_flag(&m)), 0);
-	st = tu_wait(pid, 10000);
+	st = proc_wait(pid, 10000);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	ck_assert_int_eq(tu_sh(10, out, sizeof(out), "cat %s", path), 0);
 	ck_assert_str_eq(out, "one\ntwo\n\nfour four\n");
@@ -837,11 +837,11 @@ START_TEST(test_cli_pair)
 	argv[n++] = "--output";
 	argv[n++] = path;
 	argv[n] = NULL;
-	pid = tu_spawn(argv, NULL);
+	pid = proc_spawn(argv, NULL);
 	ck_assert_int_eq(tu_sh(30, out, sizeof(out), "printf 'ab\\ncde\\n' | "
 	    "%s send pair2 %s --wait-receivers 1", tu_bin("sipc"),
 	    mode_flag(&m)), 0);
-	st = tu_wait(pid, 10000);
+	st = proc_wait(pid, 10000);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	ck_assert_int_eq(tu_sh(10, out, sizeof(out), "od -An -tx1 %s | "
 	    "tr -d ' \\n'", path), 0);
@@ -882,18 +882,18 @@ START_TEST(test_examples)
 	ra[2] = sa[2] = m.broker ? m.b.addr : NULL;
 	ra[3] = sa[3] = NULL;
 	/* Alone, the sender finds nobody. */
-	s = tu_spawn(sa, slog);
+	s = proc_spawn(sa, slog);
 	tu_wait_file(slog, "sent, but no receivers found", 1, 1500);
-	tu_stop(s, 5000);
+	proc_stop(s, 5000);
 	ck_assert_int_ge(tu_file_count(slog,
 	    "sent, but no receivers found"), 1);
-	r = tu_spawn(ra, rlog);
+	r = proc_spawn(ra, rlog);
 	tu_wait_file(rlog, "Receiving 'Foo'", 1, 700);
 	unlink(slog);
-	s = tu_spawn(sa, slog);
+	s = proc_spawn(sa, slog);
 	tu_wait_file(rlog, "'Foo2' received", 1, 2600);
-	tu_stop(s, 5000);
-	tu_stop(r, 5000);
+	proc_stop(s, 5000);
+	proc_stop(r, 5000);
 	ck_assert_int_eq(tu_file_count(rlog, "'Foo1' received"), 1);
 	ck_assert_int_eq(tu_file_count(rlog, "'Foo2' received"), 1);
 	ck_assert_int_eq(tu_file_count(slog, "'Foo1' sent\n"), 1);
@@ -934,11 +934,11 @@ START_TEST(test_close_in_callback)
 	for (i = 0; i < 100; i++)
 		send_index(tx, i, 10);
 	for (i = 0; i < 200 && !atomic_load(&self_closed); i++)
-		tu_sleep_ms(10);
+		sleep_ms(10);
 	ck_assert_int_eq(atomic_load(&self_closed), 1);
 	/* The sender notices the receiver left. */
 	for (i = 0; i < 500 && sipc_sender_receivers(tx) > 0; i++)
-		tu_sleep_ms(10);
+		sleep_ms(10);
 	ck_assert_int_eq(sipc_sender_receivers(tx), 0);
 	sipc_sender_close(tx);
 	sipc_epm_close(e1);
@@ -966,7 +966,7 @@ quick_receiver(struct mode *m, int fd)
 	struct sipc_receiver_opts o;
 	sipc_receiver *rx;
 	sipc_epm *epm;
-	int64_t end = tu_now_ms() + 20000;
+	int64_t end = mono_ms() + 20000;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (sipc_epm_connect(m->broker ? m->b.addr : NULL, NULL, &epm) != 0)
@@ -979,10 +979,10 @@ quick_receiver(struct mode *m, int fd)
 	if (write(fd, "r", 1) != 1)
 		_exit(1);
 	while (!atomic_load(&quick_got))
-		if (tu_now_ms() > end)
+		if (mono_ms() > end)
 			_exit(2);
 		else
-			tu_sleep_ms(1);
+			sleep_ms(1);
 	if (write(fd, "g", 1) != 1)
 		_exit(1);
 	sipc_receiver_close(rx);
@@ -1032,7 +1032,7 @@ START_TEST(test_quick_leavers)
 		    "delivered messages reported lost, last by %s", r,
 		    (unsigned long long)atomic_load(&f.lost), f.endpoint);
 		for (k = 0; k < N; k++) {
-			st = tu_wait(pid[k], 10000);
+			st = proc_wait(pid[k], 10000);
 			ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 		}
 		close(p[0]);

@@ -67,7 +67,7 @@ c_message(sipc_receiver *rx, const struct sipc_message *m, void *arg)
 	if (c->stall_at && n == c->stall_at) {
 		atomic_store(&c->stalled, 1);
 		while (!atomic_load(&c->release))
-			tu_sleep_ms(1);
+			sleep_ms(1);
 	}
 }
 
@@ -130,10 +130,10 @@ counting_receiver(sipc_epm *epm, const char *handle, struct counts *c,
 static int
 wait_long(atomic_long *v, long n, int timeout_ms)
 {
-	int64_t end = tu_now_ms() + timeout_ms;
+	int64_t end = mono_ms() + timeout_ms;
 
-	while (atomic_load(v) < n && tu_now_ms() < end)
-		tu_sleep_ms(2);
+	while (atomic_load(v) < n && mono_ms() < end)
+		sleep_ms(2);
 	return atomic_load(v) >= n;
 }
 
@@ -192,15 +192,15 @@ put_data(struct wbuf *w, uint64_t seq, size_t len, int c)
 static int
 read_acks(int fd, uint64_t last, int *seen, int timeout_ms)
 {
-	int64_t end = tu_now_ms() + timeout_ms;
+	int64_t end = mono_ms() + timeout_ms;
 	struct wire_header h;
 	uint8_t buf[4096];
 	uint64_t v = 0;
 	int n = 0;
 
-	while (v < last && tu_now_ms() < end) {
+	while (v < last && mono_ms() < end) {
 		if (tu_recv(fd, &h, buf, sizeof(buf),
-		    (int)(end - tu_now_ms())) != 0)
+		    (int)(end - mono_ms())) != 0)
 			break;
 		if (h.type != WIRE_ACK)
 			continue;
@@ -284,16 +284,16 @@ START_TEST(test_heartbeat_after_dhello)
 	ck_assert_int_eq(sipc_epm_local(&epm), 0);
 	rx = counting_receiver(epm, "beat", &c, path, sizeof(path));
 	fd = raw_sender(path, "beat", 0x3333, 1, 150, 65536, &ok);
-	t0 = tu_now_ms();
+	t0 = mono_ms();
 	/* The first frame after OK: a PING, about 150 ms later. */
 	ck_assert_int_eq(tu_recv(fd, &h, buf, sizeof(buf), 2000), 0);
 	ck_assert_int_eq(h.type, WIRE_PING);
-	ping = tu_now_ms() - t0;
+	ping = mono_ms() - t0;
 	ck_assert_int_lt(ping, 2000);
 	/* We never answer: closed after 3 intervals (450 ms), long before
 	 * the 5 s that old receivers took. */
 	ck_assert(tu_closed(fd, 4000));
-	closed = tu_now_ms() - t0;
+	closed = mono_ms() - t0;
 	fprintf(stderr, "heartbeat 150 ms: first PING after %lld ms, closed "
 	    "after %lld ms\n", (long long)ping, (long long)closed);
 	ck_assert_int_lt(closed, 3000);
@@ -347,7 +347,7 @@ START_TEST(test_gap_at_dhello)
 	/* A sender that resumes where it was leaves no gap. */
 	fd = raw_sender(path, "gaps", 0x4444, 1002, 5000, 65536, &ok);
 	ck_assert_uint_eq(ok.last_seq, 1001);
-	tu_sleep_ms(100);
+	sleep_ms(100);
 	ck_assert_int_eq(atomic_load(&c.gaps), 1000);
 	close(fd);
 	sipc_receiver_close(rx);
@@ -417,7 +417,7 @@ START_TEST(test_loss_equals_gaps)
 	for (i = 0; i < 200; i++)
 		ck_assert_int_eq(sipc_send(tx, msg, sizeof(msg)), 0);
 	for (i = 0; i < 5000 && !atomic_load(&c.stalled); i++)
-		tu_sleep_ms(1);
+		sleep_ms(1);
 	ck_assert(atomic_load(&c.stalled));
 	for (i = 200; i < stream; i++)
 		ck_assert_int_eq(sipc_send(tx, msg, sizeof(msg)), 0);
@@ -429,7 +429,7 @@ START_TEST(test_loss_equals_gaps)
 	for (i = 0; i < tail; i++) {
 		ck_assert_int_eq(sipc_send(tx, msg, sizeof(msg)), 0);
 		if (i % 20 == 0)
-			tu_sleep_ms(5);
+			sleep_ms(5);
 	}
 	ck_assert_msg(sipc_sender_flush(tx, 20000) == 0, "flush: %s",
 	    sipc_errmsg());
@@ -496,12 +496,10 @@ plain_rx_main(void *arg)
 	struct wbuf w;
 	int fd;
 
-	if ((fd = accept(p->lfd, NULL, NULL)) == -1)
+	if ((fd = tu_accept_dhello(p->lfd, &h, &m, buf,
+	    sizeof(buf))) == -1)
 		return NULL;
 	wbuf_init(&w, 4096);
-	if (tu_recv(fd, &h, buf, sizeof(buf), 10000) != 0 ||
-	    h.type != WIRE_DHELLO || wire_dec_dhello(buf, h.len, &m) != 0)
-		goto out;
 	p->offered = m.features;
 	memset(&ok, 0, sizeof(ok));
 	ok.version = 1;
@@ -540,7 +538,6 @@ plain_rx_main(void *arg)
 	}
 	/* Let the sender read the last ACK before we hang up. */
 	tu_closed(fd, 5000);
-out:
 	wbuf_free(&w);
 	close(fd);
 	return NULL;
@@ -553,15 +550,13 @@ out:
  */
 START_TEST(test_compress_to_plain_receiver)
 {
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
 	struct tu_broker b;
 	struct plain_rx p;
 	pthread_t th;
 	char file[300], line[400];
 	const char *waits[] = { "--wait-receivers 1", "" };
 	FILE *fp;
-	int bfd, k, rc;
+	int bfd, k, rc, port;
 	long i;
 
 	ck_assert_int_eq(tu_broker_start(&b, NULL), 0);
@@ -576,18 +571,9 @@ START_TEST(test_compress_to_plain_receiver)
 		memset(&p, 0, sizeof(p));
 		p.expect = 50;
 		p.instance = 0x5555 + (uint64_t)k;
-		ck_assert_int_ge(p.lfd = socket(AF_INET, SOCK_STREAM, 0), 0);
-		memset(&sin, 0, sizeof(sin));
-		sin.sin_family = AF_INET;
-		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		ck_assert_int_eq(bind(p.lfd, (struct sockaddr *)&sin,
-		    sizeof(sin)), 0);
-		ck_assert_int_eq(listen(p.lfd, 8), 0);
-		getsockname(p.lfd, (struct sockaddr *)&sin, &sl);
-		ck_assert_int_ge(bfd = tu_connect(b.port), 0);
-		ck_assert_int_eq(tu_hello(bfd, 5000), 0);
-		ck_assert_uint_ne(tu_register(bfd, 2, "zip",
-		    ntohs(sin.sin_port), p.instance), 0);
+		ck_assert_int_ge(p.lfd = listen_loopback(8, &port), 0);
+		ck_assert_int_ge(bfd = tu_register_at(b.port, "zip",
+		    (uint16_t)port, p.instance), 0);
 		ck_assert_int_eq(pthread_create(&th, NULL, plain_rx_main, &p),
 		    0);
 		rc = tu_sh(30, out, sizeof(out), "%s send zip --broker %s "
@@ -626,10 +612,10 @@ START_TEST(test_send_timeout_whole)
 	    "--wait-receivers 1 --timeout 10000 warm-up 2>&1",
 	    tu_bin("sipc")), 0);
 	kill(rx, SIGSTOP);
-	t0 = tu_now_ms();
+	t0 = mono_ms();
 	rc = tu_sh(30, out, sizeof(out), "%s send frozen --timeout 2000 "
 	    "one two 2>&1", tu_bin("sipc"));
-	took = tu_now_ms() - t0;
+	took = mono_ms() - t0;
 	kill(rx, SIGCONT);
 	fprintf(stderr, "sipc send --timeout 2000, frozen receiver: exit %d "
 	    "after %lld ms\n", rc, (long long)took);
@@ -641,7 +627,7 @@ START_TEST(test_send_timeout_whole)
 	ck_assert_int_eq(tu_sh(30, out, sizeof(out), "%s send frozen "
 	    "--policy sometimes x 2>&1", tu_bin("sipc")), 2);
 	ck_assert_ptr_nonnull(strstr(out, "--policy"));
-	tu_stop(rx, 5000);
+	proc_stop(rx, 5000);
 }
 END_TEST
 

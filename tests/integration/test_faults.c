@@ -110,12 +110,12 @@ regwatch_main(void *arg)
 {
 	struct regwatch *w = arg;
 
-	while (tu_now_ms() - w->started < 10000) {
+	while (mono_ms() - w->started < 10000) {
 		if (registered(w->addr, "stream") == 3) {
-			atomic_store(&w->whole_ms, tu_now_ms() - w->started);
+			atomic_store(&w->whole_ms, mono_ms() - w->started);
 			break;
 		}
-		tu_sleep_ms(20);
+		sleep_ms(20);
 	}
 	return NULL;
 }
@@ -130,7 +130,7 @@ START_TEST(test_broker_killed_midstream)
 	pthread_t t;
 	sipc_sender *tx;
 	sipc_epm *epm;
-	uint16_t port = tu_free_port();
+	uint16_t port = free_port();
 	pid_t rx[3];
 	long i;
 	int k, st;
@@ -154,7 +154,7 @@ START_TEST(test_broker_killed_midstream)
 			    0);
 			memset(&rw, 0, sizeof(rw));
 			snprintf(rw.addr, sizeof(rw.addr), "%s", b2.addr);
-			rw.started = tu_now_ms();
+			rw.started = mono_ms();
 			atomic_store(&rw.whole_ms, -1);
 			pthread_create(&t, NULL, regwatch_main, &rw);
 		}
@@ -172,7 +172,7 @@ START_TEST(test_broker_killed_midstream)
 	/* The sender kept its connections through the outage. */
 	ck_assert_int_eq(sipc_sender_receivers(tx), 3);
 	for (k = 0; k < 3; k++) {
-		st = tu_wait(rx[k], 60000);
+		st = proc_wait(rx[k], 60000);
 		if (!(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0))
 			tu_sh(10, out, sizeof(out), "tail -c 3000 %s", errf[k]);
 		ck_assert_msg(st != -1 && WIFEXITED(st) &&
@@ -248,7 +248,7 @@ static void *
 pump_main(void *arg)
 {
 	struct pump *p = arg;
-	int64_t t0 = tu_now_ms(), due;
+	int64_t t0 = mono_ms(), due;
 	const char *san = getenv("SIPC_SANITIZE");
 	long rate = san && *san ? 25000 : 100000;
 	char msg[64];
@@ -264,8 +264,8 @@ pump_main(void *arg)
 		atomic_store(&p->sent, ++i);
 		if (i % 1000 == 0) {
 			due = t0 + i * 1000 / rate;
-			if (due > tu_now_ms())
-				tu_sleep_ms((int)(due - tu_now_ms()));
+			if (due > mono_ms())
+				sleep_ms((int)(due - mono_ms()));
 		}
 	}
 	return NULL;
@@ -300,33 +300,33 @@ START_TEST(test_frozen_receiver_drop)
 	memset(&p, 0, sizeof(p));
 	p.tx = make_sender(b.addr, "load", SIPC_POLICY_DROP, HWM, &f, &epm);
 	ck_assert_int_eq(sipc_sender_wait_receivers(p.tx, 3, 10000), 0);
-	rss0 = tu_rss_kb(getpid());
+	rss0 = proc_rss_kb(getpid());
 	pthread_create(&t, NULL, pump_main, &p);
 
 	/* 1.5 s of steady load, then 5 s with one receiver frozen. */
-	tu_sleep_ms(500);
-	t0 = tu_now_ms();
+	sleep_ms(500);
+	t0 = mono_ms();
 	n1a = atomic_load(&c1.n);
-	tu_sleep_ms(1000);
+	sleep_ms(1000);
 	before_rate = (atomic_load(&c1.n) - n1a) * 1000 /
-	    (tu_now_ms() - t0 + 1);
+	    (mono_ms() - t0 + 1);
 	kill(a, SIGSTOP);
-	tu_sleep_ms(1000);	/* its socket buffers fill up first */
-	t1 = tu_now_ms();
+	sleep_ms(1000);	/* its socket buffers fill up first */
+	t1 = mono_ms();
 	n1b = atomic_load(&c1.n);
 	n2b = atomic_load(&c2.n);
 	for (i = 0; i < 40; i++) {	/* 4 s more: frozen 5 s in all */
-		tu_sleep_ms(100);
+		sleep_ms(100);
 		ck_assert_int_eq(sipc_sender_stats(p.tx, &st), 0);
 		if (st.queued_bytes > max_queued)
 			max_queued = st.queued_bytes;
 	}
 	during_rate = (atomic_load(&c1.n) - n1b) * 1000 /
-	    (tu_now_ms() - t1 + 1);
+	    (mono_ms() - t1 + 1);
 	n2a = atomic_load(&c2.n) - n2b;
-	rss = tu_rss_kb(getpid());
+	rss = proc_rss_kb(getpid());
 	kill(a, SIGCONT);
-	tu_sleep_ms(1000);
+	sleep_ms(1000);
 	atomic_store(&p.stop, 1);
 	pthread_join(t, NULL);
 	ck_assert_int_eq(atomic_load(&p.error), 0);
@@ -355,7 +355,7 @@ START_TEST(test_frozen_receiver_drop)
 	ck_assert_uint_eq(atomic_load(&f.lost), 0);
 	ck_assert_int_eq(atomic_load(&c1.n), (long)st.sent);
 	ck_assert_int_eq(atomic_load(&c2.n), (long)st.sent);
-	tu_stop(a, 5000);
+	proc_stop(a, 5000);
 	ck_assert_int_eq(tu_file_lines(outf) + (long)st.dropped, (long)st.sent);
 	/* The frozen one saw the same number as gaps. */
 	ck_assert_int_eq(tu_sh(10, out, sizeof(out), "awk '/missing/ "
@@ -396,7 +396,7 @@ START_TEST(test_killed_receiver_leave)
 	tx = make_sender(b.addr, "kill", SIPC_POLICY_BLOCK, 0, &f, &epm);
 	ck_assert_int_eq(sipc_sender_wait_receivers(tx, 1, 10000), 0);
 	/* A watcher of our own, on the raw protocol. */
-	wfd = tu_connect(b.port);
+	wfd = connect_loopback(b.port);
 	ck_assert_int_eq(tu_hello(wfd, 0), 0);
 	wbuf_init(&w, 4096);
 	wire_enc_handle(&w, WIRE_WATCH, 2, "kill", 4);
@@ -410,16 +410,16 @@ START_TEST(test_killed_receiver_leave)
 	}
 	ck_assert_int_eq(sipc_sender_flush(tx, 10000), 0);
 	kill(a, SIGSTOP);
-	tu_sleep_ms(100);
+	sleep_ms(100);
 	for (; i < 150; i++) {
 		snprintf(msg, sizeof(msg), "%07d", i);
 		sipc_send(tx, msg, 7);
 	}
-	tu_sleep_ms(100);
-	t0 = tu_now_ms();
+	sleep_ms(100);
+	t0 = mono_ms();
 	kill(a, SIGKILL);
 	if (tu_recv_type(wfd, WIRE_LEAVE, &h, buf, sizeof(buf), 3000) == 0) {
-		leave_ms = tu_now_ms() - t0;
+		leave_ms = mono_ms() - t0;
 		ck_assert_int_eq(wire_dec_leave(buf, h.len, &l), 0);
 		ck_assert_int_eq(l.reason, WIRE_LEAVE_CLOSED);
 	}
@@ -429,7 +429,7 @@ START_TEST(test_killed_receiver_leave)
 	ck_assert_int_ge(leave_ms, 0);
 	ck_assert_int_le(leave_ms, 1000);
 	for (i = 0; i < 200 && atomic_load(&f.lost) == 0; i++)
-		tu_sleep_ms(10);
+		sleep_ms(10);
 	ck_assert_uint_eq(atomic_load(&f.lost), 50);
 	ck_assert_int_eq(atomic_load(&f.error), SIPC_EPEERGONE);
 	close(wfd);
@@ -462,13 +462,13 @@ START_TEST(test_frozen_past_heartbeats)
 	ck_assert_int_eq(sipc_send(tx, "one", 3), 0);
 	ck_assert_int_eq(sipc_sender_flush(tx, 5000), 0);
 	kill(a, SIGSTOP);
-	t0 = tu_now_ms();
+	t0 = mono_ms();
 	for (i = 0; i < 300; i++) {
 		if (registered(b.addr, "freeze") == 0) {
-			gone = tu_now_ms() - t0;
+			gone = mono_ms() - t0;
 			break;
 		}
-		tu_sleep_ms(10);
+		sleep_ms(10);
 	}
 	fprintf(stderr, "frozen receiver unregistered after %ld ms (3 "
 	    "heartbeats: 600 ms)\n", gone);
@@ -478,18 +478,18 @@ START_TEST(test_frozen_past_heartbeats)
 	/* The sender hears LEAVE and forgets it; a message now is for
 	 * nobody. */
 	for (i = 0; i < 300 && sipc_sender_receivers(tx) > 0; i++)
-		tu_sleep_ms(10);
+		sleep_ms(10);
 	ck_assert_int_eq(sipc_sender_receivers(tx), 0);
 	ck_assert_int_eq(sipc_send(tx, "two", 3), 0);
 	/* Thawed, it notices, registers again, and is sent to again. */
 	kill(a, SIGCONT);
-	t0 = tu_now_ms();
+	t0 = mono_ms();
 	ck_assert_int_eq(sipc_sender_wait_receivers(tx, 1, 10000), 0);
-	back = tu_now_ms() - t0;
+	back = mono_ms() - t0;
 	fprintf(stderr, "thawed receiver back after %ld ms\n", back);
 	ck_assert_int_eq(sipc_send(tx, "three", 5), 0);
 	ck_assert_int_eq(sipc_sender_flush(tx, 5000), 0);
-	ck_assert_int_eq(tu_wait(a, 10000) != -1, 1);
+	ck_assert_int_eq(proc_wait(a, 10000) != -1, 1);
 	ck_assert_int_eq(tu_sh(10, out, sizeof(out), "cat %s", outf), 0);
 	ck_assert_str_eq(out, "one\nthree\n");
 	/* It knows it missed "two". */
@@ -549,7 +549,7 @@ proxy_main(void *arg)
 			continue;
 		if ((pfd[0].revents & POLLIN) && p->n < 64) {
 			c = accept(p->lfd, NULL, NULL);
-			s = c >= 0 ? tu_connect(p->dst) : -1;
+			s = c >= 0 ? connect_loopback(p->dst) : -1;
 			if (c >= 0 && s >= 0) {
 				p->fd[p->n][0] = c;
 				p->fd[p->n][1] = s;
@@ -585,21 +585,12 @@ next:
 static void
 proxy_start(struct proxy *p, uint16_t dst)
 {
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
-	int on = 1;
+	int port;
 
 	memset(p, 0, sizeof(*p));
 	p->dst = dst;
-	p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	setsockopt(p->lfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(p->lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(listen(p->lfd, 64), 0);
-	getsockname(p->lfd, (struct sockaddr *)&sin, &sl);
-	p->port = ntohs(sin.sin_port);
+	ck_assert_int_ge(p->lfd = listen_loopback(64, &port), 0);
+	p->port = (uint16_t)port;
 	pthread_create(&p->t, NULL, proxy_main, p);
 }
 
@@ -700,18 +691,18 @@ START_TEST(test_churn_and_watcher_reconnect)
 			atomic_store(&px.cut, 1);
 	}
 	/* Settle: the watcher's view must equal the broker's. */
-	t0 = tu_now_ms();
-	while (tu_now_ms() - t0 < 20000) {
+	t0 = mono_ms();
+	while (mono_ms() - t0 < 20000) {
 		ns = sender_view(tx, sv, NRX + 8);
 		nb = broker_view(b.addr, "churn", bv, NRX + 8);
 		same = ns == nb && memcmp(sv, bv, (size_t)ns * sizeof(*sv)) == 0;
 		if (same && ns == NRX)
 			break;
-		tu_sleep_ms(200);
+		sleep_ms(200);
 	}
 	fprintf(stderr, "churn: watcher sees %d, broker shows %d, %s after "
 	    "%lld ms\n", ns, nb, same ? "equal" : "DIFFERENT",
-	    (long long)(tu_now_ms() - t0));
+	    (long long)(mono_ms() - t0));
 	ck_assert_int_eq(nb, NRX);
 	ck_assert_int_eq(ns, NRX);
 	ck_assert(same);
@@ -739,9 +730,9 @@ START_TEST(test_low_ulimit)
 	struct wire_header h;
 	uint8_t buf[256];
 	struct wbuf w;
-	uint16_t port;
+	int port;
 	pid_t pid;
-	long cpu0, cpu1;
+	int64_t cpu0, cpu1;
 	int fds[80], s, i, n = 0;
 
 	snprintf(portfile, sizeof(portfile), "%s/low.port", tu_tmpdir());
@@ -753,22 +744,22 @@ START_TEST(test_low_ulimit)
 	argv[1] = "-c";
 	argv[2] = cmd;
 	argv[3] = NULL;
-	pid = tu_spawn(argv, logf);
-	port = tu_port_file(portfile, pid, 5000);
-	ck_assert_uint_ne(port, 0);
+	pid = proc_spawn(argv, logf);
+	port = port_file_wait(portfile, pid, 5000);
+	ck_assert_int_gt(port, 0);
 	/* A session opened first. */
-	s = tu_connect(port);
+	s = connect_loopback(port);
 	ck_assert_int_eq(tu_hello(s, 0), 0);
 	/* Then more connections than it has descriptors for. */
 	for (i = 0; i < 80; i++)
-		if ((fds[n] = tu_connect(port)) >= 0)
+		if ((fds[n] = connect_loopback(port)) >= 0)
 			n++;
-	tu_sleep_ms(500);
-	cpu0 = tu_cpu_ms(pid);
-	tu_sleep_ms(2000);
-	cpu1 = tu_cpu_ms(pid);
+	sleep_ms(500);
+	cpu0 = proc_cpu_ns(pid) / 1000000;
+	sleep_ms(2000);
+	cpu1 = proc_cpu_ns(pid) / 1000000;
 	fprintf(stderr, "low ulimit: %ld ms of CPU in 2 s with %d "
-	    "connections waiting\n", cpu1 - cpu0, n);
+	    "connections waiting\n", (long)(cpu1 - cpu0), n);
 	ck_assert_int_lt(cpu1 - cpu0, 300);
 	ck_assert_int_ge(tu_file_count(logf, "pausing accept"), 1);
 	/* The existing session is served. */
@@ -782,11 +773,11 @@ START_TEST(test_low_ulimit)
 	/* Once descriptors are free again, new clients get in. */
 	for (i = 0; i < n; i++)
 		close(fds[i]);
-	tu_sleep_ms(500);
+	sleep_ms(500);
 	ck_assert_int_eq(tu_sh(10, out, sizeof(out), "%s --broker "
 	    "127.0.0.1:%u ping", tu_bin("brokerctl"), port), 0);
 	close(s);
-	tu_stop(pid, 5000);
+	proc_stop(pid, 5000);
 }
 END_TEST
 

@@ -146,7 +146,7 @@ deferrer(void *arg)
 			pthread_cond_wait(&r->cv, &r->mu);
 		req = r->held[--r->nheld];
 		pthread_mutex_unlock(&r->mu);
-		tu_sleep_ms(r->delay_ms);
+		sleep_ms(r->delay_ms);
 		m = sipc_request_message(req);
 		sipc_request_reply(req, m->data, m->len);
 	}
@@ -209,7 +209,7 @@ responder(const char *handle, enum kind kind, int delay_ms)
 		setenv("RPC_BROKER", broker.addr, 1);
 	else
 		unsetenv("RPC_BROKER");
-	pid = tu_spawn(argv, NULL);
+	pid = proc_spawn(argv, NULL);
 	close(p[1]);
 	ck_assert_int_gt(pid, 0);
 	ck_assert_msg(read(p[0], &c, 1) == 1, "responder did not start");
@@ -221,7 +221,7 @@ static void
 stop(pid_t pid)
 {
 	kill(pid, SIGCONT);
-	tu_stop(pid, 2000);
+	proc_stop(pid, 2000);
 }
 
 /* ---- Requests ------------------------------------------------------------ */
@@ -340,10 +340,10 @@ book_count(struct book *b)
 static int
 book_wait(struct book *b, size_t n, int timeout_ms)
 {
-	int64_t end = tu_now_ms() + timeout_ms;
+	int64_t end = mono_ms() + timeout_ms;
 
-	while (book_count(b) < n && tu_now_ms() < end)
-		tu_sleep_ms(2);
+	while (book_count(b) < n && mono_ms() < end)
+		sleep_ms(2);
 	return book_count(b) >= n;
 }
 
@@ -404,9 +404,9 @@ START_TEST(test_no_responder)
 	mode_setup(_i);
 	epm = new_epm();
 	rq = new_requester(epm, "nobody", 0);
-	t0 = tu_now_ms();
+	t0 = mono_ms();
 	ck_assert_int_eq(ask(rq, "x", 10000), SIPC_ENORESPONDER);
-	took = tu_now_ms() - t0;
+	took = mono_ms() - t0;
 	printf("no responder (%s): SIPC_ENORESPONDER after %lld ms\n",
 	    _i ? "broker" : "local", (long long)took);
 	ck_assert_int_lt(took, 2000);
@@ -519,16 +519,16 @@ START_TEST(test_5000_clients)
 	close(ready[1]);
 	for (k = 0; k < CLIENT_PROCS; k++)
 		ck_assert_int_eq(read(ready[0], &x, 1), 1);
-	t0 = tu_now_ms();
+	t0 = mono_ms();
 	close(start[1]);		/* all at once */
 	for (k = 0; k < CLIENT_PROCS; k++) {
-		status = tu_wait(kids[k], 120000);
+		status = proc_wait(kids[k], 120000);
 		ck_assert_msg(status != -1, "client process %d hangs", k);
 		ck_assert_msg(WIFEXITED(status), "client process %d died", k);
 		failed += WEXITSTATUS(status);
 	}
 	printf("5,000 clients (%s): %d failed, %lld ms\n",
-	    _i ? "broker" : "local", failed, (long long)(tu_now_ms() - t0));
+	    _i ? "broker" : "local", failed, (long long)(mono_ms() - t0));
 	ck_assert_int_eq(failed, 0);
 	close(ready[0]);
 	for (k = 0; k < 4; k++)
@@ -543,14 +543,14 @@ static void
 wait_stat(sipc_requester *rq, uint64_t requests, int timeout_ms)
 {
 	struct sipc_requester_stats st;
-	int64_t end = tu_now_ms() + timeout_ms;
+	int64_t end = mono_ms() + timeout_ms;
 
 	do {
 		ck_assert_int_eq(sipc_requester_stats(rq, &st), 0);
 		if (st.requests >= requests)
 			return;
-		tu_sleep_ms(2);
-	} while (tu_now_ms() < end);
+		sleep_ms(2);
+	} while (mono_ms() < end);
 	ck_abort_msg("only %llu of %llu requests sent",
 	    (unsigned long long)st.requests, (unsigned long long)requests);
 }
@@ -635,10 +635,10 @@ START_TEST(test_responder_killed)
 	ck_assert_uint_eq(s->answered, 1);
 	sipc_survey_free(s);
 	ck_assert_int_eq(ask(rq, "after", 10000), 0);
-	t0 = tu_now_ms();
+	t0 = mono_ms();
 	kill(hold, SIGKILL);
 	ck_assert(book_wait(&b, 101, 10000));
-	took = tu_now_ms() - t0;
+	took = mono_ms() - t0;
 	printf("killed responder (%s): 100 requests failed after %lld ms\n",
 	    _i ? "broker" : "local", (long long)took);
 	ck_assert_int_eq(b.errors[-SIPC_EPEERGONE], 100);
@@ -651,7 +651,7 @@ START_TEST(test_responder_killed)
 	sipc_requester_close(rq);
 	sipc_epm_close(epm);
 	book_free(&b);
-	tu_wait(hold, 5000);
+	proc_wait(hold, 5000);
 	stop(echo);
 	mode_teardown();
 }
@@ -670,9 +670,9 @@ START_TEST(test_responder_stopped)
 	rq = new_requester(epm, "stop", 0);
 	ck_assert_int_eq(ask(rq, "awake", 5000), 0);
 	kill(r, SIGSTOP);
-	t0 = tu_now_ms();
+	t0 = mono_ms();
 	ck_assert_int_eq(ask(rq, "asleep", 500), SIPC_ETIMEDOUT);
-	took = tu_now_ms() - t0;
+	took = mono_ms() - t0;
 	ck_assert_int_ge(took, 450);
 	ck_assert_int_lt(took, 3000);
 	kill(r, SIGCONT);
@@ -703,7 +703,7 @@ START_TEST(test_cancel_race)
 	for (i = 1; i <= n; i++) {
 		ask_async(rq, &b, 10000, i);
 		if (i % 3 == 0)
-			tu_sleep_ms(0);
+			sleep_ms(0);
 		if (sipc_request_cancel(rq, i) == 0) {
 			cancelled[i] = 1;
 			nc++;
@@ -713,7 +713,7 @@ START_TEST(test_cancel_race)
 		}
 	}
 	ck_assert(book_wait(&b, n - nc, 10000));
-	tu_sleep_ms(200);	/* late answers, if any, would come now */
+	sleep_ms(200);	/* late answers, if any, would come now */
 	for (i = 1; i <= n; i++) {
 		ck_assert_int_eq(b.seen[i], cancelled[i] ? 0 : 1);
 		cb += b.seen[i];
@@ -749,7 +749,7 @@ START_TEST(test_reply_after_close)
 	wait_stat(rq, 50, 10000);
 	sipc_requester_close(rq);
 	at_close = book_count(&b);
-	tu_sleep_ms(600);	/* the deferred replies arrive meanwhile */
+	sleep_ms(600);	/* the deferred replies arrive meanwhile */
 	ck_assert_uint_eq(book_count(&b), at_close);
 	/* A new requester on the same EPM and handle works. */
 	rq = new_requester(epm, "late", 0);
@@ -776,9 +776,9 @@ START_TEST(test_deferred_and_dropped)
 	rq = new_requester(epm, "later", 0);
 	rd = new_requester(epm, "drop", 0);
 	ck_assert_int_eq(ask(rq, "from another thread", 5000), 0);
-	t0 = tu_now_ms();
+	t0 = mono_ms();
 	ck_assert_int_eq(ask(rd, "dropped", 10000), SIPC_ENOREPLY);
-	ck_assert_int_lt(tu_now_ms() - t0, 2000);
+	ck_assert_int_lt(mono_ms() - t0, 2000);
 	sipc_requester_close(rq);
 	sipc_requester_close(rd);
 	sipc_epm_close(epm);
@@ -805,9 +805,9 @@ START_TEST(test_survey_silent)
 	r[2] = responder("poll", HOLD, 0);
 	epm = new_epm();
 	rq = new_requester(epm, "poll", 0);
-	t0 = tu_now_ms();
+	t0 = mono_ms();
 	ck_assert_int_eq(sipc_survey(rq, "who", 3, 1000, &s), 0);
-	took = tu_now_ms() - t0;
+	took = mono_ms() - t0;
 	ck_assert_uint_eq(s->asked, 3);
 	ck_assert_uint_eq(s->answered, 2);
 	for (i = 0; i < s->asked; i++) {
@@ -848,9 +848,9 @@ START_TEST(test_password)
 	sipc_requester_close(rq);
 	o.security.password = "wrong";
 	ck_assert_int_eq(sipc_requester_new("secret", epm, &o, &rq), 0);
-	t0 = tu_now_ms();
+	t0 = mono_ms();
 	ck_assert_int_eq(ask(rq, "x", 10000), SIPC_EAUTH);
-	ck_assert_int_lt(tu_now_ms() - t0, 5000);
+	ck_assert_int_lt(mono_ms() - t0, 5000);
 	sipc_requester_close(rq);
 	rq = new_requester(epm, "secret", 0);	/* plain text */
 	ck_assert_int_eq(ask(rq, "x", 10000), SIPC_EAUTH);
@@ -910,12 +910,10 @@ raw_main(void *arg)
 	struct wbuf w;
 	int fd;
 
-	if ((fd = accept(p->lfd, NULL, NULL)) == -1)
+	if ((fd = tu_accept_dhello(p->lfd, &h, &m, buf,
+	    sizeof(buf))) == -1)
 		return NULL;
 	wbuf_init(&w, 4096);
-	if (tu_recv(fd, &h, buf, sizeof(buf), 10000) != 0 ||
-	    h.type != WIRE_DHELLO || wire_dec_dhello(buf, h.len, &m) != 0)
-		goto out;
 	if (p->bad == BAD_BEFORE_HELLO) {
 		put_reply(&w, 1, 4);
 		tu_send_wbuf(fd, &w);
@@ -952,8 +950,6 @@ out:
 
 START_TEST(test_bad_replies)
 {
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
 	struct sipc_reply *rep;
 	sipc_requester *rq, *good;
 	struct book b;
@@ -961,7 +957,7 @@ START_TEST(test_bad_replies)
 	pthread_t th;
 	sipc_epm *epm;
 	pid_t slow;
-	int bfd, rc;
+	int bfd, rc, port;
 	const uint16_t want[] = { WIRE_ERR_UNEXPECTED, WIRE_ERR_UNEXPECTED,
 	    WIRE_ERR_TOO_LARGE, WIRE_ERR_UNEXPECTED };
 	char handle[32];
@@ -976,18 +972,9 @@ START_TEST(test_bad_replies)
 		p.instance = 0x7700 + (uint64_t)p.bad;
 		p.got_code = 0;
 		p.closed = 0;
-		ck_assert_int_ge(p.lfd = socket(AF_INET, SOCK_STREAM, 0), 0);
-		memset(&sin, 0, sizeof(sin));
-		sin.sin_family = AF_INET;
-		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		ck_assert_int_eq(bind(p.lfd, (struct sockaddr *)&sin,
-		    sizeof(sin)), 0);
-		ck_assert_int_eq(listen(p.lfd, 8), 0);
-		getsockname(p.lfd, (struct sockaddr *)&sin, &sl);
-		ck_assert_int_ge(bfd = tu_connect(broker.port), 0);
-		ck_assert_int_eq(tu_hello(bfd, 5000), 0);
-		ck_assert_uint_ne(tu_register(bfd, 2, handle,
-		    ntohs(sin.sin_port), p.instance), 0);
+		ck_assert_int_ge(p.lfd = listen_loopback(8, &port), 0);
+		ck_assert_int_ge(bfd = tu_register_at(broker.port, handle,
+		    (uint16_t)port, p.instance), 0);
 		ck_assert_int_eq(pthread_create(&th, NULL, raw_main, &p), 0);
 		/* A request in flight elsewhere meanwhile. */
 		book_init(&b, 8);

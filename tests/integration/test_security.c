@@ -65,12 +65,12 @@ write_password(const char *name, const char *pw)
 static int
 ctl(struct tu_broker *b, const char *flags, int64_t *ms)
 {
-	int64_t t0 = tu_now_ms();
+	int64_t t0 = mono_ms();
 	int rc = tu_sh(30, out, sizeof(out), "%s --broker %s --timeout 10000 "
 	    "%s ping 2>&1", tu_bin("brokerctl"), b->addr, flags);
 
 	if (ms)
-		*ms = tu_now_ms() - t0;
+		*ms = mono_ms() - t0;
 	return rc;
 }
 
@@ -180,14 +180,14 @@ START_TEST(test_password_mode)
 	{
 		struct sipc_epm_opts o;
 		sipc_epm *epm;
-		int64_t t0 = tu_now_ms();
+		int64_t t0 = mono_ms();
 
 		sipc_epm_opts_init(&o);
 		o.connect_timeout_ms = 10000;
 		o.security.password = "battery staple";
 		ck_assert_int_eq(sipc_epm_connect(b.addr, &o, &epm),
 		    SIPC_EAUTH);
-		ck_assert_int_lt(tu_now_ms() - t0, 2000);
+		ck_assert_int_lt(mono_ms() - t0, 2000);
 		ck_assert_ptr_nonnull(strstr(sipc_errmsg(),
 		    "authentication failed"));
 		o.security.password = "correct horse";
@@ -271,7 +271,7 @@ START_TEST(test_drop_root)
 	 * the switch follows it. */
 	for (i = 0; i < 200 && uid != 65534; i++) {
 		if (i)
-			tu_sleep_ms(10);
+			sleep_ms(10);
 		ck_assert_ptr_nonnull(fp = fopen(path, "r"));
 		while (fgets(line, sizeof(line), fp))
 			if (sscanf(line, "Uid: %u", &uid) == 1)
@@ -344,9 +344,9 @@ START_TEST(test_zlib_bomb_broker)
 	int fd;
 
 	ck_assert_int_eq(tu_broker_start(&b, NULL), 0);
-	before = tu_rss_kb(b.pid);
+	before = proc_rss_kb(b.pid);
 	/* 100 MiB of zeros in about 100 KiB: refused at the 1 MiB limit. */
-	fd = tu_connect(b.port);
+	fd = connect_loopback(b.port);
 	ck_assert_int_eq(hello_zlib(fd), 0);
 	send_zeros_compressed(fd, WIRE_REGISTER, 5, NULL, 0,
 	    100 * 1024 * 1024);
@@ -356,11 +356,11 @@ START_TEST(test_zlib_bomb_broker)
 	ck_assert_int_eq(e.code, WIRE_ERR_COMPRESSION);
 	ck_assert_int_eq(tu_closed(fd, 2000), 1);
 	close(fd);
-	after = tu_rss_kb(b.pid);
+	after = proc_rss_kb(b.pid);
 	ck_assert_msg(after - before < 4096, "broker grew %ld kB", after -
 	    before);
 	/* Compressed without having negotiated it: a framing error. */
-	fd = tu_connect(b.port);
+	fd = connect_loopback(b.port);
 	ck_assert_int_eq(tu_hello(fd, 0), 0);
 	send_zeros_compressed(fd, WIRE_STATS, 5, NULL, 0, 10);
 	ck_assert_int_eq(tu_recv_type(fd, WIRE_ERROR, &h, buf, sizeof(buf),
@@ -369,7 +369,7 @@ START_TEST(test_zlib_bomb_broker)
 	ck_assert_int_eq(e.code, WIRE_ERR_BAD_FRAME);
 	close(fd);
 	/* A compressed request that is fine is served. */
-	fd = tu_connect(b.port);
+	fd = connect_loopback(b.port);
 	ck_assert_int_eq(hello_zlib(fd), 0);
 	send_zeros_compressed(fd, WIRE_STATS, 5, NULL, 0, 0);
 	ck_assert_int_eq(tu_recv_type(fd, WIRE_OK, &h, buf, sizeof(buf), 5000),
@@ -378,7 +378,7 @@ START_TEST(test_zlib_bomb_broker)
 	/* Large answers come compressed (2000 handles in LIST). */
 	{
 		char handle[64];
-		int i, r = tu_connect(b.port);
+		int i, r = connect_loopback(b.port);
 
 		ck_assert_int_eq(tu_hello(r, 0), 0);
 		for (i = 0; i < 2000; i++) {
@@ -484,7 +484,7 @@ data_pair(struct tu_broker *b, const struct sipc_security *rsec,
 	} else {
 		/* Never connected: a message now must not reach it. */
 		ck_assert_int_eq(sipc_send(tx, msg, size), 0);
-		tu_sleep_ms(300);
+		sleep_ms(300);
 	}
 	pthread_mutex_lock(&g.mu);
 	ok = g.n == 1 && g.last_len == size && memcmp(g.last, msg, size) == 0;
@@ -551,7 +551,7 @@ START_TEST(test_zlib_bomb_receiver)
 	ro.max_message = 1024 * 1024;
 	ck_assert_int_eq(sipc_receiver_new("bomb", epm, &ro, &rx), 0);
 	ck_assert_int_eq(sipc_receiver_endpoint(rx, ep, sizeof(ep)), 0);
-	fd = tu_connect((uint16_t)atoi(strrchr(ep, ':') + 1));
+	fd = connect_loopback((uint16_t)atoi(strrchr(ep, ':') + 1));
 	memset(&d, 0, sizeof(d));
 	d.min_version = d.max_version = 1;
 	d.features = WIRE_FEAT_ZLIB;
@@ -567,7 +567,7 @@ START_TEST(test_zlib_bomb_receiver)
 	wbuf_free(&w);
 	ck_assert_int_eq(tu_recv_type(fd, WIRE_OK, &h, buf, sizeof(buf), 5000),
 	    0);
-	before = tu_rss_kb(getpid());
+	before = proc_rss_kb(getpid());
 	/* seq, then a body of 200 MiB of zeros, compressed. */
 	wire_be64(seq, 1);
 	send_zeros_compressed(fd, WIRE_DATA, 0, seq, sizeof(seq),
@@ -577,7 +577,7 @@ START_TEST(test_zlib_bomb_receiver)
 	ck_assert_int_eq(wire_dec_error(buf, h.len, &e), 0);
 	ck_assert_int_eq(e.code, WIRE_ERR_COMPRESSION);
 	ck_assert_int_eq(tu_closed(fd, 2000), 1);
-	after = tu_rss_kb(getpid());
+	after = proc_rss_kb(getpid());
 	/* At most the 1 MiB limit, plus slack.  (A sanitizer's quarantine
 	 * keeps freed memory: RSS says nothing there.) */
 	if (!getenv("SIPC_SANITIZE") || !*getenv("SIPC_SANITIZE"))
@@ -601,12 +601,12 @@ START_TEST(test_oversized_before_hello)
 	int fds[100], i, closed = 0;
 
 	ck_assert_int_eq(tu_broker_start(&b, NULL), 0);
-	before = tu_rss_kb(b.pid);
+	before = proc_rss_kb(b.pid);
 	/* 100 connections claiming 4 GiB frames: each cut off at once. */
 	h.len = 0xffff0000u;
 	wire_header_encode(hdr, &h);
 	for (i = 0; i < 100; i++) {
-		fds[i] = tu_connect(b.port);
+		fds[i] = connect_loopback(b.port);
 		tu_send(fds[i], hdr, sizeof(hdr));
 	}
 	for (i = 0; i < 100; i++) {
@@ -620,12 +620,12 @@ START_TEST(test_oversized_before_hello)
 	wire_header_encode(hdr, &h);
 	memset(body, 'x', sizeof(body));
 	for (i = 0; i < 100; i++) {
-		fds[i] = tu_connect(b.port);
+		fds[i] = connect_loopback(b.port);
 		tu_send(fds[i], hdr, sizeof(hdr));
 		tu_send(fds[i], body, sizeof(body));
 	}
-	tu_sleep_ms(300);
-	after = tu_rss_kb(b.pid);
+	sleep_ms(300);
+	after = proc_rss_kb(b.pid);
 	ck_assert_msg(after - before < 4096, "broker grew %ld kB with 100 "
 	    "connections", after - before);
 	ck_assert_int_eq(tu_sh(10, out, sizeof(out), "%s --broker %s ping",
@@ -644,9 +644,9 @@ START_TEST(test_slowloris)
 
 	ck_assert_int_eq(tu_broker_start(&b, "--handshake-timeout-ms", "500",
 	    NULL), 0);
-	t0 = tu_now_ms();
+	t0 = mono_ms();
 	for (i = 0; i < 50; i++) {
-		fds[i] = tu_connect(b.port);
+		fds[i] = connect_loopback(b.port);
 		/* A byte of a header, then nothing. */
 		tu_send(fds[i], "S", 1);
 	}
@@ -655,7 +655,7 @@ START_TEST(test_slowloris)
 		close(fds[i]);
 	}
 	ck_assert_int_eq(closed, 50);
-	ck_assert_int_lt(tu_now_ms() - t0, 2500);
+	ck_assert_int_lt(mono_ms() - t0, 2500);
 	ck_assert_int_eq(tu_sh(10, out, sizeof(out), "%s --broker %s --json "
 	    "stats", tu_bin("brokerctl"), b.addr), 0);
 	ck_assert_ptr_nonnull(strstr(out, "\"handshake_timeouts\":50"));
@@ -664,7 +664,7 @@ START_TEST(test_slowloris)
 	ck_assert_int_eq(tu_broker_start(&t, "--handshake-timeout-ms", "500",
 	    "--tls-cert", pkifile("server.pem"), "--tls-key",
 	    pkifile("server.key"), NULL), 0);
-	fds[0] = tu_connect(t.port);
+	fds[0] = connect_loopback(t.port);
 	tu_send(fds[0], "\x16\x03", 2);	/* a TLS record, cut short */
 	ck_assert_int_eq(tu_closed(fds[0], 3000), 1);
 	close(fds[0]);
@@ -683,10 +683,10 @@ START_TEST(test_sessions_per_peer)
 	ck_assert_int_eq(tu_broker_start(&b, "--max-sessions-per-peer", "3",
 	    NULL), 0);
 	for (i = 0; i < 3; i++) {
-		fds[i] = tu_connect(b.port);
+		fds[i] = connect_loopback(b.port);
 		ck_assert_int_eq(tu_hello(fds[i], 0), 0);
 	}
-	fds[3] = tu_connect(b.port);
+	fds[3] = connect_loopback(b.port);
 	ck_assert_int_eq(tu_recv_type(fds[3], WIRE_ERROR, &h, buf, sizeof(buf),
 	    5000), 0);
 	ck_assert_int_eq(wire_dec_error(buf, h.len, &e), 0);
@@ -695,8 +695,8 @@ START_TEST(test_sessions_per_peer)
 	close(fds[3]);
 	/* One goes, another may come. */
 	close(fds[0]);
-	tu_sleep_ms(200);
-	fds[0] = tu_connect(b.port);
+	sleep_ms(200);
+	fds[0] = connect_loopback(b.port);
 	ck_assert_int_eq(tu_hello(fds[0], 0), 0);
 	for (i = 0; i < 3; i++)
 		close(fds[i]);
