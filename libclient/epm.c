@@ -20,10 +20,7 @@ sipc_epm_opts_init_size(struct sipc_epm_opts *o, size_t size)
 	memset(&d, 0, sizeof(d));
 	d.connect_timeout_ms = 5000;
 	d.heartbeat_ms = 0;
-	sized_out(o, size, &d, sizeof(d));
-	/* The caller's size: what lies past ours is checked when used. */
-	if (size >= sizeof(size_t))
-		o->size = size;
+	sized_opts(o, size, &d, sizeof(d));
 }
 
 /* $SIPC_BROKER, or NULL when it is unset or empty (the local registry). */

@@ -58,6 +58,10 @@ int	 security_ctx(const struct sipc_security *s, int server,
  * (options set it back to the caller's size: see *_opts_init_size).
  */
 int	 sized_in(void *dst, size_t dsize, const void *src, const char *what);
+/* An *_opts_init_size(): the defaults (ssize bytes) into the caller's
+ * options of dsize bytes, whose size field then says dsize. */
+void	 sized_opts(void *dst, size_t dsize, const void *defaults,
+	    size_t ssize);
 void	 sized_out(void *dst, size_t dsize, const void *src, size_t ssize);
 
 /* Formats a sockaddr as "1.2.3.4:5" / "[::1]:5" / "local". */

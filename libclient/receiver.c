@@ -171,10 +171,7 @@ sipc_receiver_opts_init_size(struct sipc_receiver_opts *o, size_t size)
 
 	memset(&d, 0, sizeof(d));
 	d.max_message = SIPC_DEF_MESSAGE_MAX;
-	sized_out(o, size, &d, sizeof(d));
-	/* The caller's size: what lies past ours is checked when used. */
-	if (size >= sizeof(size_t))
-		o->size = size;
+	sized_opts(o, size, &d, sizeof(d));
 }
 
 int

@@ -96,9 +96,7 @@ sipc_requester_opts_init_size(struct sipc_requester_opts *o, size_t size)
 	memset(&d, 0, sizeof(d));
 	d.max_reply = SIPC_DEF_MESSAGE_MAX;
 	d.heartbeat_ms = SIPC_DEF_HEARTBEAT_MS;
-	sized_out(o, size, &d, sizeof(d));
-	if (size >= sizeof(size_t))
-		o->size = size;
+	sized_opts(o, size, &d, sizeof(d));
 }
 
 int
@@ -254,6 +252,9 @@ sipc_request_cancel(sipc_requester *rq, uint64_t id)
 
 /* ---- Waiting for answers ------------------------------------------------- */
 
+struct waiter;
+static void	waiter_wake(struct waiter *w);
+
 struct waiter {
 	pthread_mutex_t		 mu;
 	pthread_cond_t		 cv;
@@ -262,6 +263,37 @@ struct waiter {
 	struct sipc_survey	*survey;
 	int			 rc;
 };
+
+/* On the I/O thread: the answer is in w. */
+static void
+waiter_wake(struct waiter *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->done = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Submits a call whose callback cb fills w, and waits for it: the
+ * call's error, or submit()'s. */
+static int
+submit_wait(sipc_requester *rq, const void *data, size_t len,
+    int timeout_ms, int flags, int survey, void *cb, struct waiter *w)
+{
+	int rc;
+
+	memset(w, 0, sizeof(*w));
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	rc = submit(rq, data, len, timeout_ms, flags, survey, cb, w, NULL);
+	pthread_mutex_lock(&w->mu);
+	while (rc == 0 && !w->done)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	return rc ? rc : w->rc;
+}
 
 static void
 wait_reply(sipc_requester *rq, uint64_t id, const struct sipc_reply *r,
@@ -284,23 +316,7 @@ wait_reply(sipc_requester *rq, uint64_t id, const struct sipc_reply *r,
 		w->rc = r->error;
 	} else
 		w->rc = SIPC_ENOMEM;
-	pthread_mutex_lock(&w->mu);
-	w->done = 1;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-}
-
-static int
-wait_for(sipc_requester *rq, struct waiter *w)
-{
-	pthread_mutex_lock(&w->mu);
-	while (!w->done)
-		pthread_cond_wait(&w->cv, &w->mu);
-	pthread_mutex_unlock(&w->mu);
-	pthread_mutex_destroy(&w->mu);
-	pthread_cond_destroy(&w->cv);
-	(void)rq;
-	return w->rc;
+	waiter_wake(w);
 }
 
 int
@@ -316,22 +332,14 @@ sipc_request(sipc_requester *rq, const void *data, size_t len,
 	if (loop_in_thread(&rq->epm->loop))
 		return seterr(SIPC_EINVAL, "sipc_request() would wait on the "
 		    "I/O thread: use sipc_request_async()");
-	memset(&w, 0, sizeof(w));
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
-	if ((rc = submit(rq, data, len, timeout_ms, flags, 0,
-	    (void *)wait_reply, &w, NULL)) != 0) {
-		pthread_mutex_destroy(&w.mu);
-		pthread_cond_destroy(&w.cv);
-		return rc;
-	}
-	rc = wait_for(rq, &w);
+	rc = submit_wait(rq, data, len, timeout_ms, flags, 0,
+	    (void *)wait_reply, &w);
 	if (rc == 0 || rc == SIPC_EREMOTE) {
 		*reply = w.reply;
 		w.reply = NULL;
 	}
 	free(w.reply);
-	if (rc != 0)
+	if (rc != 0 && w.done)	/* else submit() said why */
 		seterr(rc, "request: %s", sipc_strerror(rc));
 	return rc;
 }
@@ -376,10 +384,7 @@ wait_survey(sipc_requester *rq, uint64_t id, const struct sipc_survey *s,
 		w->survey = o;
 		w->rc = s->asked ? 0 : SIPC_ENORESPONDER;
 	}
-	pthread_mutex_lock(&w->mu);
-	w->done = 1;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
+	waiter_wake(w);
 }
 
 int
@@ -395,21 +400,14 @@ sipc_survey(sipc_requester *rq, const void *data, size_t len,
 	if (loop_in_thread(&rq->epm->loop))
 		return seterr(SIPC_EINVAL, "sipc_survey() would wait on the "
 		    "I/O thread: use sipc_survey_async()");
-	memset(&w, 0, sizeof(w));
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
-	if ((rc = submit(rq, data, len, timeout_ms, 0, 1,
-	    (void *)wait_survey, &w, NULL)) != 0) {
-		pthread_mutex_destroy(&w.mu);
-		pthread_cond_destroy(&w.cv);
-		return rc;
-	}
-	rc = wait_for(rq, &w);
+	rc = submit_wait(rq, data, len, timeout_ms, 0, 1,
+	    (void *)wait_survey, &w);
 	if (rc == 0)
 		*out = w.survey;
 	else {
 		free(w.survey);
-		seterr(rc, "survey: %s", sipc_strerror(rc));
+		if (w.done)
+			seterr(rc, "survey: %s", sipc_strerror(rc));
 	}
 	return rc;
 }

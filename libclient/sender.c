@@ -221,10 +221,7 @@ sipc_sender_opts_init_size(struct sipc_sender_opts *o, size_t size)
 	d.send_timeout_ms = 10000;
 	d.linger_ms = 5000;
 	d.heartbeat_ms = SIPC_DEF_HEARTBEAT_MS;
-	sized_out(o, size, &d, sizeof(d));
-	/* The caller's size: what lies past ours is checked when used. */
-	if (size >= sizeof(size_t))
-		o->size = size;
+	sized_opts(o, size, &d, sizeof(d));
 }
 
 static void

@@ -263,6 +263,15 @@ sized_in(void *dst, size_t dsize, const void *src, const char *what)
 }
 
 void
+sized_opts(void *dst, size_t dsize, const void *defaults, size_t ssize)
+{
+	sized_out(dst, dsize, defaults, ssize);
+	/* The caller's size: what lies past ours is checked when used. */
+	if (dsize >= sizeof(size_t))
+		memcpy(dst, &dsize, sizeof(dsize));
+}
+
+void
 sized_out(void *dst, size_t dsize, const void *src, size_t ssize)
 {
 	size_t n = dsize < ssize ? dsize : ssize;
