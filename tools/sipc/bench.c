@@ -84,7 +84,9 @@ bench_usage(FILE *fp)
 	    "       sipc bench serve HANDLE [--broker HOST:PORT | --local]\n"
 	    "                  [--runs N] [--max-time MS] [--quiet]\n"
 	    "       sipc bench rpc [--size BYTES] [--count N] [--window N]\n"
-	    "                  [--cases rtt,pipeline,first] "
+	    "                  [--cases rtt,pipeline,first,clients] "
+	    "[--clients N] [--procs N]\n"
+	    "                  [--responders N] "
 	    "[--broker HOST:PORT | --local] [--json]\n"
 	    "\n"
 	    "throughput  one sender, --receivers (1) receivers: --count "
@@ -111,7 +113,11 @@ bench_usage(FILE *fp)
 	    "(64)\n"
 	    "            outstanding: requests/s), first (a new requester "
 	    "each time:\n"
-	    "            create, connect, one round trip, in us).\n"
+	    "            create, connect, one round trip, in us), clients "
+	    "(--clients\n"
+	    "            (5000) requesters at once from --procs (10) "
+	    "processes, one\n"
+	    "            request each, against --responders (4)).\n"
 	    "\n"
 	    "Without --broker (and $SIPC_BROKER), or with --local, the bench "
 	    "uses the\n"
@@ -421,6 +427,8 @@ cmd_bench(int argc, char **argv)
 		return bench_serve(argc - 1, argv + 1);
 	if (!strcmp(argv[0], "rpc"))
 		return bench_rpc(argc - 1, argv + 1);
+	if (!strcmp(argv[0], "rpc-clients"))
+		return bench_rpc_clients(argc - 1, argv + 1);
 	if (!strcmp(argv[0], "throughput"))
 		m = MODE_THROUGHPUT;
 	else if (!strcmp(argv[0], "fanout"))

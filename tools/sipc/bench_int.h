@@ -204,5 +204,7 @@ int	bench_run_connect(struct bench *b, struct result *r);
 
 /* bench_rpc.c: sipc bench rpc ARGS. */
 int	bench_rpc(int argc, char **argv);
+/* sipc bench rpc-clients ARGS: one process of its clients case. */
+int	bench_rpc_clients(int argc, char **argv);
 
 #endif

@@ -8,12 +8,19 @@
  *             every moment: requests per second
  *   first     a new requester each time (create, connect, one round
  *             trip, close): percentiles
+ *   clients   --clients (5,000) requesters at once, each made for its one
+ *             request, from --procs (10) processes of as many threads,
+ *             against --responders (4) responders: failures (must be 0),
+ *             the time for all and each one's percentiles (the issue's
+ *             "5,000 parallel clients")
  *
  * Every reply is checked against its request (the echo must be exact).
  */
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -32,6 +39,9 @@ struct rpc_opts {
 	long		 count;
 	long		 window;
 	long		 first;		/* new requesters in "first" */
+	long		 clients;
+	long		 procs;
+	long		 responders;
 	int		 json;
 	const char	*cases;		/* "rtt,pipeline,first" */
 };
@@ -42,6 +52,9 @@ struct rpc_result {
 	double		 per_s;		/* pipeline */
 	int64_t		*first;
 	size_t		 nfirst;
+	int64_t		*client;	/* clients: each one's time */
+	size_t		 nclient;
+	double		 clients_s;
 	double		 seconds;	/* the whole measurement */
 	uint64_t	 bad;		/* replies not equal to the request */
 	uint64_t	 failed;
@@ -257,6 +270,170 @@ run_first(sipc_epm *epm, const char *handle, const struct rpc_opts *o,
 	return 0;
 }
 
+/* ---- clients: many requesters at once, in processes of their own ------- */
+
+struct client {
+	sipc_epm		*epm;
+	const char		*handle;
+	pthread_barrier_t	*go;
+	int			 n;
+	int64_t			 ns;	/* -1: failed */
+};
+
+static void *
+client_main(void *arg)
+{
+	struct client *c = arg;
+	struct sipc_reply *r = NULL;
+	sipc_requester *rq;
+	char data[64];
+	int64_t t0;
+
+	pthread_barrier_wait(c->go);
+	snprintf(data, sizeof(data), "client %ld.%d", (long)getpid(), c->n);
+	t0 = bench_now_ns();
+	c->ns = -1;
+	if (sipc_requester_new(c->handle, c->epm, NULL, &rq) != 0)
+		return NULL;
+	if (sipc_request(rq, data, strlen(data), 60000, 0, &r) == 0 &&
+	    r->len == strlen(data) && memcmp(r->data, data, r->len) == 0)
+		c->ns = bench_now_ns() - t0;
+	sipc_reply_free(r);
+	sipc_requester_close(rq);
+	return NULL;
+}
+
+/*
+ * "sipc bench rpc-clients HANDLE THREADS [BROKER]": one process of
+ * clients.  Says "r" on standard output when its threads wait; they go
+ * when standard input ends; then writes, binary, how many answered and
+ * each one's time (ns).
+ */
+int
+bench_rpc_clients(int argc, char **argv)
+{
+	static struct client c[100000];
+	pthread_barrier_t go;
+	pthread_attr_t a;
+	pthread_t *th;
+	sipc_epm *epm;
+	uint32_t n = 0;
+	long threads, i;
+	char x;
+
+	if (argc < 2 || (threads = atol(argv[1])) < 1 || threads > 100000)
+		return 2;
+	if ((argc > 2 ? sipc_epm_connect(argv[2], NULL, &epm) :
+	    sipc_epm_local(&epm)) != 0 ||
+	    (th = calloc((size_t)threads, sizeof(*th))) == NULL)
+		return 1;
+	pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
+	pthread_attr_init(&a);
+	pthread_attr_setstacksize(&a, 128 * 1024);
+	for (i = 0; i < threads; i++) {
+		c[i].epm = epm;
+		c[i].handle = argv[0];
+		c[i].go = &go;
+		c[i].n = (int)i;
+		if (pthread_create(&th[i], &a, client_main, &c[i]) != 0)
+			return 1;
+	}
+	if (write(1, "r", 1) != 1)
+		return 1;
+	while (read(0, &x, 1) > 0)
+		;
+	pthread_barrier_wait(&go);
+	for (i = 0; i < threads; i++) {
+		pthread_join(th[i], NULL);
+		n += c[i].ns >= 0;
+	}
+	if (write(1, &n, sizeof(n)) != sizeof(n))
+		return 1;
+	for (i = 0; i < threads; i++)
+		if (c[i].ns >= 0 && write(1, &c[i].ns, sizeof(c[i].ns)) !=
+		    sizeof(c[i].ns))
+			return 1;
+	sipc_epm_close(epm);
+	free(th);
+	return 0;
+}
+
+static int
+read_all(int fd, void *buf, size_t n)
+{
+	ssize_t r;
+	size_t off = 0;
+
+	while (off < n) {
+		r = read(fd, (char *)buf + off, n - off);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		off += (size_t)r;
+	}
+	return 0;
+}
+
+static int
+run_clients(struct bench *b, const struct rpc_opts *o, int nresp,
+    struct rpc_result *res)
+{
+	posix_spawn_file_actions_t fa;
+	char threads[32];
+	char *argv[] = { "sipc", "bench", "rpc-clients", b->handle, threads,
+	    (char *)b->o.broker, NULL };
+	int in[100][2], out[100][2], status;
+	pid_t pid[100];
+	uint32_t n;
+	int64_t t0;
+	long p, k;
+	char x;
+
+	(void)nresp;
+	snprintf(threads, sizeof(threads), "%ld", o->clients / o->procs);
+	if ((res->client = calloc((size_t)o->clients, sizeof(int64_t))) ==
+	    NULL)
+		return -1;
+	for (p = 0; p < o->procs; p++) {
+		if (pipe2(in[p], O_CLOEXEC) == -1 ||
+		    pipe2(out[p], O_CLOEXEC) == -1)
+			return -1;
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_adddup2(&fa, in[p][0], 0);
+		posix_spawn_file_actions_adddup2(&fa, out[p][1], 1);
+		if (posix_spawn(&pid[p], "/proc/self/exe", &fa, NULL, argv,
+		    environ) != 0)
+			return -1;
+		posix_spawn_file_actions_destroy(&fa);
+		close(in[p][0]);
+		close(out[p][1]);
+	}
+	for (p = 0; p < o->procs; p++)
+		if (read_all(out[p][0], &x, 1) == -1)
+			return -1;
+	t0 = bench_now_ns();
+	for (p = 0; p < o->procs; p++)
+		close(in[p][1]);		/* all at once */
+	for (p = 0; p < o->procs; p++) {
+		if (read_all(out[p][0], &n, sizeof(n)) == -1)
+			return -1;
+		for (k = 0; k < (long)n && res->nclient < (size_t)o->clients;
+		    k++)
+			if (read_all(out[p][0], &res->client[res->nclient++],
+			    sizeof(int64_t)) == -1)
+				return -1;
+		close(out[p][0]);
+		while (waitpid(pid[p], &status, 0) == -1 && errno == EINTR)
+			;
+	}
+	res->clients_s = (double)(bench_now_ns() - t0) / 1e9;
+	res->failed += (uint64_t)(o->procs * (o->clients / o->procs)) -
+	    res->nclient;
+	qsort(res->client, res->nclient, sizeof(int64_t), cmp64);
+	return 0;
+}
+
 static void
 print(const struct bench *b, const struct rpc_opts *o,
     const struct rpc_result *r)
@@ -279,6 +456,12 @@ print(const struct bench *b, const struct rpc_opts *o,
 			    pct(v, n, 0.99), pct(v, n, 0.999));
 		if (r->per_s > 0)
 			printf(", \"requests_per_s\": %.0f", r->per_s);
+		if (r->clients_s > 0)
+			printf(", \"clients\": %ld, \"clients_answered\": %zu, "
+			    "\"clients_s\": %.3f, \"client_p50_ms\": %.3f, "
+			    "\"client_p99_ms\": %.3f", o->clients, r->nclient,
+			    r->clients_s, pct(r->client, r->nclient, 0.5) /
+			    1000, pct(r->client, r->nclient, 0.99) / 1000);
 		printf(", \"cpu_ns_per_message\": %.0f", r->per_s > 0 ?
 		    r->cpu_ns : n ? r->cpu_all / (double)n : 0);
 		printf(", \"lost\": %llu, \"errors\": %llu}\n",
@@ -301,6 +484,13 @@ print(const struct bench *b, const struct rpc_opts *o,
 		    "us (create, connect, round trip)\n", r->nfirst,
 		    pct(r->first, r->nfirst, 0.5),
 		    pct(r->first, r->nfirst, 0.99));
+	if (r->clients_s > 0)
+		printf("  clients    %ld at once from %ld processes, %ld "
+		    "responders: %zu answered in %.0f ms, each p50 %.1f ms  "
+		    "p99 %.1f ms\n", o->clients, o->procs, o->responders,
+		    r->nclient, r->clients_s * 1000,
+		    pct(r->client, r->nclient, 0.5) / 1000,
+		    pct(r->client, r->nclient, 0.99) / 1000);
 	printf("  checked    %llu wrong replies, %llu failed\n",
 	    (unsigned long long)r->bad, (unsigned long long)r->failed);
 }
@@ -334,6 +524,15 @@ parse(int argc, char **argv, struct bench *b, struct rpc_opts *o)
 		} else if (!strcmp(a, "--count")) {
 			if (cli_parse_long(a, val, 1, 100000000, &o->count))
 				return -1;
+		} else if (!strcmp(a, "--clients")) {
+			if (cli_parse_long(a, val, 1, 100000, &o->clients))
+				return -1;
+		} else if (!strcmp(a, "--procs")) {
+			if (cli_parse_long(a, val, 1, 100, &o->procs))
+				return -1;
+		} else if (!strcmp(a, "--responders")) {
+			if (cli_parse_long(a, val, 1, 64, &o->responders))
+				return -1;
 		} else if (!strcmp(a, "--window")) {
 			if (cli_parse_long(a, val, 1, 100000, &o->window))
 				return -1;
@@ -353,14 +552,15 @@ parse(int argc, char **argv, struct bench *b, struct rpc_opts *o)
 int
 bench_rpc(int argc, char **argv)
 {
-	struct rpc_opts o = { 64, 20000, 64, 0, 0, "rtt,pipeline,first" };
+	struct rpc_opts o = { 64, 20000, 64, 0, 5000, 10, 4, 0,
+	    "rtt,pipeline,first" };
 	struct rpc_result res;
 	struct bench *b;
 	sipc_requester *rq = NULL;
 	uint8_t *msg = NULL;
-	pid_t kid = -1;
+	pid_t kids[64];
 	int64_t t0, c0;
-	int ret = 1, status;
+	int ret = 1, status, nkids = 0, i;
 
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return 1;
@@ -376,10 +576,16 @@ bench_rpc(int argc, char **argv)
 	if ((b->o.broker == NULL && bench_tmpdir_make(b) == -1) ||
 	    bench_epm(b, &b->epm) == -1)
 		goto out;
-	if ((kid = spawn_responder(b->handle, b->o.broker)) == -1) {
-		fprintf(stderr, "sipc bench rpc: cannot start sipc reply: "
-		    "%s\n", strerror(errno));
-		goto out;
+	/* One responder, or --responders for "clients". */
+	for (i = 0; i < (strstr(o.cases, "clients") ? o.responders : 1);
+	    i++) {
+		if ((kids[nkids] = spawn_responder(b->handle,
+		    b->o.broker)) == -1) {
+			fprintf(stderr, "sipc bench rpc: cannot start sipc "
+			    "reply: %s\n", strerror(errno));
+			goto out;
+		}
+		nkids++;
 	}
 	if ((msg = malloc((size_t)o.size)) == NULL ||
 	    sipc_requester_new(b->handle, b->epm, NULL, &rq) != 0 ||
@@ -403,21 +609,25 @@ bench_rpc(int argc, char **argv)
 	if (strstr(o.cases, "first") &&
 	    run_first(b->epm, b->handle, &o, msg, &res) == -1)
 		goto out;
+	if (strstr(o.cases, "clients") &&
+	    run_clients(b, &o, nkids, &res) == -1)
+		goto out;
 	res.seconds = (double)(bench_now_ns() - t0) / 1e9;
 	res.cpu_all = (double)(bench_cpu_ns(RUSAGE_SELF) - c0);
 	print(b, &o, &res);
 	ret = res.bad || res.failed ? 1 : 0;
 out:
 	sipc_requester_close(rq);
-	if (kid > 0) {
-		kill(kid, SIGTERM);
-		while (waitpid(kid, &status, 0) == -1 && errno == EINTR)
+	for (i = 0; i < nkids; i++) {
+		kill(kids[i], SIGTERM);
+		while (waitpid(kids[i], &status, 0) == -1 && errno == EINTR)
 			;
 	}
 	sipc_epm_close(b->epm);
 	bench_tmpdir_remove(b);
 	free(res.rtt);
 	free(res.first);
+	free(res.client);
 	free(msg);
 	free(b);
 	return ret;
