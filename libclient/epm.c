@@ -92,6 +92,7 @@ epm_create(const struct epm_ops *ops, const char *addr,
 	TAILQ_INIT(&epm->regs);
 	TAILQ_INIT(&epm->watches);
 	TAILQ_INIT(&epm->rpc_pools);
+	TAILQ_INIT(&epm->rpc_dead);
 	TAILQ_INIT(&epm->rpc_done);
 	if (opts)
 		epm->opts = *opts;

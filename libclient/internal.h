@@ -243,6 +243,7 @@ struct sipc_epm {
 	/* Request/reply (requester.c), on the I/O thread: the pools of
 	 * requesters, and answered calls whose callbacks are due. */
 	TAILQ_HEAD(, rpc_pool)	 rpc_pools;
+	TAILQ_HEAD(, rpc_pool)	 rpc_dead;	/* freed next turn */
 	TAILQ_HEAD(, call)	 rpc_done;
 	struct event		*rpc_done_ev;
 };

@@ -59,6 +59,7 @@ struct rconn {
 	struct dp_buf		 in;
 	struct outbuf		 out;		/* frames to write */
 	int			 zlib;		/* ZLIB granted */
+	int			 requester;	/* offered REPLY: not a sender */
 	/* Requests (responder.c): each holds a reference; a connection
 	 * closed while some are unanswered waits in rx->zombies for them. */
 	int			 refs;

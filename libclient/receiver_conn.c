@@ -98,10 +98,13 @@ void
 rconn_resume(struct rconn *c)
 {
 	if (!c->paused || c->closing ||
-	    c->inflight >= SIPC_RESPONDER_INFLIGHT_MAX ||
+	    c->inflight >= SIPC_RESPONDER_INFLIGHT_MAX / 2 ||
 	    outbuf_pending(&c->out) > OUT_PAUSE)
 		return;
 	c->paused = 0;
+	/* What the peer sent meanwhile (its PINGs too) waits unread: the
+	 * pause is ours, not its silence. */
+	live_rx(&c->live, mono_ms());
 	event_add(c->rev, NULL);
 	/* What was read before the pause may hold whole frames. */
 	event_active(c->rev, EV_READ, 0);
@@ -235,6 +238,12 @@ on_dhello(struct rconn *c, const struct wire_dhello *m)
 	c->rd.reply = (ok.features & WIRE_FEAT_REPLY) != 0;
 	c->zlib = (ok.features & WIRE_FEAT_ZLIB) != 0;
 	c->ready = 1;
+	/* A requester (it offers REPLY; senders never do) is no sender:
+	 * not counted, not remembered, no on_connect. */
+	if ((c->requester = (m->features & WIRE_FEAT_REPLY) != 0)) {
+		rconn_schedule(c);
+		return 0;
+	}
 	atomic_fetch_add(&rx->st_senders, 1);
 	if (rx->opts.on_connect)
 		rx->opts.on_connect(rx, c->sender_id, c->peer, rx->opts.arg);
@@ -489,7 +498,8 @@ rconn_timercb(evutil_socket_t fd, short what, void *arg)
 		rconn_schedule(c);
 		return;
 	}
-	if (live_dead(&c->live, now)) {
+	/* Paused, we do not read its PINGs: not its silence. */
+	if (!c->paused && live_dead(&c->live, now)) {
 		rconn_close(c, "heartbeats missed");
 		return;
 	}
@@ -509,7 +519,7 @@ rconn_close(struct rconn *c, const char *why)
 
 	(void)why;
 	TAILQ_REMOVE(&rx->conns, c, entry);
-	if (c->ready) {
+	if (c->ready && !c->requester) {
 		mem_put(rx, c->sender_id, c->expected, c->delivered);
 		atomic_fetch_sub(&rx->st_senders, 1);
 		if (rx->opts.on_disconnect && !rx->dead)

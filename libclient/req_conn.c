@@ -30,6 +30,16 @@ static void	q_tls_step(struct qconn *c);
 static void	q_down(struct qconn *c, const char *why);
 static void	q_dhello_or_tls(struct qconn *c);
 
+/* The largest payload taken on a connection: REPLY up to max_reply (checked
+ * in on_answer), the other frames (ERROR with its text, OK(DHELLO), PING)
+ * whatever max_reply is. */
+static uint32_t
+frame_limit(const struct rpc_pool *p)
+{
+	return p->opts.max_reply > SIPC_HELLO_FRAME_MAX ?
+	    (uint32_t)p->opts.max_reply : SIPC_HELLO_FRAME_MAX;
+}
+
 /* ---- Requests in flight -------------------------------------------------- */
 
 /*
@@ -240,8 +250,8 @@ on_ok(struct qconn *c, const struct wire_dhello_ok *ok)
 	c->max_message = ok->max_message;
 	if (c->peer.instance == 0)
 		c->peer.instance = ok->instance;
-	frame_open(&c->fr, ok->version, c->zlib,
-	    (uint32_t)p->opts.max_reply, p->opts.max_reply);
+	frame_open(&c->fr, ok->version, c->zlib, frame_limit(p),
+	    p->opts.max_reply);
 	backoff_reset(&c->backoff);
 	c->tried = 1;
 	if ((ok->features & WIRE_FEAT_REPLY) == 0) {
@@ -268,6 +278,17 @@ on_answer(struct qconn *c, const struct wire_header *h, const uint8_t *pl,
 		q_fail(c, WIRE_ERR_UNEXPECTED, c->state == Q_PASSIVE ?
 		    "REPLY, but REPLY was not granted" : "REPLY before "
 		    "OK(DHELLO)");
+		return -1;
+	}
+	if (h->reqid == 0) {
+		q_fail(c, WIRE_ERR_UNEXPECTED, "an answer without a request "
+		    "id");
+		return -1;
+	}
+	if (e == NULL && h->len > p->opts.max_reply) {
+		snprintf(text, sizeof(text), "REPLY of %u bytes; this "
+		    "requester takes %zu", h->len, p->opts.max_reply);
+		q_fail(c, WIRE_ERR_TOO_LARGE, text);
 		return -1;
 	}
 	if ((slot = tab_get(c, h->reqid)) == NULL) {
@@ -630,7 +651,7 @@ q_connect(struct qconn *c)
 	}
 	tune_data_socket(fd, ss.ss_family != AF_UNIX);
 	xp_init(&c->xp, fd);
-	frame_init(&c->fr, (uint32_t)p->opts.max_reply, 1);
+	frame_init(&c->fr, frame_limit(p), 1);
 	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, q_readcb, c);
 	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, q_writecb, c);
 	if (c->rev == NULL || c->wev == NULL ||

@@ -22,6 +22,22 @@
 #include "requester.h"
 
 static void	call_dispatch(struct call *k);
+static void	survey_start(struct call *k);
+static void	call_timeout(evutil_socket_t, short, void *);
+
+/* k's timer, ms from now. */
+static void
+arm(struct call *k, int ms)
+{
+	struct timeval tv;
+
+	if (ms < 0)
+		ms = 0;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(&k->timer, &tv);
+	k->timer_set = 1;
+}
 
 static const struct sipc_reply rpc_nomem = { sizeof(rpc_nomem), SIPC_ENOMEM,
     "", 0, "" };
@@ -204,6 +220,15 @@ call_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	k->timer_set = 0;
+	if (k->survey && k->waiting) {
+		/* Half the deadline went by waiting for responders still
+		 * connecting: ask those ready now, for the other half. */
+		TAILQ_REMOVE(&k->rq->pool->waiting, k, wentry);
+		k->waiting = 0;
+		arm(k, (int)(k->deadline - mono_ms()));
+		survey_start(k);
+		return;
+	}
 	if (!k->survey) {
 		if (k->c)
 			qconn_forget(k->c, k->reqid);
@@ -343,10 +368,22 @@ call_dispatch(struct call *k)
 	struct qconn *c;
 
 	if (k->survey) {
-		if (pool_pending(p))
-			goto wait;
-		survey_start(k);
-		return;
+		if (!pool_pending(p)) {
+			if (k->halved) {	/* its whole deadline again */
+				event_del(&k->timer);
+				arm(k, (int)(k->deadline - mono_ms()));
+			}
+			survey_start(k);
+			return;
+		}
+		/* Waits for responders still connecting, half its time at
+		 * most (call_timeout). */
+		if (!k->halved) {
+			k->halved = 1;
+			event_del(&k->timer);
+			arm(k, k->timeout_ms / 2);
+		}
+		goto wait;
 	}
 	if ((c = pick(p, k->len)) != NULL) {
 		if (qconn_send(c, k, 0) == -1) {
@@ -517,18 +554,38 @@ attach_on_loop(void *arg)
 	a->rq->pool = p;
 }
 
+static void
+free_dead(evutil_socket_t fd, short what, void *arg)
+{
+	sipc_epm *epm = arg;
+	struct rpc_pool *p;
+
+	(void)fd;
+	(void)what;
+	while ((p = TAILQ_FIRST(&epm->rpc_dead)) != NULL) {
+		TAILQ_REMOVE(&epm->rpc_dead, p, entry);
+		free(p);
+	}
+}
+
 void
 pool_free(struct rpc_pool *p)
 {
+	sipc_epm *epm = p->epm;
 	struct qconn *c;
 
-	epm_watch_remove(p->epm, &p->watch);
-	TAILQ_REMOVE(&p->epm->rpc_pools, p, entry);
+	epm_watch_remove(epm, &p->watch);
+	TAILQ_REMOVE(&epm->rpc_pools, p, entry);
 	while ((c = TAILQ_FIRST(&p->conns)) != NULL)
 		qconn_remove(c, SIPC_ECLOSED);
 	if (p->tls)
 		SSL_CTX_free(p->tls);
-	free(p);
+	p->tls = NULL;
+	/* Its watch may be the next one a registry callback walks to
+	 * (a sender's callback closing the last requester): the memory
+	 * goes on the loop's next turn, or with the EPM. */
+	TAILQ_INSERT_TAIL(&epm->rpc_dead, p, entry);
+	loop_later(&epm->loop, 0, free_dead, epm);
 }
 
 void
@@ -538,6 +595,7 @@ rpc_fini(sipc_epm *epm)
 
 	while ((p = TAILQ_FIRST(&epm->rpc_pools)) != NULL)
 		pool_free(p);
+	free_dead(-1, 0, epm);
 	if (epm->rpc_done_ev)
 		event_free(epm->rpc_done_ev);
 	epm->rpc_done_ev = NULL;
@@ -554,6 +612,7 @@ call_start(struct call *k)
 
 	TAILQ_INSERT_TAIL(&rq->calls, k, entry);
 	rq->outstanding++;
+	k->deadline = mono_ms() + k->timeout_ms;
 	evtimer_assign(&k->timer, rq->epm->loop.base, call_timeout, k);
 	/* Requests with one timeout expire in the order they started:
 	 * libevent's common timeout keeps them in a list, not its heap. */

@@ -128,8 +128,10 @@ struct call {
 	int			 survey;
 	int			 flags;
 	int			 waiting;
+	int			 halved;	/* survey: its wait is bounded */
 	int			 retried;
 	int			 timeout_ms;
+	int64_t			 deadline;	/* mono_ms() */
 	struct event		 timer;
 	int			 timer_set;
 	/* A single request: where it went, and its answer once it came
@@ -195,8 +197,8 @@ void	pool_kick(struct rpc_pool *p);
 struct qconn *qconn_new(struct rpc_pool *p, const struct peer *peer);
 /* Forgets the responder: its requests fail with error; frees c. */
 void	qconn_remove(struct qconn *c, int error);
-/* Sends request id reqid of call k (answer idx) on c: 0, or -1 when c
- * went down (k was answered with an error then). */
+/* Sends call k (its answer idx) on c with a request id of c's: 0, or -1
+ * out of memory (nothing sent, k not answered). */
 int	qconn_send(struct qconn *c, struct call *k, uint32_t idx);
 /* Forgets request reqid of c (answered, timed out, cancelled). */
 void	qconn_forget(struct qconn *c, uint32_t reqid);

@@ -14,18 +14,27 @@
 
 /* ---- Submission ---------------------------------------------------------- */
 
-/* Takes the calls other threads queued. */
-static void
-take_queued(sipc_requester *rq)
+/* The calls other threads queued, taken off the queue (in order). */
+static struct call *
+queued(sipc_requester *rq)
 {
-	struct call *k, *next;
+	struct call *k;
 
 	pthread_mutex_lock(&rq->qmu);
 	k = rq->qhead;
 	rq->qhead = NULL;
 	rq->qtail = &rq->qhead;
 	pthread_mutex_unlock(&rq->qmu);
-	for (; k; k = next) {
+	return k;
+}
+
+/* Starts the calls other threads queued. */
+static void
+take_queued(sipc_requester *rq)
+{
+	struct call *k, *next;
+
+	for (k = queued(rq); k; k = next) {
 		next = k->next;
 		call_start(k);
 	}
@@ -171,9 +180,13 @@ close_on_loop(void *arg)
 	sipc_requester *rq = arg;
 	struct rpc_pool *p = rq->pool;
 	sipc_epm *epm = rq->epm;
-	struct call *k;
+	struct call *k, *next;
 
-	take_queued(rq);
+	/* Queued calls never started: nothing of them goes out. */
+	for (k = queued(rq); k; k = next) {
+		next = k->next;
+		call_free(k);
+	}
 	while ((k = TAILQ_FIRST(&rq->calls)) != NULL) {
 		call_unlink(k);
 		call_free(k);
@@ -223,16 +236,33 @@ static void
 cancel_on_loop(void *arg)
 {
 	struct cancel *x = arg;
-	struct call *k;
+	struct call *k, *next, *keep = NULL, **tail = &keep;
 
-	take_queued(x->rq);
+	/* Still queued: it is dropped before it goes out; the others
+	 * start, in order. */
+	x->rc = SIPC_ENOTFOUND;
+	for (k = queued(x->rq); k; k = next) {
+		next = k->next;
+		if (k->id == x->id) {
+			call_free(k);
+			x->rc = 0;
+		} else {
+			*tail = k;
+			tail = &k->next;
+		}
+	}
+	*tail = NULL;
+	for (k = keep; k; k = next) {
+		next = k->next;
+		call_start(k);
+	}
+	if (x->rc == 0)
+		return;
 	TAILQ_FOREACH(k, &x->rq->calls, entry)
 		if (k->id == x->id)
 			break;
-	if (k == NULL) {
-		x->rc = SIPC_ENOTFOUND;
+	if (k == NULL)
 		return;
-	}
 	call_unlink(k);
 	call_free(k);
 	x->rc = 0;

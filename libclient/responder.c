@@ -38,12 +38,16 @@ struct reply_port {
 	struct rsp_out		**tail;
 };
 
+/* What an answer needs, copied: off the I/O thread nothing of the
+ * connection or the receiver is touched (either may be gone). */
 struct sipc_request {
 	struct reply_port	*port;
-	struct rconn		*c;
+	struct rconn		*c;		/* the I/O thread's only */
 	uint32_t		 reqid;
+	int			 zlib;		/* answers may be compressed */
 	struct sipc_message	 msg;
-	uint8_t			 body[];
+	uint8_t			 body[];	/* the request, then the
+						   handle */
 };
 
 static void
@@ -164,7 +168,7 @@ rsp_request(struct rconn *c, const struct dp_event *ev)
 	struct sipc_receiver *rx = c->rx;
 	struct sipc_request *req;
 
-	if ((req = malloc(sizeof(*req) + ev->len)) == NULL) {
+	if ((req = malloc(sizeof(*req) + ev->len + rx->hlen + 1)) == NULL) {
 		rconn_error(c, ev->reqid, WIRE_ERR_INTERNAL, "out of memory");
 		return;
 	}
@@ -172,11 +176,13 @@ rsp_request(struct rconn *c, const struct dp_event *ev)
 	atomic_fetch_add(&req->port->refs, 1);
 	req->c = c;
 	req->reqid = ev->reqid;
+	req->zlib = c->zlib;
 	if (ev->len)
 		memcpy(req->body, ev->body, ev->len);
+	memcpy(req->body + ev->len, rx->handle, rx->hlen + 1);
 	memset(&req->msg, 0, sizeof(req->msg));
 	req->msg.size = sizeof(req->msg);
-	req->msg.handle = rx->handle;
+	req->msg.handle = (const char *)req->body + ev->len;
 	req->msg.data = req->body;
 	req->msg.len = ev->len;
 	req->msg.sender_id = c->sender_id;
@@ -263,7 +269,7 @@ sipc_request_reply(struct sipc_request *req, const void *data, size_t len)
 	h.type = WIRE_REPLY;
 	h.reqid = req->reqid;
 	/* Compressed when the requester asked for it (it offered ZLIB). */
-	if (req->c->zlib && len >= ZF_MIN_DATA &&
+	if (req->zlib && len >= ZF_MIN_DATA &&
 	    zf_deflate(data, len, &z, &zlen) == 0) {
 		h.flags = WIRE_F_COMPRESSED;
 		data = z;
@@ -295,6 +301,8 @@ answer_error(struct sipc_request *req, uint16_t code, const char *text)
 	if ((o = out_error(req->reqid, code, text)) == NULL &&
 	    (o = out_error(req->reqid, code, "")) == NULL &&
 	    (o = calloc(1, sizeof(*o))) == NULL) {
+		/* Not even 32 bytes: the connection keeps this request's
+		 * reference (and count) until it closes. */
 		port_unref(req->port);
 		free(req);
 		return;

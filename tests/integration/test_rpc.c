@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <check.h>
+#include <dirent.h>
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
@@ -657,6 +658,43 @@ START_TEST(test_responder_killed)
 }
 END_TEST
 
+/* SIGSTOP is delivered a little later: wait until every thread of pid
+ * shows 'T' (stopped) in /proc, at most 5 s. */
+static void
+wait_stopped(pid_t pid)
+{
+	char dir[64], path[400], buf[512], *p;
+	struct dirent *de;
+	int64_t end = mono_ms() + 5000;
+	int running;
+	FILE *fp;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%ld/task", (long)pid);
+	do {
+		running = 0;
+		if ((d = opendir(dir)) == NULL)
+			return;
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s/stat", dir,
+			    de->d_name);
+			if ((fp = fopen(path, "r")) == NULL)
+				continue;
+			if (fgets(buf, sizeof(buf), fp) &&
+			    (p = strrchr(buf, ')')) != NULL &&
+			    p[1] == ' ' && p[2] != 'T' && p[2] != 't')
+				running = 1;
+			fclose(fp);
+		}
+		closedir(d);
+		if (running)
+			sleep_ms(1);
+	} while (running && mono_ms() < end);
+	ck_assert_msg(!running, "pid %ld did not stop", (long)pid);
+}
+
 START_TEST(test_responder_stopped)
 {
 	sipc_requester *rq;
@@ -670,6 +708,7 @@ START_TEST(test_responder_stopped)
 	rq = new_requester(epm, "stop", 0);
 	ck_assert_int_eq(ask(rq, "awake", 5000), 0);
 	kill(r, SIGSTOP);
+	wait_stopped(r);
 	t0 = mono_ms();
 	ck_assert_int_eq(ask(rq, "asleep", 500), SIPC_ETIMEDOUT);
 	took = mono_ms() - t0;
@@ -913,7 +952,7 @@ raw_main(void *arg)
 	if ((fd = tu_accept_dhello(p->lfd, &h, &m, buf,
 	    sizeof(buf))) == -1)
 		return NULL;
-	wbuf_init(&w, 4096);
+	wbuf_init(&w, 1 << 16);		/* room for the oversized REPLY */
 	if (p->bad == BAD_BEFORE_HELLO) {
 		put_reply(&w, 1, 4);
 		tu_send_wbuf(fd, &w);

@@ -139,6 +139,8 @@ run_job(struct reply_state *st, struct sipc_request *req)
 	const struct sipc_message *m = sipc_request_message(req);
 	char *argv[] = { "sh", "-c", (char *)st->cmd, NULL };
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
+	sigset_t none;
 	char text[128];
 	int in[2], out[2], status = 0, big;
 	uint8_t *o;
@@ -149,10 +151,21 @@ run_job(struct reply_state *st, struct sipc_request *req)
 		sipc_request_fail(req, "cannot make a pipe");
 		return;
 	}
+	/* We write while it writes: never block on its input. */
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	if (posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ) != 0) {
+	/* The command gets the signals we block, and SIGPIPE, back. */
+	posix_spawnattr_init(&sa);
+	sigemptyset(&none);
+	posix_spawnattr_setsigmask(&sa, &none);
+	sigaddset(&none, SIGPIPE);
+	posix_spawnattr_setsigdefault(&sa, &none);
+	posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK |
+	    POSIX_SPAWN_SETSIGDEF);
+	if (posix_spawn(&pid, "/bin/sh", &fa, &sa, argv, environ) != 0) {
+		posix_spawnattr_destroy(&sa);
 		posix_spawn_file_actions_destroy(&fa);
 		close(in[0]);
 		close(in[1]);
@@ -161,6 +174,7 @@ run_job(struct reply_state *st, struct sipc_request *req)
 		sipc_request_fail(req, "cannot run the command");
 		return;
 	}
+	posix_spawnattr_destroy(&sa);
 	posix_spawn_file_actions_destroy(&fa);
 	close(in[0]);
 	close(out[1]);
@@ -228,6 +242,12 @@ on_request(sipc_receiver *rx, struct sipc_request *req, void *arg)
 	j->req = req;
 	j->next = NULL;
 	pthread_mutex_lock(&st->mu);
+	if (st->stop) {
+		pthread_mutex_unlock(&st->mu);
+		sipc_request_free(req);
+		free(j);
+		return;
+	}
 	*st->tail = j;
 	st->tail = &j->next;
 	pthread_cond_signal(&st->cv);
@@ -245,6 +265,7 @@ cmd_reply(int argc, char **argv)
 	pthread_t *th = NULL;
 	sipc_receiver *rx;
 	sipc_epm *epm = NULL;
+	struct job *j;
 	long jobs = 1, v, i;
 	sigset_t set;
 	int rc;
@@ -306,6 +327,7 @@ cmd_reply(int argc, char **argv)
 		return EX_USAGE;
 	}
 	cli_security_env(&o.security);
+	signal(SIGPIPE, SIG_IGN);	/* a command that does not read */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
@@ -338,9 +360,17 @@ cmd_reply(int argc, char **argv)
 	while (!atomic_load(&st.done))
 		if (sigtimedwait(&set, NULL, &ts) > 0)
 			break;
-	/* Unanswered requests are dropped: their requesters hear it. */
+	/* Requests waiting for a worker are dropped (their requesters
+	 * hear NO_REPLY at once); those running finish and are answered,
+	 * then the receiver closes. */
 	pthread_mutex_lock(&st.mu);
 	st.stop = 1;
+	while ((j = st.head) != NULL) {
+		st.head = j->next;
+		sipc_request_free(j->req);
+		free(j);
+	}
+	st.tail = &st.head;
 	pthread_cond_broadcast(&st.cv);
 	pthread_mutex_unlock(&st.mu);
 	for (i = 0; th && i < jobs; i++)
@@ -530,6 +560,7 @@ cmd_request(int argc, char **argv)
 			return EX_OTHER;
 	}
 	cli_security_env(&o.security);
+	signal(SIGPIPE, SIG_IGN);
 	if (cli_epm_sec(broker, (int)timeout, &o.security, &epm) != 0) {
 		free(buf);
 		return EX_OTHER;
