@@ -255,19 +255,23 @@ typedef void	(*sipc_peer_fn)(sipc_receiver *rx, uint64_t sender_id,
  * died) and reported them to its on_send_failed.  Called when the next
  * message or connection of that sender shows the gap.  Runs on the I/O
  * thread. */
+typedef void	(*sipc_gap_fn)(sipc_receiver *rx, uint64_t sender_id,
+		    uint64_t first_seq, uint64_t count, void *arg);
 /*
  * A request arrived (request/reply, see "Requests" below): req is the
  * caller's to answer, now or later, from any thread, with
  * sipc_request_reply() or sipc_request_fail(), or to drop with
  * sipc_request_free(); exactly one of the three frees it.  Its message
- * (sipc_request_message()) stays valid until then.  Runs on the I/O
- * thread.
+ * (sipc_request_message(), handle included) stays valid until then, also
+ * after the receiver closed.  A connection with 16,384 requests
+ * unanswered is not read until half of them are (the requester waits in
+ * its socket).  Requesters' connections are not senders: they do not
+ * call on_connect or on_disconnect and are not counted in senders.
+ * Runs on the I/O thread.
  */
 struct sipc_request;
 typedef void	(*sipc_request_fn)(sipc_receiver *rx,
 		    struct sipc_request *req, void *arg);
-typedef void	(*sipc_gap_fn)(sipc_receiver *rx, uint64_t sender_id,
-		    uint64_t first_seq, uint64_t count, void *arg);
 
 struct sipc_receiver_opts {
 	size_t		 size;		/* set by sipc_receiver_opts_init() */
@@ -610,8 +614,9 @@ typedef void	(*sipc_survey_fn)(sipc_requester *rq, uint64_t id,
 struct sipc_requester_opts {
 	size_t			 size;	/* set by sipc_requester_opts_init() */
 	/* Largest reply taken, in bytes: 1 byte to 1 GiB, default 64 MiB.
-	 * A responder that sends a larger one is cut off (its requests
-	 * fail with SIPC_EPEERGONE). */
+	 * Responders are not told it: one that sends a larger reply is
+	 * cut off (every request in flight on that connection, shared by
+	 * the requesters of the pool, fails with SIPC_EPEERGONE). */
 	size_t			 max_reply;
 	/* Heartbeat on responder connections, in milliseconds, 50 to
 	 * 3600000; a responder silent for 3 intervals is gone.  Default
@@ -664,8 +669,10 @@ int	sipc_requester_new(const char *handle, sipc_epm *epm,
  * only responders refused our TLS or password), SIPC_EPEERGONE (the responder
  * died or its connection broke before it answered), SIPC_ENOREPLY (it
  * dropped the request), SIPC_EREMOTE, SIPC_ETIMEDOUT (a reply that comes
- * later is discarded and counted), SIPC_ECLOSED, SIPC_ENOMEM.  Any
- * thread may call it, except the EPM's I/O thread.
+ * later is discarded and counted; also when the broker cannot be reached
+ * to learn the responders), SIPC_ECLOSED, SIPC_ENOMEM.  The deadline runs
+ * from when the EPM's I/O thread takes the request (at once, unless it is
+ * busy).  Any thread may call it, except the EPM's I/O thread.
  */
 int	sipc_request(sipc_requester *rq, const void *data, size_t len,
 	    int timeout_ms, int flags, struct sipc_reply **reply);
@@ -677,8 +684,10 @@ void	sipc_reply_free(struct sipc_reply *reply);
  * carries what sipc_request() returns) on the I/O thread, exactly once,
  * unless the request is cancelled first.  *id (may be NULL) identifies it
  * for sipc_request_cancel().  Errors found before sending are returned
- * and cb is not called: SIPC_EINVAL, SIPC_ECLOSED, SIPC_ENOMEM.  Any
- * thread may call it, callbacks of the same EPM too.
+ * and cb is not called: SIPC_EINVAL (rq or cb NULL, data NULL with
+ * len > 0, timeout_ms <= 0), SIPC_ETOOBIG (more than 1 GiB),
+ * SIPC_ECLOSED, SIPC_ENOMEM.  Any thread may call it, callbacks of the
+ * same EPM too.
  */
 int	sipc_request_async(sipc_requester *rq, const void *data, size_t len,
 	    int timeout_ms, int flags, sipc_reply_fn cb, void *arg,
@@ -687,27 +696,36 @@ int	sipc_request_async(sipc_requester *rq, const void *data, size_t len,
 /*
  * Cancels request or survey id of rq: its callback does not run after
  * this returns (when the callback is running on the I/O thread, this
- * waits for it).  A reply that comes later is discarded.  Returns 0, or
- * SIPC_ENOTFOUND when it already completed (its callback has run) or
- * never existed, SIPC_EINVAL when rq is NULL.  Any thread.
+ * waits for it).  A request still queued for the I/O thread is not sent
+ * at all.  A reply that comes later is discarded.  Returns 0, or
+ * SIPC_ENOTFOUND when it already completed (its callback has run, or is
+ * running: called from inside it) or never existed, SIPC_EINVAL when rq
+ * is NULL.  Any thread.
  */
 int	sipc_request_cancel(sipc_requester *rq, uint64_t id);
 
 /*
  * Sends the request to every responder of the handle and gathers their
  * answers until all have answered or timeout_ms milliseconds (> 0)
- * passed.  Responders still connecting are waited for (within the
- * deadline) and asked too.  On 0, *out holds one entry per responder
- * asked: free it with sipc_survey_free().  Errors: SIPC_EINVAL,
- * SIPC_ENORESPONDER (nobody to ask), SIPC_ECLOSED, SIPC_ENOMEM.  Not on
- * the I/O thread.
+ * passed.  Responders still connecting are waited for, half the deadline
+ * at most, and asked too; then those ready are asked.  On 0, *out holds
+ * one entry per responder asked, each with error 0 and its reply, or
+ * SIPC_ETIMEDOUT (no answer in time), SIPC_EPEERGONE (it went away),
+ * SIPC_ENOREPLY, SIPC_EREMOTE (with its text), SIPC_ETOOBIG (the request
+ * is larger than it takes), SIPC_ENOMEM; answered counts the entries
+ * that are neither SIPC_ETIMEDOUT nor SIPC_EPEERGONE.  Free it with
+ * sipc_survey_free().  Errors: SIPC_EINVAL (rq or out NULL, data NULL
+ * with len > 0, timeout_ms <= 0, on the I/O thread), SIPC_ETOOBIG (more
+ * than 1 GiB), SIPC_ENORESPONDER (nobody ready to ask by half the
+ * deadline), SIPC_ECLOSED, SIPC_ENOMEM.  Not on the I/O thread.
  */
 int	sipc_survey(sipc_requester *rq, const void *data, size_t len,
 	    int timeout_ms, struct sipc_survey **out);
 void	sipc_survey_free(struct sipc_survey *s);
-/* As sipc_survey(), calling cb once at the end instead (also with
- * s->asked 0 when there was nobody to ask).  Cancel with
- * sipc_request_cancel(). */
+/* As sipc_survey(), without waiting: cb runs once at the end, on the I/O
+ * thread (also with s->asked 0 when there was nobody to ask); *id (may be
+ * NULL) is for sipc_request_cancel().  Errors as sipc_request_async().
+ * Any thread, callbacks of the same EPM too. */
 int	sipc_survey_async(sipc_requester *rq, const void *data, size_t len,
 	    int timeout_ms, sipc_survey_fn cb, void *arg, uint64_t *id);
 
@@ -729,11 +747,13 @@ int	sipc_requester_stats_size(sipc_requester *rq,
 	    struct sipc_requester_stats *st, size_t size);
 
 /*
- * Frees the requester.  Its requests still outstanding are cancelled:
- * none of its callbacks runs after this returns (called from one of its
- * callbacks, the rest of them are not run).  Replies that come later are
- * discarded.  NULL is ignored.  Do not call it while another thread waits
- * in sipc_request() or sipc_survey() on rq.
+ * Frees the requester.  Its requests still outstanding are cancelled
+ * (those still queued for the I/O thread are not sent): none of its
+ * callbacks runs after this returns; from another thread it waits for
+ * one that is running, and called from one of its callbacks, the rest
+ * of them are not run.  Replies that come later are discarded.  NULL is
+ * ignored.  Do not call it while another thread waits in sipc_request()
+ * or sipc_survey() on rq.
  */
 void	sipc_requester_close(sipc_requester *rq);
 
@@ -755,7 +775,8 @@ const struct sipc_message *sipc_request_message(
 int	sipc_request_reply(struct sipc_request *req, const void *data,
 	    size_t len);
 /* Answers req with an error: the requester gets SIPC_EREMOTE and text
- * (NULL: none; at most 512 bytes are sent).  Frees req.  0, or
+ * (NULL: none; at most 512 bytes are sent, cut at a character; text that
+ * is not UTF-8 is sent as ""), from any thread.  Frees req.  0, or
  * SIPC_EINVAL when req is NULL. */
 int	sipc_request_fail(struct sipc_request *req, const char *text);
 /* Drops req unanswered: the requester gets SIPC_ENOREPLY at once.  Frees
