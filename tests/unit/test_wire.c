@@ -69,7 +69,8 @@ record_ok(const struct wire_record *r)
 struct wcase {
 	const char	*name;		/* as in PROTOCOL.md's examples */
 	uint8_t		 type;
-	int		 body_is_rest;	/* DATA: trailing bytes are the body */
+	int		 body_is_rest;	/* DATA, REPLY: trailing bytes are the
+					   body */
 	int		(*enc)(struct wbuf *);
 	int		(*dec)(const uint8_t *, size_t);	/* 0 and fields ok */
 };
@@ -536,6 +537,124 @@ enc_ack(struct wbuf *b)
 	return wire_enc_u64(b, WIRE_ACK, 0, 0x100000001ULL);
 }
 
+/* Request/reply (PROTOCOL.md 6.6): what a requester and a responder say. */
+static int
+enc_dhello_reply(struct wbuf *b)
+{
+	struct wire_dhello m = { 1, 1, WIRE_FEAT_REPLY, 0x2222222222222223ULL,
+	    0x0102030405060708ULL, 1, 5000, 0xffffffffu, S("calc") };
+
+	return wire_enc_dhello(b, 1, &m);
+}
+
+static int
+dec_dhello_reply(const uint8_t *p, size_t n)
+{
+	struct wire_dhello m;
+	int rc = wire_dec_dhello(p, n, &m);
+
+	return rc ? rc : !(m.features == WIRE_FEAT_REPLY &&
+	    m.sender_id == 0x2222222222222223ULL &&
+	    m.instance == 0x0102030405060708ULL &&
+	    m.first_seq == 1 && m.ack_bytes == 0xffffffffu &&
+	    str_eq(m.handle, "calc"));
+}
+
+static int
+enc_ok_dhello_reply(struct wbuf *b)
+{
+	struct wire_dhello_ok m = { 1, WIRE_FEAT_REPLY,
+	    0x0102030405060708ULL, 0, 67108864 };
+
+	return wire_enc_ok_dhello(b, 1, &m);
+}
+
+static int
+dec_ok_dhello_reply(const uint8_t *p, size_t n)
+{
+	struct wire_dhello_ok m;
+	int rc = wire_dec_ok_dhello(p, n, &m);
+
+	return rc ? rc : !(m.features == WIRE_FEAT_REPLY &&
+	    m.instance == 0x0102030405060708ULL && m.last_seq == 0);
+}
+
+/* A request: DATA with request id 7. */
+static int
+enc_request(struct wbuf *b)
+{
+	size_t s = wire_frame_begin(b, WIRE_DATA, 0, 7);
+
+	wire_put_u64(b, 1);
+	wire_put_bytes(b, "ping", 4);
+	return wire_frame_end(b, s);
+}
+
+static int
+dec_request(const uint8_t *p, size_t n)
+{
+	struct wire_data d;
+	int rc = wire_dec_data(p, n, &d);
+
+	return rc ? rc : !(d.seq == 1 && d.len == 4 &&
+	    memcmp(d.body, "ping", 4) == 0);
+}
+
+/* REPLY has no encoder of its own: a header, then the body, as
+ * libclient/responder.c builds it. */
+static int
+enc_reply(struct wbuf *b)
+{
+	struct wire_header h = { 1, WIRE_REPLY, 0, 7, 4 };
+	uint8_t hdr[SIPC_HEADER_SIZE];
+
+	wire_header_encode(hdr, &h);
+	wire_put_bytes(b, hdr, sizeof(hdr));
+	wire_put_bytes(b, "pong", 4);
+	return b->err;
+}
+
+/* The whole payload is the body: any length decodes. */
+static int
+dec_reply(const uint8_t *p, size_t n)
+{
+	return !(n == 4 && memcmp(p, "pong", 4) == 0);
+}
+
+static int
+enc_error_no_reply(struct wbuf *b)
+{
+	return wire_enc_error(b, 7, WIRE_ERR_NO_REPLY, "the responder "
+	    "dropped the request");
+}
+
+static int
+dec_error_no_reply(const uint8_t *p, size_t n)
+{
+	struct wire_error e;
+	int rc = wire_dec_error(p, n, &e);
+
+	return rc ? rc : !(e.code == WIRE_ERR_NO_REPLY &&
+	    str_eq(e.text, "the responder dropped the request"));
+}
+
+static int
+enc_error_request_failed(struct wbuf *b)
+{
+	return wire_enc_error(b, 8, WIRE_ERR_REQUEST_FAILED,
+	    "division by zero");
+}
+
+static int
+dec_error_request_failed(const uint8_t *p, size_t n)
+{
+	struct wire_error e;
+	int rc = wire_dec_error(p, n, &e);
+
+	return rc ? rc : !(e.code == WIRE_ERR_REQUEST_FAILED &&
+	    str_eq(e.text, "division by zero"));
+}
+
 static const struct wcase cases[] = {
 	{ "HELLO", WIRE_HELLO, 0, enc_hello, dec_hello },
 	{ "OK-HELLO", WIRE_OK, 0, enc_ok_hello, dec_ok_hello },
@@ -565,6 +684,15 @@ static const struct wcase cases[] = {
 	{ "OK-DHELLO", WIRE_OK, 0, enc_ok_dhello, dec_ok_dhello },
 	{ "DATA", WIRE_DATA, 1, enc_data, dec_data },
 	{ "ACK", WIRE_ACK, 0, enc_ack, dec_u64_id },
+	{ "DHELLO-REPLY", WIRE_DHELLO, 0, enc_dhello_reply, dec_dhello_reply },
+	{ "OK-DHELLO-REPLY", WIRE_OK, 0, enc_ok_dhello_reply,
+	    dec_ok_dhello_reply },
+	{ "REQUEST", WIRE_DATA, 1, enc_request, dec_request },
+	{ "REPLY", WIRE_REPLY, 1, enc_reply, dec_reply },
+	{ "ERROR-NO-REPLY", WIRE_ERROR, 0, enc_error_no_reply,
+	    dec_error_no_reply },
+	{ "ERROR-REQUEST-FAILED", WIRE_ERROR, 0, enc_error_request_failed,
+	    dec_error_request_failed },
 };
 #define NCASES	(sizeof(cases) / sizeof(cases[0]))
 
@@ -599,7 +727,8 @@ START_TEST(test_truncations)
 	struct wire_header h;
 	struct wbuf b;
 	uint8_t *copy;
-	size_t cut, min = c->body_is_rest ? SIPC_DATA_PREFIX : 0;
+	size_t cut, min = !c->body_is_rest ? 0 :
+	    c->type == WIRE_REPLY ? 0 : SIPC_DATA_PREFIX;
 
 	encode_case(c, &b, &h);
 	/* Every shorter payload fails (copied so ASan sees overreads). */
@@ -1175,6 +1304,69 @@ START_TEST(test_framer_zlib)
 }
 END_TEST
 
+/*
+ * REPLY on a data connection (the requester's framer): with ZLIB
+ * negotiated its whole payload is one zlib stream, bounded like any
+ * payload; without ZLIB, COMPRESSED on it is a framing error.
+ */
+START_TEST(test_framer_reply)
+{
+	static uint8_t buf[70000], plain[70000];
+	struct framer f;
+	struct frame fr;
+	uint8_t *z;
+	size_t n, zlen, need;
+	uint16_t code = 0;
+
+	memset(plain, 'r', sizeof(plain));
+	ck_assert_int_eq(zf_deflate(plain, 5000, &z, &zlen), 0);
+	n = mkframe(buf, 1, WIRE_REPLY, WIRE_F_COMPRESSED, z, zlen);
+	/* Negotiated: inflated whole, no sequence number kept aside. */
+	frame_init(&f, SIPC_HELLO_FRAME_MAX, 1);
+	frame_open(&f, 1, 1, 65536, 65536);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), 1);
+	ck_assert_uint_eq(fr.h.type, WIRE_REPLY);
+	ck_assert_uint_eq(fr.h.reqid, 7);
+	ck_assert_uint_eq(fr.h.len, 5000);
+	ck_assert_uint_eq(fr.wire_len, zlen);
+	ck_assert_uint_eq(fr.size, n);
+	ck_assert_int_eq(memcmp(fr.payload, plain, 5000), 0);
+	/* Past the requester's limit once inflated: COMPRESSION. */
+	frame_open(&f, 1, 1, 65536, 4999);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_COMPRESSION);
+	/* An uncompressed REPLY passes as it is. */
+	frame_open(&f, 1, 1, 65536, 65536);
+	n = mkframe(buf, 1, WIRE_REPLY, 0, "pong", 4);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), 1);
+	ck_assert_uint_eq(fr.h.len, 4);
+	ck_assert_ptr_eq(fr.payload, buf + SIPC_HEADER_SIZE);
+	frame_free(&f);
+
+	/* ZLIB not negotiated, before the handshake or after it. */
+	n = mkframe(buf, 1, WIRE_REPLY, WIRE_F_COMPRESSED, z, zlen);
+	frame_init(&f, 65536, 1);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_BAD_FRAME);
+	frame_open(&f, 1, 0, 65536, 65536);
+	code = 0;
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_BAD_FRAME);
+	frame_free(&f);
+	/* Nor other frames than DATA and REPLY on a data connection. */
+	frame_init(&f, 65536, 1);
+	frame_open(&f, 1, 1, 65536, 65536);
+	n = mkframe(buf, 1, WIRE_ERROR, WIRE_F_COMPRESSED, z, zlen);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_BAD_FRAME);
+	n = mkframe(buf, 1, WIRE_ACK, WIRE_F_COMPRESSED, z, zlen);
+	ck_assert_int_eq(next(&f, buf, n, &fr, &need, &code), -1);
+	ck_assert_int_eq(code, WIRE_ERR_BAD_FRAME);
+	frame_free(&f);
+	free(z);
+}
+END_TEST
+
 START_TEST(test_doc_examples)
 {
 	const char *path = getenv("SIPC_PROTOCOL_MD");
@@ -1254,6 +1446,7 @@ main(int argc, char **argv)
 	tcase_add_test(tc, test_addr_parse);
 	tcase_add_test(tc, test_framer_bounds);
 	tcase_add_test(tc, test_framer_zlib);
+	tcase_add_test(tc, test_framer_reply);
 	tcase_add_test(tc, test_doc_examples);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
