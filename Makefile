@@ -167,8 +167,9 @@ $(B)/bin/brokerctl: $(CTL_OBJ) $(B)/lib/libsipcproto.a
 
 # ---- tests ------------------------------------------------------------------
 
+# The data connection's reader (libclient/reader.c) uses proto/ only.
 $(B)/tests/test_wire: $(call obj,tests/unit/test_wire.c) \
-    $(B)/lib/libsipcproto.a
+    $(call obj,libclient/reader.c) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 

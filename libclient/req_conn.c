@@ -246,7 +246,8 @@ on_ok(struct qconn *c, const struct wire_dhello_ok *ok)
 {
 	struct rpc_pool *p = c->pool;
 
-	c->zlib = (ok->features & WIRE_FEAT_ZLIB) != 0;
+	/* Only what we offered counts (a responder must not grant more). */
+	c->zlib = p->opts.compress && (ok->features & WIRE_FEAT_ZLIB) != 0;
 	c->max_message = ok->max_message;
 	if (c->peer.instance == 0)
 		c->peer.instance = ok->instance;

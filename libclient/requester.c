@@ -395,8 +395,9 @@ call_dispatch(struct call *k)
 	}
 	if (pool_pending(p))
 		goto wait;
+	/* A retry with nowhere to go fails as its first try did. */
 	call_error(k, too_big_for_all(p, k->len) ? SIPC_ETOOBIG :
-	    pool_error(p), "");
+	    k->retried ? SIPC_EPEERGONE : pool_error(p), "");
 	return;
 wait:
 	if (!k->waiting)

@@ -14,6 +14,7 @@
 #include "../../proto/frame.h"
 #include "../../proto/zframe.h"
 #include "../../proto/wire.h"
+#include "../../libclient/reader.h"
 
 #define S(lit)	((struct wire_str){ lit, sizeof(lit) - 1 })
 
@@ -1309,6 +1310,56 @@ END_TEST
  * negotiated its whole payload is one zlib stream, bounded like any
  * payload; without ZLIB, COMPRESSED on it is a framing error.
  */
+/* The receiver's reader: a request (DATA with a request id) only where
+ * REPLY was granted; UNEXPECTED elsewhere (PROTOCOL.md 6.6). */
+START_TEST(test_reader_request)
+{
+	struct wire_dhello m;
+	struct dp_reader r;
+	struct dp_event ev;
+	struct wbuf w;
+	char why[128];
+	uint16_t code = 0;
+	size_t need, off;
+	int n, granted;
+
+	for (granted = 0; granted < 2; granted++) {
+		wbuf_init(&w, 4096);
+		memset(&m, 0, sizeof(m));
+		m.min_version = m.max_version = 1;
+		m.features = WIRE_FEAT_REPLY;
+		m.sender_id = 1;
+		m.first_seq = 1;
+		m.heartbeat_ms = 5000;
+		m.handle.ptr = "h";
+		m.handle.len = 1;
+		ck_assert_int_eq(wire_enc_dhello(&w, 1, &m), 0);
+		off = w.len;
+		ck_assert_int_eq(enc_request(&w), 0);	/* reqid 7, "ping" */
+		dp_reader_init(&r, 1024);
+		n = dp_read(&r, w.data, off, &ev, &need, &code, why,
+		    sizeof(why));
+		ck_assert_int_eq(n, (int)off);
+		ck_assert_int_eq(ev.type, DP_DHELLO);
+		dp_reader_open(&r, 0);
+		r.reply = granted;
+		n = dp_read(&r, w.data + off, w.len - off, &ev, &need, &code,
+		    why, sizeof(why));
+		if (granted) {
+			ck_assert_int_eq(n, (int)(w.len - off));
+			ck_assert_int_eq(ev.type, DP_DATA);
+			ck_assert_uint_eq(ev.reqid, 7);
+			ck_assert_uint_eq(ev.len, 4);
+		} else {
+			ck_assert_int_eq(n, -1);
+			ck_assert_uint_eq(code, WIRE_ERR_UNEXPECTED);
+		}
+		dp_reader_free(&r);
+		wbuf_free(&w);
+	}
+}
+END_TEST
+
 START_TEST(test_framer_reply)
 {
 	static uint8_t buf[70000], plain[70000];
@@ -1447,6 +1498,7 @@ main(int argc, char **argv)
 	tcase_add_test(tc, test_framer_bounds);
 	tcase_add_test(tc, test_framer_zlib);
 	tcase_add_test(tc, test_framer_reply);
+	tcase_add_test(tc, test_reader_request);
 	tcase_add_test(tc, test_doc_examples);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
