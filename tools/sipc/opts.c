@@ -29,6 +29,21 @@ cli_parse_long(const char *opt, const char *s, long min, long max, long *out)
 }
 
 int
+cli_receiver_opt(struct sipc_receiver_opts *o, const char *opt,
+    const char *val)
+{
+	if (!strcmp(opt, "--listen"))
+		o->listen_address = val;
+	else if (!strcmp(opt, "--register-address"))
+		o->register_address = val;
+	else if (!strcmp(opt, "--ports"))
+		o->allowed_ports = val;
+	else
+		return 0;
+	return 1;
+}
+
+int
 cli_security_opt(struct sipc_security *sec, const char *opt, const char *val,
     char *pw)
 {

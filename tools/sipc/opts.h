@@ -18,6 +18,12 @@ int	cli_epm(const char *broker, int timeout_ms, sipc_epm **epm);
 int	cli_epm_sec(const char *broker, int timeout_ms,
 	    const struct sipc_security *sec, sipc_epm **epm);
 
+/* The receiving side's address options, for recv and reply:
+ * --listen, --register-address, --ports.  1 when opt was one of them
+ * (val stored in o), else 0. */
+int	cli_receiver_opt(struct sipc_receiver_opts *o, const char *opt,
+	    const char *val);
+
 /* Password buffer size for cli_security_opt. */
 #define CLI_PASSWORD_MAX	1024
 

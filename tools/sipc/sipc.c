@@ -208,12 +208,8 @@ cmd_recv(int argc, char **argv)
 		i++;
 		if (!strcmp(a, "--broker"))
 			broker = val;
-		else if (!strcmp(a, "--listen"))
-			o.listen_address = val;
-		else if (!strcmp(a, "--register-address"))
-			o.register_address = val;
-		else if (!strcmp(a, "--ports"))
-			o.allowed_ports = val;
+		else if (cli_receiver_opt(&o, a, val))
+			;
 		else if (!strcmp(a, "--output"))
 			output = val;
 		else if (!strcmp(a, "--count")) {
