@@ -14,7 +14,7 @@
  * the rest, NATS against a nats-server this driver starts on a loopback
  * port.
  * Before the rounds, a pilot run of each sizes its message count so that
- * one measurement takes about --seconds (1).  Every process is bounded in
+ * one measurement takes about --seconds (2; 5 rounds by default).  Every process is bounded in
  * time and killed and reaped by pid.
  *
  * It compares; it changes nothing in sipc.  Exit 0 when every measurement
@@ -44,7 +44,7 @@
 #define MAX_KV		64
 #define OUT_MAX		(64 * 1024)
 #define RUN_TIMEOUT_MS	30000	/* one measurement, setup included */
-#define BUDGET_S	480	/* then the rest is skipped */
+#define BUDGET_S	1500	/* then the rest is skipped */
 
 /* ---- Implementations and cases ------------------------------------------- */
 
@@ -150,8 +150,8 @@ static const char *build = NULL;
 static char	   path_sipc[512], path_epmd[512], path_tcp[512],
 		   path_zmq[512], path_broker[512], path_out[512],
 		   path_log[512], path_nats[512], path_nats_log[512];
-static int	   rounds = 3;
-static double	   target_s = 1.0;
+static int	   rounds = 5;
+static double	   target_s = 2.0;
 static int	   rtt_cpu = -2;	/* -2: the last CPU; -1: none */
 static char	   broker_addr[64];
 static pid_t	   epmd_pid = -1;
@@ -161,6 +161,7 @@ static int	   failures;
 static int64_t	   t_start;
 static int	   skipped;
 static double	   other_cpu_pct = -1;	/* others' share of the CPUs */
+static double	   steal_pct = -1;	/* the hypervisor's */
 
 /* ---- Running one measurement --------------------------------------------- */
 
@@ -900,7 +901,10 @@ print_table(void)
 struct ratio {
 	char		 name[96];
 	const char	*impl;
-	double		 value;
+	double		 value;		/* the median of the rounds' ratios */
+	double		 lo;		/* their minimum and maximum */
+	double		 hi;
+	int		 nrounds;	/* 0: from medians, not rounds */
 	double		 target;
 	int		 has_target;
 	int		 at_most;	/* value must be <= target */
@@ -926,6 +930,33 @@ med(const char *ck, enum impl im, const char *key, int *ok)
 	return s.med;
 }
 
+/*
+ * The ratio of each round: a's run of round i against b's of the same
+ * round (runs alternate within a round, so both saw the same machine);
+ * r gets their median, minimum and maximum.  Unchanged when no round
+ * has both.
+ */
+static void
+round_ratios(struct ratio *r, const struct cell *a, const struct cell *b,
+    const char *key)
+{
+	double v[MAX_ROUNDS], x, y;
+	int i, n = 0;
+
+	for (i = 0; i < a->n && i < b->n; i++)
+		if (get_num(&a->runs[i], key, &x) == 0 &&
+		    get_num(&b->runs[i], key, &y) == 0 && y > 0)
+			v[n++] = x / y;
+	if (n == 0)
+		return;
+	qsort(v, (size_t)n, sizeof(v[0]), cmp_d);
+	r->value = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	r->lo = v[0];
+	r->hi = v[n - 1];
+	r->nrounds = n;
+	r->ok = 1;
+}
+
 static void
 add_ratio(const char *name, enum impl im, double num, double den, int ok,
     double target, int has_target, int at_most)
@@ -935,10 +966,11 @@ add_ratio(const char *name, enum impl im, double num, double den, int ok,
 	if (nratios == (int)(sizeof(ratios) / sizeof(ratios[0])))
 		return;
 	r = &ratios[nratios++];
+	memset(r, 0, sizeof(*r));
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	r->impl = impl_key[im];
 	r->ok = ok && den > 0;
-	r->value = r->ok ? num / den : 0;
+	r->value = r->lo = r->hi = r->ok ? num / den : 0;
 	r->target = target;
 	r->has_target = has_target;
 	r->at_most = at_most;
@@ -961,6 +993,8 @@ add_pair(const char *name, const char *ck, const char *key, const char *dck,
 		a = med(ck, im, key, &ok);
 		b = med(dck, den, key, &ok);
 		add_ratio(name, im, a, b, ok, target, has_target, at_most);
+		round_ratios(&ratios[nratios - 1], &find_case(ck)->cell[im],
+		    &find_case(dck)->cell[den], key);
 	}
 }
 
@@ -1012,10 +1046,14 @@ compute_ratios(void)
 	add_ratio("request p50 vs TCP ping-pong", I_SIPC_TCP,
 	    med("req_rtt", I_SIPC_TCP, "p50_us", &ok),
 	    med("rtt_64", I_TCP, "p50_us", &ok), ok, 1.25, 1, 1);
+	round_ratios(&ratios[nratios - 1], &find_case("req_rtt")->cell[
+	    I_SIPC_TCP], &find_case("rtt_64")->cell[I_TCP], "p50_us");
 	ok = 1;
 	add_ratio("request p50 vs Unix ping-pong", I_SIPC_LOCAL,
 	    med("req_rtt", I_SIPC_LOCAL, "p50_us", &ok),
 	    med("rtt_64", I_UNIX, "p50_us", &ok), ok, 1.25, 1, 1);
+	round_ratios(&ratios[nratios - 1], &find_case("req_rtt")->cell[
+	    I_SIPC_LOCAL], &find_case("rtt_64")->cell[I_UNIX], "p50_us");
 	add_pair("request p50 vs ZeroMQ REQ/REP", "req_rtt", "p50_us",
 	    "req_rtt", I_ZMQ, 0, 0, 1, 0);
 	add_pair("request p50 vs NATS", "req_rtt", "p50_us", "req_rtt",
@@ -1096,6 +1134,10 @@ fmt_ratio(const struct ratio *r, char *buf, size_t size)
 		buf[0] = '\0';
 	else if (!r->ok)
 		snprintf(buf, size, "n/a%s", r->has_target ? " MISS" : "");
+	else if (r->nrounds > 1)
+		snprintf(buf, size, "%.2fx (%.2f-%.2f)%s", r->value, r->lo,
+		    r->hi, r->has_target ? (ratio_pass(r) ? " ok" : " MISS") :
+		    "");
 	else
 		snprintf(buf, size, "%.2fx%s", r->value, r->has_target ?
 		    (ratio_pass(r) ? " ok" : " MISS") : "");
@@ -1105,12 +1147,12 @@ static void
 print_ratios(int *met, int *total)
 {
 	const struct ratio *r, *t, *l;
-	char a[32], b[32], tgt[32];
+	char a[48], b[48], tgt[32];
 	int i, lossless = total_loss() == 0;
 
 	*met = *total = 0;
-	printf("\nratios of medians (this run)                      "
-	    "target      sipc tcp        sipc local\n");
+	printf("\nratios, median of the rounds' (min-max)           "
+	    "target      sipc tcp                  sipc local\n");
 	for (i = 0; i < nratios; i++) {
 		r = &ratios[i];
 		if (!strcmp(r->impl, "broker"))
@@ -1129,7 +1171,7 @@ print_ratios(int *met, int *total)
 			snprintf(tgt, sizeof(tgt), "-");
 		fmt_ratio(t, a, sizeof(a));
 		fmt_ratio(l, b, sizeof(b));
-		printf("  %-48s%-12s%-16s%s\n", r->name, tgt, a, b);
+		printf("  %-48s%-12s%-26s%s\n", r->name, tgt, a, b);
 	}
 	for (i = 0; i < nratios; i++) {
 		if (!ratios[i].has_target)
@@ -1201,9 +1243,10 @@ write_json(double elapsed, int met, int total)
 	uname(&u);
 	fprintf(fp, "{\n  \"rounds\": %d, \"seconds_per_measurement\": %.2f, "
 	    "\"elapsed_s\": %.1f, \"cpus\": %ld, \"kernel\": \"%s\", "
-	    "\"rtt_cpu\": %d, \"other_cpu_percent\": %.1f,\n", rounds,
+	    "\"rtt_cpu\": %d, \"other_cpu_percent\": %.1f, "
+	    "\"steal_percent\": %.1f,\n", rounds,
 	    target_s, elapsed, sysconf(_SC_NPROCESSORS_ONLN), u.release,
-	    rtt_cpu, other_cpu_pct);
+	    rtt_cpu, other_cpu_pct, steal_pct);
 	fprintf(fp, "  \"cases\": {\n");
 	for (k = 0; k < NCASES; k++) {
 		c = &cases[k];
@@ -1245,7 +1288,9 @@ write_json(double elapsed, int met, int total)
 		fprintf(fp, "%s\n    {\"name\": \"%s\", \"impl\": \"%s\", "
 		    "\"value\": ", i ? "," : "", r->name, r->impl);
 		if (r->ok)
-			fprintf(fp, "%.6g", r->value);
+			fprintf(fp, "%.6g, \"min\": %.6g, \"max\": %.6g, "
+			    "\"rounds\": %d", r->value, r->lo, r->hi,
+			    r->nrounds);
 		else
 			fprintf(fp, "null");
 		if (r->has_target)
@@ -1267,9 +1312,10 @@ write_json(double elapsed, int met, int total)
 
 /* ---- Other load on the machine ------------------------------------------- */
 
-/* Busy CPU time of the whole machine from /proc/stat, in ns. */
+/* The machine's CPU time from /proc/stat, in ns: busy (steal: 0) or
+ * taken by the hypervisor for others (steal: 1). */
 static int64_t
-machine_busy_ns(void)
+machine_cpu_ns(int steal)
 {
 	unsigned long long v[8] = { 0 };
 	FILE *fp;
@@ -1282,8 +1328,9 @@ machine_busy_ns(void)
 	fclose(fp);
 	if (n < 4)
 		return 0;
-	/* Everything but idle (3) and iowait (4). */
-	return (int64_t)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) *
+	/* Busy: user, nice, system, irq, softirq; not idle (3), iowait
+	 * (4) or steal (7). */
+	return (int64_t)(steal ? v[7] : v[0] + v[1] + v[2] + v[5] + v[6]) *
 	    (1000000000 / sysconf(_SC_CLK_TCK));
 }
 
@@ -1351,7 +1398,8 @@ measure(struct bcase *c, enum impl im, int round)
 int
 main(int argc, char **argv)
 {
-	int64_t t0 = t_start = mono_ns(), busy0 = machine_busy_ns(),
+	int64_t t0 = t_start = mono_ns(), busy0 = machine_cpu_ns(0),
+	    steal0 = machine_cpu_ns(1),
 	    own0 = own_cpu_ns();
 	size_t k;
 	int i, rd, im, start, met, total;
@@ -1424,16 +1472,19 @@ main(int argc, char **argv)
 	/* nats-server exits 1 on SIGTERM, by design. */
 	server_stop(&nats_pid, 1, "nats-server", path_nats_log);
 	/* What else ran meanwhile: the machine's busy time less ours. */
-	other_cpu_pct = (double)((machine_busy_ns() - busy0) - (own_cpu_ns() -
+	other_cpu_pct = (double)((machine_cpu_ns(0) - busy0) - (own_cpu_ns() -
 	    own0)) * 100.0 / ((double)(mono_ns() - t0) * (double)ncpu);
 	if (other_cpu_pct < 0)
 		other_cpu_pct = 0;
+	steal_pct = (double)(machine_cpu_ns(1) - steal0) * 100.0 /
+	    ((double)(mono_ns() - t0) * (double)ncpu);
 	print_table();
 	compute_ratios();
 	print_ratios(&met, &total);
 	write_json((double)(mono_ns() - t0) / 1e9, met, total);
 	printf("\n  other processes used %.0f %% of the machine's CPU time "
-	    "during the bench%s\n", other_cpu_pct, other_cpu_pct > 10 ?
+	    "during the bench, the hypervisor (steal) %.1f %%%s\n",
+	    other_cpu_pct, steal_pct, other_cpu_pct > 10 || steal_pct > 5 ?
 	    ": the figures are disturbed; run again on a quiet machine" :
 	    "");
 	printf("\n%s written; %.0f s in all.\n", path_out,
