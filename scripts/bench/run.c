@@ -13,9 +13,11 @@
  * bench-zmq, bench-nats, bench-tcp and bench-broker (DIR/bench/bin) for
  * the rest, NATS against a nats-server this driver starts on a loopback
  * port.
- * Before the rounds, a pilot run of each sizes its message count so that
- * one measurement takes about --seconds (2; 5 rounds by default).  Every process is bounded in
- * time and killed and reaped by pid.
+ * Before the rounds (5 by default), a pilot run of each sizes its message
+ * count so that one measurement takes about --seconds (2).  Every process
+ * is bounded in time and killed and reaped by pid.  Ratios are taken per
+ * round (sipc against its peer of the same round) and reported as their
+ * median and range.
  *
  * It compares; it changes nothing in sipc.  Exit 0 when every measurement
  * ran and nothing was lost, 1 otherwise (missed targets are reported,
