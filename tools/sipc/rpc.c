@@ -147,7 +147,13 @@ run_job(struct reply_state *st, struct sipc_request *req)
 	size_t olen;
 	pid_t pid;
 
-	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1) {
+	if (pipe2(in, O_CLOEXEC) == -1) {
+		sipc_request_fail(req, "cannot make a pipe");
+		return;
+	}
+	if (pipe2(out, O_CLOEXEC) == -1) {
+		close(in[0]);
+		close(in[1]);
 		sipc_request_fail(req, "cannot make a pipe");
 		return;
 	}
