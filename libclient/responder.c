@@ -70,18 +70,20 @@ conn_unref(struct rconn *c)
 	free(c);
 }
 
-/* On the I/O thread: puts answer o on its connection and lets it go. */
+/* On the I/O thread: puts an answer (hdr, then body) on c and lets go of
+ * c's reference.  flush 0: perhaps inside c's own parsing, where it must
+ * not be closed: the write event or the read callback writes it. */
 static void
-deliver(struct rsp_out *o, int flush)
+deliver(struct rconn *c, const void *hdr, size_t hlen, const void *body,
+    size_t blen, int flush)
 {
-	struct rconn *c = o->c;
-
 	c->inflight--;
-	if (!c->closed) {
-		/* Out of memory: the answer is lost, the requester's
-		 * deadline tells it.  (Inline, c may be under its reader:
-		 * never closed here.) */
-		if (rconn_out(c, o->frame, o->len) == 0) {
+	/* Out of memory: the answer is lost, the requester's deadline
+	 * tells it.  Both parts or neither: no frame is cut. */
+	if (!c->closed && rconn_out(c, hdr, hlen) == 0) {
+		if (blen && rconn_out(c, body, blen) == -1)
+			c->out.len -= hlen;	/* still the last bytes */
+		else {
 			if (c->paused &&
 			    c->inflight < SIPC_RESPONDER_INFLIGHT_MAX / 2)
 				rconn_resume(c);
@@ -91,7 +93,6 @@ deliver(struct rsp_out *o, int flush)
 				wev_set(c->wev, &c->wev_armed, 1);
 		}
 	}
-	free(o);
 	conn_unref(c);
 }
 
@@ -110,7 +111,8 @@ port_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&p->mu);
 	for (; o; o = next) {
 		next = o->next;
-		deliver(o, 1);
+		deliver(o->c, o->frame, o->len, NULL, 0, 1);
+		free(o);
 	}
 }
 
@@ -194,54 +196,45 @@ rsp_request(struct rconn *c, const struct dp_event *ev)
 	rx->opts.on_request(rx, req, rx->opts.arg);
 }
 
-/* Sends answer o for req (on whichever thread), frees req. */
-static void
-answer(struct sipc_request *req, struct rsp_out *o)
+/*
+ * Sends req's answer (hdr, then body), frees req.  On the I/O thread it
+ * goes straight into the connection's output (p->rx changes only there);
+ * from another thread it is copied once into a queued frame.  0, or
+ * SIPC_ENOMEM with req left to its caller.
+ */
+static int
+answer(struct sipc_request *req, const void *hdr, size_t hlen,
+    const void *body, size_t blen)
 {
 	struct reply_port *p = req->port;
+	struct rsp_out *o;
 
-	o->next = NULL;
-	o->c = req->c;
-	pthread_mutex_lock(&p->mu);
-	if (p->rx == NULL) {
-		pthread_mutex_unlock(&p->mu);
-		free(o);
-	} else if (pthread_equal(pthread_self(), p->io)) {
-		pthread_mutex_unlock(&p->mu);
-		/* Perhaps inside c's own parsing: no flush (it may close c
-		 * under its reader); the write event or the read callback
-		 * writes it. */
-		deliver(o, 0);
-	} else {
-		*p->tail = o;
-		p->tail = &o->next;
-		if (p->head == o)
-			event_active(p->ev, EV_READ, 0);
+	if (pthread_equal(pthread_self(), p->io)) {
+		if (p->rx != NULL)
+			deliver(req->c, hdr, hlen, body, blen, 0);
+	} else if ((o = malloc(sizeof(*o) + hlen + blen)) == NULL)
+		return SIPC_ENOMEM;
+	else {
+		o->next = NULL;
+		o->c = req->c;
+		o->len = hlen + blen;
+		memcpy(o->frame, hdr, hlen);
+		if (blen)
+			memcpy(o->frame + hlen, body, blen);
+		pthread_mutex_lock(&p->mu);
+		if (p->rx == NULL)
+			free(o);	/* the receiver closed */
+		else {
+			*p->tail = o;
+			p->tail = &o->next;
+			if (p->head == o)
+				event_active(p->ev, EV_READ, 0);
+		}
 		pthread_mutex_unlock(&p->mu);
 	}
 	port_unref(p);
 	free(req);
-}
-
-static struct rsp_out *
-out_error(uint32_t reqid, uint16_t code, const char *text)
-{
-	struct rsp_out *o;
-	struct wbuf w;
-	size_t cap = SIPC_HEADER_SIZE + 4 + SIPC_ERROR_TEXT_MAX;
-
-	if ((o = malloc(sizeof(*o) + cap)) == NULL)
-		return NULL;
-	w.data = o->frame;
-	w.len = 0;
-	w.cap = w.max = cap;
-	w.err = 0;
-	if (wire_enc_error(&w, reqid, code, text) != 0) {
-		free(o);
-		return NULL;
-	}
-	o->len = w.len;
-	return o;
+	return 0;
 }
 
 const struct sipc_message *
@@ -254,9 +247,9 @@ int
 sipc_request_reply(struct sipc_request *req, const void *data, size_t len)
 {
 	struct wire_header h;
-	struct rsp_out *o;
-	uint8_t *z = NULL;
+	uint8_t hdr[SIPC_HEADER_SIZE], *z = NULL;
 	size_t zlen = 0;
+	int rc;
 
 	if (req == NULL || (data == NULL && len > 0))
 		return seterr(SIPC_EINVAL, "req NULL, or data NULL with len");
@@ -276,38 +269,32 @@ sipc_request_reply(struct sipc_request *req, const void *data, size_t len)
 		len = zlen;
 	}
 	h.len = (uint32_t)len;
-	if ((o = malloc(sizeof(*o) + SIPC_HEADER_SIZE + len)) == NULL) {
-		free(z);
-		sipc_request_free(req);
-		return seterr(SIPC_ENOMEM, "out of memory");
-	}
-	wire_header_encode(o->frame, &h);
-	if (len)
-		memcpy(o->frame + SIPC_HEADER_SIZE, data, len);
+	wire_header_encode(hdr, &h);
+	rc = answer(req, hdr, sizeof(hdr), data, len);
 	free(z);
-	o->len = SIPC_HEADER_SIZE + len;
-	answer(req, o);
-	return 0;
+	if (rc == 0)
+		return 0;
+	sipc_request_free(req);		/* NO_REPLY, if that fits */
+	return seterr(SIPC_ENOMEM, "out of memory");
 }
 
 static void
 answer_error(struct sipc_request *req, uint16_t code, const char *text)
 {
-	struct rsp_out *o;
+	uint8_t buf[SIPC_HEADER_SIZE + 4 + SIPC_ERROR_TEXT_MAX];
+	struct wbuf w = { buf, 0, sizeof(buf), sizeof(buf), 0 };
 
-	/* Text the encoder refuses (not UTF-8) gives way to a plain one;
-	 * without memory, an empty answer still gives the connection its
-	 * reference back, and the requester's deadline speaks. */
-	if ((o = out_error(req->reqid, code, text)) == NULL &&
-	    (o = out_error(req->reqid, code, "")) == NULL &&
-	    (o = calloc(1, sizeof(*o))) == NULL) {
-		/* Not even 32 bytes: the connection keeps this request's
+	/* Text the encoder refuses (not UTF-8) gives way to none. */
+	if (wire_enc_error(&w, req->reqid, code, text) != 0) {
+		w.len = w.err = 0;
+		(void)wire_enc_error(&w, req->reqid, code, "");
+	}
+	if (answer(req, w.data, w.len, NULL, 0) != 0) {
+		/* Not even that: the connection keeps this request's
 		 * reference (and count) until it closes. */
 		port_unref(req->port);
 		free(req);
-		return;
 	}
-	answer(req, o);
 }
 
 int
