@@ -111,13 +111,14 @@ on_chunk(struct rconn *c, const struct shm_entry *e, const uint8_t *body)
 	return 0;
 }
 
-void
-rshm_drain(struct rconn *c, int all)
+/* Delivers entries up to the head, within budget: 1 when it stopped at
+ * an empty ring, 0 otherwise. */
+static int
+drain(struct rconn *c, size_t budget)
 {
 	struct sipc_receiver *rx = c->rx;
 	const uint8_t *body;
 	struct shm_entry e;
-	size_t budget = all ? SIZE_MAX : SHM_BUDGET;
 	uint64_t head;
 	char why[128];
 	int rc;
@@ -128,25 +129,15 @@ rshm_drain(struct rconn *c, int all)
 		rc = shm_view_peek(&c->view, head, &e, &body, why, sizeof(why));
 		if (rc == -1) {
 			rconn_fail(c, WIRE_ERR_BAD_MESSAGE, why);
-			return;
+			return 0;
 		}
-		if (rc == 0) {
-			publish(c);
-			if (all)
-				return;
-			/* Asleep, then a last look: the sender wakes us for
-			 * what it publishes after seeing the flag. */
-			atomic_store(&c->cur.h->sleeping, 1);
-			if (atomic_load(&c->view.h->head) == c->view.pos)
-				return;
-			atomic_store(&c->cur.h->sleeping, 0);
-			continue;
-		}
+		if (rc == 0)
+			return 1;
 		if (e.type == SHM_E_SWITCH) {
-			if (c->next.h == NULL || c->next.gen != e.seq) {
-				publish(c);	/* SHM_RING is on its way */
-				return;
-			}
+			/* The ring this one gives way to (the newest, when
+			 * the sender retired several meanwhile). */
+			if (c->next.h == NULL)
+				return 0;	/* SHM_RING is on its way */
 			shm_view_unmap(&c->view);
 			c->view = c->next;
 			memset(&c->next, 0, sizeof(c->next));
@@ -160,13 +151,30 @@ rshm_drain(struct rconn *c, int all)
 		if (e.type == SHM_E_MSG)
 			deliver(c, e.seq, body, e.len);
 		else if (on_chunk(c, &e, body) == -1)
-			return;
+			return 0;
 		if (--budget == 0) {
-			publish(c);
 			event_active(c->shm_ev, EV_READ, 0);
-			return;
+			return 0;
 		}
 	}
+	return 0;
+}
+
+void
+rshm_drain(struct rconn *c, int all)
+{
+	while (drain(c, all ? SIZE_MAX : SHM_BUDGET)) {
+		publish(c);
+		if (all)
+			return;
+		/* Asleep, then a last look: the sender wakes us for what it
+		 * publishes after seeing the flag (PROTOCOL.md 6.7). */
+		atomic_store(&c->cur.h->sleeping, 1);
+		if (atomic_load(&c->view.h->head) == c->view.pos)
+			return;
+		atomic_store(&c->cur.h->sleeping, 0);
+	}
+	publish(c);
 }
 
 static void
@@ -275,6 +283,9 @@ rshm_on_ring(struct rconn *c, const struct wire_shm_ring *m)
 void
 rshm_close(struct rconn *c)
 {
+	/* The last word: what the sender counts as delivered. */
+	if (c->view.h)
+		publish(c);
 	if (c->shm_ev)
 		event_free(c->shm_ev);
 	c->shm_ev = NULL;

@@ -168,6 +168,8 @@ drain(struct sipc_sender *tx)
 	size_t bytes = 0;
 	int n = 0;
 
+	/* Receivers back from a drop rejoin before this batch. */
+	tshm_poll(tx);
 	for (;;) {
 		if ((m = mpsc_pop(&tx->q)) == NULL) {
 			/* Producers that push from now on wake us again. */

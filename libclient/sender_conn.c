@@ -329,6 +329,8 @@ conn_parse(struct conn *c, int last)
 		} else if (fr.h.type == WIRE_ACK &&
 		    wire_dec_u64(fr.payload, fr.h.len, &v) == 0)
 			on_ack(c, v);
+		else if (fr.h.type == WIRE_SHM_CURSOR)
+			(void)tshm_on_cursor(c, fr.payload, fr.h.len);
 		off += fr.size;
 	}
 	memmove(c->in, c->in + off, c->in_len - off);
@@ -383,20 +385,18 @@ conn_last_acks(struct conn *c)
 	ssize_t n;
 	int i;
 
-	tshm_last_acks(c);
-	if (c->state != C_READY || c->count == 0 || c->xp.fd == -1)
-		return;
-	for (i = 0; i < 16 && c->count > 0; i++) {
+	for (i = 0; i < 16 && c->state == C_READY && c->count > 0 &&
+	    c->xp.fd != -1; i++) {
 		n = xp_read(&c->xp, c->in + c->in_len,
 		    sizeof(c->in) - c->in_len);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return;
-		c->in_len += (size_t)n;
-		if (conn_parse(c, 1) == -1)
-			return;
+		if (n <= 0 || (c->in_len += (size_t)n, conn_parse(c, 1) == -1))
+			break;
 	}
+	/* And what its cursor page says (its SHM_CURSOR may have been
+	 * among the last frames). */
+	tshm_last_acks(c);
 }
 
 static void

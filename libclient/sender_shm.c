@@ -125,8 +125,11 @@ tshm_on_cursor(struct conn *c, const uint8_t *p, size_t len)
 
 	cfd = xp_take_fd(&c->xp);
 	efd = xp_take_fd(&c->xp);
+	/* One page per connection, whichever ring it answers: a ring
+	 * retired meanwhile may have been announced since. */
 	if (wire_dec_u64(p, len, &gen) != 0 || c->shm != SHM_ATTACHED ||
-	    c->cur.h != NULL || gen != c->shm_gen || cfd == -1 || efd == -1 ||
+	    c->cur.h != NULL || gen == 0 || gen > c->shm_gen || cfd == -1 ||
+	    efd == -1 ||
 	    shm_cursor_map(&c->cur, cfd, err, sizeof(err)) == -1) {
 		if (cfd != -1)
 			close(cfd);
@@ -329,8 +332,12 @@ tshm_publish(struct sipc_sender *tx)
 				shm_wake(c->rx_efd);
 		}
 	}
-	/* Tell us of progress while anything waits for it. */
+	/* Tell us of progress while anything waits for it: room, an
+	 * acknowledgement, a receiver dropped at the mark catching up. */
 	want = tx->pend_n > 0 || tx->unacked > 0;
+	TAILQ_FOREACH(c, &tx->conns, entry)
+		if (c->shm == SHM_DETACHED)
+			want = 1;
 	if (want != tx->shm_want) {
 		atomic_store(&tx->ring.h->want_progress, want);
 		tx->shm_want = want;
