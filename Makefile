@@ -90,7 +90,8 @@ TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry \
 		  $(B)/tests/test_liveness
 TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
 		  $(B)/tests/test_security $(B)/tests/test_faults \
-		  $(B)/tests/test_dataconn $(B)/tests/test_rpc
+		  $(B)/tests/test_dataconn $(B)/tests/test_rpc \
+		  $(B)/tests/test_shm
 # Golden files for sipc-epmd --check-config (a script, no build needed).
 TEST_SCRIPTS	= tests/config/golden.sh
 # The included makefiles add their own test programs to EXTRA_TESTS.
@@ -211,6 +212,11 @@ $(B)/tests/test_dataconn: $(call obj,tests/integration/test_dataconn.c) \
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 $(B)/tests/test_rpc: $(call obj,tests/integration/test_rpc.c) \
+    $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
+$(B)/tests/test_shm: $(call obj,tests/integration/test_shm.c) \
     $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)

@@ -107,6 +107,10 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 			tx->unreported_n++;
 			continue;
 		}
+		/* Onto the ring from this message, if nothing waits for
+		 * room there. */
+		if (c->shm == SHM_GRANTED && c->state == C_READY)
+			tshm_pin(c, m->seq);
 		/* Dropped at the mark, off the ring: it misses this one. */
 		if (c->shm == SHM_DETACHED) {
 			c->dropped++;
@@ -115,6 +119,11 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 			tx->st_dropped++;
 			continue;
 		}
+		/* At the mark on the ring: what the receiver released so far
+		 * first (it reads while we write). */
+		if (c->shm == SHM_ATTACHED && c->count > 0 &&
+		    c->unacked_bytes + m->flen > tx->opts.hwm_bytes)
+			tshm_refresh(c);
 		if (c->count > 0 &&
 		    c->unacked_bytes + m->flen > tx->opts.hwm_bytes) {
 			if (tx->opts.policy == SIPC_POLICY_DROP) {
@@ -145,13 +154,14 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 			c->nsent = c->count;
 			c->sent_seq = m->seq;
 			shm = 1;
-		}
+		} else if (c->shm == SHM_PINNED)
+			shm = 1;	/* in the ring, told of it soon */
 	}
 	if (shm && tshm_put(tx, m) == -1) {
 		/* No memory to keep it for the ring: lost for those. */
 		for (c = TAILQ_FIRST(&tx->conns); c; c = cn) {
 			cn = TAILQ_NEXT(c, entry);
-			if (c->shm == SHM_ATTACHED)
+			if (SHM_ON_RING(c))
 				conn_kill(c, SIPC_ENOMEM, 0);
 		}
 	}
