@@ -237,7 +237,7 @@ check-asan:
 
 # The threaded cases (request/reply: 5,000 client threads, answers from
 # other threads, cancel racing replies) with ThreadSanitizer.
-TSAN_TESTS	= $(B)/tests/test_rpc
+TSAN_TESTS	= $(B)/tests/test_rpc $(B)/tests/test_shm
 check-tsan:
 	@$(MAKE) --no-print-directory B=build/tsan CFLAGS="-O1 -g" \
 	    SANITIZE="-fsanitize=thread" tsan-run
