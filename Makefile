@@ -93,7 +93,7 @@ TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
 		  $(B)/tests/test_dataconn $(B)/tests/test_rpc \
 		  $(B)/tests/test_shm
 # Golden files for sipc-epmd --check-config (a script, no build needed).
-TEST_SCRIPTS	= tests/config/golden.sh
+TEST_SCRIPTS	= tests/config/golden.sh tests/integration/socket_path.sh
 # The included makefiles add their own test programs to EXTRA_TESTS.
 TESTS		= $(TEST_UNIT) $(TEST_INTEG) $(TEST_SCRIPTS) $(EXTRA_TESTS)
 # The process, broker and I/O helpers that tests and benchmarks share;
