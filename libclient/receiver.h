@@ -96,6 +96,10 @@ struct sipc_receiver {
 	int				 psk;
 	uint64_t			 instance;
 	int				 lfd;
+	/* Broker mode: also a Unix socket for senders of this host, so
+	 * that they can use the ring (PROTOCOL.md 6.7); -1: none. */
+	int				 hfd;
+	struct event			*hev;
 	struct event			*lev;
 	struct event			*accept_resume;
 	struct epm_reg			 reg;

@@ -75,6 +75,7 @@ struct tally {
 
 static struct tally rt;
 static int rt_fd = -1;
+static uint64_t rt_sender;	/* of the last message */
 
 static void
 r_message(sipc_receiver *rx, const struct sipc_message *m, void *arg)
@@ -85,6 +86,10 @@ r_message(sipc_receiver *rx, const struct sipc_message *m, void *arg)
 
 	(void)rx;
 	(void)arg;
+	/* In order per sender (a new sender starts at 1). */
+	if (m->sender_id != rt_sender)
+		atomic_store(&rt.last_seq, 0);
+	rt_sender = m->sender_id;
 	if (m->seq <= atomic_load(&rt.last_seq))
 		atomic_fetch_add(&rt.bad, 1);
 	atomic_store(&rt.last_seq, m->seq);
@@ -150,10 +155,12 @@ receiver_main(char **argv)
 	sipc_receiver *rx;
 	sipc_epm *epm;
 
+	const char *b = getenv("SHM_BROKER");
+
 	rt_fd = atoi(argv[3]);
 	rt.sized = getenv("SHM_SIZED") != NULL;
 	signal(SIGUSR1, r_report);
-	if (sipc_epm_local(&epm) != 0)
+	if (b ? sipc_epm_connect(b, NULL, &epm) : sipc_epm_local(&epm))
 		return 3;
 	sipc_receiver_opts_init(&o);
 	o.on_message = r_message;
@@ -511,7 +518,7 @@ START_TEST(test_stopped_receiver)
 		fill(buf, sizeof(buf), i);
 		if (sipc_send(tx, buf, sizeof(buf)) != 0)
 			break;
-		if (++n % 20 == 0)
+		if (++n % 5 == 0)
 			sleep_ms(1);
 	}
 	tally(&c[0], &during, &bad, &gaps, &disc);
@@ -519,7 +526,7 @@ START_TEST(test_stopped_receiver)
 	for (; i < n + 1000; i++) {
 		fill(buf, sizeof(buf), i);
 		ck_assert_int_eq(sipc_send(tx, buf, sizeof(buf)), 0);
-		if (i % 20 == 0)
+		if (i % 5 == 0)
 			sleep_ms(1);
 	}
 	n += 1000;
@@ -756,6 +763,85 @@ START_TEST(test_garbage_ring)
 }
 END_TEST
 
+/* ---- Broker mode on one host ---------------------------------------------- */
+
+/* Listening Unix sockets whose name starts with prefix (/proc/net/unix:
+ * "@" for abstract names). */
+static int
+unix_names(const char *prefix)
+{
+	char line[512], *p;
+	FILE *fp = fopen("/proc/net/unix", "r");
+	int n = 0;
+
+	if (fp == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), fp))
+		if ((p = strchr(line, '@')) && strncmp(p, prefix,
+		    strlen(prefix)) == 0 && strstr(line, " 00010000 "))
+			n++;
+	fclose(fp);
+	return n;
+}
+
+/*
+ * Registered at a broker with a TCP endpoint, a receiver still gets the
+ * messages of a sender of its own host through the ring; with
+ * SIPC_TRANSPORT=tcp at the sender, over TCP.  The same-host socket goes
+ * with the receiver.
+ */
+START_TEST(test_broker_same_host)
+{
+	struct tu_broker b;
+	struct child c;
+	long got, bad, gaps, disc;
+	sipc_sender *tx;
+	sipc_epm *epm;
+	uint8_t buf[300];
+	char name[64];
+	uint64_t i;
+	int round;
+
+	local_registry();
+	ck_assert_int_eq(tu_broker_start(&b, NULL), 0);
+	setenv("SHM_BROKER", b.addr, 1);
+	c = spawn_receiver("samehost");
+	unsetenv("SHM_BROKER");
+	for (round = 0; round < 2; round++) {
+		if (round == 1)
+			setenv("SIPC_TRANSPORT", "tcp", 1);
+		ck_assert_int_eq(sipc_epm_connect(b.addr, NULL, &epm), 0);
+		new_sender(epm, "samehost", SIPC_POLICY_BLOCK, 0, &tx);
+		ck_assert_int_eq(sipc_sender_wait_receivers(tx, 1, 10000), 0);
+		for (i = 0; i < 10000; i++) {
+			fill(buf, sizeof(buf), i);
+			ck_assert_int_eq(sipc_send(tx, buf, sizeof(buf)), 0);
+		}
+		ck_assert_int_eq(sipc_sender_flush(tx, 10000), 0);
+		/* Through the ring (the receiver maps it, we map its
+		 * cursor), or not at all. */
+		ck_assert_int_eq(maps_count(getpid(), "sipc-cursor"),
+		    round == 0 ? 1 : 0);
+		ck_assert_int_eq(maps_count(c.pid, "sipc-ring") > 0,
+		    round == 0);
+		ck_assert_int_eq(sipc_sender_close(tx), 0);
+		sipc_epm_close(epm);
+		got = wait_got(&c, 10000 * (round + 1), 10000, &bad, &gaps,
+		    &disc);
+		ck_assert_int_eq(got, 10000 * (round + 1));
+		ck_assert_int_eq(bad, 0);
+		ck_assert_int_eq(gaps, 0);
+	}
+	unsetenv("SIPC_TRANSPORT");
+	/* Its same-host socket is abstract: it goes with the process. */
+	snprintf(name, sizeof(name), "@sipc/h/");
+	ck_assert_int_eq(unix_names(name), 1);
+	stop_child(&c);
+	ck_assert_int_eq(unix_names(name), 0);
+	tu_broker_stop(&b);
+}
+END_TEST
+
 /* ---- Idle ------------------------------------------------------------------ */
 
 START_TEST(test_idle_cpu)
@@ -817,6 +903,7 @@ main(int argc, char **argv)
 	tcase_add_test(tc, test_kill_receiver);
 	tcase_add_loop_test(tc, test_stopped_receiver, 0, 3);
 	tcase_add_test(tc, test_garbage_ring);
+	tcase_add_test(tc, test_broker_same_host);
 	tcase_add_test(tc, test_idle_cpu);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
