@@ -101,5 +101,14 @@ int		 tu_register_at(uint16_t bport, const char *handle,
  */
 int		 tu_accept_dhello(int lfd, struct wire_header *h,
 		    struct wire_dhello *m, uint8_t *buf, size_t cap);
+/*
+ * A raw sender: connects to the receiver's Unix socket at path, sends
+ * DHELLO (handle, features, sender id, first_seq, heartbeat, ack_bytes)
+ * and reads its OK into *ok (Check assertions on the way): the fd.
+ */
+int		 tu_raw_sender(const char *path, const char *handle,
+		    uint32_t features, uint64_t sender_id, uint64_t first_seq,
+		    uint32_t heartbeat_ms, uint32_t ack_bytes,
+		    struct wire_dhello_ok *ok);
 
 #endif

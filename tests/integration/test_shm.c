@@ -585,29 +585,11 @@ g_message(sipc_receiver *rx, const struct sipc_message *m, void *arg)
 static int
 raw_shm_sender(const char *path, uint64_t id)
 {
-	struct wire_dhello m;
 	struct wire_dhello_ok ok;
-	struct wire_header h;
-	uint8_t buf[4096];
-	struct wbuf w;
 	int fd;
 
-	ck_assert_int_ge(fd = tu_connect_unix(path), 0);
-	memset(&m, 0, sizeof(m));
-	m.min_version = m.max_version = 1;
-	m.features = WIRE_FEAT_SHM;
-	m.sender_id = id;
-	m.first_seq = 1;
-	m.heartbeat_ms = 5000;
-	m.handle.ptr = "garbage";
-	m.handle.len = 7;
-	wbuf_init(&w, 4096);
-	ck_assert_int_eq(wire_enc_dhello(&w, 1, &m), 0);
-	ck_assert_int_eq(tu_send_wbuf(fd, &w), 0);
-	wbuf_free(&w);
-	ck_assert_int_eq(tu_recv(fd, &h, buf, sizeof(buf), 5000), 0);
-	ck_assert_int_eq(h.type, WIRE_OK);
-	ck_assert_int_eq(wire_dec_ok_dhello(buf, h.len, &ok), 0);
+	fd = tu_raw_sender(path, "garbage", WIRE_FEAT_SHM, id, 1, 5000, 0,
+	    &ok);
 	ck_assert_uint_eq(ok.features & WIRE_FEAT_SHM, WIRE_FEAT_SHM);
 	return fd;
 }
