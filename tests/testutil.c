@@ -554,3 +554,14 @@ tu_raw_sender(const char *path, const char *handle, uint32_t features,
 	ck_assert_int_eq(wire_dec_ok_dhello(buf, h.len, ok), 0);
 	return fd;
 }
+
+void
+tu_local_registry(void)
+{
+	char xdg[300];
+
+	snprintf(xdg, sizeof(xdg), "%s/xdg", tu_tmpdir());
+	mkdir(xdg, 0700);
+	setenv("XDG_RUNTIME_DIR", xdg, 1);
+	unsetenv("SIPC_BROKER");
+}

@@ -68,6 +68,10 @@ int		 tu_count(const char *s, const char *needle);
  */
 int		 tu_run(Suite *s);
 
+/* A private local registry ($XDG_RUNTIME_DIR under tu_tmpdir()), no
+ * broker, no forced transport: nothing meets the user's processes. */
+void		 tu_local_registry(void);
+
 /* ---- Raw protocol client ------------------------------------------------- */
 
 /* A blocking connection to a Unix socket, or -1 (TCP: connect_loopback). */

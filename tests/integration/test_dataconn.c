@@ -23,18 +23,6 @@
 
 static char out[1 << 16];
 
-/* A private local registry, so that nothing meets the user's. */
-static void
-local_registry(void)
-{
-	char xdg[300];
-
-	snprintf(xdg, sizeof(xdg), "%s/xdg", tu_tmpdir());
-	mkdir(xdg, 0700);
-	setenv("XDG_RUNTIME_DIR", xdg, 1);
-	unsetenv("SIPC_BROKER");
-}
-
 /* ---- A receiver that counts ---------------------------------------------- */
 
 struct counts {
@@ -205,7 +193,7 @@ START_TEST(test_ack_bytes_honoured)
 	char path[256];
 	int seen[16], fd, i;
 
-	local_registry();
+	tu_local_registry();
 	memset(&c, 0, sizeof(c));
 	ck_assert_int_eq(sipc_epm_local(&epm), 0);
 	rx = counting_receiver(epm, "acks", &c, path, sizeof(path));
@@ -258,7 +246,7 @@ START_TEST(test_heartbeat_after_dhello)
 	int64_t t0, ping, closed;
 	int fd;
 
-	local_registry();
+	tu_local_registry();
 	memset(&c, 0, sizeof(c));
 	ck_assert_int_eq(sipc_epm_local(&epm), 0);
 	rx = counting_receiver(epm, "beat", &c, path, sizeof(path));
@@ -298,7 +286,7 @@ START_TEST(test_gap_at_dhello)
 	char path[256];
 	int fd;
 
-	local_registry();
+	tu_local_registry();
 	memset(&c, 0, sizeof(c));
 	ck_assert_int_eq(sipc_epm_local(&epm), 0);
 	rx = counting_receiver(epm, "gaps", &c, path, sizeof(path));
@@ -376,7 +364,7 @@ START_TEST(test_loss_equals_gaps)
 	char msg[100];
 	long i;
 
-	local_registry();
+	tu_local_registry();
 	memset(&c, 0, sizeof(c));
 	memset(&f, 0, sizeof(f));
 	c.stall_at = 100;
@@ -583,7 +571,7 @@ START_TEST(test_send_timeout_whole)
 	int64_t t0, took;
 	int rc;
 
-	local_registry();
+	tu_local_registry();
 	snprintf(outf, sizeof(outf), "%s/frozen.out", tu_tmpdir());
 	rx = tu_spawn_recv(NULL, "frozen", 1000, outf, NULL);
 	ck_assert_int_gt(rx, 0);

@@ -197,12 +197,7 @@ sender_main(char **argv)
 static void
 local_registry(void)
 {
-	char xdg[300];
-
-	snprintf(xdg, sizeof(xdg), "%s/xdg", tu_tmpdir());
-	mkdir(xdg, 0700);
-	setenv("XDG_RUNTIME_DIR", xdg, 1);
-	unsetenv("SIPC_BROKER");
+	tu_local_registry();
 	unsetenv("SIPC_TRANSPORT");
 }
 
