@@ -6,6 +6,7 @@
 #
 #   make bench                      every case, 3 rounds; table + JSON
 #   make bench BENCH_ARGS=--quick   1 round, short runs (a smoke test)
+#   make bench BENCH_ARGS=--shm-only   the shared-memory section alone
 #
 # libzmq is linked into bench-zmq only, libnats into bench-nats only,
 # iceoryx's C binding into bench-iox only, never into libsipc or sipc.
@@ -33,7 +34,8 @@ BENCH_ARGS	?=
 .PHONY: bench-deps bench-progs
 
 bench: all $(BENCH_PROGS)
-	@$(BENCH_BIN)/bench-run --build $(B) $(BENCH_ARGS)
+	@$(BENCH_BIN)/bench-run --build $(B) \
+	    --roudi-config scripts/bench/roudi.toml $(BENCH_ARGS)
 
 bench-progs: $(BENCH_PROGS)
 

@@ -35,6 +35,7 @@
  * 2 on bad usage.
  */
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -56,6 +57,10 @@
 
 #define TIMEOUT_MS	30000
 #define SUB_WAIT_MS	10000	/* until a subscriber is connected */
+#define STOP_MS		3000	/* for a child to leave RouDi on SIGTERM */
+/* The largest chunk of scripts/bench/roudi.toml (1 MiB + 256): a loan
+ * of more makes iceoryx abort, leaving its process registered. */
+#define SIZE_MAX_IOX	(1024L * 1024)
 #define UHDR		8	/* user header: the payload length */
 #define SERVICE		"sipc-bench"
 /* Chunks in a subscriber's queue: RouDi's mempools (roudi.toml) hold
@@ -67,6 +72,99 @@
 static struct case_opts cfg;
 static int		copy_api;
 static char		instance[32];	/* the measuring process's pid */
+static volatile sig_atomic_t stopping;	/* SIGTERM or SIGINT came */
+static pid_t		kid_pid[KIDS_MAX];
+static const char	*kid_role[KIDS_MAX];
+static int		nkid;
+static int		kids_gone;	/* reaped: their pids are not ours */
+static pid_t		main_pid;
+
+/*
+ * Every process here ends through exit(), so that its runtime leaves
+ * RouDi and removes its socket (/tmp/NAME) in a destructor: a process
+ * that dies otherwise stays registered until RouDi's monitoring drops it
+ * (1.5 s), and a RouDi stopped before that aborts, leaving its shared
+ * memory behind.  So SIGTERM only sets stopping (passed on to the
+ * children by the parent), which every loop here checks; fatal() in the
+ * parent stops the children with SIGTERM before it kills what is left.
+ */
+static void
+on_signal(int sig)
+{
+	int i, e = errno;
+
+	stopping = 1;
+	if (getpid() == main_pid && !kids_gone)
+		for (i = 0; i < nkid; i++)
+			kill(kid_pid[i], SIGTERM);
+	errno = e;
+}
+
+static void
+check_stop(void)
+{
+	if (stopping)
+		fatal("stopped by a signal");
+}
+
+/* fatal_hook in the parent: the children leave RouDi first. */
+static void
+kids_stop(void)
+{
+	int64_t end = mono_ms() + STOP_MS;
+	int i, left;
+
+	if (kids_gone)
+		return;
+	for (i = 0; i < nkid; i++)
+		kill(kid_pid[i], SIGTERM);
+	do {
+		for (i = left = 0; i < nkid; i++)
+			if (waitpid(kid_pid[i], NULL, WNOHANG) == 0)
+				left++;
+		if (left)
+			sleep_ms(5);
+	} while (left && mono_ms() < end);
+}
+
+/* At exit in the parent, with every child reaped: the socket files of a
+ * child that did not leave RouDi, by its pid. */
+static void
+kids_files(void)
+{
+	char path[96];
+	int i;
+
+	for (i = 0; i < nkid; i++) {
+		snprintf(path, sizeof(path), "/tmp/sipc-bench-%s-%ld",
+		    kid_role[i], (long)kid_pid[i]);
+		unlink(path);
+		strncat(path, ".lock", sizeof(path) - strlen(path) - 1);
+		unlink(path);
+	}
+}
+
+static pid_t
+iox_kid_start(int (*fn)(void *), void *arg, const char *role)
+{
+	pid_t pid = kid_start(fn, arg);
+
+	kid_role[nkid] = role;
+	kid_pid[nkid++] = pid;
+	if (nkid == 1) {
+		fatal_hook = kids_stop;
+		atexit(kids_files);
+	}
+	return pid;
+}
+
+/* In a child: its siblings are not its own. */
+static void
+kid_init(void)
+{
+	nkid = 0;
+	fatal_hook = NULL;
+}
 
 /* A name for this process's runtime, unique on the host. */
 static void
@@ -118,6 +216,7 @@ sub_wait_connected(iox_sub_t sub, const char *who)
 	int64_t end = mono_ms() + SUB_WAIT_MS;
 
 	while (iox_sub_get_subscription_state(sub) != SubscribeState_SUBSCRIBED) {
+		check_stop();
 		if (mono_ms() >= end)
 			fatal("%s: not subscribed within %d ms", who,
 			    SUB_WAIT_MS);
@@ -146,6 +245,7 @@ loan(iox_pub_t pub, size_t len)
 			fatal("loan of a %zu-byte chunk failed (%d): does "
 			    "RouDi's config have a mempool that large?", len,
 			    (int)r);
+		check_stop();
 		if (end == 0)
 			end = mono_ms() + TIMEOUT_MS;
 		else if (mono_ms() >= end)
@@ -177,7 +277,7 @@ static int
 take(iox_sub_t sub, iox_ws_t ws, const void **p)
 {
 	iox_notification_info_t ev[1];
-	struct timespec ts = { 1, 0 };
+	struct timespec ts = { 0, 100000000 };	/* stopping, seen in 0.1 s */
 	int64_t end = 0;
 	uint64_t missed;
 	enum iox_ChunkReceiveResult r;
@@ -188,6 +288,7 @@ take(iox_sub_t sub, iox_ws_t ws, const void **p)
 			return 0;
 		if (r != ChunkReceiveResult_NO_CHUNK_AVAILABLE)
 			fatal("take_chunk failed (%d)", (int)r);
+		check_stop();
 		if (end == 0)
 			end = mono_ms() + TIMEOUT_MS;
 		else if (mono_ms() >= end)
@@ -228,6 +329,7 @@ stream_receiver(void *arg)
 	char who[32];
 	int kind, done = 0;
 
+	kid_init();
 	snprintf(who, sizeof(who), "receiver %d", k->index);
 	runtime_init("rx");
 	sub = sub_new(&sst, "data");
@@ -276,7 +378,7 @@ run_stream(void)
 	iox_pub_storage_t pst;
 	iox_pub_t pub;
 	uint8_t *tmpl, *p;
-	int pipes[KIDS_MAX], fd[2], i, n = (int)cfg.receivers, rc;
+	int pipes[KIDS_MAX], fd[2], i, n = (int)cfg.receivers, rc, left;
 	int64_t t0, cpu0;
 	size_t len = (size_t)cfg.size;
 	long m;
@@ -288,7 +390,7 @@ run_stream(void)
 		k[i].ready = fd[1];
 		k[i].index = i;
 		pipes[i] = fd[0];
-		kid_start(stream_receiver, &k[i]);
+		iox_kid_start(stream_receiver, &k[i], "rx");
 		close(fd[1]);
 	}
 	if ((tmpl = malloc(len)) == NULL)
@@ -305,6 +407,8 @@ run_stream(void)
 	cpu0 = cpu_self_ns();
 	t0 = mono_ns();
 	for (m = 0; m < cfg.count; m++) {
+		if (stopping)
+			check_stop();
 		p = loan(pub, len);
 		if (copy_api) {
 			put64(tmpl + 8, (uint64_t)m);
@@ -319,7 +423,9 @@ run_stream(void)
 
 	rx_collect(pipes, n, t0, TIMEOUT_MS, &tot);
 	cpu0 = cpu_self_ns() - cpu0;
-	if (kids_reap(5000))
+	left = kids_reap(5000);
+	kids_gone = 1;
+	if (left)
 		fatal("a receiver failed");
 	rc = json_stream(&cfg, "stream", copy_api ? "iceoryx_copy" :
 	    "iceoryx", n, t0, &tot, cpu0);
@@ -350,6 +456,7 @@ echo_child(void *arg)
 	int64_t cpu0 = 0;
 	int kind;
 
+	kid_init();
 	runtime_init("echo");
 	pub = pub_new(&pst, "pong");
 	sub = sub_new(&sst, "ping");
@@ -404,13 +511,13 @@ run_pingpong(void)
 	int64_t *samples, t, t0, cpu0, cpu_rx;
 	size_t len = (size_t)cfg.size;
 	long i, warm, total;
-	int fd[2];
+	int fd[2], left;
 	char y;
 
 	if (pipe2(fd, O_CLOEXEC) == -1)
 		fatal_sys("pipe");
 	k.rep = fd[1];
-	kid_start(echo_child, &k);
+	iox_kid_start(echo_child, &k, "echo");
 	close(fd[1]);
 	warm = warmup_count(cfg.count, 1000);
 	total = warm + cfg.count;
@@ -437,6 +544,7 @@ run_pingpong(void)
 			cpu0 = cpu_self_ns();
 			t0 = mono_ns();
 		}
+		check_stop();
 		put64(msg + 8, (uint64_t)i);
 		t = mono_ns();
 		p = loan(pub, len);
@@ -457,7 +565,9 @@ run_pingpong(void)
 	if (read_full(fd[0], &cpu_rx, sizeof(cpu_rx), TIMEOUT_MS) == -1)
 		fatal_sys("report of the echo process");
 	close(fd[0]);
-	if (kids_reap(5000))
+	left = kids_reap(5000);
+	kids_gone = 1;
+	if (left)
 		fatal("the echo process failed");
 	/* The echo's CPU covers its warm-up too: a slight overstatement. */
 	json_samples(&cfg, "pingpong", copy_api ? "iceoryx_copy" : "iceoryx",
@@ -473,11 +583,18 @@ run_pingpong(void)
 int
 main(int argc, char **argv)
 {
+	struct sigaction sa;
 	char *av[32];
 	int i, ac = 0;
 
 	prog = "bench-iox";
+	main_pid = getpid();
 	signal(SIGPIPE, SIG_IGN);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 	cfg.size = 64;
 	cfg.count = 100000;
 	cfg.receivers = 1;
@@ -494,8 +611,9 @@ main(int argc, char **argv)
 	av[ac] = NULL;
 	case_opts_parse(ac, av, &cfg, 0, "usage: bench-iox stream|pingpong "
 	    "[--size B] [--count N] [--receivers N] [--copy]");
-	if (cfg.size > UINT32_MAX - 4096)
-		usage_error("--size: iceoryx chunks are below 4 GiB");
+	if (cfg.size > SIZE_MAX_IOX)
+		usage_error("--size: at most %ld (the largest chunk of "
+		    "scripts/bench/roudi.toml)", SIZE_MAX_IOX);
 	snprintf(instance, sizeof(instance), "%ld", (long)getpid());
 	if (!strcmp(cfg.mode, "stream"))
 		return run_stream();

@@ -18,7 +18,7 @@
  * the shared-memory rows: one thread copies one --size message (hot in
  * the cache, like every sender's template here) --count times into a
  * destination that walks through 8 MiB: more than a core's L2 cache on
- * this machine (2 MiB), within its L3 (32 MiB), as a ring of that size
+ * this machine (1 MiB), within its L3 (32 MiB), as a ring of that size
  * would be.  A ring larger than L3 copies at memory speed, about a third
  * of that here: then the ceiling is out of reach, never too low.
  *
