@@ -215,7 +215,8 @@ sub_wait_connected(iox_sub_t sub, const char *who)
 {
 	int64_t end = mono_ms() + SUB_WAIT_MS;
 
-	while (iox_sub_get_subscription_state(sub) != SubscribeState_SUBSCRIBED) {
+	while (iox_sub_get_subscription_state(sub) !=
+	    SubscribeState_SUBSCRIBED) {
 		check_stop();
 		if (mono_ms() >= end)
 			fatal("%s: not subscribed within %d ms", who,

@@ -549,7 +549,8 @@ calibrate_job(struct job *j)
 		}
 		free(r.raw);
 		if (get_num(&r, "seconds", &secs) == -1 || secs <= 0) {
-			fprintf(stderr, "bench-run: %s: no \"seconds\"\n", what);
+			fprintf(stderr, "bench-run: %s: no \"seconds\"\n",
+			    what);
 			return -1;
 		}
 		if (secs >= target_s / 10 || n >= j->max)
@@ -1817,8 +1818,8 @@ print_shm(int *met, int *total)
 	printf("\n  iceoryx: Debian's iceoryx 2.0 C binding, a RouDi per "
 	    "round; loan: the sender writes the\n  16-byte header into the "
 	    "loaned chunk; copy: the whole message.  Receivers in processes "
-	    "of\n  their own wait in a WaitSet.  memcpy: one thread, one message "
-	    "copied to a destination\n  walking 8 MiB (see "
+	    "of\n  their own wait in a WaitSet.  memcpy: one thread, one "
+	    "message copied to a destination\n  walking 8 MiB (see "
 	    "scripts/bench/README.md).\n");
 	printf("\nshared memory: ratios, median of the rounds' (min-max)      "
 	    "target      value\n");

@@ -556,8 +556,8 @@ main(int argc, char **argv)
 	cfg.count = 100000;
 	cfg.receivers = 1;
 	case_opts_parse(argc, argv, &cfg, 1, "usage: bench-tcp "
-	    "stream|pingpong|connect|memcpy [--size B] [--count N] [--receivers N] "
-	    "[--unix]");
+	    "stream|pingpong|connect|memcpy [--size B] [--count N] "
+	    "[--receivers N] [--unix]");
 	if (!strcmp(cfg.mode, "stream"))
 		return run_stream();
 	if (!strcmp(cfg.mode, "pingpong")) {
