@@ -90,9 +90,10 @@ TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry \
 		  $(B)/tests/test_liveness
 TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
 		  $(B)/tests/test_security $(B)/tests/test_faults \
-		  $(B)/tests/test_dataconn $(B)/tests/test_rpc
+		  $(B)/tests/test_dataconn $(B)/tests/test_rpc \
+		  $(B)/tests/test_shm
 # Golden files for sipc-epmd --check-config (a script, no build needed).
-TEST_SCRIPTS	= tests/config/golden.sh
+TEST_SCRIPTS	= tests/config/golden.sh tests/integration/socket_path.sh
 # The included makefiles add their own test programs to EXTRA_TESTS.
 TESTS		= $(TEST_UNIT) $(TEST_INTEG) $(TEST_SCRIPTS) $(EXTRA_TESTS)
 # The process, broker and I/O helpers that tests and benchmarks share;
@@ -215,6 +216,11 @@ $(B)/tests/test_rpc: $(call obj,tests/integration/test_rpc.c) \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
+$(B)/tests/test_shm: $(call obj,tests/integration/test_shm.c) \
+    $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
 check: all $(TESTS)
 	@SIPC_BUILD=$(CURDIR)/$(B) SIPC_SRC=$(CURDIR) \
 	    SIPC_PROTOCOL_MD=$(CURDIR)/proto/PROTOCOL.md \
@@ -231,7 +237,7 @@ check-asan:
 
 # The threaded cases (request/reply: 5,000 client threads, answers from
 # other threads, cancel racing replies) with ThreadSanitizer.
-TSAN_TESTS	= $(B)/tests/test_rpc
+TSAN_TESTS	= $(B)/tests/test_rpc $(B)/tests/test_shm
 check-tsan:
 	@$(MAKE) --no-print-directory B=build/tsan CFLAGS="-O1 -g" \
 	    SANITIZE="-fsanitize=thread" tsan-run
