@@ -407,6 +407,12 @@ command(const struct bcase *c, enum impl im, long count,
 		break;
 	case I_SIPC_TCP:
 	case I_SIPC_LOCAL:
+		/* sipc tcp stays on TCP, where the same-host path would
+		 * take the ring (that is the shared-memory section's). */
+		if (im == I_SIPC_TCP) {
+			arg(a, "/usr/bin/env");
+			arg(a, "SIPC_TRANSPORT=tcp");
+		}
 		arg(a, path_sipc);
 		arg(a, "bench");
 		arg(a, c->kind == C_TPUT ? (c->receivers > 1 ? "fanout" :
@@ -1415,6 +1421,10 @@ json_ratio(FILE *fp, int first, const struct ratio *r)
  * in /dev/shm, which is checked.
  */
 enum shm_peer {
+	P_SIPC,		/* sipc bench --local: the ring, sipc_send() */
+	P_SIPC_LOAN,	/* the same with --loan: header written in place */
+	P_SIPC_UNIX,	/* SIPC_TRANSPORT=unix: sipc on the Unix socket */
+	P_SIPC_TCP,	/* a broker on loopback, SIPC_TRANSPORT=tcp */
 	P_IOX,		/* bench-iox: loan, header written */
 	P_IOX_COPY,	/* bench-iox --copy: loan, whole message copied in */
 	P_UNIX,		/* bench-tcp --unix */
@@ -1433,6 +1443,7 @@ struct shm_case {
 	struct cell	 cell[NPEER];
 };
 
+static void	shm_cmd_sipc(const struct job *, long, struct argv_buf *);
 static void	shm_cmd_iox(const struct job *, long, struct argv_buf *);
 static void	shm_cmd_unix(const struct job *, long, struct argv_buf *);
 static void	shm_cmd_memcpy(const struct job *, long, struct argv_buf *);
@@ -1443,14 +1454,23 @@ static const struct {
 	int		 roudi;		/* needs RouDi running */
 	void		(*cmd)(const struct job *, long, struct argv_buf *);
 } shm_peer[NPEER] = {
+	{ "sipc shm", "sipc_shm", 0, shm_cmd_sipc },
+	{ "sipc shm (loan)", "sipc_shm_loan", 0, shm_cmd_sipc },
+	{ "sipc unix", "sipc_unix", 0, shm_cmd_sipc },
+	{ "sipc tcp", "sipc_tcp", 0, shm_cmd_sipc },
 	{ "iceoryx (loan)", "iceoryx", 1, shm_cmd_iox },
 	{ "iceoryx (copy)", "iceoryx_copy", 1, shm_cmd_iox },
 	{ "Unix (limit)", "unix", 0, shm_cmd_unix },
 	{ "memcpy (ceiling)", "memcpy", 0, shm_cmd_memcpy },
 };
 
-#define SHM_ALL		(B(P_IOX) | B(P_IOX_COPY) | B(P_UNIX) | B(P_MEMCPY))
-#define SHM_MSG		(B(P_IOX) | B(P_IOX_COPY) | B(P_UNIX))
+#define SHM_SIPC	(B(P_SIPC) | B(P_SIPC_UNIX) | B(P_SIPC_TCP))
+#define SHM_ALL		(SHM_SIPC | B(P_SIPC_LOAN) | B(P_IOX) | \
+			 B(P_IOX_COPY) | B(P_UNIX) | B(P_MEMCPY))
+#define SHM_FAN		(SHM_SIPC | B(P_SIPC_LOAN) | B(P_IOX) | \
+			 B(P_IOX_COPY) | B(P_UNIX))
+/* Round trips: sipc bench latency has no loan. */
+#define SHM_MSG		(SHM_SIPC | B(P_IOX) | B(P_IOX_COPY) | B(P_UNIX))
 
 static struct shm_case shm_cases[] = {
 	{ "shm_tput_64", "1->1 64 B", C_TPUT, 64, 1, SHM_ALL,
@@ -1461,9 +1481,9 @@ static struct shm_case shm_cases[] = {
 	    "messages_per_s", { { 0 } } },
 	{ "shm_tput_1m", "1->1 1 MiB", C_TPUT, 1048576, 1, SHM_ALL,
 	    "messages_per_s", { { 0 } } },
-	{ "shm_fan8_64", "1->8 64 B", C_TPUT, 64, 8, SHM_MSG,
+	{ "shm_fan8_64", "1->8 64 B", C_TPUT, 64, 8, SHM_FAN,
 	    "deliveries_per_s", { { 0 } } },
-	{ "shm_fan8_64k", "1->8 64 KiB", C_TPUT, 65536, 8, SHM_MSG,
+	{ "shm_fan8_64k", "1->8 64 KiB", C_TPUT, 65536, 8, SHM_FAN,
 	    "deliveries_per_s", { { 0 } } },
 	{ "shm_rtt_64", "round trip 64 B", C_RTT, 64, 1, SHM_MSG,
 	    "p50_us", { { 0 } } },
@@ -1482,6 +1502,28 @@ static const struct {
 	double		 target;
 	int		 at_most;
 } shm_cmp[] = {
+	/* Issue 15's targets. */
+	{ "shm_rtt_64", P_SIPC, P_UNIX, NULL, 0.5, 1 },
+	{ "shm_rtt_64", P_SIPC, P_IOX, NULL, 1.5, 1 },
+	{ "shm_rtt_64k", P_SIPC, P_UNIX, NULL, 0.5, 1 },
+	{ "shm_rtt_64k", P_SIPC, P_IOX, NULL, 1.5, 1 },
+	{ "shm_tput_64k", P_SIPC, P_UNIX, NULL, 3, 0 },
+	{ "shm_tput_64k", P_SIPC_LOAN, P_UNIX, NULL, 3, 0 },
+	{ "shm_tput_64k", P_SIPC, P_MEMCPY, "mb_per_s", 0.5, 0 },
+	{ "shm_tput_1m", P_SIPC, P_UNIX, NULL, 3, 0 },
+	{ "shm_tput_1m", P_SIPC_LOAN, P_UNIX, NULL, 3, 0 },
+	{ "shm_tput_1m", P_SIPC, P_MEMCPY, "mb_per_s", 0.5, 0 },
+	{ "shm_fan8_64k", P_SIPC, P_SIPC_UNIX, NULL, 4, 0 },
+	/* Where sipc stands otherwise. */
+	{ "shm_tput_64", P_SIPC, P_SIPC_UNIX, NULL, 0, 0 },
+	{ "shm_tput_64", P_SIPC, P_IOX, NULL, 0, 0 },
+	{ "shm_tput_1k", P_SIPC, P_SIPC_UNIX, NULL, 0, 0 },
+	{ "shm_tput_64k", P_SIPC, P_SIPC_UNIX, NULL, 0, 0 },
+	{ "shm_tput_64k", P_SIPC_LOAN, P_IOX, NULL, 0, 0 },
+	{ "shm_tput_1m", P_SIPC_LOAN, P_IOX, NULL, 0, 0 },
+	{ "shm_fan8_64k", P_SIPC_LOAN, P_IOX, NULL, 0, 0 },
+	{ "shm_rtt_64", P_SIPC, P_SIPC_UNIX, NULL, 0, 1 },
+	/* The peers against each other. */
 	{ "shm_tput_64", P_IOX, P_UNIX, NULL, 0, 0 },
 	{ "shm_tput_64", P_IOX_COPY, P_UNIX, NULL, 0, 0 },
 	{ "shm_tput_64", P_IOX_COPY, P_MEMCPY, "mb_per_s", 0, 0 },
@@ -1510,6 +1552,36 @@ static char	    path_iox[512], path_roudi_cfg[512] =
 		    "scripts/bench/roudi.toml", path_roudi_log[512];
 static pid_t	    roudi_pid = -1;
 static pid_t	    main_pid;
+
+/* sipc bench with the transport forced (env(1): the variable for that
+ * command only). */
+static void
+shm_cmd_sipc(const struct job *j, long count, struct argv_buf *a)
+{
+	const struct shm_case *c = j->c;
+
+	memset(a, 0, sizeof(*a));
+	arg(a, "/usr/bin/env");
+	arg(a, j->im == P_SIPC_UNIX ? "SIPC_TRANSPORT=unix" :
+	    j->im == P_SIPC_TCP ? "SIPC_TRANSPORT=tcp" : "SIPC_TRANSPORT=shm");
+	arg(a, path_sipc);
+	arg(a, "bench");
+	arg(a, c->kind == C_RTT ? "latency" : c->receivers > 1 ? "fanout" :
+	    "throughput");
+	if (j->im == P_SIPC_TCP) {
+		arg(a, "--broker");
+		arg(a, broker_addr);
+		arg(a, "--spawn");
+	} else
+		arg(a, "--local");
+	if (c->kind == C_TPUT)
+		argl(a, "--receivers", c->receivers);
+	if (j->im == P_SIPC_LOAN)
+		arg(a, "--loan");
+	argl(a, "--size", c->size);
+	argl(a, "--count", count);
+	arg(a, "--json");
+}
 
 static void
 shm_cmd_iox(const struct job *j, long count, struct argv_buf *a)
@@ -2036,15 +2108,13 @@ main(int argc, char **argv)
 		fatal("%s: %s (--roudi-config)", path_roudi_cfg,
 		    strerror(errno));
 	unlink(path_roudi_log);		/* this run's log only */
-	if (!shm_only) {
-		epmd_start();
+	epmd_start();			/* sipc tcp of both sections */
+	if (!shm_only)
 		nats_start();
-	}
 	printf("make bench: %d round%s of %zu + %zu shared-memory cases, "
 	    "%.1f s per measurement, %ld CPUs", rounds, rounds == 1 ? "" :
 	    "s", shm_only ? 0 : NCASES, NSHM, target_s, ncpu);
-	if (!shm_only)
-		printf("; sipc tcp via the broker at %s", broker_addr);
+	printf("; sipc tcp via the broker at %s", broker_addr);
 	printf("\n");
 	printf("sizing message counts (one pilot run each) ...\n");
 	fflush(stdout);
