@@ -59,7 +59,7 @@ LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
 		  libclient/listen_tcp.c \
 		  libclient/sender.c libclient/sender_msgs.c \
 		  libclient/sender_conn.c libclient/sender_watch.c libclient/receiver.c \
-		  libclient/receiver_conn.c libclient/responder.c \
+		  libclient/receiver_conn.c libclient/responder.c libclient/pull.c \
 		  libclient/requester.c libclient/requester_api.c \
 		  libclient/req_conn.c libclient/xport.c \
 		  libclient/reader.c libclient/security.c $(COMMON_SRC)
