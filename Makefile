@@ -82,13 +82,15 @@ BROKER_OBJ	= $(call obj,$(BROKER_SRC))
 CTL_OBJ		= $(call obj,$(CTL_SRC))
 
 BINS		= $(B)/bin/sipc-epmd $(B)/bin/brokerctl $(B)/bin/sipc \
-		  $(B)/bin/sipc-example-receiver $(B)/bin/sipc-example-sender
+		  $(B)/bin/sipc-example-receiver $(B)/bin/sipc-example-sender \
+		  $(B)/bin/sipc-example-eventloop
 
 TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry \
 		  $(B)/tests/test_liveness
 TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
 		  $(B)/tests/test_security $(B)/tests/test_faults \
-		  $(B)/tests/test_dataconn $(B)/tests/test_rpc
+		  $(B)/tests/test_dataconn $(B)/tests/test_rpc \
+		  $(B)/tests/test_pull
 # Golden files for sipc-epmd --check-config (a script, no build needed).
 TEST_SCRIPTS	= tests/config/golden.sh
 # The included makefiles add their own test programs to EXTRA_TESTS.
@@ -213,6 +215,11 @@ $(B)/tests/test_rpc: $(call obj,tests/integration/test_rpc.c) \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
+$(B)/tests/test_pull: $(call obj,tests/integration/test_pull.c) \
+    $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
 check: all $(TESTS)
 	@SIPC_BUILD=$(CURDIR)/$(B) SIPC_SRC=$(CURDIR) \
 	    SIPC_PROTOCOL_MD=$(CURDIR)/proto/PROTOCOL.md \
@@ -228,8 +235,9 @@ check-asan:
 	@$(MAKE) --no-print-directory check-tsan
 
 # The threaded cases (request/reply: 5,000 client threads, answers from
-# other threads, cancel racing replies) with ThreadSanitizer.
-TSAN_TESTS	= $(B)/tests/test_rpc
+# other threads, cancel racing replies; pull mode: queues filled on the
+# I/O thread, emptied on others) with ThreadSanitizer.
+TSAN_TESTS	= $(B)/tests/test_rpc $(B)/tests/test_pull
 check-tsan:
 	@$(MAKE) --no-print-directory B=build/tsan CFLAGS="-O1 -g" \
 	    SANITIZE="-fsanitize=thread" tsan-run
