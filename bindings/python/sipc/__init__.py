@@ -475,10 +475,7 @@ class _Pull(_Object):
 
     def _take_wait(self, timeout):
         """One item, waiting up to timeout s (None forever)."""
-        ms = _ms(timeout)
-        if ms == 0:
-            return self._take_once(0)
-        left = ms
+        left = _ms(timeout)
         while True:
             step = _SLICE_MS if left < 0 or left > _SLICE_MS else left
             item = self._take_once(step)
