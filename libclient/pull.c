@@ -9,7 +9,9 @@
  * Each queue has an eventfd that is readable exactly while the queue is
  * not empty: written when the first item goes in, read (reset) when the
  * last one is taken, both under the queue's lock.  So poll, epoll (level
- * or edge triggered) and asyncio's add_reader all see the truth.
+ * or edge triggered) and asyncio's add_reader all see the truth.  It is
+ * kept so only once the program asked for it (pullq_fd): a program that
+ * waits in recv spends no system call on it.
  */
 #include <sys/eventfd.h>
 #include <errno.h>
@@ -77,7 +79,7 @@ pullq_push(struct pullq *q, struct pull_item *it)
 	*q->tail = it;
 	q->tail = &it->next;
 	q->bytes += it->bytes;
-	if (q->count++ == 0)
+	if (q->count++ == 0 && q->efd_on)
 		efd_set(q->efd);
 	if (q->waiters)
 		pthread_cond_signal(&q->cv);
@@ -87,44 +89,100 @@ pullq_push(struct pullq *q, struct pull_item *it)
 	return full;
 }
 
-int
-pullq_take(struct pullq *q, int timeout_ms, struct pull_item **out)
+/* Under q->mu: waits up to deadline for an item: 0, SIPC_ETIMEDOUT or
+ * SIPC_ECLOSED (the lock is held in every case). */
+static int
+pullq_wait(struct pullq *q, int timeout_ms)
 {
-	struct pull_item *it;
 	int64_t deadline = deadline_after(timeout_ms);
 	int rc = 0;
 
-	pthread_mutex_lock(&q->mu);
 	while (q->head == NULL && !q->closing) {
-		if (timeout_ms == 0 || rc == ETIMEDOUT) {
-			pthread_mutex_unlock(&q->mu);
+		if (timeout_ms == 0 || rc == ETIMEDOUT)
 			return SIPC_ETIMEDOUT;
-		}
 		q->waiters++;
 		rc = cond_wait_until(&q->cv, &q->mu, deadline);
 		q->waiters--;
 	}
 	if (q->closing) {
 		pthread_cond_broadcast(&q->cv);	/* pullq_close() waits */
-		pthread_mutex_unlock(&q->mu);
 		return SIPC_ECLOSED;
 	}
-	it = q->head;
+	return 0;
+}
+
+/* Under q->mu: unlinks the first item. */
+static struct pull_item *
+pullq_pop(struct pullq *q)
+{
+	struct pull_item *it = q->head;
+
 	if ((q->head = it->next) == NULL)
 		q->tail = &q->head;
 	q->bytes -= it->bytes;
-	if (--q->count == 0)
+	if (--q->count == 0 && q->efd_on)
 		efd_clear(q->efd);
-	/* Half empty again: the I/O thread may read its senders anew. */
+	return it;
+}
+
+/* Under q->mu, after taking: half empty again, the I/O thread may read
+ * its senders anew. */
+static void
+pullq_room(struct pullq *q)
+{
 	if (q->want_room && q->count <= q->max_count / 2 &&
 	    q->bytes <= q->max_bytes / 2) {
 		q->want_room = 0;
 		if (q->room)
 			event_active(q->room, EV_READ, 0);
 	}
+}
+
+int
+pullq_take_many(struct pullq *q, int timeout_ms, struct pull_item **out,
+    size_t max, int (*fit)(const struct pull_item *, void *), void *arg)
+{
+	size_t n = 0;
+	int rc;
+
+	pthread_mutex_lock(&q->mu);
+	if ((rc = pullq_wait(q, timeout_ms)) != 0) {
+		pthread_mutex_unlock(&q->mu);
+		return rc;
+	}
+	while (n < max && q->head && fit(q->head, arg))
+		out[n++] = pullq_pop(q);
+	if (n > 0)
+		pullq_room(q);
 	pthread_mutex_unlock(&q->mu);
-	*out = it;
-	return 0;
+	return n > 0 ? (int)n : SIPC_ETOOBIG;
+}
+
+int
+pullq_take(struct pullq *q, int timeout_ms, struct pull_item **out)
+{
+	int rc;
+
+	pthread_mutex_lock(&q->mu);
+	if ((rc = pullq_wait(q, timeout_ms)) == 0) {
+		*out = pullq_pop(q);
+		pullq_room(q);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+int
+pullq_fd(struct pullq *q)
+{
+	pthread_mutex_lock(&q->mu);
+	if (!q->efd_on) {
+		q->efd_on = 1;
+		if (q->count > 0)
+			efd_set(q->efd);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return q->efd;
 }
 
 void
@@ -374,7 +432,7 @@ sipc_receiver_fd(const sipc_receiver *rx)
 {
 	if (rx == NULL || rx->pull == NULL || !rx->pull->has_msgs)
 		return seterr(SIPC_EINVAL, "rx is NULL or has on_message");
-	return rx->pull->msgs.efd;
+	return pullq_fd(&rx->pull->msgs);
 }
 
 int
@@ -408,5 +466,71 @@ sipc_receiver_request_fd(const sipc_receiver *rx)
 	if (rx == NULL || rx->pull == NULL || !rx->pull->has_reqs)
 		return seterr(SIPC_EINVAL, "rx is NULL or does not queue "
 		    "requests");
-	return rx->pull->reqs.efd;
+	return pullq_fd(&rx->pull->reqs);
+}
+
+/* What sipc_receiver_recv_into() has room for. */
+struct into {
+	size_t	left;		/* bytes of buf */
+};
+
+static int
+fits(const struct pull_item *it, void *arg)
+{
+	struct into *x = arg;
+
+	if (it->bytes > x->left)
+		return 0;
+	x->left -= it->bytes;
+	return 1;
+}
+
+#define INTO_BATCH	64	/* items unlinked per lock */
+
+int
+sipc_receiver_recv_into(sipc_receiver *rx, void *buf, size_t size,
+    size_t *lens, size_t max, int timeout_ms)
+{
+	struct pull_item *its[INTO_BATCH];
+	struct pull_msg *p;
+	struct into x = { size };
+	size_t n = 0, off = 0, i;
+	int rc = 0, k;
+
+	if (rx == NULL || buf == NULL || lens == NULL || max == 0)
+		return seterr(SIPC_EINVAL, "rx, buf, lens NULL or max 0");
+	if (max > INT32_MAX)
+		max = INT32_MAX;	/* n is returned as an int */
+	if (rx->pull == NULL || !rx->pull->has_msgs)
+		return seterr(SIPC_EINVAL, "the receiver has on_message: "
+		    "its messages go there");
+	if (timeout_ms != 0 && loop_in_thread(&rx->epm->loop))
+		return seterr(SIPC_EINVAL, "sipc_receiver_recv_into() would "
+		    "wait on the I/O thread");
+	/* The copies are made outside the lock, a batch at a time. */
+	while (n < max) {
+		k = pullq_take_many(&rx->pull->msgs, n ? 0 : timeout_ms, its,
+		    max - n < INTO_BATCH ? max - n : INTO_BATCH, fits, &x);
+		if (k < 0) {
+			rc = k;
+			break;
+		}
+		for (i = 0; i < (size_t)k; i++) {
+			p = (struct pull_msg *)its[i];
+			if (p->m.len)
+				memcpy((char *)buf + off, p->m.data,
+				    p->m.len);
+			off += p->m.len;
+			lens[n++] = p->m.len;
+			free(p);
+		}
+	}
+	if (n > 0)
+		return (int)n;
+	if (rc == SIPC_ECLOSED)
+		return seterr(rc, "receiver closing");
+	if (rc == SIPC_ETOOBIG)
+		return seterr(rc, "the next message is larger than %zu bytes",
+		    size);
+	return rc;
 }

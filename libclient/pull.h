@@ -39,6 +39,7 @@ struct pullq {
 	size_t			 max_count;	/* 0: no bound */
 	size_t			 max_bytes;
 	int			 efd;		/* readable iff count > 0 */
+	int			 efd_on;	/* asked for: kept up to date */
 	int			 waiters;
 	int			 closing;
 	int			 want_room;	/* the producer waits for half */
@@ -55,6 +56,15 @@ int	pullq_push(struct pullq *q, struct pull_item *it);
  * all, negative: forever).  0, SIPC_ETIMEDOUT (nothing came) or
  * SIPC_ECLOSED (the queue's owner is closing). */
 int	pullq_take(struct pullq *q, int timeout_ms, struct pull_item **out);
+/* As pullq_take(), for every item that fit(it, arg) accepts, at most
+ * max, into out[]: how many (>= 1), or SIPC_ETIMEDOUT, SIPC_ECLOSED, or
+ * SIPC_ETOOBIG when fit refuses the first (it stays). */
+int	pullq_take_many(struct pullq *q, int timeout_ms,
+	    struct pull_item **out, size_t max,
+	    int (*fit)(const struct pull_item *, void *), void *arg);
+/* The descriptor, kept up to date from now on: until a program asks for
+ * it, a queue waited on with pullq_take() spends no system call on it. */
+int	pullq_fd(struct pullq *q);
 /* Wakes the threads waiting in pullq_take() (they return SIPC_ECLOSED)
  * and waits until they have left.  Any thread but the I/O thread may be
  * waiting; the caller is none of them. */

@@ -623,7 +623,7 @@ sipc_requester_fd(sipc_requester *rq)
 		return seterr(SIPC_EINVAL, "rq is NULL");
 	if ((rc = done_queue(rq, &q)) != 0)
 		return rc;
-	return q->efd;
+	return pullq_fd(q);
 }
 
 static void

@@ -416,6 +416,20 @@ int	sipc_receiver_recv(sipc_receiver *rx, struct sipc_message **msg,
  * on_message).  NULL is ignored. */
 void	sipc_message_free(struct sipc_message *msg);
 /*
+ * Takes as many waiting messages as fit, at most max, copying their
+ * payloads one after the other into buf (size bytes) and their lengths
+ * into lens[0..n); waits up to timeout_ms for the first, as
+ * sipc_receiver_recv() does.  For programs (and bindings) that handle
+ * many small messages: one call and one lock for a batch.  Sender ids
+ * and sequence numbers are not given (sipc_receiver_recv() gives them).
+ * Returns n >= 1, or an error of sipc_receiver_recv(), or SIPC_ETOOBIG
+ * when the first message waiting is larger than size (it stays queued:
+ * take it with sipc_receiver_recv()); SIPC_EINVAL also for buf or lens
+ * NULL or max 0.
+ */
+int	sipc_receiver_recv_into(sipc_receiver *rx, void *buf, size_t size,
+	    size_t *lens, size_t max, int timeout_ms);
+/*
  * A descriptor that is readable exactly while messages wait for
  * sipc_receiver_recv() (an eventfd): add it to poll, epoll (level or
  * edge triggered), libevent, or asyncio, and on readiness call

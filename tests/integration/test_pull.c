@@ -101,7 +101,8 @@ START_TEST(test_recv_level)
 	sipc_receiver *rx, *cb;
 	sipc_sender *tx;
 	sipc_epm *epm;
-	char want[16];
+	char want[16], buf[64];
+	size_t lens[8];
 	int64_t t0;
 	int fd, i;
 
@@ -138,6 +139,31 @@ START_TEST(test_recv_level)
 		sipc_message_free(m);
 	}
 	ck_assert_int_eq(sipc_receiver_recv(rx, &m, 0), SIPC_ETIMEDOUT);
+
+	/* Batches: as many as fit, lengths apart; one too large for the
+	 * buffer stays queued for sipc_receiver_recv(). */
+	ck_assert_int_eq(sipc_send(tx, "aa", 2), 0);
+	ck_assert_int_eq(sipc_send(tx, "bbb", 3), 0);
+	ck_assert_int_eq(sipc_send(tx, "cccccccc", 8), 0);
+	ck_assert_int_eq(sipc_sender_flush(tx, 5000), 0);
+	ck_assert_int_eq(readable(fd, 2000), 1);
+	memset(lens, 0, sizeof(lens));
+	ck_assert_int_eq(sipc_receiver_recv_into(rx, buf, 7, lens, 8, 0), 2);
+	ck_assert_uint_eq(lens[0], 2);
+	ck_assert_uint_eq(lens[1], 3);
+	ck_assert_int_eq(memcmp(buf, "aabbb", 5), 0);
+	ck_assert_int_eq(sipc_receiver_recv_into(rx, buf, 7, lens, 8, 0),
+	    SIPC_ETOOBIG);
+	ck_assert_int_eq(readable(fd, 0), 1);
+	ck_assert_int_eq(sipc_receiver_recv_into(rx, buf, 0, lens, 0, 0),
+	    SIPC_EINVAL);
+	ck_assert_int_eq(sipc_receiver_recv_into(rx, buf, sizeof(buf), lens,
+	    8, 0), 1);
+	ck_assert_uint_eq(lens[0], 8);
+	ck_assert_int_eq(readable(fd, 0), 0);
+	ck_assert_int_eq(sipc_receiver_recv_into(rx, buf, sizeof(buf), lens,
+	    8, 50), SIPC_ETIMEDOUT);
+
 	/* Again, the descriptor rises with the next one. */
 	ck_assert_int_eq(sipc_send(tx, "x", 1), 0);
 	ck_assert_int_eq(readable(fd, 2000), 1);
@@ -204,6 +230,8 @@ START_TEST(test_backpressure)
 	ck_assert_int_eq(rc, SIPC_ETIMEDOUT);
 	ck_assert_int_eq(sipc_receiver_stats(rx, &st), 0);
 	ck_assert_uint_eq(st.messages, 100);
+	/* Asked for only now, the descriptor tells what waits already. */
+	ck_assert_int_eq(readable(sipc_receiver_fd(rx), 0), 1);
 	/* Taking makes room: the rest flows, in order, none lost. */
 	while (got < sent) {
 		ck_assert_int_eq(sipc_receiver_recv(rx, &m, 5000), 0);

@@ -26,6 +26,7 @@ import asyncio
 import builtins
 import collections
 import threading
+import time
 
 from ._ffi import ffi, lib
 
@@ -40,7 +41,8 @@ POLICY_DROP = 1
 POLICY_DISCONNECT = 2
 _REQUEST_IDEMPOTENT = 0x1
 _SLICE_MS = 200          # longest single wait inside the library
-_BATCH = 256             # messages taken per call by iterators
+_BATCH = 1024            # messages taken per call by iterators
+_INTO = 256 * 1024       # bytes taken per call by iterators
 
 
 def version():
@@ -199,27 +201,29 @@ def _security(s, kw):
 class _Object:
     """What every sipc object shares: close() that waits for calls in
     progress on other threads (each waits at most one slice), context
-    manager, and close at garbage collection."""
+    manager, and close at garbage collection.
+
+    A call marks itself in self._calls (list.append and list.pop are
+    atomic under the GIL) before it reads self._ptr; close() clears
+    self._ptr first and then waits until no call is marked, so that the
+    library object is never freed under a call, without a lock on the
+    hot path."""
     _ptr = ffi.NULL
 
     def __init__(self):
-        self._mu = threading.Lock()
-        self._idle = threading.Condition(self._mu)
-        self._busy = 0
+        self._calls = []
         self._closing = False
 
     def _enter(self):
-        with self._mu:
-            if self._closing or self._ptr == ffi.NULL:
-                raise ClosedError(-5, "%s closed" % type(self).__name__)
-            self._busy += 1
-            return self._ptr
+        self._calls.append(None)
+        ptr = self._ptr
+        if ptr == ffi.NULL:
+            self._calls.pop()
+            raise ClosedError(-5, "%s closed" % type(self).__name__)
+        return ptr
 
     def _leave(self):
-        with self._mu:
-            self._busy -= 1
-            if self._busy == 0 and self._closing:
-                self._idle.notify_all()
+        self._calls.pop()
 
     def _close_ptr(self, ptr):
         raise NotImplementedError
@@ -228,13 +232,12 @@ class _Object:
         """Closes the object (idempotent): calls waiting on other threads
         raise sipc.ClosedError within 0.2 s, then the library object is
         freed."""
-        with self._mu:
-            if self._closing:
-                return
-            self._closing = True
-            while self._busy:
-                self._idle.wait()
-            ptr, self._ptr = self._ptr, ffi.NULL
+        if self._closing:
+            return
+        self._closing = True
+        ptr, self._ptr = self._ptr, ffi.NULL
+        while self._calls:
+            time.sleep(0.001)
         if ptr != ffi.NULL:
             self._close_ptr(ptr)
 
@@ -369,25 +372,39 @@ class Sender(_Object):
         if rc:
             _raise(rc)
         self._ptr = out[0]
+        self._cell = [self._ptr]        # [None] once closed
+        self.send = self._make_send()
         self.handle = handle
 
-    def send(self, data):
-        """Sends data (bytes-like, copied) to every receiver connected
-        now, without waiting for them.  Returns None.
-        Raises: TooBigError, TimeoutError (policy BLOCK: a receiver stayed
-        at its high-water mark for send_timeout), ClosedError,
-        InvalidArgumentError, OutOfMemoryError; TypeError for str."""
-        if isinstance(data, bytes):
-            n = len(data)
-        else:
-            data, n = _cbytes(data)
-        ptr = self._enter()
-        try:
-            rc = lib.sipc_send(ptr, data, n)
-        finally:
-            self._leave()
-        if rc:
-            _raise(rc)
+    def _make_send(self):
+        """send(), as a closure over what it uses: the hot path of a
+        sender, a few attribute lookups shorter than a method."""
+        calls = self._calls
+        mark, unmark = calls.append, calls.pop
+        cell = self._cell
+        csend = lib.sipc_send
+
+        def send(data):
+            """Sends data (bytes-like, copied) to every receiver connected
+            now, without waiting for them.  Returns None.
+            Raises: TooBigError, TimeoutError (policy BLOCK: a receiver
+            stayed at its high-water mark for send_timeout), ClosedError,
+            InvalidArgumentError, OutOfMemoryError; TypeError for str."""
+            mark(None)
+            try:
+                ptr = cell[0]
+                if ptr is None:
+                    raise ClosedError(-5, "Sender closed")
+                if data.__class__ is bytes:
+                    rc = csend(ptr, data, len(data))
+                else:
+                    d, n = _cbytes(data)
+                    rc = csend(ptr, d, n)
+            finally:
+                unmark()
+            if rc:
+                _raise(rc)
+        return send
 
     def send_many(self, messages):
         """Sends each bytes-like object of the iterable messages in turn,
@@ -437,6 +454,15 @@ class Sender(_Object):
             return lib.sipc_sender_receivers(ptr)
         finally:
             self._leave()
+
+    def close(self):
+        """Waits up to linger s for acknowledgements, then closes every
+        connection and frees the sender (idempotent); send() raises
+        ClosedError after."""
+        cell = getattr(self, "_cell", None)
+        if cell:
+            cell[0] = None
+        super().close()
 
     def _close_ptr(self, ptr):
         lib.sipc_sender_close(ptr)
@@ -564,6 +590,7 @@ class Receiver(_Pull):
         self._ptr = out[0]
         self.handle = handle
         self._buf = collections.deque()
+        self._into = threading.local()     # buffers of _take_many
 
     @property
     def endpoint(self):
@@ -619,46 +646,68 @@ class Receiver(_Pull):
         return data
 
     def _take_many(self, ptr, ms, limit):
-        """Up to limit messages as bytes, the first waiting ms."""
-        mp = ffi.new("struct sipc_message **")
-        recv = lib.sipc_receiver_recv
-        free = lib.sipc_message_free
-        buf = ffi.buffer
-        out = []
-        rc = recv(ptr, mp, ms)
-        while rc == 0:
-            m = mp[0]
-            out.append(buf(m.data, m.len)[:])
-            free(m)
-            if len(out) >= limit:
-                break
-            rc = recv(ptr, mp, 0)
-        if rc and rc != -4:
-            _raise(rc)
-        return out
+        """Up to limit messages as bytes, the first waiting ms: one call
+        into the library copies a batch into one buffer, split here."""
+        into = getattr(self._into, "b", None)
+        if into is None:        # one per thread: the library writes it
+            into = self._into.b = (ffi.new("char[]", _INTO),
+                                   ffi.new("size_t[]", _BATCH))
+        buf, lens = into
+        n = lib.sipc_receiver_recv_into(ptr, buf, _INTO, lens,
+                                        min(limit, _BATCH), ms)
+        if n > 0:
+            ln = ffi.unpack(lens, n)
+            blob = ffi.buffer(buf, sum(ln))[:]
+            if n == 1:
+                return [blob]
+            out = []
+            off = 0
+            for x in ln:
+                out.append(blob[off:off + x])
+                off += x
+            return out
+        if n == -11:            # larger than the buffer: on its own
+            one = self._take(ptr, 0)
+            return [one] if one is not None else []
+        if n == -4:
+            return []
+        _raise(n)
+
+    def _fill(self, timeout):
+        """Queues in self._buf the messages waiting, waiting up to
+        timeout s (None: forever) for the first.  Raises TimeoutError,
+        ClosedError."""
+        left = _ms(timeout)
+        while True:
+            step = _SLICE_MS if left < 0 or left > _SLICE_MS else left
+            ptr = self._enter()
+            try:
+                got = self._take_many(ptr, step, _BATCH)
+            finally:
+                self._leave()
+            if got:
+                self._buf.extend(got)
+                return
+            if left >= 0:
+                left -= step
+                if left <= 0:
+                    raise TimeoutError(-4, "nothing within %s s" % timeout)
 
     def recv(self, timeout=None):
         """The next message's data (bytes), waiting up to timeout s (None:
         forever; 0: not at all).
         Raises: TimeoutError (nothing came), ClosedError."""
-        if self._buf:
-            return self._buf.popleft()
-        return self._take_wait(timeout)
+        if not self._buf:
+            self._fill(timeout)
+        return self._buf.popleft()
 
     def recv_many(self, limit=_BATCH, timeout=None):
         """Up to limit messages (list of bytes) that wait now, waiting up
         to timeout s for the first.  Raises TimeoutError, ClosedError."""
-        out = []
-        while self._buf and len(out) < limit:
-            out.append(self._buf.popleft())
-        if out:
-            return out
-        first = self._take_wait(timeout)
-        ptr = self._enter()
-        try:
-            return [first] + self._take_many(ptr, 0, limit - 1)
-        finally:
-            self._leave()
+        if not self._buf:
+            self._fill(timeout)
+        buf = self._buf
+        return [buf.popleft() for _ in range(min(limit, len(buf)))]
 
     def recv_message(self, timeout=None, copy=True):
         """The next message as a Message (data, sender_id, seq, handle),
@@ -700,20 +749,15 @@ class Receiver(_Pull):
     def __iter__(self):
         """Yields each message's data (bytes) as it comes, until the
         receiver is closed (from another thread)."""
+        buf = self._buf
+        pop = buf.popleft
         while True:
-            if not self._buf:
-                try:
-                    first = self._take_wait(None)
-                except ClosedError:
-                    return
-                yield first
-                ptr = self._enter()
-                try:
-                    self._buf.extend(self._take_many(ptr, 0, _BATCH))
-                finally:
-                    self._leave()
-                continue
-            yield self._buf.popleft()
+            while buf:
+                yield pop()
+            try:
+                self._fill(None)
+            except ClosedError:
+                return
 
     async def recv_async(self):
         """The next message's data (bytes), on asyncio: waits through the
@@ -753,22 +797,21 @@ class Request:
     drop().  A request never answered is dropped when it is garbage
     collected or its `with` block ends (the requester gets
     NoReplyError)."""
-    __slots__ = ("data", "sender_id", "seq", "_req", "_mu")
+    __slots__ = ("data", "sender_id", "seq", "_req")
 
     def __init__(self, req):
         m = lib.sipc_request_message(req)
-        self._req = req
-        self._mu = threading.Lock()
+        self._req = [req]       # list.pop: taken once, atomically
         self.data = ffi.buffer(m.data, m.len)[:]
         self.sender_id = m.sender_id
         self.seq = m.seq
 
     def _own(self):
-        with self._mu:
-            req, self._req = self._req, None
-        if req is None:
-            raise InvalidArgumentError(-1, "request already answered")
-        return req
+        try:
+            return self._req.pop()
+        except IndexError:
+            raise InvalidArgumentError(-1, "request already answered") \
+                from None
 
     def reply(self, data):
         """Answers with data (bytes-like).  Raises TooBigError (more than
@@ -795,18 +838,22 @@ class Request:
     @property
     def answered(self):
         """True once reply(), fail() or drop() was called."""
-        return self._req is None
+        return not self._req
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        if self._req is not None:
+        if self._req:
             self.drop()
 
     def __del__(self):
-        if getattr(self, "_req", None) is not None:
-            lib.sipc_request_free(self._req)
+        box = getattr(self, "_req", None)
+        if box:
+            try:
+                lib.sipc_request_free(box.pop())
+            except IndexError:
+                pass
 
 
 class Responder(Receiver):
@@ -858,17 +905,52 @@ class Responder(Receiver):
         exception in handler answers with fail(str(exception)).  Returns
         how many were answered."""
         n = 0
+        rp = ffi.new("struct sipc_request **")
+        recv = lib.sipc_receiver_recv_request
+        reply = lib.sipc_request_reply
+        message = lib.sipc_request_message
+        buf = ffi.buffer
+        total = _ms(timeout)
         while count is None or n < count:
+            left = total
+            while True:                 # in slices, as _take_wait()
+                step = _SLICE_MS if left < 0 or left > _SLICE_MS else left
+                try:
+                    ptr = self._enter()
+                except ClosedError:
+                    return n
+                try:
+                    rc = recv(ptr, rp, step)
+                finally:
+                    self._leave()
+                if rc == 0:
+                    break
+                if rc != -4:
+                    if rc == ClosedError.code:
+                        return n
+                    _raise(rc)
+                if left >= 0:
+                    left -= step
+                    if left <= 0:
+                        return n
+            req = rp[0]
+            m = message(req)
             try:
-                req = self.recv_request(timeout)
-            except (ClosedError, TimeoutError):
-                break
-            try:
-                out = handler(req.data)
+                out = handler(buf(m.data, m.len)[:])
             except Exception as e:      # the requester hears of it
-                req.fail(str(e))
+                lib.sipc_request_fail(req, str(e).encode())
             else:
-                req.reply(out)
+                if out.__class__ is bytes:
+                    rc = reply(req, out, len(out))
+                else:
+                    try:
+                        d, ln = _cbytes(out)
+                    except TypeError as e:   # answered all the same
+                        lib.sipc_request_fail(req, str(e).encode())
+                        raise
+                    rc = reply(req, d, ln)
+                if rc:
+                    _raise(rc)
             n += 1
         return n
 
@@ -932,6 +1014,7 @@ class Requester(_Object):
         self.handle = handle
         self._pending = {}
         self._reader = None
+        self._tls = threading.local()
 
     def request(self, data, timeout=5.0, idempotent=False):
         """Sends data (bytes-like) to one responder and returns its reply
@@ -939,11 +1022,13 @@ class Requester(_Object):
         Raises: NoResponderError, TimeoutError, PeerGoneError,
         NoReplyError, RemoteError (.text: the responder's), TooBigError,
         AuthError, TLSError, ClosedError, InvalidArgumentError."""
-        if isinstance(data, bytes):
+        if data.__class__ is bytes:
             d, n = data, len(data)
         else:
             d, n = _cbytes(data)
-        rp = ffi.new("struct sipc_reply **")
+        rp = getattr(self._tls, "rp", None)
+        if rp is None:                   # one per thread
+            rp = self._tls.rp = ffi.new("struct sipc_reply **")
         ptr = self._enter()
         try:
             rc = lib.sipc_request(ptr, d, n, _ms(timeout) or 1,

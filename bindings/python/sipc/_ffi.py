@@ -95,6 +95,8 @@ int sipc_receiver_stats_size(sipc_receiver *rx,
 int sipc_receiver_recv(sipc_receiver *rx, struct sipc_message **msg,
     int timeout_ms);
 void sipc_message_free(struct sipc_message *msg);
+int sipc_receiver_recv_into(sipc_receiver *rx, void *buf, size_t size,
+    size_t *lens, size_t max, int timeout_ms);
 int sipc_receiver_fd(const sipc_receiver *rx);
 int sipc_receiver_recv_request(sipc_receiver *rx, struct sipc_request **req,
     int timeout_ms);
