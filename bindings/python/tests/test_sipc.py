@@ -290,3 +290,36 @@ def test_readme_example():
                              os.path.abspath(__file__))))
     assert out.returncode == 0, out.stderr.decode()
     assert b"reply: b'HELLO'" in out.stdout
+
+
+# ---- Installing -------------------------------------------------------------
+
+def test_pip_install_offline(tmp_path):
+    """pip installs the package with no network and no build isolation
+    (the setuptools already installed), as the README says; the
+    installed copy works."""
+    import shutil
+    src = tmp_path / "src"
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    shutil.copytree(pkg, src, ignore=shutil.ignore_patterns(
+        "tests", "bench", "build", "*.egg-info", "__pycache__"))
+    target = tmp_path / "site"
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-build-isolation",
+         "--no-index", "--no-deps", "--target", str(target), str(src)],
+        capture_output=True, timeout=120)
+    if out.returncode != 0 and b"No module named pip" in out.stderr:
+        pytest.skip("pip is not installed (python3-pip)")
+    assert out.returncode == 0, out.stderr.decode()
+    code = ("import sipc, sys\n"
+            "assert sipc.__file__.startswith(sys.argv[1]), sipc.__file__\n"
+            "with sipc.Receiver('pip') as rx, sipc.Sender('pip') as tx:\n"
+            "    tx.wait_receivers(1)\n"
+            "    tx.send(b'installed')\n"
+            "    print(rx.recv(5).decode())\n")
+    env = dict(os.environ, PYTHONPATH=str(target))
+    out = subprocess.run([sys.executable, "-c", code, str(target)],
+                         capture_output=True, timeout=60, env=env,
+                         cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr.decode()
+    assert out.stdout.strip() == b"installed"
