@@ -58,11 +58,13 @@ LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
 		  libclient/epm.c libclient/epm_broker.c libclient/epm_local.c \
 		  libclient/listen_tcp.c \
 		  libclient/sender.c libclient/sender_msgs.c \
-		  libclient/sender_conn.c libclient/sender_watch.c libclient/receiver.c \
+		  libclient/sender_conn.c libclient/sender_watch.c \
+		  libclient/sender_shm.c libclient/receiver.c libclient/receiver_shm.c \
 		  libclient/receiver_conn.c libclient/responder.c libclient/pull.c \
 		  libclient/requester.c libclient/requester_api.c \
 		  libclient/req_conn.c libclient/xport.c \
-		  libclient/reader.c libclient/security.c $(COMMON_SRC)
+		  libclient/reader.c libclient/security.c libclient/shm.c \
+		  $(COMMON_SRC)
 CLI_SRC		= tools/sipc/sipc.c tools/sipc/opts.c tools/sipc/rpc.c \
 		  tools/sipc/bench.c \
 		  tools/sipc/bench_util.c tools/sipc/bench_serve.c \

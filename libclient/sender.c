@@ -85,6 +85,7 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 {
 	size_t body = m->body, ne = 0;
 	struct conn *c, *cn;
+	int shm = 0;
 
 	m->seq = ++tx->next_seq;
 	wire_be64(m->frame + SIPC_HEADER_SIZE, m->seq);
@@ -106,9 +107,18 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 			tx->unreported_n++;
 			continue;
 		}
+		/* Dropped at the mark, off the ring: it misses this one. */
+		if (c->shm == SHM_DETACHED) {
+			c->dropped++;
+			c->drops_unreported++;
+			tx->unreported_n++;
+			tx->st_dropped++;
+			continue;
+		}
 		if (c->count > 0 &&
 		    c->unacked_bytes + m->flen > tx->opts.hwm_bytes) {
 			if (tx->opts.policy == SIPC_POLICY_DROP) {
+				tshm_drop(c);
 				c->dropped++;
 				c->drops_unreported++;
 				tx->unreported_n++;
@@ -130,6 +140,20 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 		}
 		tx->unacked++;
 		tx->names[ne++] = c->name;
+		if (c->shm == SHM_ATTACHED) {
+			/* Written for it once the ring has it. */
+			c->nsent = c->count;
+			c->sent_seq = m->seq;
+			shm = 1;
+		}
+	}
+	if (shm && tshm_put(tx, m) == -1) {
+		/* No memory to keep it for the ring: lost for those. */
+		for (c = TAILQ_FIRST(&tx->conns); c; c = cn) {
+			cn = TAILQ_NEXT(c, entry);
+			if (c->shm == SHM_ATTACHED)
+				conn_kill(c, SIPC_ENOMEM, 0);
+		}
 	}
 	if (tx->opts.after_send && !tx->dead)
 		tx->opts.after_send(tx, m->seq, tx->names, ne, tx->opts.arg);
@@ -144,6 +168,8 @@ drain(struct sipc_sender *tx)
 	size_t bytes = 0;
 	int n = 0;
 
+	/* Receivers back from a drop rejoin before this batch. */
+	tshm_poll(tx);
 	for (;;) {
 		if ((m = mpsc_pop(&tx->q)) == NULL) {
 			/* Producers that push from now on wake us again. */
@@ -185,6 +211,7 @@ drain(struct sipc_sender *tx)
 	tx->drained_n += (size_t)n;
 	atomic_store(&tx->drained_bytes, tx->drained_b);
 	atomic_store(&tx->drained_count, tx->drained_n);
+	tshm_poll(tx);
 	recycle_flush(tx);
 	report_skipped(tx, 0);
 	for (c = TAILQ_FIRST(&tx->conns); c && !tx->dead; c = cn) {
@@ -300,6 +327,7 @@ sipc_sender_new(const char *handle, sipc_epm *epm,
 		    tx->opts.security.tls_server_name);
 	memset(&tx->opts.security, 0, sizeof(tx->opts.security));
 	TAILQ_INIT(&tx->conns);
+	tx->ring.fd = tx->shm_efd = -1;
 	pthread_mutex_init(&tx->mu, NULL);
 	pthread_mutex_init(&tx->pmu, NULL);
 	cond_init_mono(&tx->cv);
@@ -621,6 +649,7 @@ sender_destroy(evutil_socket_t fd, short what, void *arg)
 			ring_pop(c);
 		conn_remove(c, SIPC_ETIMEDOUT);
 	}
+	tshm_close(tx);
 	while ((m = mpsc_pop(&tx->q)) != NULL)
 		free(m);
 	free(tx->q.stub);
