@@ -373,7 +373,7 @@ int	sipc_receiver_endpoint(const sipc_receiver *rx, char *buf,
 
 struct sipc_receiver_stats {
 	size_t		size;		/* set by sipc_receiver_stats() */
-	uint64_t	messages;	/* delivered to on_message */
+	uint64_t	messages;	/* delivered to on_message, or queued */
 	uint64_t	bytes;		/* their payload bytes */
 	uint64_t	gaps;		/* messages reported missing */
 	uint64_t	duplicates;	/* resent messages not delivered again */
