@@ -182,7 +182,15 @@ def _cbytes(data):
     return ffi.from_buffer("char[]", mv), mv.nbytes
 
 
+_SECURITY = ("tls_ca", "tls_cert", "tls_key", "tls_server_name",
+             "password", "salt", "tls_verify_peer", "tls12", "_keep")
+
+
 def _security(s, kw):
+    bad = sorted(k for k in kw if k not in _SECURITY)
+    if bad:
+        raise TypeError("unexpected keyword argument(s): %s" %
+                        ", ".join(bad))
     for k in ("tls_ca", "tls_cert", "tls_key", "tls_server_name",
               "password", "salt"):
         v = kw.get(k)

@@ -107,6 +107,8 @@ def test_receiver_options_and_fd():
     with pytest.raises(TypeError):
         with sipc.Sender("s") as tx:
             tx.send("text")
+    with pytest.raises(TypeError):
+        sipc.Sender("s", hwm=5)         # a misspelt option is no option
     with sipc.Receiver("fd") as rx, sipc.Sender("fd") as tx:
         tx.wait_receivers(1)
         import select
@@ -323,3 +325,19 @@ def test_pip_install_offline(tmp_path):
                          cwd=str(tmp_path))
     assert out.returncode == 0, out.stderr.decode()
     assert out.stdout.strip() == b"installed"
+
+
+def test_password_mode():
+    """Security keywords reach the library: the same password talks, a
+    wrong one never becomes a receiver."""
+    with sipc.Receiver("pw", password="s3cret") as rx, \
+            sipc.Sender("pw", password="s3cret") as tx:
+        tx.wait_receivers(1, 10)
+        tx.send(b"secret")
+        assert rx.recv(5) == b"secret"
+    with sipc.Receiver("pw2", password="right") as rx, \
+            sipc.Sender("pw2", password="wrong", linger=0) as tx:
+        with pytest.raises(sipc.TimeoutError):
+            tx.wait_receivers(1, 1.0)
+    with pytest.raises(sipc.InvalidArgumentError):
+        sipc.Sender("pw3", password="x", salt="not hex")
