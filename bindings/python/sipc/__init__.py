@@ -528,17 +528,38 @@ class _Pull(_Object):
             self._leave()
 
     async def _readable(self, fd):
+        """Waits until fd is readable, or raises ClosedError when the
+        object is closed meanwhile (from this loop or another thread)."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
 
         def ready():
             if not fut.done():
                 fut.set_result(None)
+        waiting = self.__dict__.setdefault("_async_waits", set())
+        entry = (loop, fut)
+        waiting.add(entry)
         loop.add_reader(fd, ready)
         try:
+            if self._ptr == ffi.NULL:
+                raise ClosedError(-5, "%s closed" % type(self).__name__)
             await fut
         finally:
             loop.remove_reader(fd)
+            waiting.discard(entry)
+
+    def close(self):
+        # Coroutines waiting for the descriptor hear of it first: the
+        # descriptor goes with the object.
+        for loop, fut in list(self.__dict__.get("_async_waits", ())):
+            def wake(f=fut):
+                if not f.done():
+                    f.set_exception(ClosedError(-5, "closed"))
+            try:
+                loop.call_soon_threadsafe(wake)
+            except RuntimeError:        # that loop is closed already
+                pass
+        super().close()
 
     async def _take_async(self, fd):
         while True:

@@ -278,6 +278,23 @@ def test_asyncio_receive_and_request():
     assert during <= before + 1
 
 
+def test_asyncio_close_ends_iteration():
+    """Closing a receiver that an `async for` waits on ends the loop."""
+    async def main():
+        rx = sipc.Receiver("aclose")
+        got = []
+
+        async def consume():
+            async for data in rx:
+                got.append(data)
+        task = asyncio.ensure_future(consume())
+        await asyncio.sleep(0.1)
+        rx.close()
+        await asyncio.wait_for(task, 2)
+        return got
+    assert asyncio.run(main()) == []
+
+
 # ---- README ----------------------------------------------------------------
 
 def test_readme_example():
