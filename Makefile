@@ -92,9 +92,9 @@ TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry \
 TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
 		  $(B)/tests/test_security $(B)/tests/test_faults \
 		  $(B)/tests/test_dataconn $(B)/tests/test_rpc \
-		  $(B)/tests/test_pull $(B)/tests/test_python
+		  $(B)/tests/test_shm $(B)/tests/test_pull $(B)/tests/test_python
 # Golden files for sipc-epmd --check-config (a script, no build needed).
-TEST_SCRIPTS	= tests/config/golden.sh
+TEST_SCRIPTS	= tests/config/golden.sh tests/integration/socket_path.sh
 # The included makefiles add their own test programs to EXTRA_TESTS.
 TESTS		= $(TEST_UNIT) $(TEST_INTEG) $(TEST_SCRIPTS) $(EXTRA_TESTS)
 # The process, broker and I/O helpers that tests and benchmarks share;
@@ -217,6 +217,11 @@ $(B)/tests/test_rpc: $(call obj,tests/integration/test_rpc.c) \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
+$(B)/tests/test_shm: $(call obj,tests/integration/test_shm.c) \
+    $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
 $(B)/tests/test_pull: $(call obj,tests/integration/test_pull.c) \
     $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
@@ -246,9 +251,9 @@ check-asan:
 	@$(MAKE) --no-print-directory check-tsan
 
 # The threaded cases (request/reply: 5,000 client threads, answers from
-# other threads, cancel racing replies; pull mode: queues filled on the
-# I/O thread, emptied on others) with ThreadSanitizer.
-TSAN_TESTS	= $(B)/tests/test_rpc $(B)/tests/test_pull
+# other threads, cancel racing replies; shared memory; pull mode: queues
+# filled on the I/O thread, emptied on others) with ThreadSanitizer.
+TSAN_TESTS	= $(B)/tests/test_rpc $(B)/tests/test_shm $(B)/tests/test_pull
 check-tsan:
 	@$(MAKE) --no-print-directory B=build/tsan CFLAGS="-O1 -g" \
 	    SANITIZE="-fsanitize=thread" tsan-run

@@ -154,8 +154,9 @@ int	rshm_grant(const struct rconn *c, uint32_t offered);
 void	rshm_init(struct rconn *c);
 /* SHM_RING: 0, or -1 when c failed. */
 int	rshm_on_ring(struct rconn *c, const struct wire_shm_ring *m);
-/* Delivers what the ring holds (all: up to its head, no sleeping). */
-void	rshm_drain(struct rconn *c, int all);
+/* Delivers what the ring holds (all: up to its head, no sleeping): 0, or
+ * -1 when c failed (it may be freed). */
+int	rshm_drain(struct rconn *c, int all);
 void	rshm_close(struct rconn *c);
 
 /* responder.c, on the I/O thread */

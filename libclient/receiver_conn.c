@@ -403,10 +403,9 @@ rconn_readcb(evutil_socket_t fd, short what, void *arg)
 		n = xp_read(&c->xp, p, space);
 		if (n == 0) {
 			/* Every whole message in the ring, then the end. */
-			if (c->shm)
-				rshm_drain(c, 1);
-			if (!rx->dead && !c->closing)
-				rconn_close(c, "closed by the sender");
+			if (c->shm && rshm_drain(c, 1) == -1)
+				return;
+			rconn_close(c, "closed by the sender");
 			return;
 		}
 		if (n == -1) {

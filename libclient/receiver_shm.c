@@ -35,17 +35,25 @@ rshm_init(struct rconn *c)
 	c->efd = c->tx_efd = -1;
 }
 
-/* What was delivered, for the sender: position, then (same release) the
- * last seq; and a wake-up when it asked for one. */
+/* What was delivered, for the sender: the last seq, then (release) the
+ * position.  After every entry: two plain stores on x86, and the sender's
+ * high-water mark sees room as soon as there is. */
+static inline void
+cursor_store(struct rconn *c)
+{
+	atomic_store_explicit(&c->cur.h->released_seq, c->delivered,
+	    memory_order_relaxed);
+	atomic_store_explicit(&c->cur.h->released_pos, c->view.pos,
+	    memory_order_release);
+}
+
+/* The same, and a wake-up when the sender asked for one: once a batch. */
 static void
 publish(struct rconn *c)
 {
 	if (c->cur.h == NULL)
 		return;
-	atomic_store_explicit(&c->cur.h->released_seq, c->delivered,
-	    memory_order_relaxed);
-	atomic_store_explicit(&c->cur.h->released_pos, c->view.pos,
-	    memory_order_release);
+	cursor_store(c);
 	if (atomic_load(&c->view.h->want_progress))
 		shm_wake(c->tx_efd);
 }
@@ -112,7 +120,7 @@ on_chunk(struct rconn *c, const struct shm_entry *e, const uint8_t *body)
 }
 
 /* Delivers entries up to the head, within budget: 1 when it stopped at
- * an empty ring, 0 otherwise. */
+ * an empty ring, 0 otherwise, -1 when c failed (it may be freed). */
 static int
 drain(struct rconn *c, size_t budget)
 {
@@ -129,10 +137,8 @@ drain(struct rconn *c, size_t budget)
 		head = atomic_load_explicit(&c->view.h->head,
 		    memory_order_acquire);
 		rc = shm_view_peek(&c->view, head, &e, &body, why, sizeof(why));
-		if (rc == -1) {
-			rconn_fail(c, WIRE_ERR_BAD_MESSAGE, why);
-			return 0;
-		}
+		if (rc == -1)
+			return rconn_fail(c, WIRE_ERR_BAD_MESSAGE, why);
 		if (rc == 0)
 			return 1;
 		if (e.type == SHM_E_SWITCH) {
@@ -153,7 +159,9 @@ drain(struct rconn *c, size_t budget)
 		if (e.type == SHM_E_MSG)
 			deliver(c, e.seq, body, e.len);
 		else if (on_chunk(c, &e, body) == -1)
-			return 0;
+			return -1;
+		if (c->cur.h)
+			cursor_store(c);
 		if (--budget == 0) {
 			event_active(c->shm_ev, EV_READ, 0);
 			return 0;
@@ -162,21 +170,26 @@ drain(struct rconn *c, size_t budget)
 	return 0;
 }
 
-void
+int
 rshm_drain(struct rconn *c, int all)
 {
-	while (drain(c, all ? SIZE_MAX : SHM_BUDGET)) {
+	int rc;
+
+	while ((rc = drain(c, all ? SIZE_MAX : SHM_BUDGET)) == 1) {
 		publish(c);
 		if (all)
-			return;
+			return 0;
 		/* Asleep, then a last look: the sender wakes us for what it
 		 * publishes after seeing the flag (PROTOCOL.md 6.7). */
 		atomic_store(&c->cur.h->sleeping, 1);
 		if (atomic_load(&c->view.h->head) == c->view.pos)
-			return;
+			return 0;
 		atomic_store(&c->cur.h->sleeping, 0);
 	}
+	if (rc == -1)
+		return -1;
 	publish(c);
+	return 0;
 }
 
 static void
@@ -188,8 +201,8 @@ rshm_wakecb(evutil_socket_t fd, short what, void *arg)
 	shm_drain_eventfd(fd);
 	if (c->cur.h)
 		atomic_store(&c->cur.h->sleeping, 0);
-	rshm_drain(c, 0);
-	rconn_flush(c);
+	if (rshm_drain(c, 0) == 0)
+		rconn_flush(c);
 }
 
 /* The first ring: our cursor page and eventfd go back with SHM_CURSOR. */
@@ -278,8 +291,7 @@ rshm_on_ring(struct rconn *c, const struct wire_shm_ring *m)
 			return rconn_fail(c, WIRE_ERR_BAD_MESSAGE, err);
 		}
 	}
-	rshm_drain(c, 0);
-	return c->closing ? -1 : 0;
+	return rshm_drain(c, 0);
 }
 
 void

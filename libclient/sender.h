@@ -87,11 +87,18 @@ struct mpsc {
 /* A connection's use of the shared-memory ring (sender_shm.c). */
 enum shm_state {
 	SHM_OFF,	/* the socket carries messages */
-	SHM_GRANTED,	/* the socket, until SHM_RING can go */
+	SHM_GRANTED,	/* the socket, until a message finds no other
+			   waiting for room in the ring */
+	SHM_PINNED,	/* messages from shm_from on are in the ring for it;
+			   those before still go on the socket, then
+			   SHM_RING */
 	SHM_ATTACHED,	/* the ring */
 	SHM_DETACHED	/* dropped at the mark: reads its old ring to the
 			   end, gets nothing meanwhile */
 };
+
+/* On the ring: its position holds the ring's room. */
+#define SHM_ON_RING(c)	((c)->shm == SHM_PINNED || (c)->shm == SHM_ATTACHED)
 
 enum cstate {
 	C_DOWN,		/* not connected; retry timer running */
@@ -172,6 +179,7 @@ struct conn {
 	struct shm_cursor	 cur;
 	int			 rx_efd;
 	uint64_t		 shm_start;
+	uint64_t		 shm_from;	/* first seq in the ring */
 	uint64_t		 shm_gen;
 	uint64_t		 shm_final;
 };
@@ -409,6 +417,10 @@ void	conn_new(struct sipc_sender *tx, const struct peer *p);
 /* The SHM feature bit to offer on c (a plain Unix socket), or 0. */
 uint32_t tshm_offer(struct conn *c);
 void	tshm_ready(struct conn *c, uint32_t features);
+/* Puts c on the ring from message seq on, when nothing waits for room
+ * (SHM_GRANTED), or after a drop (SHM_DETACHED, seq: the next): 1 when it
+ * is on now. */
+int	tshm_pin(struct conn *c, uint64_t seq);
 /* Sends SHM_RING on an idle socket: 0 (sent or given up), 1 would block,
  * -1 the socket failed. */
 int	tshm_announce(struct conn *c);
@@ -421,6 +433,8 @@ void	tshm_publish(struct sipc_sender *tx);
 /* Reads every cursor: acknowledgements, room, rejoining receivers. */
 void	tshm_poll(struct sipc_sender *tx);
 void	tshm_last_acks(struct conn *c);
+/* Publishes what was written and takes c's acknowledgements so far. */
+void	tshm_refresh(struct conn *c);
 /* c at its mark under DROP: off the ring until it caught up. */
 void	tshm_drop(struct conn *c);
 /* c's socket closes: its cursor goes, the ring is retired if it was on

@@ -87,6 +87,11 @@ conn_write(struct conn *c)
 				struct msg *m = ring_at(c, i);
 				size_t off = i == c->nsent ? c->woff : 0;
 
+				/* Pinned: the rest is in the ring. */
+				if (c->shm == SHM_PINNED &&
+				    m->seq >= c->shm_from)
+					break;
+
 				iov[n].iov_base = m->frame + off;
 				iov[n++].iov_len = m->flen - off;
 			}

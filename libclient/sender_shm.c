@@ -43,7 +43,7 @@ void
 tshm_ready(struct conn *c, uint32_t features)
 {
 	c->shm = (features & WIRE_FEAT_SHM) ? SHM_GRANTED : SHM_OFF;
-	c->shm_announce = c->shm == SHM_GRANTED;
+	c->shm_announce = 0;
 }
 
 /* The ring, made on first use: 0, or -1. */
@@ -71,6 +71,28 @@ ring_get(struct sipc_sender *tx, uint64_t gen)
 }
 
 int
+tshm_pin(struct conn *c, uint64_t seq)
+{
+	struct sipc_sender *tx = c->tx;
+
+	/* A message waiting for room was meant for it before (or, dropped,
+	 * not meant for it): it must not find it in the ring. */
+	if (tx->pend_n > 0)
+		return 0;
+	if (ring_get(tx, tx->ring_gen + 1) == -1) {
+		c->shm = SHM_OFF;	/* the socket it is, then */
+		return 0;
+	}
+	tx->ring_gen = tx->ring.gen;
+	c->shm = SHM_PINNED;
+	c->shm_start = tx->ring.head;
+	c->shm_from = seq;
+	c->shm_announce = 1;
+	tx->shm_attached++;
+	return 1;
+}
+
+int
 tshm_announce(struct conn *c)
 {
 	struct sipc_sender *tx = c->tx;
@@ -80,19 +102,13 @@ tshm_announce(struct conn *c)
 	int fds[2];
 	ssize_t n;
 
-	/* A message waiting for room went to this receiver on its socket:
-	 * it must not find it in the ring too.  Not yet, then. */
-	if (c->shm != SHM_ATTACHED && tx->pend_n > 0)
-		return 0;
-	if (ring_get(tx, tx->ring_gen + 1) == -1) {
-		c->shm = SHM_OFF;	/* the socket it is, then */
+	if (!SHM_ON_RING(c) || tx->ring.fd == -1) {
 		c->shm_announce = 0;
 		return 0;
 	}
-	tx->ring_gen = tx->ring.gen;
 	m.gen = tx->ring.gen;
 	m.size = tx->ring.size;
-	m.start = c->shm == SHM_ATTACHED ? c->shm_start : tx->ring.head;
+	m.start = c->shm_start;
 	if (wire_enc_shm_ring(&w, &m) != 0)
 		return 0;
 	fds[0] = tx->ring.fd;
@@ -107,10 +123,11 @@ tshm_announce(struct conn *c)
 
 		ctl_add(c, &rest);
 	}
-	if (c->shm != SHM_ATTACHED)
-		tx->shm_attached++;
+	/* What it has in the ring counts as written from now on. */
+	c->nsent = c->count;
+	if (c->count > 0 && ring_at(c, c->count - 1)->seq > c->sent_seq)
+		c->sent_seq = ring_at(c, c->count - 1)->seq;
 	c->shm = SHM_ATTACHED;
-	c->shm_start = m.start;
 	c->shm_gen = m.gen;
 	c->shm_announce = 0;
 	return 0;
@@ -155,7 +172,7 @@ conn_pos(const struct conn *c)
 	const struct sipc_sender *tx = c->tx;
 	uint64_t pos;
 
-	if (c->cur.h == NULL ||
+	if (c->shm == SHM_PINNED || c->cur.h == NULL ||
 	    atomic_load_explicit(&c->cur.h->gen, memory_order_acquire) !=
 	    tx->ring.gen)
 		return c->shm_start;
@@ -178,7 +195,7 @@ ring_tail(struct sipc_sender *tx)
 	struct conn *c;
 
 	TAILQ_FOREACH(c, &tx->conns, entry) {
-		if (c->shm != SHM_ATTACHED)
+		if (!SHM_ON_RING(c))
 			continue;
 		if ((pos = conn_pos(c)) == UINT64_MAX)
 			c->shm_bad = 1;
@@ -302,11 +319,18 @@ conn_acks(struct conn *c)
 }
 
 void
+tshm_refresh(struct conn *c)
+{
+	tshm_publish(c->tx);
+	conn_acks(c);
+}
+
+void
 tshm_last_acks(struct conn *c)
 {
 	conn_acks(c);
 	/* Messages still waiting for room never reached it. */
-	if (c->shm == SHM_ATTACHED && c->sent_seq > c->tx->shm_written)
+	if (SHM_ON_RING(c) && c->sent_seq > c->tx->shm_written)
 		c->sent_seq = c->tx->shm_written;
 }
 
@@ -363,10 +387,9 @@ tshm_poll(struct sipc_sender *tx)
 		 * to the ring of now. */
 		if (c->shm == SHM_DETACHED && c->cur.h &&
 		    atomic_load(&c->cur.h->gen) == c->shm_gen &&
-		    atomic_load(&c->cur.h->released_pos) == c->shm_final) {
-			c->shm_announce = 1;
+		    atomic_load(&c->cur.h->released_pos) == c->shm_final &&
+		    tshm_pin(c, tx->next_seq + 1))
 			conn_write(c);
-		}
 	}
 	pend_flush(tx);
 	tshm_publish(tx);
@@ -423,21 +446,25 @@ retire(struct sipc_sender *tx)
 		 * receiver gets a new ring. */
 		for (c = TAILQ_FIRST(&tx->conns); c; c = cn) {
 			cn = TAILQ_NEXT(c, entry);
-			if (c->shm == SHM_ATTACHED)
+			if (SHM_ON_RING(c))
 				conn_kill(c, SIPC_ENOMEM, 0);
 		}
 		shm_ring_destroy(&old);
 		return;
 	}
 	shm_ring_destroy(&old);
+	/* Those on it go on in the new one from its start: the attached
+	 * are told now, the pinned when their socket is through. */
 	for (c = TAILQ_FIRST(&tx->conns); c; c = cn) {
 		cn = TAILQ_NEXT(c, entry);
-		if (c->shm != SHM_ATTACHED)
+		if (!SHM_ON_RING(c))
 			continue;
 		c->shm_start = 0;
-		c->shm_gen = tx->ring.gen;
-		c->shm_announce = 1;
-		conn_write(c);
+		if (c->shm == SHM_ATTACHED) {
+			c->shm_gen = tx->ring.gen;
+			c->shm_announce = 1;
+			conn_write(c);
+		}
 	}
 	pend_flush(tx);
 	tshm_publish(tx);
@@ -469,12 +496,13 @@ tshm_release(struct conn *c)
 	if (c->rx_efd != -1)
 		close(c->rx_efd);
 	c->rx_efd = -1;
-	if (was != SHM_ATTACHED)
+	if (!(was == SHM_PINNED || was == SHM_ATTACHED))
 		return;
-	/* Its process may read on (a socket cut from our side): retire
-	 * the ring rather than overwrite what it reads. */
 	tx->shm_attached--;
-	if (tx->ring.fd != -1)
+	/* Its process may read on (a socket cut from our side): retire
+	 * the ring rather than overwrite what it reads.  (Pinned, it never
+	 * had this ring.) */
+	if (was == SHM_ATTACHED && tx->ring.fd != -1)
 		retire(tx);
 }
 
