@@ -238,6 +238,30 @@ def test_close_wakes_a_waiting_thread():
     assert rx.closed
 
 
+def test_close_while_sending():
+    """close() from one thread while another sends as fast as it can:
+    the sender raises ClosedError, nothing is freed under it."""
+    with sipc.Receiver("busy") as rx:
+        tx = sipc.Sender("busy", policy="drop")
+        tx.wait_receivers(1)
+        res = []
+
+        def flood():
+            try:
+                while True:
+                    tx.send(b"x" * 64)
+            except sipc.ClosedError:
+                res.append("closed")
+        t = threading.Thread(target=flood)
+        t.start()
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        tx.close()
+        t.join(5)
+        assert res == ["closed"] and time.monotonic() - t0 < 10
+        assert rx.stats()["messages"] > 0
+
+
 # ---- asyncio ---------------------------------------------------------------
 
 def test_asyncio_receive_and_request():
