@@ -174,6 +174,8 @@ struct conn {
 	 * eventfd; where it started in the ring, which ring it was told
 	 * of, and (detached) where its old ring ends. */
 	enum shm_state		 shm;
+	int			 samehost;	/* on its Unix socket, not TCP */
+	int			 samehost_off;	/* that failed: TCP */
 	int			 shm_announce;	/* SHM_RING to send */
 	int			 shm_bad;	/* its cursor lies: cut off */
 	struct shm_cursor	 cur;

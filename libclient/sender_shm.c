@@ -32,8 +32,8 @@ static void	tshm_wakecb(evutil_socket_t fd, short what, void *arg);
 uint32_t
 tshm_offer(struct conn *c)
 {
-	if (c->tx->tls || c->peer.ep.family != WIRE_AF_UNIX ||
-	    !transport_shm_allowed())
+	if (c->tx->tls || (c->peer.ep.family != WIRE_AF_UNIX &&
+	    !c->samehost) || !transport_shm_allowed())
 		return 0;
 	c->xp.fdpass = 1;
 	return WIRE_FEAT_SHM;
