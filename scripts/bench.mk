@@ -33,9 +33,13 @@ BENCH_ARGS	?=
 
 .PHONY: bench-deps bench-progs
 
+# Then the Python rows: bindings/python against pyzmq (bench.py).
 bench: all $(BENCH_PROGS)
 	@$(BENCH_BIN)/bench-run --build $(B) \
 	    --roudi-config scripts/bench/roudi.toml $(BENCH_ARGS)
+	@/usr/bin/python3 bindings/python/bench/bench.py --build $(B) \
+	    --out $(B)/bench/python.json \
+	    $(if $(filter --quick,$(BENCH_ARGS)),--quick)
 
 bench-progs: $(BENCH_PROGS)
 
