@@ -40,6 +40,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../common/jsonout.h"
 #include "common.h"
 
 #define MAX_ROUNDS	15
@@ -167,63 +168,36 @@ static double	   steal_pct = -1;	/* the hypervisor's */
 
 /* ---- Running one measurement --------------------------------------------- */
 
-/* Parses a flat JSON object of numbers and strings into r. */
+/* Parses one run's line, a flat JSON object, into r: its numbers by key
+ * (strings and other values only counted).  0, or -1 when s is not one
+ * JSON object. */
 static int
 parse_json(const char *s, struct run *r)
 {
-	const char *p = s, *k;
-	char *end;
+	struct json_object *o;
 	size_t kl;
 
 	r->nkv = 0;
-	while (isspace((unsigned char)*p))
-		p++;
-	if (*p++ != '{')
+	if ((o = json_tokener_parse(s)) == NULL)
 		return -1;
-	for (;;) {
-		while (isspace((unsigned char)*p) || *p == ',')
-			p++;
-		if (*p == '}')
-			return 0;
-		if (*p++ != '"')
-			return -1;
-		for (k = p; *p && *p != '"'; p++)
-			;
-		if (*p != '"')
-			return -1;
-		kl = (size_t)(p - k);
-		p++;
-		while (isspace((unsigned char)*p) || *p == ':')
-			p++;
-		if (r->nkv < MAX_KV && kl < sizeof(r->kv[0].key)) {
-			memcpy(r->kv[r->nkv].key, k, kl);
-			r->kv[r->nkv].key[kl] = '\0';
-		} else
-			kl = 0;
-		if (*p == '"') {
-			for (p++; *p && *p != '"'; p++)
-				if (*p == '\\' && p[1])
-					p++;
-			if (*p++ != '"')
-				return -1;
-			if (kl) {
-				r->kv[r->nkv].is_num = 0;
-				r->nkv++;
-			}
-			continue;
-		}
-		errno = 0;
-		if (kl) {
-			r->kv[r->nkv].num = strtod(p, &end);
-			r->kv[r->nkv].is_num = 1;
-		} else
-			(void)strtod(p, &end);
-		if (end == p || errno)
-			return -1;
-		p = end;
-		if (kl)
-			r->nkv++;
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return -1;
 	}
+	json_object_object_foreach(o, key, val) {
+		kl = strlen(key);
+		if (r->nkv >= MAX_KV || kl >= sizeof(r->kv[0].key))
+			continue;
+		memcpy(r->kv[r->nkv].key, key, kl + 1);
+		r->kv[r->nkv].is_num = json_object_is_type(val,
+		    json_type_double) || json_object_is_type(val,
+		    json_type_int);
+		r->kv[r->nkv].num = r->kv[r->nkv].is_num ?
+		    json_object_get_double(val) : 0;
+		r->nkv++;
+	}
+	json_object_put(o);
+	return 0;
 }
 
 static int
@@ -1208,19 +1182,32 @@ print_ratios(int *met, int *total)
 
 /* ---- results.json -------------------------------------------------------- */
 
-static void
-json_stat(FILE *fp, const char *name, const struct cell *cl,
+/* Adds name: {"median", "min", "max"} of key over the cell's runs, when
+ * some run reported it. */
+static int
+json_stat(struct json_object *o, const char *name, const struct cell *cl,
     const char *key)
 {
+	struct json_object *st;
 	struct stat3 s = stat_of(cl, key);
+	int err = 0;
 
-	if (s.n)
-		fprintf(fp, ", \"%s\": {\"median\": %.6g, \"min\": %.6g, "
-		    "\"max\": %.6g}", name, s.med, s.min, s.max);
+	if (s.n == 0)
+		return 0;
+	st = json_object_new_object();
+	err |= jo_add(st, "median", jo_num(s.med, "%.6g"));
+	err |= jo_add(st, "min", jo_num(s.min, "%.6g"));
+	err |= jo_add(st, "max", jo_num(s.max, "%.6g"));
+	if (err) {
+		json_object_put(st);
+		return -1;
+	}
+	return jo_add(o, name, st);
 }
 
-static void
-write_json(double elapsed, int met, int total)
+/* One implementation's cell of a case, with every run's own JSON. */
+static struct json_object *
+json_cell(const struct bcase *c, const struct cell *cl)
 {
 	static const char *extra[] = { "mb_per_s", "cpu_ns_per_message",
 	    "requests_per_s",
@@ -1229,87 +1216,122 @@ write_json(double elapsed, int met, int total)
 	    "join_p50_us", "join_p99_us", "register_per_s_1",
 	    "register_per_s_16", "bytes_per_registration",
 	    "broker_cpu_ns_per_registration" };
-	const struct bcase *c;
-	const struct cell *cl;
-	struct utsname u;
-	FILE *fp;
-	size_t k, e;
-	int i, j, first, fc;
+	struct json_object *o = json_object_new_object(), *runs, *run;
+	size_t e;
+	int j, err = 0;
 
-	if ((fp = fopen(path_out, "w")) == NULL) {
-		fprintf(stderr, "bench-run: %s: %s\n", path_out,
-		    strerror(errno));
-		failures++;
-		return;
+	err |= jo_add(o, "count", jo_i64(cl->count));
+	err |= jo_add(o, "runs_ok", jo_i64(cl->n));
+	err |= jo_add(o, "runs_failed", jo_i64(cl->failed));
+	err |= json_stat(o, c->metric, cl, c->metric);
+	for (e = 0; e < sizeof(extra) / sizeof(extra[0]); e++)
+		if (strcmp(extra[e], c->metric))
+			err |= json_stat(o, extra[e], cl, extra[e]);
+	err |= jo_add(o, "lost", jo_num(lost_of(cl), "%.0f"));
+	err |= jo_add(o, "errors", jo_num(bad_of(cl), "%.0f"));
+	runs = json_object_new_array();
+	for (j = 0; j < cl->n; j++) {
+		/* Each run's line was parsed when it came (parse_json()). */
+		if (cl->runs[j].raw == NULL ||
+		    (run = json_tokener_parse(cl->runs[j].raw)) == NULL)
+			continue;
+		err |= jo_push(runs, run);
 	}
+	err |= jo_add(o, "runs", runs);
+	if (err) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static void
+write_json(double elapsed, int met, int total)
+{
+	struct json_object *o = json_object_new_object(), *cs, *co, *im, *ra;
+	struct json_object *r1;
+	const struct bcase *c;
+	struct utsname u;
+	char target[48];
+	FILE *fp;
+	size_t k;
+	int i, err = 0;
+
 	uname(&u);
-	fprintf(fp, "{\n  \"rounds\": %d, \"seconds_per_measurement\": %.2f, "
-	    "\"elapsed_s\": %.1f, \"cpus\": %ld, \"kernel\": \"%s\", "
-	    "\"rtt_cpu\": %d, \"other_cpu_percent\": %.1f, "
-	    "\"steal_percent\": %.1f,\n", rounds,
-	    target_s, elapsed, sysconf(_SC_NPROCESSORS_ONLN), u.release,
-	    rtt_cpu, other_cpu_pct, steal_pct);
-	fprintf(fp, "  \"cases\": {\n");
+	err |= jo_add(o, "rounds", jo_i64(rounds));
+	err |= jo_add(o, "seconds_per_measurement", jo_num(target_s, "%.2f"));
+	err |= jo_add(o, "elapsed_s", jo_num(elapsed, "%.1f"));
+	err |= jo_add(o, "cpus", jo_i64(sysconf(_SC_NPROCESSORS_ONLN)));
+	err |= jo_add(o, "kernel", jo_cstr(u.release));
+	err |= jo_add(o, "rtt_cpu", jo_i64(rtt_cpu));
+	err |= jo_add(o, "other_cpu_percent", jo_num(other_cpu_pct, "%.1f"));
+	err |= jo_add(o, "steal_percent", jo_num(steal_pct, "%.1f"));
+	cs = json_object_new_object();
 	for (k = 0; k < NCASES; k++) {
 		c = &cases[k];
-		fprintf(fp, "    \"%s\": {\"title\": \"%s\", \"metric\": "
-		    "\"%s\", \"size\": %ld, \"receivers\": %d, \"impls\": {",
-		    c->key, c->title, c->metric, c->size, c->receivers);
-		fc = 1;
-		for (i = 0; i < NIMPL; i++) {
-			if (!(c->impls & B(i)))
-				continue;
-			cl = &c->cell[i];
-			fprintf(fp, "%s\n      \"%s\": {\"count\": %ld, "
-			    "\"runs_ok\": %d, \"runs_failed\": %d",
-			    fc ? "" : ",", impl_key[i], cl->count, cl->n,
-			    cl->failed);
-			fc = 0;
-			json_stat(fp, c->metric, cl, c->metric);
-			for (e = 0; e < sizeof(extra) / sizeof(extra[0]); e++)
-				if (strcmp(extra[e], c->metric))
-					json_stat(fp, extra[e], cl, extra[e]);
-			fprintf(fp, ", \"lost\": %.0f, \"errors\": %.0f",
-			    lost_of(cl), bad_of(cl));
-			fprintf(fp, ", \"runs\": [");
-			for (j = 0, first = 1; j < cl->n; j++) {
-				if (cl->runs[j].raw == NULL)
-					continue;
-				fprintf(fp, "%s\n        %s", first ? "" : ",",
-				    cl->runs[j].raw);
-				first = 0;
-			}
-			fprintf(fp, "]}");
-		}
-		fprintf(fp, "}}%s\n", k + 1 < NCASES ? "," : "");
+		co = json_object_new_object();
+		err |= jo_add(co, "title", jo_cstr(c->title));
+		err |= jo_add(co, "metric", jo_cstr(c->metric));
+		err |= jo_add(co, "size", jo_i64(c->size));
+		err |= jo_add(co, "receivers", jo_i64(c->receivers));
+		im = json_object_new_object();
+		for (i = 0; i < NIMPL; i++)
+			if (c->impls & B(i))
+				err |= jo_add(im, impl_key[i],
+				    json_cell(c, &c->cell[i]));
+		err |= jo_add(co, "impls", im);
+		err |= jo_add(cs, c->key, co);
 	}
-	fprintf(fp, "  },\n  \"ratios\": [");
+	err |= jo_add(o, "cases", cs);
+	ra = json_object_new_array();
 	for (i = 0; i < nratios; i++) {
 		const struct ratio *r = &ratios[i];
 
-		fprintf(fp, "%s\n    {\"name\": \"%s\", \"impl\": \"%s\", "
-		    "\"value\": ", i ? "," : "", r->name, r->impl);
-		if (r->ok)
-			fprintf(fp, "%.6g, \"min\": %.6g, \"max\": %.6g, "
-			    "\"rounds\": %d", r->value, r->lo, r->hi,
-			    r->nrounds);
-		else
-			fprintf(fp, "null");
-		if (r->has_target)
-			fprintf(fp, ", \"target\": \"%s %g\", \"pass\": %s",
-			    r->at_most ? "<=" : ">=", r->target,
-			    ratio_pass(r) ? "true" : "false");
-		fprintf(fp, "}");
+		r1 = json_object_new_object();
+		err |= jo_add(r1, "name", jo_cstr(r->name));
+		err |= jo_add(r1, "impl", jo_cstr(r->impl));
+		if (r->ok) {
+			err |= jo_add(r1, "value", jo_num(r->value, "%.6g"));
+			err |= jo_add(r1, "min", jo_num(r->lo, "%.6g"));
+			err |= jo_add(r1, "max", jo_num(r->hi, "%.6g"));
+			err |= jo_add(r1, "rounds", jo_i64(r->nrounds));
+		} else
+			err |= jo_add(r1, "value", jo_cstr(NULL));
+		if (r->has_target) {
+			snprintf(target, sizeof(target), "%s %g", r->at_most ?
+			    "<=" : ">=", r->target);
+			err |= jo_add(r1, "target", jo_cstr(target));
+			err |= jo_add(r1, "pass", json_object_new_boolean(
+			    ratio_pass(r)));
+		}
+		err |= jo_push(ra, r1);
 	}
-	fprintf(fp, "\n  ],\n  \"all_lossless\": %s, \"total_lost_or_bad\": "
-	    "%lld, \"measurements_failed\": %d, \"targets_met\": %d, "
-	    "\"targets\": %d\n}\n", total_loss() == 0 ? "true" : "false",
-	    total_loss(), failures, met, total);
-	if (fclose(fp) != 0) {
+	err |= jo_add(o, "ratios", ra);
+	err |= jo_add(o, "all_lossless", json_object_new_boolean(
+	    total_loss() == 0));
+	err |= jo_add(o, "total_lost_or_bad", jo_i64(total_loss()));
+	err |= jo_add(o, "measurements_failed", jo_i64(failures));
+	err |= jo_add(o, "targets_met", jo_i64(met));
+	err |= jo_add(o, "targets", jo_i64(total));
+	if (err) {
+		fprintf(stderr, "bench-run: %s: out of memory\n", path_out);
+		json_object_put(o);
+		failures++;
+		return;
+	}
+	if ((fp = fopen(path_out, "w")) == NULL) {
+		fprintf(stderr, "bench-run: %s: %s\n", path_out,
+		    strerror(errno));
+		json_object_put(o);
+		failures++;
+		return;
+	}
+	if (jo_write(fp, o, JO_PRETTY) == -1 || fclose(fp) != 0) {
 		fprintf(stderr, "bench-run: writing %s: %s\n", path_out,
 		    strerror(errno));
 		failures++;
 	}
+	json_object_put(o);
 }
 
 /* ---- Other load on the machine ------------------------------------------- */
