@@ -11,6 +11,7 @@ PKGS="
 build-essential
 pkg-config
 libevent-dev
+libjson-c-dev
 libssl-dev
 zlib1g-dev
 check
@@ -31,6 +32,8 @@ groff-base
 shellcheck
 systemd
 iproute2
+chromium
+python3
 "
 
 if [ "$(id -u)" -eq 0 ]; then
