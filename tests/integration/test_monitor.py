@@ -76,13 +76,24 @@ def start(args, **kw):
 
 
 def stop(p):
+    """SIGTERM, then SIGKILL after 10 s; returns the exit status."""
     if p.poll() is None:
         os.kill(p.pid, signal.SIGTERM)
         try:
-            p.wait(5)
+            p.wait(10)
         except subprocess.TimeoutExpired:
             os.kill(p.pid, signal.SIGKILL)
             p.wait()
+    return p.returncode
+
+
+def stop_broker(p, tmp, name):
+    """Stops a broker and checks it ended cleanly: under the sanitizers a
+    leak or an error is a non-zero exit, and its log is shown."""
+    rc = stop(p)
+    check(rc == 0, "%s stopped cleanly (exit %s)" % (name, rc))
+    if rc != 0:
+        print(open(os.path.join(tmp, name + ".log")).read()[-4000:])
 
 
 def free_port():
@@ -463,7 +474,7 @@ def test_protected(tmp):
         wait_for("the insecure metrics port", lambda: get_json(
             "http://127.0.0.1:%d/v1/varz" % port))
         check(True, "... serving plain HTTP")
-    stop(p)
+        stop_broker(p, tmp, "insecure")
     certs = os.path.join(tmp, "certs")
     subprocess.run(["sh", os.path.join(SRC, "tests", "certs.sh"), certs],
                    check=True, timeout=60)
@@ -486,7 +497,7 @@ def test_protected(tmp):
             check(False, "... and no plain HTTP")
         except (urllib.error.URLError, OSError, ValueError):
             check(True, "... and no plain HTTP")
-    stop(p)
+        stop_broker(p, tmp, "tls")
 
 
 def main():
@@ -509,6 +520,7 @@ def main():
         test_json(broker, metrics)
         test_readme(metrics)
         test_page(tmp, broker, metrics, receivers)
+        stop_broker(epmd, tmp, "epmd")
         test_protected(tmp)
     except Exception as e:          # a failed wait or a crash: say which
         check(False, "%s: %s" % (type(e).__name__, e))
