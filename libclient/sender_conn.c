@@ -8,6 +8,7 @@
  */
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,7 @@ hb_ms(const struct conn *c)
 	return c->tx->opts.heartbeat_ms;
 }
 
-static void
+void
 ctl_add(struct conn *c, const struct wbuf *w)
 {
 	if (c->ctl_off == c->ctl_len)
@@ -87,9 +88,29 @@ conn_write(struct conn *c)
 				struct msg *m = ring_at(c, i);
 				size_t off = i == c->nsent ? c->woff : 0;
 
+				/* Pinned: the rest is in the ring. */
+				if (c->shm == SHM_PINNED &&
+				    m->seq >= c->shm_from)
+					break;
+
 				iov[n].iov_base = m->frame + off;
 				iov[n++].iov_len = m->flen - off;
 			}
+		}
+		if (n == 0 && c->shm_announce && c->state == C_READY) {
+			/* Everything before is out: the ring may go now. */
+			int rc = tshm_announce(c);
+
+			if (rc == -1) {
+				conn_down(c, strerror(errno));
+				return -1;
+			}
+			if (rc == 1) {
+				wev_set(c->wev, &c->wev_armed, 1);
+				return 0;
+			}
+			if (c->ctl_off < c->ctl_len)
+				continue;
 		}
 		if (n == 0) {
 			/* TLS may still hold bytes it took. */
@@ -177,6 +198,7 @@ on_ready(struct conn *c, const struct wire_dhello_ok *ok)
 		msg_unref(tx, m);
 	}
 	c->max_message = ok->max_message;
+	tshm_ready(c, ok->features);
 	c->state = C_READY;
 	c->dead = 0;		/* a member again, from the next message */
 	c->down_since = 0;
@@ -191,7 +213,7 @@ on_ready(struct conn *c, const struct wire_dhello_ok *ok)
 	return 0;
 }
 
-static void
+void
 on_ack(struct conn *c, uint64_t seq)
 {
 	struct sipc_sender *tx = c->tx;
@@ -274,6 +296,12 @@ conn_frame(struct conn *c, const struct wire_header *h, const uint8_t *p)
 		return 0;
 	case WIRE_PONG:
 		return 0;
+	case WIRE_SHM_CURSOR:
+		if (tshm_on_cursor(c, p, h->len) == -1) {
+			conn_down(c, "bad SHM_CURSOR");
+			return -1;
+		}
+		return 0;
 	default:
 		conn_down(c, "unexpected frame from receiver");
 		return -1;
@@ -307,6 +335,8 @@ conn_parse(struct conn *c, int last)
 		} else if (fr.h.type == WIRE_ACK &&
 		    wire_dec_u64(fr.payload, fr.h.len, &v) == 0)
 			on_ack(c, v);
+		else if (fr.h.type == WIRE_SHM_CURSOR)
+			(void)tshm_on_cursor(c, fr.payload, fr.h.len);
 		off += fr.size;
 	}
 	memmove(c->in, c->in + off, c->in_len - off);
@@ -361,19 +391,18 @@ conn_last_acks(struct conn *c)
 	ssize_t n;
 	int i;
 
-	if (c->state != C_READY || c->count == 0 || c->xp.fd == -1)
-		return;
-	for (i = 0; i < 16 && c->count > 0; i++) {
+	for (i = 0; i < 16 && c->state == C_READY && c->count > 0 &&
+	    c->xp.fd != -1; i++) {
 		n = xp_read(&c->xp, c->in + c->in_len,
 		    sizeof(c->in) - c->in_len);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return;
-		c->in_len += (size_t)n;
-		if (conn_parse(c, 1) == -1)
-			return;
+		if (n <= 0 || (c->in_len += (size_t)n, conn_parse(c, 1) == -1))
+			break;
 	}
+	/* And what its cursor page says (its SHM_CURSOR may have been
+	 * among the last frames). */
+	tshm_last_acks(c);
 }
 
 static void
@@ -424,6 +453,7 @@ conn_close_fd(struct conn *c)
 		c->wev = NULL;
 	}
 	c->wev_armed = 0;
+	tshm_release(c);
 	if (c->xp.fd != -1)
 		xp_close(&c->xp);
 	c->in_len = 0;
@@ -602,6 +632,7 @@ conn_dhello(struct conn *c)
 	m.min_version = SIPC_PROTO_VERSION_MIN;
 	m.max_version = SIPC_PROTO_VERSION_MAX;
 	m.features = tx->opts.compress ? WIRE_FEAT_ZLIB : 0;
+	m.features |= tshm_offer(c);
 	m.sender_id = tx->id;
 	m.instance = c->peer.instance;
 	/* From the first message not known delivered: what it lacks before
@@ -624,14 +655,38 @@ conn_dhello(struct conn *c)
 	conn_write(c);
 }
 
+/*
+ * A receiver registered at a broker with a TCP endpoint may also listen on
+ * this host's abstract Unix socket named after what the broker's record
+ * says (handle, pid, instance): *ss is that socket, 1, worth a try.  The
+ * instance in the name, random 64 bits and checked again by DHELLO, makes
+ * an answer there proof enough that the receiver is on this host.
+ */
+static int
+samehost_sa(struct conn *c, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	struct sipc_sender *tx = c->tx;
+
+	if (c->samehost_off || c->peer.ep.family == WIRE_AF_UNIX || tx->tls ||
+	    c->peer.pid == 0 || c->peer.instance == 0 ||
+	    !transport_shm_allowed())
+		return 0;
+	*sl = samehost_addr(tx->handle, tx->hlen, (long)c->peer.pid,
+	    c->peer.instance, (struct sockaddr_un *)ss);
+	return 1;
+}
+
 /* Starts a connection attempt; c may be freed when it fails at once. */
 static void
 conn_connect(struct conn *c)
 {
 	struct sockaddr_storage ss;
-	socklen_t sl = endpoint_to_sa(&c->peer.ep, &ss);
+	socklen_t sl;
 	struct event_base *base = c->tx->epm->loop.base;
 	int fd;
+
+	if ((c->samehost = samehost_sa(c, &ss, &sl)) == 0)
+		sl = endpoint_to_sa(&c->peer.ep, &ss);
 
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);
@@ -652,6 +707,13 @@ conn_connect(struct conn *c)
 	}
 	if (connect(fd, (struct sockaddr *)&ss, sl) == 0) {
 		conn_connected(c);
+		return;
+	}
+	if (c->samehost) {
+		/* Not there after all (or its backlog is full): TCP. */
+		conn_close_fd(c);
+		c->samehost_off = 1;
+		conn_connect(c);
 		return;
 	}
 	if (errno == EINPROGRESS) {
@@ -750,6 +812,7 @@ conn_new(struct sipc_sender *tx, const struct peer *p)
 	c->ack_seq = c->sent_seq = tx->next_seq;	/* it gets what follows */
 	c->kill_error = SIPC_EPEERGONE;
 	xp_init(&c->xp, -1);
+	c->cur.fd = c->rx_efd = -1;
 	backoff_init(&c->backoff, RECONNECT_MIN_MS, RECONNECT_MAX_MS);
 	c->confirmed = 1;
 	c->state = C_DOWN;
