@@ -868,8 +868,12 @@ START_TEST(test_metrics)
 	    "1\n"));
 	ck_assert_ptr_nonnull(strstr(m, "# TYPE sipc_epmd_frames_sent_total "
 	    "counter"));
-	/* Anything else: 404; other methods: refused. */
-	ck_assert_int_eq(http_get(mport, "/"), 404);
+	/* The status page and /v1 (test_monitor.py tests them); anything
+	 * else: 404. */
+	ck_assert_int_eq(http_get(mport, "/"), 200);
+	ck_assert_int_eq(http_get(mport, "/v1/varz"), 200);
+	ck_assert_int_eq(http_get(mport, "/nothing"), 404);
+	ck_assert_int_eq(http_get(mport, "/v1"), 404);
 	close(a);
 	close(w);
 	tu_broker_stop(&b);
