@@ -19,16 +19,20 @@
  * port reachable from the network follows the main listeners' protected
  * mode: refused without TLS or a password unless --insecure, and served
  * over the broker's own TLS (certificate or password) when it has one.
- * Nothing here changes the registry: it only reads.
+ * Over plain HTTP the Host header must name the server by address, as
+ * localhost or as configured (no DNS rebinding).  Nothing here changes
+ * the registry: it only reads.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -55,6 +59,11 @@ struct query {
 	const char	*handle;	/* NULL: every handle */
 	size_t		 hlen;
 };
+
+/* The metrics port speaks TLS (monitor_check_protected() decided). */
+static int	monitor_tls;
+/* The metrics address's host as configured ("127.0.0.1", "localhost"). */
+static char	monitor_host[256];
 
 /* ---- The counters: STATS and /v1/varz ------------------------------------ */
 
@@ -158,15 +167,65 @@ reply_bad(struct evhttp_request *req, const char *why)
 	evbuffer_free(out);
 }
 
+
+/*
+ * 1 when a plain-HTTP request's Host names this server by an address, as
+ * localhost, or as configured: a page from elsewhere that had its own name
+ * resolve to 127.0.0.1 (DNS rebinding) must not read handles and
+ * addresses with the browser's help.  Over TLS the certificate already
+ * ties the name to this server.
+ */
 static int
-only_get(struct evhttp_request *req)
+host_ok(struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Host");
+	char name[256];
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t n;
+	const char *end;
+
+	if (monitor_tls)
+		return 1;
+	if (h == NULL)
+		return 0;
+	if (h[0] == '[') {
+		if ((end = strchr(h, ']')) == NULL)
+			return 0;
+		n = (size_t)(end - h - 1);
+		if (n >= sizeof(name))
+			return 0;
+		memcpy(name, h + 1, n);
+		name[n] = '\0';
+		return inet_pton(AF_INET6, name, &a6) == 1;
+	}
+	n = (end = strchr(h, ':')) ? (size_t)(end - h) : strlen(h);
+	if (n >= sizeof(name))
+		return 0;
+	memcpy(name, h, n);
+	name[n] = '\0';
+	return inet_pton(AF_INET, name, &a4) == 1 ||
+	    !strcasecmp(name, "localhost") || !strcasecmp(name, monitor_host);
+}
+
+/* GET or HEAD, from a page that may read the answer: 0, or -1 after
+ * answering 405 or 403. */
+static int
+admit(struct evhttp_request *req)
 {
 	enum evhttp_cmd_type c = evhttp_request_get_command(req);
 
-	if (c == EVHTTP_REQ_GET || c == EVHTTP_REQ_HEAD)
-		return 0;
-	evhttp_send_error(req, 405, "only GET");
-	return -1;
+	if (c != EVHTTP_REQ_GET && c != EVHTTP_REQ_HEAD) {
+		evhttp_send_error(req, 405, "only GET");
+		return -1;
+	}
+	if (!host_ok(req)) {
+		evhttp_send_error(req, 403, "the Host header must be an IP "
+		    "address, localhost or the metrics address");
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -282,7 +341,7 @@ varz_cb(struct evhttp_request *req, void *arg)
 	size_t n;
 	int i, err = 0;
 
-	if (only_get(req) == -1)
+	if (admit(req) == -1)
 		return;
 	if (gethostname(host, sizeof(host)) != 0)
 		host[0] = '\0';
@@ -384,7 +443,7 @@ handles_cb(struct evhttp_request *req, void *arg)
 	long n;
 	int err = 0;
 
-	if (only_get(req) == -1)
+	if (admit(req) == -1)
 		return;
 	if (parse_query(req, &kv, &q, why, sizeof(why)) == -1) {
 		evhttp_clear_headers(&kv);
@@ -478,7 +537,7 @@ sessions_cb(struct evhttp_request *req, void *arg)
 	char why[160];
 	int err = 0;
 
-	if (only_get(req) == -1)
+	if (admit(req) == -1)
 		return;
 	if (parse_query(req, &kv, &q, why, sizeof(why)) == -1) {
 		evhttp_clear_headers(&kv);
@@ -499,9 +558,6 @@ sessions_cb(struct evhttp_request *req, void *arg)
 }
 
 /* ---- / ------------------------------------------------------------------- */
-
-/* The metrics port speaks TLS (monitor_check_protected() decided). */
-static int	monitor_tls;
 
 /* The page's Content-Security-Policy: no source but this server, and only
  * the page's own script and style, named by their SHA-256, may run. */
@@ -527,7 +583,7 @@ page_cb(struct evhttp_request *req, void *arg)
 	struct evbuffer *out;
 
 	(void)arg;
-	if (only_get(req) == -1)
+	if (admit(req) == -1)
 		return;
 	if ((out = evbuffer_new()) == NULL ||
 	    evbuffer_add_printf(out, "%s%s%s%s%s", monitor_page_head,
@@ -611,6 +667,7 @@ monitor_check_protected(struct broker *b)
 		log_errorx("metrics %s: %s", b->cfg.metrics, why);
 		return -1;
 	}
+	snprintf(monitor_host, sizeof(monitor_host), "%s", host);
 	if ((lo = host_is_loopback(host)) == -1)
 		return -1;
 	if (lo)
@@ -650,7 +707,7 @@ monitor_start(struct broker *b, struct evhttp *http)
 	}
 	snprintf(monitor_csp, sizeof(monitor_csp), "default-src 'none'; "
 	    "script-src 'sha256-%s'; style-src 'sha256-%s'; connect-src "
-	    "'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+	    "'self'; img-src 'none'; base-uri 'none'; form-action 'none'; "
 	    "frame-ancestors 'none'", sh, st);
 	if (monitor_tls)
 		evhttp_set_bevcb(http, tls_bev, b);
