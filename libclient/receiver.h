@@ -83,6 +83,8 @@ struct rconn {
 	struct event		*shm_ev;
 	uint8_t			*chunk;
 	uint64_t		 chunk_seq;
+	uint64_t		 chunk_skip;	/* seq of a message over
+						   max_message: its CHUNKs */
 	size_t			 chunk_len;
 	size_t			 chunk_total;
 };
