@@ -437,7 +437,8 @@ void	tshm_poll(struct sipc_sender *tx);
 void	tshm_last_acks(struct conn *c);
 /* Publishes what was written and takes c's acknowledgements so far. */
 void	tshm_refresh(struct conn *c);
-/* c at its mark under DROP: off the ring until it caught up. */
+/* c at its mark under DROP: off the ring until it caught up (pinned:
+ * back to its socket). */
 void	tshm_drop(struct conn *c);
 /* c's socket closes: its cursor goes, the ring is retired if it was on
  * it. */
