@@ -30,6 +30,9 @@ PKGS		= libevent libevent_pthreads libevent_openssl openssl zlib
 # Recursive (=) on purpose: expanded when a recipe runs, after "deps".
 DEP_CFLAGS	= $(shell pkg-config --cflags $(PKGS))
 DEP_LIBS	= $(shell pkg-config --libs $(PKGS)) -lpthread
+# json-c: every JSON sipc writes (broker, brokerctl, sipc bench, make
+# bench); never linked into libsipc.  Headers as <json-c/json.h>.
+JSON_LIBS	= $(shell pkg-config --libs json-c)
 CHECK_CFLAGS	= $(shell pkg-config --cflags check)
 CHECK_LIBS	= $(shell pkg-config --libs check)
 
@@ -49,11 +52,14 @@ PROTO_SRC	= proto/wire.c proto/wire_dec.c proto/addr.c proto/zframe.c \
 # framer over libevent buffers.
 COMMON_SRC	= common/tls.c common/clock.c common/evframe.c \
 		  common/liveness.c
+# JSON shaped with json-c: sipc-epmd's /v1, brokerctl, the benchmarks.
+JSON_SRC	= common/jsonout.c
 BROKER_SRC	= broker/main.c broker/config.c broker/listen.c \
 		  broker/session.c broker/dispatch.c broker/registry.c \
-		  broker/log.c broker/metrics.c $(COMMON_SRC)
+		  broker/log.c broker/metrics.c $(COMMON_SRC) \
+		  broker/monitor.c broker/monitor_page.c $(JSON_SRC)
 CTL_SRC		= tools/brokerctl/brokerctl.c tools/brokerctl/ctlconn.c \
-		  $(COMMON_SRC)
+		  $(COMMON_SRC) $(JSON_SRC)
 LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
 		  libclient/epm.c libclient/epm_broker.c libclient/epm_local.c \
 		  libclient/listen_tcp.c \
@@ -69,7 +75,7 @@ CLI_SRC		= tools/sipc/sipc.c tools/sipc/opts.c tools/sipc/rpc.c \
 		  tools/sipc/bench.c \
 		  tools/sipc/bench_util.c tools/sipc/bench_serve.c \
 		  tools/sipc/bench_run.c tools/sipc/bench_cases.c \
-		  tools/sipc/bench_rpc.c
+		  tools/sipc/bench_rpc.c $(JSON_SRC)
 
 obj		= $(patsubst %.c,$(B)/obj/%.o,$(1))
 
@@ -88,13 +94,15 @@ BINS		= $(B)/bin/sipc-epmd $(B)/bin/brokerctl $(B)/bin/sipc \
 		  $(B)/bin/sipc-example-eventloop
 
 TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry \
-		  $(B)/tests/test_liveness
+		  $(B)/tests/test_liveness $(B)/tests/test_jsonout
 TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
 		  $(B)/tests/test_security $(B)/tests/test_faults \
 		  $(B)/tests/test_dataconn $(B)/tests/test_rpc \
 		  $(B)/tests/test_shm $(B)/tests/test_pull $(B)/tests/test_python
 # Golden files for sipc-epmd --check-config (a script, no build needed).
 TEST_SCRIPTS	= tests/config/golden.sh tests/integration/socket_path.sh
+# The status page in a real browser, the /v1 endpoints and every --json.
+TEST_SCRIPTS	+= tests/integration/test_monitor.py
 # The included makefiles add their own test programs to EXTRA_TESTS.
 TESTS		= $(TEST_UNIT) $(TEST_INTEG) $(TEST_SCRIPTS) $(EXTRA_TESTS)
 # The process, broker and I/O helpers that tests and benchmarks share;
@@ -110,7 +118,7 @@ TESTUTIL_OBJ	= $(call obj,tests/testutil.c) $(HARNESS_OBJ)
 all: $(BINS) $(LIBSIPC_A) $(LIBSIPC_SO)
 
 deps:
-	@pkg-config --exists $(PKGS) check 2>/dev/null || \
+	@pkg-config --exists $(PKGS) check json-c 2>/dev/null || \
 	    sh scripts/install-deps.sh
 
 $(B)/obj/%.o: %.c | deps
@@ -145,9 +153,11 @@ $(LIBSIPC_SO): $(LIB_OBJ) libclient/sipc.map
 	ln -sf libsipc.so.$(SOVERSION).$(SOMINOR) $(B)/lib/libsipc.so.$(SOVERSION)
 	ln -sf libsipc.so.$(SOVERSION) $(B)/lib/libsipc.so
 
-$(B)/bin/sipc: $(CLI_OBJ) $(LIBSIPC_A)
+# jsonout.o takes what it uses of proto/ from libsipcproto.a (libsipc.a
+# keeps its own copy to itself).
+$(B)/bin/sipc: $(CLI_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(JSON_LIBS)
 
 $(B)/obj/libclient/examples/%.o: libclient/examples/%.c | deps
 	@mkdir -p $(dir $@)
@@ -163,11 +173,11 @@ $(B)/lib/libsipcproto.a: $(PROTO_OBJ)
 
 $(B)/bin/sipc-epmd: $(BROKER_OBJ) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(JSON_LIBS)
 
 $(B)/bin/brokerctl: $(CTL_OBJ) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(JSON_LIBS)
 
 # ---- tests ------------------------------------------------------------------
 
@@ -186,6 +196,13 @@ $(B)/tests/test_liveness: $(call obj,tests/unit/test_liveness.c) \
     $(call obj,common/liveness.c common/clock.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
+# jsonout.c alone: hostile strings in, JSON that json-c parses back out.
+$(B)/tests/test_jsonout: $(call obj,tests/unit/test_jsonout.c \
+    common/jsonout.c) $(B)/lib/libsipcproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
+	    $(JSON_LIBS) $(DEP_LIBS)
 
 $(B)/tests/test_broker: $(call obj,tests/integration/test_broker.c) \
     $(TESTUTIL_OBJ) $(B)/lib/libsipcproto.a

@@ -95,7 +95,7 @@ static const struct opt opts[] = {
 	{ "user", T_STR, OFF(user), 0, 0, "NAME",
 	    "drop root privileges to NAME after binding and loading keys" },
 	{ "metrics", T_STR, OFF(metrics), 0, 0, "ADDR:PORT",
-	    "serve Prometheus metrics at http://ADDR:PORT/metrics" },
+	    "serve /metrics, a status page at / and JSON at /v1 on ADDR:PORT" },
 	{ "summary_ms", T_U32, OFF(summary_ms), 0, SIPC_MAX_IDLE_MS, "MS",
 	    "log a summary line this often (0: never)" },
 };

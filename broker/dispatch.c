@@ -13,6 +13,7 @@
 
 #include "../proto/addr.h"
 #include "epmd.h"
+#include "monitor.h"
 
 struct handler {
 	uint8_t	  type;
@@ -46,8 +47,8 @@ send_out(struct session *s, int rc, uint32_t reqid)
 		    "answer: %s", wire_strerror(rc));
 }
 
-static void
-to_record(const struct registration *g, struct wire_record *rec)
+void
+dispatch_record(const struct registration *g, struct wire_record *rec)
 {
 	rec->id = g->id;
 	rec->instance = g->instance;
@@ -257,7 +258,7 @@ send_records(struct session *s, const struct wire_header *h,
 	start = wire_enc_ok_seq_begin(w, h->reqid, h->type);
 	if (rh) {
 		TAILQ_FOREACH(g, &rh->regs, h_entry) {
-			to_record(g, &rec);
+			dispatch_record(g, &rec);
 			wire_put_record(w, &rec);
 			n++;
 		}
@@ -373,34 +374,21 @@ on_stats(struct session *s, const struct wire_header *h, const uint8_t *p)
 {
 	struct broker *b = s->b;
 	struct wbuf *w = &b->out;
-	struct reg_stats rs;
-	size_t start;
+	struct jo_stat st[SIPC_STATS_MAX];
+	size_t start, i, n;
 	int rc;
 
 	if ((rc = wire_dec_empty(p, h->len)) != 0) {
 		bad_message(s, h, rc);
 		return;
 	}
-	reg_stats(b->reg, &rs);
+	/* The same list as /v1/varz's counters (monitor.c). */
+	n = monitor_counters(b, st, SIPC_STATS_MAX);
 	wbuf_reset(w);
 	start = wire_enc_ok_seq_begin(w, h->reqid, WIRE_STATS);
-	wire_put_stat(w, "sessions", b->nsessions);
-	wire_put_stat(w, "registrations", rs.registrations);
-	wire_put_stat(w, "handles", rs.handles);
-	wire_put_stat(w, "watches", rs.watches);
-	wire_put_stat(w, "uptime_s",
-	    ((uint64_t)mono_ms() - b->started_mono_ms) / 1000);
-	wire_put_stat(w, "sessions_total", b->st.sessions_total);
-	wire_put_stat(w, "frames_in", b->st.frames_in);
-	wire_put_stat(w, "frames_out", b->st.frames_out);
-	wire_put_stat(w, "bytes_in", b->st.bytes_in);
-	wire_put_stat(w, "bytes_out", b->st.bytes_out);
-	wire_put_stat(w, "errors_sent", b->st.errors_sent);
-	wire_put_stat(w, "heartbeat_expiries", b->st.heartbeat_expiries);
-	wire_put_stat(w, "handshake_timeouts", b->st.handshake_timeouts);
-	wire_put_stat(w, "accept_paused", b->st.accept_paused);
-	wire_put_stat(w, "tls_failures", b->st.tls_failures);
-	send_out(s, wire_enc_ok_seq_end(w, start, 15), h->reqid);
+	for (i = 0; i < n; i++)
+		wire_put_stat(w, st[i].name, st[i].value);
+	send_out(s, wire_enc_ok_seq_end(w, start, (uint32_t)n), h->reqid);
 }
 
 static void
@@ -472,7 +460,7 @@ dispatch_notify(void *arg, const struct reg_event *ev)
 	if (ev->kind == REG_JOIN) {
 		j.handle.ptr = ev->handle->name;
 		j.handle.len = ev->handle->len;
-		to_record(ev->reg, &j.rec);
+		dispatch_record(ev->reg, &j.rec);
 		rc = wire_enc_join(w, &j);
 	} else {
 		l.handle.ptr = ev->handle->name;

@@ -257,6 +257,9 @@ uint32_t session_count_peer(struct broker *b, const char *addr);
 /* Handles one complete frame of session s. */
 void	dispatch_frame(struct session *s, const struct wire_header *h,
 	    const uint8_t *payload);
+/* A registration as the wire carries it (LOOKUP, JOIN, /v1/handles);
+ * rec points into g and its owner. */
+void	dispatch_record(const struct registration *g, struct wire_record *rec);
 /* The registry's notify callback: JOIN and LEAVE to watchers. */
 void	dispatch_notify(void *arg, const struct reg_event *ev);
 

@@ -28,6 +28,7 @@
 
 #include "../common/tls.h"
 #include "epmd.h"
+#include "monitor.h"
 
 /* Uses the hard limit of descriptors: each session needs one. */
 static void
@@ -385,7 +386,8 @@ main(int argc, char **argv)
 		config_free(&b.cfg);
 		return 1;
 	}
-	if (listen_bind(&b) == -1 || listen_check_protected(&b) == -1) {
+	if (listen_bind(&b) == -1 || listen_check_protected(&b) == -1 ||
+	    monitor_check_protected(&b) == -1) {
 		listen_close(&b);
 		config_free(&b.cfg);
 		return 1;

@@ -1,9 +1,11 @@
 /*
- * metrics.c - sipc-epmd's Prometheus endpoint (GET /metrics, text format
- * 0.0.4) on libevent's evhttp, and the summary line logged every minute.
+ * metrics.c - sipc-epmd's HTTP port on libevent's evhttp: the Prometheus
+ * endpoint (GET /metrics, text format 0.0.4) here, the JSON endpoints and
+ * the status page of monitor.c beside it; and the summary line logged
+ * every minute.
  *
- * Counters only: the endpoint reveals no handle, address or host, so it may
- * be scraped from elsewhere; it answers nothing but GET /metrics.
+ * /metrics has counters only; /v1 shows handles, addresses and hosts, so
+ * the port follows protected mode (monitor_check_protected()).
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 
 #include "../proto/addr.h"
 #include "epmd.h"
+#include "monitor.h"
 
 /* One metric with its HELP and TYPE lines; type is "gauge" or "counter". */
 static void
@@ -96,7 +99,8 @@ static void
 other_cb(struct evhttp_request *req, void *arg)
 {
 	(void)arg;
-	evhttp_send_error(req, 404, "try /metrics");
+	evhttp_send_error(req, 404, "try /, /metrics, /v1/varz, /v1/handles "
+	    "or /v1/sessions");
 }
 
 int
@@ -121,13 +125,18 @@ metrics_start(struct broker *b, const char *spec)
 	evhttp_set_allowed_methods(b->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
 	evhttp_set_cb(b->http, "/metrics", metrics_cb, b);
 	evhttp_set_gencb(b->http, other_cb, b);
+	if (monitor_start(b, b->http) == -1) {
+		evhttp_free(b->http);
+		b->http = NULL;
+		return -1;
+	}
 	if (evhttp_bind_socket(b->http, host, port) == -1) {
 		log_warn("metrics %s: cannot listen", spec);
 		evhttp_free(b->http);
 		b->http = NULL;
 		return -1;
 	}
-	log_info("metrics on http://%s/metrics", spec);
+	log_info("metrics on %s://%s/metrics, status page at /", monitor_tls_on() ? "https" : "http", spec);
 	return 0;
 }
 

@@ -14,7 +14,8 @@
 BENCH_BIN	= $(B)/bench/bin
 # With the helpers the tests use too (tests/harness.c, common/clock.c,
 # whose random numbers come from OpenSSL: hence $(DEP_LIBS) below).
-BENCH_COMMON	= $(call obj,scripts/bench/common.c) $(HARNESS_OBJ)
+BENCH_COMMON	= $(call obj,scripts/bench/common.c) $(HARNESS_OBJ) \
+		  $(call obj,$(JSON_SRC)) $(B)/lib/libsipcproto.a
 BENCH_PROGS	= $(BENCH_BIN)/bench-run $(BENCH_BIN)/bench-tcp \
 		  $(BENCH_BIN)/bench-zmq $(BENCH_BIN)/bench-broker \
 		  $(BENCH_BIN)/bench-nats $(BENCH_BIN)/bench-iox
@@ -62,26 +63,26 @@ $(call obj,scripts/bench/ioxbench.c): | bench-deps
 
 $(BENCH_BIN)/bench-iox: $(call obj,scripts/bench/ioxbench.c) $(BENCH_COMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(IOX_LIBS) $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(IOX_LIBS) $(DEP_LIBS) $(JSON_LIBS)
 
 $(BENCH_BIN)/bench-nats: $(call obj,scripts/bench/natsbench.c) $(BENCH_COMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(NATS_LIBS) $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(NATS_LIBS) $(DEP_LIBS) $(JSON_LIBS)
 
 $(BENCH_BIN)/bench-run: $(call obj,scripts/bench/run.c) $(BENCH_COMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS) $(JSON_LIBS)
 
 $(BENCH_BIN)/bench-tcp: $(call obj,scripts/bench/tcpbench.c) $(BENCH_COMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS) $(JSON_LIBS)
 
 $(BENCH_BIN)/bench-zmq: $(call obj,scripts/bench/zmqbench.c) $(BENCH_COMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(ZMQ_LIBS) $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(ZMQ_LIBS) $(DEP_LIBS) $(JSON_LIBS)
 
 # The codec may pull in zlib (compression): link what the broker links.
 $(BENCH_BIN)/bench-broker: $(call obj,scripts/bench/brokerbench.c) \
-    $(BENCH_COMMON) $(B)/lib/libsipcproto.a
+    $(BENCH_COMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS) $(JSON_LIBS)

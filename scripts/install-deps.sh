@@ -11,6 +11,7 @@ PKGS="
 build-essential
 pkg-config
 libevent-dev
+libjson-c-dev
 libssl-dev
 zlib1g-dev
 check
@@ -33,11 +34,13 @@ groff-base
 shellcheck
 systemd
 iproute2
+python3
 python3-cffi
 python3-pytest
 python3-zmq
 python3-setuptools
 python3-pip
+chromium
 "
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../common/jsonout.h"
 #include "common.h"
 
 const char *prog = "bench";
@@ -367,49 +368,35 @@ void
 json_begin(struct jout *j, FILE *fp)
 {
 	j->fp = fp;
-	j->n = 0;
-	fputc('{', fp);
-}
-
-static void
-json_key(struct jout *j, const char *key)
-{
-	fprintf(j->fp, "%s\"%s\": ", j->n++ ? ", " : "", key);
+	j->o = json_object_new_object();
+	j->err = j->o == NULL;
 }
 
 void
 json_num(struct jout *j, const char *key, double v)
 {
-	json_key(j, key);
-	fprintf(j->fp, "%.6g", v);
+	j->err |= jo_add(j->o, key, jo_num(v, "%.6g"));
 }
 
 void
 json_int(struct jout *j, const char *key, long long v)
 {
-	json_key(j, key);
-	fprintf(j->fp, "%lld", v);
+	j->err |= jo_add(j->o, key, jo_i64(v));
 }
 
 void
 json_str(struct jout *j, const char *key, const char *v)
 {
-	json_key(j, key);
-	fputc('"', j->fp);
-	for (; *v; v++) {
-		if (*v == '"' || *v == '\\')
-			fputc('\\', j->fp);
-		if ((unsigned char)*v >= 0x20)
-			fputc(*v, j->fp);
-	}
-	fputc('"', j->fp);
+	j->err |= jo_add(j->o, key, jo_cstr(v));
 }
 
 void
 json_end(struct jout *j)
 {
-	fputs("}\n", j->fp);
-	fflush(j->fp);
+	if (j->err || jo_write(j->fp, j->o, JO_SPACED) == -1)
+		fprintf(stderr, "bench: cannot write the JSON result\n");
+	json_object_put(j->o);
+	j->o = NULL;
 }
 
 void

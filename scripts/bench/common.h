@@ -141,9 +141,12 @@ long	warmup_count(long count, long cap);
 
 /* ---- JSON: one object on one line ---------------------------------------- */
 
+/* Built with json-c (common/jsonout.c) and written by json_end(). */
+struct json_object;
 struct jout {
-	FILE	*fp;
-	int	 n;
+	FILE			*fp;
+	struct json_object	*o;
+	int			 err;	/* an allocation failed */
 };
 
 void	json_begin(struct jout *j, FILE *fp);

@@ -34,7 +34,6 @@
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -45,6 +44,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../common/jsonout.h"
 #include "common.h"
 
 #define MAX_ROUNDS	15
@@ -173,63 +173,36 @@ static double	   steal_pct = -1;	/* the hypervisor's */
 
 /* ---- Running one measurement --------------------------------------------- */
 
-/* Parses a flat JSON object of numbers and strings into r. */
+/* Parses one run's line, a flat JSON object, into r: its numbers by key
+ * (strings and other values only counted).  0, or -1 when s is not one
+ * JSON object. */
 static int
 parse_json(const char *s, struct run *r)
 {
-	const char *p = s, *k;
-	char *end;
+	struct json_object *o;
 	size_t kl;
 
 	r->nkv = 0;
-	while (isspace((unsigned char)*p))
-		p++;
-	if (*p++ != '{')
+	if ((o = json_tokener_parse(s)) == NULL)
 		return -1;
-	for (;;) {
-		while (isspace((unsigned char)*p) || *p == ',')
-			p++;
-		if (*p == '}')
-			return 0;
-		if (*p++ != '"')
-			return -1;
-		for (k = p; *p && *p != '"'; p++)
-			;
-		if (*p != '"')
-			return -1;
-		kl = (size_t)(p - k);
-		p++;
-		while (isspace((unsigned char)*p) || *p == ':')
-			p++;
-		if (r->nkv < MAX_KV && kl < sizeof(r->kv[0].key)) {
-			memcpy(r->kv[r->nkv].key, k, kl);
-			r->kv[r->nkv].key[kl] = '\0';
-		} else
-			kl = 0;
-		if (*p == '"') {
-			for (p++; *p && *p != '"'; p++)
-				if (*p == '\\' && p[1])
-					p++;
-			if (*p++ != '"')
-				return -1;
-			if (kl) {
-				r->kv[r->nkv].is_num = 0;
-				r->nkv++;
-			}
-			continue;
-		}
-		errno = 0;
-		if (kl) {
-			r->kv[r->nkv].num = strtod(p, &end);
-			r->kv[r->nkv].is_num = 1;
-		} else
-			(void)strtod(p, &end);
-		if (end == p || errno)
-			return -1;
-		p = end;
-		if (kl)
-			r->nkv++;
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return -1;
 	}
+	json_object_object_foreach(o, key, val) {
+		kl = strlen(key);
+		if (r->nkv >= MAX_KV || kl >= sizeof(r->kv[0].key))
+			continue;
+		memcpy(r->kv[r->nkv].key, key, kl + 1);
+		r->kv[r->nkv].is_num = json_object_is_type(val,
+		    json_type_double) || json_object_is_type(val,
+		    json_type_int);
+		r->kv[r->nkv].num = r->kv[r->nkv].is_num ?
+		    json_object_get_double(val) : 0;
+		r->nkv++;
+	}
+	json_object_put(o);
+	return 0;
 }
 
 static int
@@ -1339,15 +1312,27 @@ print_ratios(int *met, int *total)
 
 /* ---- results.json -------------------------------------------------------- */
 
-static void
-json_stat(FILE *fp, const char *name, const struct cell *cl,
+/* Adds name: {"median", "min", "max"} of key over the cell's runs, when
+ * some run reported it: 0, or -1 when out of memory. */
+static int
+json_stat(struct json_object *o, const char *name, const struct cell *cl,
     const char *key)
 {
+	struct json_object *st;
 	struct stat3 s = stat_of(cl, key);
+	int err = 0;
 
-	if (s.n)
-		fprintf(fp, ", \"%s\": {\"median\": %.6g, \"min\": %.6g, "
-		    "\"max\": %.6g}", name, s.med, s.min, s.max);
+	if (s.n == 0)
+		return 0;
+	st = json_object_new_object();
+	err |= jo_add(st, "median", jo_num(s.med, "%.6g"));
+	err |= jo_add(st, "min", jo_num(s.min, "%.6g"));
+	err |= jo_add(st, "max", jo_num(s.max, "%.6g"));
+	if (err) {
+		json_object_put(st);
+		return -1;
+	}
+	return jo_add(o, name, st);
 }
 
 /* Figures kept in results.json besides each case's metric. */
@@ -1359,48 +1344,90 @@ static const char *json_extra[] = { "mb_per_s", "cpu_ns_per_message",
     "register_per_s_16", "bytes_per_registration",
     "broker_cpu_ns_per_registration" };
 
-/* One implementation's cell of a case, as "key": {...}. */
-static void
-json_cell(FILE *fp, int first, const char *key, const char *metric,
-    const struct cell *cl)
+/* Ends an object built with jo_add(): o, or NULL (o freed) after an
+ * allocation failed. */
+static struct json_object *
+json_done(struct json_object *o, int err)
 {
-	size_t e;
-	int j, fr;
-
-	fprintf(fp, "%s\n      \"%s\": {\"count\": %ld, "
-	    "\"runs_ok\": %d, \"runs_failed\": %d", first ? "" : ",", key,
-	    cl->count, cl->n, cl->failed);
-	json_stat(fp, metric, cl, metric);
-	for (e = 0; e < sizeof(json_extra) / sizeof(json_extra[0]); e++)
-		if (strcmp(json_extra[e], metric))
-			json_stat(fp, json_extra[e], cl, json_extra[e]);
-	fprintf(fp, ", \"lost\": %.0f, \"errors\": %.0f", lost_of(cl),
-	    bad_of(cl));
-	fprintf(fp, ", \"runs\": [");
-	for (j = 0, fr = 1; j < cl->n; j++) {
-		if (cl->runs[j].raw == NULL)
-			continue;
-		fprintf(fp, "%s\n        %s", fr ? "" : ",", cl->runs[j].raw);
-		fr = 0;
+	if (err) {
+		json_object_put(o);
+		return NULL;
 	}
-	fprintf(fp, "]}");
+	return o;
 }
 
-static void
-json_ratio(FILE *fp, int first, const struct ratio *r)
+/* One implementation's cell of a case, with every run's own JSON. */
+static struct json_object *
+json_cell(const char *metric, const struct cell *cl)
 {
-	fprintf(fp, "%s\n    {\"name\": \"%s\", \"impl\": \"%s\", "
-	    "\"value\": ", first ? "" : ",", r->name, r->impl);
-	if (r->ok)
-		fprintf(fp, "%.6g, \"min\": %.6g, \"max\": %.6g, "
-		    "\"rounds\": %d", r->value, r->lo, r->hi, r->nrounds);
-	else
-		fprintf(fp, "null");
-	if (r->has_target)
-		fprintf(fp, ", \"target\": \"%s %g\", \"pass\": %s",
-		    r->at_most ? "<=" : ">=", r->target,
-		    ratio_pass(r) ? "true" : "false");
-	fprintf(fp, "}");
+	struct json_object *o = json_object_new_object(), *runs, *run;
+	size_t e;
+	int j, err = 0;
+
+	err |= jo_add(o, "count", jo_i64(cl->count));
+	err |= jo_add(o, "runs_ok", jo_i64(cl->n));
+	err |= jo_add(o, "runs_failed", jo_i64(cl->failed));
+	err |= json_stat(o, metric, cl, metric);
+	for (e = 0; e < sizeof(json_extra) / sizeof(json_extra[0]); e++)
+		if (strcmp(json_extra[e], metric))
+			err |= json_stat(o, json_extra[e], cl, json_extra[e]);
+	err |= jo_add(o, "lost", jo_num(lost_of(cl), "%.0f"));
+	err |= jo_add(o, "errors", jo_num(bad_of(cl), "%.0f"));
+	runs = json_object_new_array();
+	for (j = 0; j < cl->n; j++) {
+		/* Each run's line was parsed when it came (parse_json()). */
+		if (cl->runs[j].raw == NULL ||
+		    (run = json_tokener_parse(cl->runs[j].raw)) == NULL)
+			continue;
+		err |= jo_push(runs, run);
+	}
+	err |= jo_add(o, "runs", runs);
+	return json_done(o, err);
+}
+
+/* A case's head: {"title", "metric", "size", "receivers", "impls": {}};
+ * *impls is the (empty) object its cells go into. */
+static struct json_object *
+json_case(const char *title, const char *metric, long size, int receivers,
+    struct json_object **impls)
+{
+	struct json_object *o = json_object_new_object();
+	int err = 0;
+
+	err |= jo_add(o, "title", jo_cstr(title));
+	err |= jo_add(o, "metric", jo_cstr(metric));
+	err |= jo_add(o, "size", jo_i64(size));
+	err |= jo_add(o, "receivers", jo_i64(receivers));
+	/* o holds the only reference: *impls lives as long as o. */
+	*impls = json_object_new_object();
+	err |= jo_add(o, "impls", *impls);
+	return json_done(o, err);
+}
+
+static struct json_object *
+json_ratio(const struct ratio *r)
+{
+	struct json_object *o = json_object_new_object();
+	char target[48];
+	int err = 0;
+
+	err |= jo_add(o, "name", jo_cstr(r->name));
+	err |= jo_add(o, "impl", jo_cstr(r->impl));
+	if (r->ok) {
+		err |= jo_add(o, "value", jo_num(r->value, "%.6g"));
+		err |= jo_add(o, "min", jo_num(r->lo, "%.6g"));
+		err |= jo_add(o, "max", jo_num(r->hi, "%.6g"));
+		err |= jo_add(o, "rounds", jo_i64(r->nrounds));
+	} else
+		err |= jo_add(o, "value", jo_cstr(NULL));
+	if (r->has_target) {
+		snprintf(target, sizeof(target), "%s %g", r->at_most ? "<=" :
+		    ">=", r->target);
+		err |= jo_add(o, "target", jo_cstr(target));
+		err |= jo_add(o, "pass", json_object_new_boolean(
+		    ratio_pass(r)));
+	}
+	return json_done(o, err);
 }
 
 /* ---- Shared memory (issue 15) -------------------------------------------- */
@@ -1913,84 +1940,100 @@ print_shm(int *met, int *total)
 }
 
 /* results.json: "shm_cases" and "shm_ratios", after the others. */
-static void
-write_shm_json(FILE *fp)
+static int
+write_shm_json(struct json_object *o)
 {
+	struct json_object *cs, *co, *im, *ra;
 	const struct shm_case *c;
 	size_t k;
-	int p, first;
+	int p, err = 0;
 
-	fprintf(fp, "  \"shm_cases\": {\n");
+	cs = json_object_new_object();
 	for (k = 0; k < NSHM; k++) {
 		c = &shm_cases[k];
-		fprintf(fp, "    \"%s\": {\"title\": \"%s\", \"metric\": "
-		    "\"%s\", \"size\": %ld, \"receivers\": %d, \"impls\": {",
-		    c->key, c->title, c->metric, c->size, c->receivers);
-		for (p = 0, first = 1; p < NPEER; p++) {
-			if (!(c->peers & B(p)))
-				continue;
-			json_cell(fp, first, shm_peer[p].key, c->metric,
-			    &c->cell[p]);
-			first = 0;
+		if ((co = json_case(c->title, c->metric, c->size, c->receivers,
+		    &im)) == NULL) {
+			err = -1;
+			continue;
 		}
-		fprintf(fp, "}}%s\n", k + 1 < NSHM ? "," : "");
+		for (p = 0; p < NPEER; p++)
+			if (c->peers & B(p))
+				err |= jo_add(im, shm_peer[p].key,
+				    json_cell(c->metric, &c->cell[p]));
+		err |= jo_add(cs, c->key, co);
 	}
-	fprintf(fp, "  },\n  \"shm_ratios\": [");
+	err |= jo_add(o, "shm_cases", cs);
+	ra = json_object_new_array();
 	for (k = 0; k < NSHM_CMP; k++)
-		json_ratio(fp, k == 0, &shm_ratios[k]);
-	fprintf(fp, "\n  ],\n");
+		err |= jo_push(ra, json_ratio(&shm_ratios[k]));
+	err |= jo_add(o, "shm_ratios", ra);
+	return err;
 }
 
 static void
 write_json(double elapsed, int met, int total)
 {
+	struct json_object *o = json_object_new_object(), *cs, *co, *im, *ra;
 	const struct bcase *c;
 	struct utsname u;
 	FILE *fp;
 	size_t k;
-	int i, fc;
+	int i, err = 0;
 
-	if ((fp = fopen(path_out, "w")) == NULL) {
-		fprintf(stderr, "bench-run: %s: %s\n", path_out,
-		    strerror(errno));
+	uname(&u);
+	err |= jo_add(o, "rounds", jo_i64(rounds));
+	err |= jo_add(o, "seconds_per_measurement", jo_num(target_s, "%.2f"));
+	err |= jo_add(o, "elapsed_s", jo_num(elapsed, "%.1f"));
+	err |= jo_add(o, "cpus", jo_i64(sysconf(_SC_NPROCESSORS_ONLN)));
+	err |= jo_add(o, "kernel", jo_cstr(u.release));
+	err |= jo_add(o, "rtt_cpu", jo_i64(rtt_cpu));
+	err |= jo_add(o, "other_cpu_percent", jo_num(other_cpu_pct, "%.1f"));
+	err |= jo_add(o, "steal_percent", jo_num(steal_pct, "%.1f"));
+	cs = json_object_new_object();
+	for (k = 0; k < NCASES; k++) {
+		c = &cases[k];
+		if ((co = json_case(c->title, c->metric, c->size, c->receivers,
+		    &im)) == NULL) {
+			err = -1;
+			continue;
+		}
+		for (i = 0; i < NIMPL; i++)
+			if (c->impls & B(i))
+				err |= jo_add(im, impl_key[i],
+				    json_cell(c->metric, &c->cell[i]));
+		err |= jo_add(cs, c->key, co);
+	}
+	err |= jo_add(o, "cases", cs);
+	ra = json_object_new_array();
+	for (i = 0; i < nratios; i++)
+		err |= jo_push(ra, json_ratio(&ratios[i]));
+	err |= jo_add(o, "ratios", ra);
+	err |= write_shm_json(o);
+	err |= jo_add(o, "all_lossless", json_object_new_boolean(
+	    total_loss() == 0));
+	err |= jo_add(o, "total_lost_or_bad", jo_i64(total_loss()));
+	err |= jo_add(o, "measurements_failed", jo_i64(failures));
+	err |= jo_add(o, "targets_met", jo_i64(met));
+	err |= jo_add(o, "targets", jo_i64(total));
+	if (err) {
+		fprintf(stderr, "bench-run: %s: out of memory\n", path_out);
+		json_object_put(o);
 		failures++;
 		return;
 	}
-	uname(&u);
-	fprintf(fp, "{\n  \"rounds\": %d, \"seconds_per_measurement\": %.2f, "
-	    "\"elapsed_s\": %.1f, \"cpus\": %ld, \"kernel\": \"%s\", "
-	    "\"rtt_cpu\": %d, \"other_cpu_percent\": %.1f, "
-	    "\"steal_percent\": %.1f,\n", rounds,
-	    target_s, elapsed, sysconf(_SC_NPROCESSORS_ONLN), u.release,
-	    rtt_cpu, other_cpu_pct, steal_pct);
-	fprintf(fp, "  \"cases\": {\n");
-	for (k = 0; k < NCASES; k++) {
-		c = &cases[k];
-		fprintf(fp, "    \"%s\": {\"title\": \"%s\", \"metric\": "
-		    "\"%s\", \"size\": %ld, \"receivers\": %d, \"impls\": {",
-		    c->key, c->title, c->metric, c->size, c->receivers);
-		for (i = 0, fc = 1; i < NIMPL; i++) {
-			if (!(c->impls & B(i)))
-				continue;
-			json_cell(fp, fc, impl_key[i], c->metric, &c->cell[i]);
-			fc = 0;
-		}
-		fprintf(fp, "}}%s\n", k + 1 < NCASES ? "," : "");
+	if ((fp = fopen(path_out, "w")) == NULL) {
+		fprintf(stderr, "bench-run: %s: %s\n", path_out,
+		    strerror(errno));
+		json_object_put(o);
+		failures++;
+		return;
 	}
-	fprintf(fp, "  },\n  \"ratios\": [");
-	for (i = 0; i < nratios; i++)
-		json_ratio(fp, i == 0, &ratios[i]);
-	fprintf(fp, "\n  ],\n");
-	write_shm_json(fp);
-	fprintf(fp, "  \"all_lossless\": %s, \"total_lost_or_bad\": "
-	    "%lld, \"measurements_failed\": %d, \"targets_met\": %d, "
-	    "\"targets\": %d\n}\n", total_loss() == 0 ? "true" : "false",
-	    total_loss(), failures, met, total);
-	if (fclose(fp) != 0) {
+	if (jo_write(fp, o, JO_PRETTY) == -1 || fclose(fp) != 0) {
 		fprintf(stderr, "bench-run: writing %s: %s\n", path_out,
 		    strerror(errno));
 		failures++;
 	}
+	json_object_put(o);
 }
 
 /* ---- Other load on the machine ------------------------------------------- */

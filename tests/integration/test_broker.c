@@ -776,9 +776,10 @@ START_TEST(test_valgrind_clean_shutdown)
 }
 END_TEST
 
-/* GET http://127.0.0.1:port/path into out; the HTTP status, or -1. */
+/* GET http://127.0.0.1:port/path into out, naming the server host in
+ * the Host header; the HTTP status, or -1. */
 static int
-http_get(uint16_t port, const char *path)
+http_get_host(uint16_t port, const char *path, const char *host)
 {
 	char req[256];
 	size_t n = 0;
@@ -787,8 +788,8 @@ http_get(uint16_t port, const char *path)
 
 	if (fd < 0)
 		return -1;
-	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: x\r\n\r\n",
-	    path);
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n",
+	    path, host);
 	tu_send(fd, req, strlen(req));
 	while (n + 1 < sizeof(out) && (r = read(fd, out + n,
 	    sizeof(out) - 1 - n)) > 0)
@@ -797,6 +798,13 @@ http_get(uint16_t port, const char *path)
 	close(fd);
 	sscanf(out, "HTTP/1.%*d %d", &status);
 	return status;
+}
+
+/* A scraper that knows the broker by a name of its own. */
+static int
+http_get(uint16_t port, const char *path)
+{
+	return http_get_host(port, path, "x");
 }
 
 static uint64_t
@@ -868,8 +876,14 @@ START_TEST(test_metrics)
 	    "1\n"));
 	ck_assert_ptr_nonnull(strstr(m, "# TYPE sipc_epmd_frames_sent_total "
 	    "counter"));
-	/* Anything else: 404; other methods: refused. */
-	ck_assert_int_eq(http_get(mport, "/"), 404);
+	/* The status page and /v1 (test_monitor.py tests them); anything
+	 * else: 404. */
+	ck_assert_int_eq(http_get_host(mport, "/", "127.0.0.1"), 200);
+	ck_assert_int_eq(http_get_host(mport, "/v1/varz", "127.0.0.1:1"), 200);
+	/* ... which show handles: not to a page under another name. */
+	ck_assert_int_eq(http_get(mport, "/v1/varz"), 403);
+	ck_assert_int_eq(http_get(mport, "/nothing"), 404);
+	ck_assert_int_eq(http_get(mport, "/v1"), 404);
 	close(a);
 	close(w);
 	tu_broker_stop(&b);

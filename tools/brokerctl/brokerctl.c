@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../common/jsonout.h"
 #include "../../proto/addr.h"
 #include "ctlconn.h"
 
@@ -49,23 +50,19 @@ usage(FILE *fp)
 
 /* ---- Output helpers ------------------------------------------------------ */
 
-static void
-json_str(const char *s, size_t n)
+/* Prints one JSON document (jsonout.c shapes it, json-c writes it) and
+ * frees it: 0, or 1 after a message when memory or stdout failed. */
+static int
+emit(struct json_object *o)
 {
-	size_t i;
+	int rc = jo_write(stdout, o, JO_COMPACT);
 
-	putchar('"');
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
+	json_object_put(o);
+	if (rc == -1) {
+		fprintf(stderr, "brokerctl: cannot write the JSON output\n");
+		return 1;
 	}
-	putchar('"');
+	return 0;
 }
 
 static void
@@ -80,29 +77,22 @@ format_time(uint64_t ms, char *buf, size_t size)
 	snprintf(buf, size, "%s.%03uZ", tmp, (unsigned)(ms % 1000));
 }
 
-static void
+/* One registration: a table row, or a JSON line. */
+static int
 print_record(const char *event, const struct wire_record *r)
 {
 	char host[128], when[40];
 	unsigned port = r->ep.family == WIRE_AF_UNIX ? 0 : r->ep.port;
 
+	if (json)
+		return emit(jo_record(r, event));
 	addr_format_host(&r->ep, host, sizeof(host));
 	format_time(r->registered_ms, when, sizeof(when));
-	if (json) {
-		printf("{");
-		if (event)
-			printf("\"event\":\"%s\",", event);
-		printf("\"id\":%llu,\"address\":", (unsigned long long)r->id);
-		json_str(host, strlen(host));
-		printf(",\"port\":%u,\"host\":", port);
-		json_str(r->host.ptr, r->host.len);
-		printf(",\"pid\":%u,\"registered_at\":\"%s\"}", r->pid, when);
-		return;
-	}
 	if (event)
 		printf("%-8s", event);
-	printf("%-18llu %-39s %5u %-20.*s %7u %s", (unsigned long long)r->id,
+	printf("%-18llu %-39s %5u %-20.*s %7u %s\n", (unsigned long long)r->id,
 	    host, port, (int)r->host.len, r->host.ptr, r->pid, when);
+	return 0;
 }
 
 static void
@@ -149,13 +139,15 @@ cmd_ping(struct ctlconn *c)
 	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 	if (json) {
-		printf("{\"broker\":");
-		json_str(c->addr, strlen(c->addr));
-		printf(",\"software\":");
-		json_str(c->software, strlen(c->software));
-		printf(",\"protocol\":%u,\"session\":%llu,\"rtt_ms\":%.3f}\n",
-		    c->hello.version,
-		    (unsigned long long)c->hello.session_id, ms);
+		struct json_object *o = json_object_new_object();
+		int err = 0;
+
+		err |= jo_add(o, "broker", jo_cstr(c->addr));
+		err |= jo_add(o, "software", jo_cstr(c->software));
+		err |= jo_add(o, "protocol", jo_u64(c->hello.version));
+		err |= jo_add(o, "session", jo_u64(c->hello.session_id));
+		err |= jo_add(o, "rtt_ms", jo_num(ms, "%.3f"));
+		return emit(err ? NULL : o);
 	} else
 		printf("%s: %s, protocol %u, round trip %.3f ms\n", c->addr,
 		    c->software, c->hello.version, ms);
@@ -172,11 +164,12 @@ cmd_list(struct ctlconn *c)
 	struct wire_error e;
 	struct wire_list m;
 	const uint8_t *p;
+	struct json_object *all = NULL;
 	uint32_t reqid;
-	int first = 1, more = 1;
+	int err = 0, more = 1;
 
 	if (json)
-		printf("[");
+		all = json_object_new_array();
 	else
 		printf("%-40s %s\n", "HANDLE", "RECEIVERS");
 	while (more) {
@@ -186,29 +179,30 @@ cmd_list(struct ctlconn *c)
 		reqid = ctl_reqid(c);
 		wbuf_reset(&c->out);
 		wire_enc_list(&c->out, reqid, &m);
-		if (ctl_request(c, reqid, &h, &p, &e) != 0)
+		if (ctl_request(c, reqid, &h, &p, &e) != 0) {
+			json_object_put(all);
 			return fail(c);
+		}
 		if (wire_dec_ok_list(p, h.len, &ok) != 0) {
 			fprintf(stderr, "brokerctl: %s: malformed LIST answer\n",
 			    c->addr);
+			json_object_put(all);
 			return 1;
 		}
 		more = ok.more && ok.entries.count > 0;
 		while (wire_next_list_entry(&ok.entries, &ent)) {
-			if (json) {
-				printf("%s{\"handle\":", first ? "" : ",");
-				json_str(ent.handle.ptr, ent.handle.len);
-				printf(",\"receivers\":%u}", ent.receivers);
-			} else
+			if (json)
+				err |= jo_push(all, jo_handle(ent.handle.ptr,
+				    ent.handle.len, ent.receivers));
+			else
 				printf("%-40.*s %u\n", (int)ent.handle.len,
 				    ent.handle.ptr, ent.receivers);
-			first = 0;
 			memcpy(after, ent.handle.ptr, ent.handle.len);
 			after[ent.handle.len] = '\0';
 		}
 	}
 	if (json)
-		printf("]\n");
+		return emit(err ? (json_object_put(all), NULL) : all);
 	return 0;
 }
 
@@ -242,27 +236,23 @@ handle_request(struct ctlconn *c, uint8_t type, const char *handle,
 static int
 cmd_show(struct ctlconn *c, const char *handle)
 {
+	struct json_object *all;
 	struct wire_record r;
 	struct wire_seq recs;
-	int rc, first = 1;
+	int rc, err = 0;
 
 	if ((rc = handle_request(c, WIRE_LOOKUP, handle, &recs)) != 0)
 		return rc;
-	if (json)
-		printf("[");
-	else
+	if (!json) {
 		print_table_head(0);
-	while (wire_next_record(&recs, &r)) {
-		if (json && !first)
-			printf(",");
-		print_record(NULL, &r);
-		if (!json)
-			printf("\n");
-		first = 0;
+		while (wire_next_record(&recs, &r))
+			print_record(NULL, &r);
+		return 0;
 	}
-	if (json)
-		printf("]\n");
-	return 0;
+	all = json_object_new_array();
+	while (wire_next_record(&recs, &r))
+		err |= jo_push(all, jo_record(&r, NULL));
+	return emit(err ? (json_object_put(all), NULL) : all);
 }
 
 static void
@@ -291,25 +281,29 @@ cmd_watch(struct ctlconn *c, const char *handle)
 	signal(SIGTERM, on_signal);
 	if (!json)
 		print_table_head(1);
-	while (wire_next_record(&recs, &r)) {
-		print_record("present", &r);
-		printf("\n");
-	}
+	while (wire_next_record(&recs, &r))
+		if (print_record("present", &r) != 0)
+			return 1;
 	fflush(stdout);
 	for (;;) {
 		if (ctl_next_event(c, -1, &h, &p) != 0)
 			return fail(c);
 		if (h.type == WIRE_JOIN && wire_dec_join(p, h.len, &j) == 0) {
-			print_record("join", &j.rec);
-			printf("\n");
+			if (print_record("join", &j.rec) != 0)
+				return 1;
 		} else if (h.type == WIRE_LEAVE &&
 		    wire_dec_leave(p, h.len, &l) == 0) {
-			if (json)
-				printf("{\"event\":\"leave\",\"id\":%llu,"
-				    "\"reason\":\"%s\"}\n",
-				    (unsigned long long)l.id,
-				    reasons[l.reason]);
-			else
+			if (json) {
+				struct json_object *o = json_object_new_object();
+				int err = 0;
+
+				err |= jo_add(o, "event", jo_cstr("leave"));
+				err |= jo_add(o, "id", jo_u64(l.id));
+				err |= jo_add(o, "reason",
+				    jo_cstr(reasons[l.reason]));
+				if (emit(err ? (json_object_put(o), NULL) : o))
+					return 1;
+			} else
 				printf("%-8s%-18llu (%s)\n", "leave",
 				    (unsigned long long)l.id,
 				    reasons[l.reason]);
@@ -334,8 +328,9 @@ cmd_stats(struct ctlconn *c)
 	struct wire_stat st;
 	struct wire_seq seq;
 	const uint8_t *p;
+	struct jo_stat js[SIPC_STATS_MAX];
 	uint32_t reqid = ctl_reqid(c);
-	int first = 1;
+	size_t n = 0;
 
 	wbuf_reset(&c->out);
 	wire_enc_empty(&c->out, WIRE_STATS, reqid);
@@ -346,20 +341,17 @@ cmd_stats(struct ctlconn *c)
 		    c->addr);
 		return 1;
 	}
-	if (json)
-		printf("{");
 	while (wire_next_stat(&seq, &st)) {
-		if (json) {
-			printf("%s", first ? "" : ",");
-			json_str(st.name.ptr, st.name.len);
-			printf(":%llu", (unsigned long long)st.value);
-		} else
+		if (json && n < SIPC_STATS_MAX) {
+			js[n].name = st.name.ptr;
+			js[n].len = st.name.len;
+			js[n++].value = st.value;
+		} else if (!json)
 			printf("%-24.*s %llu\n", (int)st.name.len, st.name.ptr,
 			    (unsigned long long)st.value);
-		first = 0;
 	}
 	if (json)
-		printf("}\n");
+		return emit(jo_stats(js, n));
 	return 0;
 }
 

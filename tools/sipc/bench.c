@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../common/jsonout.h"
 #include "bench.h"
 #include "bench_int.h"
 #include "opts.h"
@@ -301,54 +302,74 @@ mode_name(enum mode m)
 	}
 }
 
+/* One JSON line (json-c, via common/jsonout.c): the keys make bench and
+ * scripts read; numbers keep the precision they always had. */
 static void
 print_json(const struct bench *b, const struct result *r)
 {
+	struct json_object *o = json_object_new_object();
 	double msgs = (double)r->messages;
 	double cpu = (double)(r->cpu_self + r->cpu_rx);
+	int err = 0;
 
-	printf("{\"case\": \"%s\", \"epm\": \"%s\", \"receivers_started\": "
-	    "\"%s\", \"size\": %ld, \"count\": %ld, \"receivers\": %zu, "
-	    "\"seconds\": %.6f", mode_name(b->o.mode), epm_name(b),
-	    b->o.spawn ? "here" : "elsewhere", b->o.size, b->o.count,
-	    r->receivers, r->seconds);
+	err |= jo_add(o, "case", jo_cstr(mode_name(b->o.mode)));
+	err |= jo_add(o, "epm", jo_cstr(epm_name(b)));
+	err |= jo_add(o, "receivers_started",
+	    jo_cstr(b->o.spawn ? "here" : "elsewhere"));
+	err |= jo_add(o, "size", jo_i64(b->o.size));
+	err |= jo_add(o, "count", jo_i64(b->o.count));
+	err |= jo_add(o, "receivers", jo_u64(r->receivers));
+	err |= jo_add(o, "seconds", jo_num(r->seconds, "%.6f"));
 	if (b->o.mode == MODE_THROUGHPUT || b->o.mode == MODE_FANOUT) {
-		printf(", \"messages_per_s\": %.1f, \"deliveries_per_s\": "
-		    "%.1f, \"mb_per_s\": %.3f, \"end_time\": \"%s\"",
-		    msgs / r->seconds, (double)r->deliveries / r->seconds,
-		    (double)r->deliveries * (double)b->o.size / r->seconds /
-		    1e6, r->rx_clock ? "receiver clock" : "report arrival");
+		err |= jo_add(o, "messages_per_s",
+		    jo_num(msgs / r->seconds, "%.1f"));
+		err |= jo_add(o, "deliveries_per_s",
+		    jo_num((double)r->deliveries / r->seconds, "%.1f"));
+		err |= jo_add(o, "mb_per_s", jo_num((double)r->deliveries *
+		    (double)b->o.size / r->seconds / 1e6, "%.3f"));
+		err |= jo_add(o, "end_time", jo_cstr(r->rx_clock ?
+		    "receiver clock" : "report arrival"));
 	}
-	printf(", \"lost\": %llu, \"errors\": %llu, \"gaps\": %llu, "
-	    "\"sender_lost\": %llu, \"cpu_ns_per_message\": %.1f, "
-	    "\"sender_cpu_ns_per_message\": %.1f, "
-	    "\"receiver_cpu_ns_per_message\": %.1f",
-	    (unsigned long long)r->lost, (unsigned long long)r->bad,
-	    (unsigned long long)r->gaps, (unsigned long long)r->sender_lost,
-	    cpu / msgs, (double)r->cpu_self / msgs, (double)r->cpu_rx / msgs);
-	if (b->o.mode == MODE_THROUGHPUT || b->o.mode == MODE_FANOUT)
-		printf(", \"sender_rss_before_kb\": %ld, "
-		    "\"sender_peak_rss_kb\": %ld, \"queued_bytes_max\": %zu, "
-		    "\"hwm_bytes\": %zu", r->rss_before_kb, r->peak_rss_kb,
-		    r->queued_max, r->hwm);
+	err |= jo_add(o, "lost", jo_u64(r->lost));
+	err |= jo_add(o, "errors", jo_u64(r->bad));
+	err |= jo_add(o, "gaps", jo_u64(r->gaps));
+	err |= jo_add(o, "sender_lost", jo_u64(r->sender_lost));
+	err |= jo_add(o, "cpu_ns_per_message", jo_num(cpu / msgs, "%.1f"));
+	err |= jo_add(o, "sender_cpu_ns_per_message",
+	    jo_num((double)r->cpu_self / msgs, "%.1f"));
+	err |= jo_add(o, "receiver_cpu_ns_per_message",
+	    jo_num((double)r->cpu_rx / msgs, "%.1f"));
+	if (b->o.mode == MODE_THROUGHPUT || b->o.mode == MODE_FANOUT) {
+		err |= jo_add(o, "sender_rss_before_kb",
+		    jo_i64(r->rss_before_kb));
+		err |= jo_add(o, "sender_peak_rss_kb", jo_i64(r->peak_rss_kb));
+		err |= jo_add(o, "queued_bytes_max", jo_u64(r->queued_max));
+		err |= jo_add(o, "hwm_bytes", jo_u64(r->hwm));
+	}
 	if (r->nsamples) {
-		printf(", \"p50_us\": %.2f, \"p99_us\": %.2f, \"p999_us\": "
-		    "%.2f, \"min_us\": %.2f, \"max_us\": %.2f",
-		    pct_us(r->samples, r->nsamples, 0.50),
-		    pct_us(r->samples, r->nsamples, 0.99),
-		    pct_us(r->samples, r->nsamples, 0.999),
-		    pct_us(r->samples, r->nsamples, 0.0),
-		    pct_us(r->samples, r->nsamples, 1.0));
+		err |= jo_add(o, "p50_us", jo_num(pct_us(r->samples,
+		    r->nsamples, 0.50), "%.2f"));
+		err |= jo_add(o, "p99_us", jo_num(pct_us(r->samples,
+		    r->nsamples, 0.99), "%.2f"));
+		err |= jo_add(o, "p999_us", jo_num(pct_us(r->samples,
+		    r->nsamples, 0.999), "%.2f"));
+		err |= jo_add(o, "min_us", jo_num(pct_us(r->samples,
+		    r->nsamples, 0.0), "%.2f"));
+		err |= jo_add(o, "max_us", jo_num(pct_us(r->samples,
+		    r->nsamples, 1.0), "%.2f"));
 		if (b->o.mode == MODE_LATENCY)
-			printf(", \"round_trips_per_s\": %.1f",
-			    msgs / r->seconds);
+			err |= jo_add(o, "round_trips_per_s",
+			    jo_num(msgs / r->seconds, "%.1f"));
 	}
-	if (r->ready)
-		printf(", \"ready_p50_us\": %.2f, \"definition\": \"from "
-		    "sipc_sender_new() to on_message of the first message at "
-		    "a fresh receiver\"",
-		    pct_us(r->ready, r->nsamples, 0.50));
-	printf("}\n");
+	if (r->ready) {
+		err |= jo_add(o, "ready_p50_us", jo_num(pct_us(r->ready,
+		    r->nsamples, 0.50), "%.2f"));
+		err |= jo_add(o, "definition", jo_cstr("from sipc_sender_new() "
+		    "to on_message of the first message at a fresh receiver"));
+	}
+	if (err || jo_write(stdout, o, JO_SPACED) == -1)
+		fprintf(stderr, "sipc bench: cannot write the JSON result\n");
+	json_object_put(o);
 }
 
 static void

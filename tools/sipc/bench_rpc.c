@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../common/jsonout.h"
 #include "bench_int.h"
 #include "opts.h"
 
@@ -444,29 +445,47 @@ print(const struct bench *b, const struct rpc_opts *o,
 		/* The keys of make bench: one case, generic names. */
 		const int64_t *v = r->nrtt ? r->rtt : r->first;
 		size_t n = r->nrtt ? r->nrtt : r->nfirst;
+		struct json_object *j = json_object_new_object();
+		int err = 0;
 
-		printf("{\"case\": \"rpc\", \"impl\": \"sipc_%s\", "
-		    "\"cases\": \"%s\", \"size\": %ld, \"count\": %ld, "
-		    "\"window\": %ld, \"seconds\": %.6f", b->o.broker ? "tcp" :
-		    "local", o->cases, o->size, o->count, o->window,
-		    r->seconds);
-		if (n)
-			printf(", \"p50_us\": %.3f, \"p99_us\": %.3f, "
-			    "\"p999_us\": %.3f", pct(v, n, 0.5),
-			    pct(v, n, 0.99), pct(v, n, 0.999));
+		err |= jo_add(j, "case", jo_cstr("rpc"));
+		err |= jo_add(j, "impl", jo_cstr(b->o.broker ? "sipc_tcp" :
+		    "sipc_local"));
+		err |= jo_add(j, "cases", jo_cstr(o->cases));
+		err |= jo_add(j, "size", jo_i64(o->size));
+		err |= jo_add(j, "count", jo_i64(o->count));
+		err |= jo_add(j, "window", jo_i64(o->window));
+		err |= jo_add(j, "seconds", jo_num(r->seconds, "%.6f"));
+		if (n) {
+			err |= jo_add(j, "p50_us", jo_num(pct(v, n, 0.5),
+			    "%.3f"));
+			err |= jo_add(j, "p99_us", jo_num(pct(v, n, 0.99),
+			    "%.3f"));
+			err |= jo_add(j, "p999_us", jo_num(pct(v, n, 0.999),
+			    "%.3f"));
+		}
 		if (r->per_s > 0)
-			printf(", \"requests_per_s\": %.0f", r->per_s);
-		if (r->clients_s > 0)
-			printf(", \"clients\": %ld, \"clients_answered\": %zu, "
-			    "\"clients_s\": %.3f, \"client_p50_ms\": %.3f, "
-			    "\"client_p99_ms\": %.3f", o->clients, r->nclient,
-			    r->clients_s, pct(r->client, r->nclient, 0.5) /
-			    1000, pct(r->client, r->nclient, 0.99) / 1000);
-		printf(", \"cpu_ns_per_message\": %.0f", r->per_s > 0 ?
-		    r->cpu_ns : n ? r->cpu_all / (double)n : 0);
-		printf(", \"lost\": %llu, \"errors\": %llu}\n",
-		    (unsigned long long)r->failed,
-		    (unsigned long long)r->bad);
+			err |= jo_add(j, "requests_per_s", jo_num(r->per_s,
+			    "%.0f"));
+		if (r->clients_s > 0) {
+			err |= jo_add(j, "clients", jo_i64(o->clients));
+			err |= jo_add(j, "clients_answered",
+			    jo_u64(r->nclient));
+			err |= jo_add(j, "clients_s", jo_num(r->clients_s,
+			    "%.3f"));
+			err |= jo_add(j, "client_p50_ms", jo_num(pct(r->client,
+			    r->nclient, 0.5) / 1000, "%.3f"));
+			err |= jo_add(j, "client_p99_ms", jo_num(pct(r->client,
+			    r->nclient, 0.99) / 1000, "%.3f"));
+		}
+		err |= jo_add(j, "cpu_ns_per_message", jo_num(r->per_s > 0 ?
+		    r->cpu_ns : n ? r->cpu_all / (double)n : 0, "%.0f"));
+		err |= jo_add(j, "lost", jo_u64(r->failed));
+		err |= jo_add(j, "errors", jo_u64(r->bad));
+		if (err || jo_write(stdout, j, JO_SPACED) == -1)
+			fprintf(stderr, "sipc bench rpc: cannot write the JSON "
+			    "result\n");
+		json_object_put(j);
 		return;
 	}
 	printf("sipc bench rpc: %ld B requests, %s, responder: sipc reply "
