@@ -92,6 +92,19 @@ tshm_pin(struct conn *c, uint64_t seq)
 	return 1;
 }
 
+/*
+ * SHM_RING goes from c's write event, not from here: a retire runs deep in
+ * other connections' calls (a socket failing, a receiver cut off), where
+ * writing to c, and c failing in turn, would free what those calls still
+ * hold.
+ */
+static void
+announce_soon(struct conn *c)
+{
+	if (c->wev)
+		wev_set(c->wev, &c->wev_armed, 1);
+}
+
 /* Pinned, not told of the ring yet: off it again, quietly.  What it has
  * queued goes on its socket; it is pinned again later. */
 static void
@@ -399,7 +412,7 @@ tshm_poll(struct sipc_sender *tx)
 		    atomic_load(&c->cur.h->gen) == c->shm_gen &&
 		    atomic_load(&c->cur.h->released_pos) == c->shm_final &&
 		    tshm_pin(c, tx->next_seq + 1))
-			conn_write(c);
+			announce_soon(c);
 	}
 	pend_flush(tx);
 	tshm_publish(tx);
@@ -475,7 +488,7 @@ retire(struct sipc_sender *tx)
 		c->shm_start = 0;
 		c->shm_gen = tx->ring.gen;
 		c->shm_announce = 1;
-		conn_write(c);
+		announce_soon(c);
 	}
 	pend_flush(tx);
 	tshm_publish(tx);
