@@ -27,9 +27,12 @@ CFLAGS		?= -O2 -g
 B		:= build
 
 PKGS		= libevent libevent_pthreads libevent_openssl openssl zlib
+# json-c: only sipc-epmd (its etcd client) and its tests link it.
+JSON_PKGS	= json-c
 # Recursive (=) on purpose: expanded when a recipe runs, after "deps".
-DEP_CFLAGS	= $(shell pkg-config --cflags $(PKGS))
+DEP_CFLAGS	= $(shell pkg-config --cflags $(PKGS) $(JSON_PKGS))
 DEP_LIBS	= $(shell pkg-config --libs $(PKGS)) -lpthread
+JSON_LIBS	= $(shell pkg-config --libs $(JSON_PKGS))
 CHECK_CFLAGS	= $(shell pkg-config --cflags check)
 CHECK_LIBS	= $(shell pkg-config --libs check)
 
@@ -88,7 +91,8 @@ TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry \
 		  $(B)/tests/test_liveness
 TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
 		  $(B)/tests/test_security $(B)/tests/test_faults \
-		  $(B)/tests/test_dataconn $(B)/tests/test_rpc
+		  $(B)/tests/test_dataconn $(B)/tests/test_rpc \
+		  $(B)/tests/test_etcd
 # Golden files for sipc-epmd --check-config (a script, no build needed).
 TEST_SCRIPTS	= tests/config/golden.sh
 # The included makefiles add their own test programs to EXTRA_TESTS.
@@ -106,7 +110,7 @@ TESTUTIL_OBJ	= $(call obj,tests/testutil.c) $(HARNESS_OBJ)
 all: $(BINS) $(LIBSIPC_A) $(LIBSIPC_SO)
 
 deps:
-	@pkg-config --exists $(PKGS) check 2>/dev/null || \
+	@pkg-config --exists $(PKGS) $(JSON_PKGS) check 2>/dev/null || \
 	    sh scripts/install-deps.sh
 
 $(B)/obj/%.o: %.c | deps
@@ -159,7 +163,7 @@ $(B)/lib/libsipcproto.a: $(PROTO_OBJ)
 
 $(B)/bin/sipc-epmd: $(BROKER_OBJ) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(JSON_LIBS) $(DEP_LIBS)
 
 $(B)/bin/brokerctl: $(CTL_OBJ) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
@@ -212,6 +216,13 @@ $(B)/tests/test_rpc: $(call obj,tests/integration/test_rpc.c) \
     $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
+# The etcd client alone, against real etcd processes and a bad server.
+$(B)/tests/test_etcd: $(call obj,tests/integration/test_etcd.c \
+    tests/etcdutil.c broker/etcd.c) $(TESTUTIL_OBJ) $(B)/lib/libsipcproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
+	    $(JSON_LIBS) $(DEP_LIBS)
 
 check: all $(TESTS)
 	@SIPC_BUILD=$(CURDIR)/$(B) SIPC_SRC=$(CURDIR) \

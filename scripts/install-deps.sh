@@ -13,6 +13,9 @@ pkg-config
 libevent-dev
 libssl-dev
 zlib1g-dev
+libjson-c-dev
+etcd-server
+etcd-client
 check
 openssl
 valgrind
