@@ -54,7 +54,8 @@ COMMON_SRC	= common/tls.c common/clock.c common/evframe.c \
 		  common/liveness.c
 BROKER_SRC	= broker/main.c broker/config.c broker/listen.c \
 		  broker/session.c broker/dispatch.c broker/registry.c \
-		  broker/log.c broker/metrics.c $(COMMON_SRC)
+		  broker/log.c broker/metrics.c broker/etcd.c \
+		  broker/cluster.c $(COMMON_SRC)
 CTL_SRC		= tools/brokerctl/brokerctl.c tools/brokerctl/ctlconn.c \
 		  $(COMMON_SRC)
 LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
