@@ -79,6 +79,7 @@ struct item {
 	char			 handle[SIPC_HANDLE_MAX + 1];
 	char			*key;		/* DELETE */
 	size_t			 klen;
+	int			 committed;	/* REGISTER applied */
 };
 TAILQ_HEAD(item_list, item);
 
@@ -452,6 +453,68 @@ queue_reput(struct cluster *c, const struct registration *g)
 	queue_item(c, it);
 }
 
+/*
+ * A REGISTER that etcd stored: into the registry (JOIN), OK to the
+ * client, then LEAVE of the registration it replaces.  Runs from the
+ * watch event of its key or from the transaction's answer, whichever
+ * comes first, so that the mirror follows etcd's order either way.
+ */
+static void
+commit_item(struct cluster *c, struct item *it)
+{
+	struct broker *b = c->b;
+	struct registration *g;
+	struct wbuf *w = &b->out;
+	char key[SIPC_HANDLE_MAX + 200];
+	size_t klen;
+	int rc;
+
+	it->committed = 1;
+	if (it->s == NULL) {
+		/* The session ended while etcd wrote it. */
+		if ((klen = reg_key(c, it->handle, it->hlen, it->id, key,
+		    sizeof(key))) > 0)
+			queue_delete(c, key, klen);
+		return;
+	}
+	rc = reg_add_id(b->reg, &it->s->owner, it->handle, it->hlen,
+	    it->instance, &it->ep, it->registered_ms,
+	    b->cfg.max_registrations, it->id, 1, NULL, 0, 0, &g);
+	if (rc == REG_NEW || rc == REG_SAME) {
+		log_debug("session %llu: registered '%.*s' as %" PRIu64
+		    " in etcd%s", (unsigned long long)it->s->id, (int)it->hlen,
+		    it->handle, it->id, it->supersede ? ", replacing the "
+		    "registration of a broker that failed" : "");
+		wbuf_reset(w);
+		if (wire_enc_ok_register(w, it->reqid, g->id) == 0)
+			session_send(it->s, w->data, w->len);
+		/* JOIN of the new one first, then LEAVE of the one it
+		 * replaces: a sender keeps its connection. */
+		if (it->supersede && (g = reg_find(b->reg, it->supersede)) !=
+		    NULL && g->owner == &c->remote)
+			reg_remove(b->reg, &c->remote, it->supersede,
+			    WIRE_LEAVE_CLOSED);
+		return;
+	}
+	session_error(it->s, it->reqid, rc == REG_ELIMIT || rc == REG_EFULL ?
+	    WIRE_ERR_LIMIT : WIRE_ERR_INTERNAL, "cannot register: %s",
+	    rc == REG_ENOMEM ? "out of memory" : "limit reached");
+	if ((klen = reg_key(c, it->handle, it->hlen, it->id, key,
+	    sizeof(key))) > 0)
+		queue_delete(c, key, klen);
+}
+
+static struct item *
+inflight_register(struct cluster *c, uint64_t id)
+{
+	struct item *it;
+
+	TAILQ_FOREACH(it, &c->inflight, entry)
+		if (it->kind == CI_REGISTER && it->id == id)
+			return it;
+	return NULL;
+}
+
 static void
 mirror_put(struct cluster *c, const struct etcd_kv *kv)
 {
@@ -467,9 +530,15 @@ mirror_put(struct cluster *c, const struct etcd_kv *kv)
 		return;
 	}
 	if (memcmp(r.broker, c->uuid, 16) == 0) {
-		/* Ours: live ones are in the registry already; one that is
-		 * not belonged to a session that ended before the write. */
-		if (local_reg(c, r.id) == NULL)
+		/* Ours: one being written commits now; live ones are in the
+		 * registry already; any other belonged to a session that
+		 * ended before the write. */
+		struct item *it = inflight_register(c, r.id);
+
+		if (it != NULL) {
+			if (!it->committed)
+				commit_item(c, it);
+		} else if (local_reg(c, r.id) == NULL)
 			queue_delete(c, kv->key, kv->klen);
 		return;
 	}
@@ -964,13 +1033,7 @@ static void
 on_txn(void *arg, const struct etcd_res *res)
 {
 	struct cluster *c = arg;
-	struct broker *b = c->b;
-	struct registration *g;
 	struct item *it;
-	struct wbuf *w = &b->out;
-	char key[SIPC_HANDLE_MAX + 200];
-	size_t klen;
-	int rc;
 
 	if (res->err == ETCD_ENOLEASE) {
 		/* Back to the queue's head, in order, for the new lease. */
@@ -988,7 +1051,7 @@ on_txn(void *arg, const struct etcd_res *res)
 	while ((it = TAILQ_FIRST(&c->inflight)) != NULL) {
 		TAILQ_REMOVE(&c->inflight, it, entry);
 		if (res->err) {
-			if (it->kind == CI_REGISTER)
+			if (it->kind == CI_REGISTER && !it->committed)
 				answer_unavailable(c, it);
 			/* PUT and DELETE: the reconcile after the outage
 			 * does them. */
@@ -999,39 +1062,8 @@ on_txn(void *arg, const struct etcd_res *res)
 			item_free(it);
 			continue;
 		}
-		if (it->s == NULL) {
-			/* The session ended while etcd wrote it. */
-			if ((klen = reg_key(c, it->handle, it->hlen, it->id,
-			    key, sizeof(key))) > 0)
-				queue_delete(c, key, klen);
-			item_free(it);
-			continue;
-		}
-		rc = reg_add_id(b->reg, &it->s->owner, it->handle, it->hlen,
-		    it->instance, &it->ep, it->registered_ms,
-		    b->cfg.max_registrations, it->id, 1, NULL, 0, 0, &g);
-		if (rc == REG_NEW || rc == REG_SAME) {
-			log_debug("session %llu: registered '%.*s' as %" PRIu64
-			    " in etcd", (unsigned long long)it->s->id,
-			    (int)it->hlen, it->handle, it->id);
-			wbuf_reset(w);
-			if (wire_enc_ok_register(w, it->reqid, g->id) == 0)
-				session_send(it->s, w->data, w->len);
-			/* JOIN of the new one first, then LEAVE of the one
-			 * it replaces: a sender keeps its connection. */
-			if (it->supersede && (g = reg_find(b->reg,
-			    it->supersede)) != NULL && g->owner == &c->remote)
-				reg_remove(b->reg, &c->remote, it->supersede,
-				    WIRE_LEAVE_CLOSED);
-		} else {
-			session_error(it->s, it->reqid, rc == REG_ELIMIT ||
-			    rc == REG_EFULL ? WIRE_ERR_LIMIT :
-			    WIRE_ERR_INTERNAL, "cannot register: %s",
-			    rc == REG_ENOMEM ? "out of memory" : "limit reached");
-			if ((klen = reg_key(c, it->handle, it->hlen, it->id,
-			    key, sizeof(key))) > 0)
-				queue_delete(c, key, klen);
-		}
+		if (!it->committed)
+			commit_item(c, it);
 		item_free(it);
 	}
 	if (res->err) {
