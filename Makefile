@@ -93,7 +93,7 @@ TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry \
 TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
 		  $(B)/tests/test_security $(B)/tests/test_faults \
 		  $(B)/tests/test_dataconn $(B)/tests/test_rpc \
-		  $(B)/tests/test_etcd
+		  $(B)/tests/test_etcd $(B)/tests/test_cluster
 # Golden files for sipc-epmd --check-config (a script, no build needed).
 TEST_SCRIPTS	= tests/config/golden.sh
 # The included makefiles add their own test programs to EXTRA_TESTS.
@@ -224,6 +224,12 @@ $(B)/tests/test_etcd: $(call obj,tests/integration/test_etcd.c \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
 	    $(JSON_LIBS) $(DEP_LIBS)
+
+# Brokers clustered on etcd, with clients that fail over.
+$(B)/tests/test_cluster: $(call obj,tests/integration/test_cluster.c \
+    tests/etcdutil.c) $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 check: all $(TESTS)
 	@SIPC_BUILD=$(CURDIR)/$(B) SIPC_SRC=$(CURDIR) \
