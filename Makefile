@@ -57,6 +57,7 @@ BROKER_SRC	= broker/main.c broker/config.c broker/listen.c \
 		  broker/log.c broker/metrics.c broker/etcd.c \
 		  broker/cluster.c $(COMMON_SRC)
 CTL_SRC		= tools/brokerctl/brokerctl.c tools/brokerctl/ctlconn.c \
+		  tools/brokerctl/ctlcluster.c \
 		  $(COMMON_SRC)
 LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
 		  libclient/epm.c libclient/epm_broker.c libclient/epm_local.c \

@@ -1483,6 +1483,57 @@ cluster_degraded(const struct broker *b)
 	return b->cluster && b->cluster->degraded;
 }
 
+/*
+ * Three STATS entries per broker known from etcd, at most room entries:
+ * "broker/ADDR/sessions", ".../registrations", ".../etcd_ok"; this
+ * broker's own from its live counters.  Returns how many it added.
+ */
+static uint32_t
+broker_stats(struct cluster *c, struct wbuf *w, uint32_t room)
+{
+	struct broker *b = c->b;
+	struct reg_stats rs;
+	char name[SIPC_STAT_NAME_MAX + 1];
+	const char *listen;
+	json_object *o, *v;
+	uint64_t sessions, regs;
+	int i, ok;
+	uint32_t n = 0;
+
+	for (i = 0; i < c->nbrokers && n + 3 <= room; i++) {
+		if ((o = json_tokener_parse(c->brokers[i].json)) == NULL)
+			continue;
+		listen = json_object_object_get_ex(o, "listen", &v) ?
+		    json_object_get_string(v) : "?";
+		sessions = json_object_object_get_ex(o, "sessions", &v) ?
+		    (uint64_t)json_object_get_int64(v) : 0;
+		regs = json_object_object_get_ex(o, "registrations", &v) ?
+		    (uint64_t)json_object_get_int64(v) : 0;
+		ok = json_object_object_get_ex(o, "etcd", &v) &&
+		    strcmp(json_object_get_string(v), "ok") == 0;
+		if (memcmp(c->brokers[i].uuid, c->uuid, 16) == 0) {
+			reg_stats(b->reg, &rs);
+			sessions = b->nsessions;
+			regs = rs.registrations - c->remote.nregs;
+			ok = !c->degraded;
+		}
+		if (strlen(listen) + 22 <= SIPC_STAT_NAME_MAX) {
+			snprintf(name, sizeof(name), "broker/%s/sessions",
+			    listen);
+			wire_put_stat(w, name, sessions);
+			snprintf(name, sizeof(name), "broker/%s/registrations",
+			    listen);
+			wire_put_stat(w, name, regs);
+			snprintf(name, sizeof(name), "broker/%s/etcd_ok",
+			    listen);
+			wire_put_stat(w, name, (uint64_t)ok);
+			n += 3;
+		}
+		json_object_put(o);
+	}
+	return n;
+}
+
 uint32_t
 cluster_put_stats(struct broker *b, struct wbuf *w)
 {
@@ -1502,7 +1553,7 @@ cluster_put_stats(struct broker *b, struct wbuf *w)
 	wire_put_stat(w, "cluster_resyncs", c->st.resyncs);
 	wire_put_stat(w, "cluster_lease_losses", c->st.lease_losses);
 	wire_put_stat(w, "cluster_refused", c->st.refused);
-	return 10;
+	return 10 + broker_stats(c, w, SIPC_STATS_MAX - 25 - 10);
 }
 
 void

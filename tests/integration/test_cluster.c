@@ -303,6 +303,18 @@ START_TEST(found_across)
 	ck_assert_int_gt(rx, 0);
 	ck_assert_int_eq(next_event(wfd, 5000, &id), 1);
 	ck_assert_int_eq(lookup(br[2].port, "chat", NULL, 0), 1);
+	/* brokerctl cluster at C lists all three, A with the receiver. */
+	{
+		static char table[4096];
+		char line[128];
+
+		ck_assert_int_eq(tu_sh(10, table, sizeof(table), "%s -b %s "
+		    "cluster", tu_bin("brokerctl"), br[2].addr), 0);
+		ck_assert_msg(strstr(table, "etcd ok") != NULL, "%s", table);
+		ck_assert_int_eq(tu_count(table, "127.0.0.1:"), 4);
+		snprintf(line, sizeof(line), "%s ", br[0].addr);
+		ck_assert_msg(strstr(table, line) != NULL, "%s", table);
+	}
 	st = tu_sh(20, out, sizeof(out), "%s send chat --broker %s "
 	    "--wait-receivers 1 --timeout 10000 one two three", tu_bin("sipc"),
 	    br[2].addr);
