@@ -51,6 +51,10 @@
 #include "epmd.h"
 
 #define CL_TXN_OPS	128	/* etcd's default --max-txn-ops */
+/* Transactions in flight at once, each on a connection of its own: etcd
+ * commits concurrent ones together (one fsync), so a write waits for at
+ * most one commit instead of queueing behind the one in flight. */
+#define CL_WRITERS	4
 #define CL_ID_BITS	20
 #define CL_RETRY_MS	500
 #define CL_RANGE_PAGE	2000
@@ -83,6 +87,15 @@ struct item {
 };
 TAILQ_HEAD(item_list, item);
 
+struct cluster;
+
+/* One connection for transactions, and what it has in flight. */
+struct writer {
+	struct cluster		*c;
+	struct etcd		*etcd;
+	struct item_list	 inflight;	/* empty: free */
+};
+
 struct cl_broker {
 	char	uuid[17];
 	char	json[CL_BROKER_JSON];
@@ -105,7 +118,7 @@ struct cluster {
 	void			(*ready)(struct broker *);
 	struct reg_owner	 remote;
 	struct item_list	 queue;
-	struct item_list	 inflight;
+	struct writer		 w[CL_WRITERS];
 	uint32_t		 nqueued;
 	struct event		*flush_ev;
 	struct event		*tick;
@@ -508,10 +521,24 @@ static struct item *
 inflight_register(struct cluster *c, uint64_t id)
 {
 	struct item *it;
+	int i;
 
-	TAILQ_FOREACH(it, &c->inflight, entry)
-		if (it->kind == CI_REGISTER && it->id == id)
-			return it;
+	for (i = 0; i < CL_WRITERS; i++)
+		TAILQ_FOREACH(it, &c->w[i].inflight, entry)
+			if (it->kind == CI_REGISTER && it->id == id)
+				return it;
+	return NULL;
+}
+
+/* A writer with nothing in flight, or NULL. */
+static struct writer *
+free_writer(struct cluster *c)
+{
+	int i;
+
+	for (i = 0; i < CL_WRITERS; i++)
+		if (TAILQ_EMPTY(&c->w[i].inflight))
+			return &c->w[i];
 	return NULL;
 }
 
@@ -1032,13 +1059,14 @@ item_free(struct item *it)
 static void
 on_txn(void *arg, const struct etcd_res *res)
 {
-	struct cluster *c = arg;
+	struct writer *wr = arg;
+	struct cluster *c = wr->c;
 	struct item *it;
 
 	if (res->err == ETCD_ENOLEASE) {
 		/* Back to the queue's head, in order, for the new lease. */
-		while ((it = TAILQ_LAST(&c->inflight, item_list)) != NULL) {
-			TAILQ_REMOVE(&c->inflight, it, entry);
+		while ((it = TAILQ_LAST(&wr->inflight, item_list)) != NULL) {
+			TAILQ_REMOVE(&wr->inflight, it, entry);
 			TAILQ_INSERT_HEAD(&c->queue, it, entry);
 			c->nqueued++;
 		}
@@ -1048,8 +1076,8 @@ on_txn(void *arg, const struct etcd_res *res)
 		cl_recover(c);
 		return;
 	}
-	while ((it = TAILQ_FIRST(&c->inflight)) != NULL) {
-		TAILQ_REMOVE(&c->inflight, it, entry);
+	while ((it = TAILQ_FIRST(&wr->inflight)) != NULL) {
+		TAILQ_REMOVE(&wr->inflight, it, entry);
 		if (res->err) {
 			if (it->kind == CI_REGISTER && !it->committed)
 				answer_unavailable(c, it);
@@ -1166,14 +1194,14 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	struct cluster *c = arg;
 	struct txn_keys tk;
 	struct etcd_txn *t;
+	struct writer *wr;
 	struct item *it;
-	size_t ops = 0, i;
+	size_t ops, i;
 	int n;
 
 	(void)fd;
 	(void)what;
-	if (!TAILQ_EMPTY(&c->inflight) || TAILQ_EMPTY(&c->queue) ||
-	    c->shutdown)
+	if (TAILQ_EMPTY(&c->queue) || c->shutdown)
 		return;
 	if (c->degraded || c->lease == 0 || c->epoch == 0) {
 		/* Refuse what clients wait for; keep the rest for later. */
@@ -1190,6 +1218,9 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		return;
 	}
+next:
+	if (TAILQ_EMPTY(&c->queue) || (wr = free_writer(c)) == NULL)
+		return;
 	if (c->counter >= (1u << CL_ID_BITS) - CL_TXN_OPS) {
 		cl_recover(c);	/* a new epoch first */
 		return;
@@ -1197,6 +1228,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	if ((t = etcd_txn_new()) == NULL)
 		return;
 	tk.n = 0;
+	ops = 0;
 	while ((it = TAILQ_FIRST(&c->queue)) != NULL && ops + 2 <= CL_TXN_OPS) {
 		if ((n = add_item(c, t, it, &tk)) < 0)
 			break;
@@ -1207,7 +1239,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		ops += (size_t)n;
-		TAILQ_INSERT_TAIL(&c->inflight, it, entry);
+		TAILQ_INSERT_TAIL(&wr->inflight, it, entry);
 	}
 	for (i = 0; i < tk.n; i++)
 		free(tk.k[i]);
@@ -1217,20 +1249,22 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	c->st.txns++;
 	c->st.txn_ops += ops;
-	if (etcd_txn_send(c->etcd, t, on_txn, c) == -1) {
+	if (etcd_txn_send(wr->etcd, t, on_txn, wr) == -1) {
 		struct etcd_res res;
 
 		memset(&res, 0, sizeof(res));
 		res.err = ETCD_ENOMEM;
 		res.why = "out of memory";
-		on_txn(c, &res);
+		on_txn(wr, &res);
+		return;
 	}
+	goto next;
 }
 
 static void
 cl_flush_later(struct cluster *c)
 {
-	if (!TAILQ_EMPTY(&c->queue) && TAILQ_EMPTY(&c->inflight))
+	if (!TAILQ_EMPTY(&c->queue) && free_writer(c) != NULL)
 		event_active(c->flush_ev, EV_TIMEOUT, 0);
 }
 
@@ -1332,15 +1366,17 @@ cluster_session_end(struct broker *b, struct session *s)
 	struct cluster *c = b->cluster;
 	struct registration *g;
 	struct item *it;
+	int i;
 
 	TAILQ_FOREACH(g, &s->owner.regs, o_entry)
 		cluster_unregistered(b, g);
 	TAILQ_FOREACH(it, &c->queue, entry)
 		if (it->s == s)
 			it->s = NULL;
-	TAILQ_FOREACH(it, &c->inflight, entry)
-		if (it->s == s)
-			it->s = NULL;
+	for (i = 0; i < CL_WRITERS; i++)
+		TAILQ_FOREACH(it, &c->w[i].inflight, entry)
+			if (it->s == s)
+				it->s = NULL;
 }
 
 static void
@@ -1379,7 +1415,10 @@ cluster_start(struct broker *b, void (*ready)(struct broker *))
 	c->b = b;
 	c->ready = ready;
 	TAILQ_INIT(&c->queue);
-	TAILQ_INIT(&c->inflight);
+	for (i = 0; i < CL_WRITERS; i++) {
+		TAILQ_INIT(&c->w[i].inflight);
+		c->w[i].c = c;
+	}
 	reg_owner_init(&c->remote, NULL);
 	snprintf(c->prefix, sizeof(c->prefix), "%s", cfg->etcd_prefix ?
 	    cfg->etcd_prefix : "/sipc/v1/");
@@ -1400,6 +1439,15 @@ cluster_start(struct broker *b, void (*ready)(struct broker *))
 		log_errorx("cluster: %s", err);
 		free(c);
 		return -1;
+	}
+	for (i = 0; i < CL_WRITERS; i++) {
+		if ((c->w[i].etcd = etcd_new(b->base, &ec, err,
+		    sizeof(err))) == NULL) {
+			log_errorx("cluster: %s", err);
+			b->cluster = c;
+			cluster_free(b);
+			return -1;
+		}
 	}
 	if ((c->watch = etcd_watch_new(c->etcd, on_watch, c)) == NULL ||
 	    (c->flush_ev = event_new(b->base, -1, 0, flush_cb, c)) == NULL ||
@@ -1449,6 +1497,7 @@ cluster_free(struct broker *b)
 {
 	struct cluster *c = b->cluster;
 	struct item *it;
+	int i;
 
 	if (c == NULL)
 		return;
@@ -1456,9 +1505,12 @@ cluster_free(struct broker *b)
 		TAILQ_REMOVE(&c->queue, it, entry);
 		item_free(it);
 	}
-	while ((it = TAILQ_FIRST(&c->inflight)) != NULL) {
-		TAILQ_REMOVE(&c->inflight, it, entry);
-		item_free(it);
+	for (i = 0; i < CL_WRITERS; i++) {
+		while ((it = TAILQ_FIRST(&c->w[i].inflight)) != NULL) {
+			TAILQ_REMOVE(&c->w[i].inflight, it, entry);
+			item_free(it);
+		}
+		etcd_free(c->w[i].etcd);
 	}
 	if (b->reg)
 		reg_owner_clear(b->reg, &c->remote, WIRE_LEAVE_CLOSED);
@@ -1476,6 +1528,27 @@ cluster_free(struct broker *b)
 }
 
 /* ---- Reporting ----------------------------------------------------------- */
+
+/* The etcd client counters of every connection, summed into *sum. */
+static const struct etcd_stats *
+all_stats(const struct cluster *c, struct etcd_stats *sum)
+{
+	const struct etcd_stats *s;
+	int i, k;
+
+	*sum = *etcd_stats(c->etcd);
+	for (i = 0; i < CL_WRITERS; i++) {
+		s = etcd_stats(c->w[i].etcd);
+		sum->requests += s->requests;
+		sum->errors += s->errors;
+		sum->latency_us_sum += s->latency_us_sum;
+		if (s->latency_us_max > sum->latency_us_max)
+			sum->latency_us_max = s->latency_us_max;
+		for (k = 0; k < 8; k++)
+			sum->lat_le[k] += s->lat_le[k];
+	}
+	return sum;
+}
 
 int
 cluster_degraded(const struct broker *b)
@@ -1538,11 +1611,12 @@ uint32_t
 cluster_put_stats(struct broker *b, struct wbuf *w)
 {
 	struct cluster *c = b->cluster;
+	struct etcd_stats sum;
 	const struct etcd_stats *es;
 
 	if (c == NULL)
 		return 0;
-	es = etcd_stats(c->etcd);
+	es = all_stats(c, &sum);
 	wire_put_stat(w, "cluster_degraded", (uint64_t)c->degraded);
 	wire_put_stat(w, "cluster_brokers", (uint64_t)c->nbrokers);
 	wire_put_stat(w, "cluster_remote_registrations", c->remote.nregs);
@@ -1560,13 +1634,14 @@ void
 cluster_metrics(struct broker *b, struct evbuffer *o)
 {
 	struct cluster *c = b->cluster;
+	struct etcd_stats sum;
 	const struct etcd_stats *es;
 	uint64_t cum = 0;
 	int i;
 
 	if (c == NULL)
 		return;
-	es = etcd_stats(c->etcd);
+	es = all_stats(c, &sum);
 	evbuffer_add_printf(o,
 	    "# HELP sipc_epmd_cluster_degraded 1 while etcd is unreachable "
 	    "(mirror read-only).\n# TYPE sipc_epmd_cluster_degraded gauge\n"

@@ -15,7 +15,7 @@ BENCH_BIN	= $(B)/bench/bin
 BENCH_COMMON	= $(call obj,scripts/bench/common.c) $(HARNESS_OBJ)
 BENCH_PROGS	= $(BENCH_BIN)/bench-run $(BENCH_BIN)/bench-tcp \
 		  $(BENCH_BIN)/bench-zmq $(BENCH_BIN)/bench-broker \
-		  $(BENCH_BIN)/bench-nats
+		  $(BENCH_BIN)/bench-nats $(BENCH_BIN)/bench-cluster
 # Recursive on purpose: expanded after bench-deps has run.
 ZMQ_CFLAGS	= $(shell pkg-config --cflags libzmq)
 ZMQ_LIBS	= $(shell pkg-config --libs libzmq)
@@ -27,6 +27,9 @@ BENCH_ARGS	?=
 
 bench: all $(BENCH_PROGS)
 	@$(BENCH_BIN)/bench-run --build $(B) $(BENCH_ARGS)
+	@echo
+	@echo "== broker cluster on etcd (issue 16): standalone, 3 brokers on 1 etcd, etcd directly"
+	@$(BENCH_BIN)/bench-cluster --build $(B)
 
 bench-progs: $(BENCH_PROGS)
 
@@ -62,3 +65,10 @@ $(BENCH_BIN)/bench-broker: $(call obj,scripts/bench/brokerbench.c) \
     $(BENCH_COMMON) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS)
+
+# The cluster on a real etcd, against a standalone broker and etcd used
+# directly through the broker's etcd client.
+$(BENCH_BIN)/bench-cluster: $(call obj,scripts/bench/clusterbench.c \
+    tests/etcdutil.c broker/etcd.c) $(BENCH_COMMON) $(B)/lib/libsipcproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(JSON_LIBS) $(DEP_LIBS)
