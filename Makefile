@@ -63,11 +63,13 @@ LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
 		  libclient/epm.c libclient/epm_broker.c libclient/epm_local.c \
 		  libclient/listen_tcp.c \
 		  libclient/sender.c libclient/sender_msgs.c \
-		  libclient/sender_conn.c libclient/sender_watch.c libclient/receiver.c \
+		  libclient/sender_conn.c libclient/sender_watch.c \
+		  libclient/sender_shm.c libclient/receiver.c libclient/receiver_shm.c \
 		  libclient/receiver_conn.c libclient/responder.c \
 		  libclient/requester.c libclient/requester_api.c \
 		  libclient/req_conn.c libclient/xport.c \
-		  libclient/reader.c libclient/security.c $(COMMON_SRC)
+		  libclient/reader.c libclient/security.c libclient/shm.c \
+		  $(COMMON_SRC)
 CLI_SRC		= tools/sipc/sipc.c tools/sipc/opts.c tools/sipc/rpc.c \
 		  tools/sipc/bench.c \
 		  tools/sipc/bench_util.c tools/sipc/bench_serve.c \
@@ -94,9 +96,10 @@ TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry \
 TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
 		  $(B)/tests/test_security $(B)/tests/test_faults \
 		  $(B)/tests/test_dataconn $(B)/tests/test_rpc \
+		  $(B)/tests/test_shm \
 		  $(B)/tests/test_etcd $(B)/tests/test_cluster
 # Golden files for sipc-epmd --check-config (a script, no build needed).
-TEST_SCRIPTS	= tests/config/golden.sh
+TEST_SCRIPTS	= tests/config/golden.sh tests/integration/socket_path.sh
 # The included makefiles add their own test programs to EXTRA_TESTS.
 TESTS		= $(TEST_UNIT) $(TEST_INTEG) $(TEST_SCRIPTS) $(EXTRA_TESTS)
 # The process, broker and I/O helpers that tests and benchmarks share;
@@ -219,6 +222,11 @@ $(B)/tests/test_rpc: $(call obj,tests/integration/test_rpc.c) \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
+$(B)/tests/test_shm: $(call obj,tests/integration/test_shm.c) \
+    $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
 # The etcd client alone, against real etcd processes and a bad server.
 $(B)/tests/test_etcd: $(call obj,tests/integration/test_etcd.c \
     tests/etcdutil.c broker/etcd.c) $(TESTUTIL_OBJ) $(B)/lib/libsipcproto.a
@@ -248,7 +256,7 @@ check-asan:
 
 # The threaded cases (request/reply: 5,000 client threads, answers from
 # other threads, cancel racing replies) with ThreadSanitizer.
-TSAN_TESTS	= $(B)/tests/test_rpc
+TSAN_TESTS	= $(B)/tests/test_rpc $(B)/tests/test_shm
 check-tsan:
 	@$(MAKE) --no-print-directory B=build/tsan CFLAGS="-O1 -g" \
 	    SANITIZE="-fsanitize=thread" tsan-run

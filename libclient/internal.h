@@ -93,6 +93,11 @@ int	 cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
 int64_t	 deadline_after(int timeout_ms);
 /* Socket options of data connections: TCP_NODELAY (buffer sizes stay
  * the kernel's autotuned ones; see util.c). */
+/*
+ * 0 when $SIPC_TRANSPORT is "unix" or "tcp": no shared memory, messages go
+ * on the socket; 1 otherwise (same-host Unix connections use the ring).
+ */
+int	 transport_shm_allowed(void);
 void	 tune_data_socket(int fd, int is_tcp);
 /* Runs timer ev once, ms milliseconds from now (at once when ms <= 0). */
 void	 timer_after(struct event *ev, int64_t ms);

@@ -91,6 +91,16 @@ dp_read(struct dp_reader *r, const uint8_t *buf, size_t len,
 			    "malformed PING or PONG");
 		ev->type = f.h.type == WIRE_PING ? DP_PING : DP_PONG;
 		break;
+	case WIRE_SHM_RING:
+		if (!r->shm)
+			return fail(code, why, whylen, WIRE_ERR_UNEXPECTED,
+			    "SHM_RING, but SHM was not granted");
+		if (f.h.reqid != 0 ||
+		    wire_dec_shm_ring(p, f.h.len, &ev->ring) != 0)
+			return fail(code, why, whylen, WIRE_ERR_BAD_MESSAGE,
+			    "malformed SHM_RING");
+		ev->type = DP_SHM_RING;
+		break;
 	case WIRE_ERROR:
 		if (wire_dec_error(p, f.h.len, &ev->error) != 0)
 			return fail(code, why, whylen, WIRE_ERR_BAD_MESSAGE,

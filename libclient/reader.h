@@ -6,9 +6,9 @@
  *
  * Frames come through the framer (proto/frame.h), which checks every
  * header before looking at a payload and inflates compressed bodies,
- * bounded by max_message; the reader decodes DHELLO, DATA, PING, PONG and
- * ERROR, and refuses everything else, and everything out of order (DATA
- * before DHELLO accepted, DHELLO twice).
+ * bounded by max_message; the reader decodes DHELLO, DATA, PING, PONG,
+ * ERROR and (SHM granted) SHM_RING, and refuses everything else, and
+ * everything out of order (DATA before DHELLO accepted, DHELLO twice).
  */
 #ifndef SIPC_READER_H
 #define SIPC_READER_H
@@ -25,6 +25,7 @@ struct dp_reader {
 	int		 hello_seen;
 	int		 open;		/* DHELLO accepted */
 	int		 reply;		/* REPLY granted: requests allowed */
+	int		 shm;		/* SHM granted: SHM_RING allowed */
 };
 
 enum dp_type {
@@ -32,7 +33,8 @@ enum dp_type {
 	DP_DATA,
 	DP_PING,
 	DP_PONG,
-	DP_ERROR	/* the peer sent ERROR */
+	DP_ERROR,	/* the peer sent ERROR */
+	DP_SHM_RING	/* a ring to read (its fds came with it) */
 };
 
 struct dp_event {
@@ -45,6 +47,7 @@ struct dp_event {
 	size_t			 len;
 	uint64_t		 token;		/* DP_PING, DP_PONG */
 	struct wire_error	 error;		/* DP_ERROR */
+	struct wire_shm_ring	 ring;		/* DP_SHM_RING */
 };
 
 void	dp_reader_init(struct dp_reader *r, size_t max_message);

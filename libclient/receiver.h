@@ -8,6 +8,7 @@
  *                    and delivering DATA, gaps and duplicates, ACKs,
  *                    heartbeats, the memory of senders seen
  *   responder.c      requests on those connections, and their answers
+ *   receiver_shm.c   the shared-memory ring of a same-host sender
  */
 #ifndef SIPC_RECEIVER_H
 #define SIPC_RECEIVER_H
@@ -17,6 +18,7 @@
 #include "../common/liveness.h"
 #include "internal.h"
 #include "reader.h"
+#include "shm.h"
 #include "xport.h"
 
 /* Read buffer: starts small (idle connections cost little) and doubles,
@@ -69,6 +71,20 @@ struct rconn {
 	int64_t			 opened;
 	struct liveness		 live;		/* from DHELLO on */
 	int64_t			 ack_due;	/* 0: no ACK pending */
+	/* Shared memory (receiver_shm.c): the ring read now and the one
+	 * announced to follow it, our cursor page, our eventfd and the
+	 * sender's, a large message being put together from CHUNKs. */
+	int			 shm;		/* SHM granted */
+	struct shm_view		 view;
+	struct shm_view		 next;
+	struct shm_cursor	 cur;
+	int			 efd;
+	int			 tx_efd;
+	struct event		*shm_ev;
+	uint8_t			*chunk;
+	uint64_t		 chunk_seq;
+	size_t			 chunk_len;
+	size_t			 chunk_total;
 };
 
 struct sipc_receiver {
@@ -124,6 +140,23 @@ void	rconn_error(struct rconn *c, uint32_t reqid, uint16_t code,
 /* Stop and go on reading c (too many requests unanswered). */
 void	rconn_pause(struct rconn *c);
 void	rconn_resume(struct rconn *c);
+
+/* Delivers one DATA (from the socket or the ring): in order, a gap, or a
+ * duplicate. */
+void	rconn_data(struct rconn *c, const struct dp_event *ev);
+/* Queues ERROR code and closes after it: -1. */
+int	rconn_fail(struct rconn *c, uint16_t code, const char *text);
+
+/* receiver_shm.c, on the I/O thread */
+/* 1 when SHM may be granted on c to a sender that offered it. */
+int	rshm_grant(const struct rconn *c, uint32_t offered);
+void	rshm_init(struct rconn *c);
+/* SHM_RING: 0, or -1 when c failed. */
+int	rshm_on_ring(struct rconn *c, const struct wire_shm_ring *m);
+/* Delivers what the ring holds (all: up to its head, no sleeping): 0, or
+ * -1 when c failed (it may be freed). */
+int	rshm_drain(struct rconn *c, int all);
+void	rshm_close(struct rconn *c);
 
 /* responder.c, on the I/O thread */
 struct reply_port;

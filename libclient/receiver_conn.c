@@ -146,7 +146,7 @@ rconn_flush(struct rconn *c)
 }
 
 /* Sends ERROR and closes once it is written. */
-static int
+int
 rconn_fail(struct rconn *c, uint16_t code, const char *text)
 {
 	outbuf_discard(&c->out);	/* what waits goes unsaid */
@@ -228,6 +228,9 @@ on_dhello(struct rconn *c, const struct wire_dhello *m)
 	ok.features = m->features & WIRE_FEAT_ZLIB;
 	if (rx->opts.on_request)
 		ok.features |= m->features & WIRE_FEAT_REPLY;
+	/* Same host, plain Unix socket, a sender (not a requester). */
+	if (!(m->features & WIRE_FEAT_REPLY) && rshm_grant(c, m->features))
+		ok.features |= WIRE_FEAT_SHM;
 	ok.instance = rx->instance;
 	ok.last_seq = last;
 	ok.max_message = (uint32_t)rx->opts.max_message;
@@ -237,6 +240,7 @@ on_dhello(struct rconn *c, const struct wire_dhello *m)
 	dp_reader_open(&c->rd, (ok.features & WIRE_FEAT_ZLIB) != 0);
 	c->rd.reply = (ok.features & WIRE_FEAT_REPLY) != 0;
 	c->zlib = (ok.features & WIRE_FEAT_ZLIB) != 0;
+	c->shm = c->rd.shm = (ok.features & WIRE_FEAT_SHM) != 0;
 	c->ready = 1;
 	/* A requester (it offers REPLY; senders never do) is no sender:
 	 * not counted, not remembered, no on_connect. */
@@ -259,8 +263,8 @@ on_dhello(struct rconn *c, const struct wire_dhello *m)
 }
 
 /* In order: deliver; ahead: report the gap, deliver; behind: drop. */
-static void
-on_data(struct rconn *c, const struct dp_event *ev)
+void
+rconn_data(struct rconn *c, const struct dp_event *ev)
 {
 	struct sipc_receiver *rx = c->rx;
 	uint64_t gap;
@@ -330,13 +334,17 @@ rconn_parse(struct rconn *c)
 				return -1;
 			break;
 		case DP_DATA:
-			on_data(c, &ev);
+			rconn_data(c, &ev);
 			break;
 		case DP_PING:
 			queue_ack(c);	/* a PING asks for acknowledgement */
 			outbuf_u64(&c->out, WIRE_PONG, ev.reqid, ev.token);
 			break;
 		case DP_PONG:
+			break;
+		case DP_SHM_RING:
+			if (rshm_on_ring(c, &ev.ring) == -1)
+				return -1;
 			break;
 		case DP_ERROR:
 			rconn_close(c, "sender reported an error");
@@ -388,6 +396,9 @@ rconn_readcb(evutil_socket_t fd, short what, void *arg)
 		p = dp_buf_space(&c->in, &space);
 		n = xp_read(&c->xp, p, space);
 		if (n == 0) {
+			/* Every whole message in the ring, then the end. */
+			if (c->shm && rshm_drain(c, 1) == -1)
+				return;
 			rconn_close(c, "closed by the sender");
 			return;
 		}
@@ -532,6 +543,7 @@ rconn_close(struct rconn *c, const char *why)
 		event_free(c->wev);
 	event_free(c->timer);
 	c->rev = c->wev = c->timer = NULL;
+	rshm_close(c);
 	xp_close(&c->xp);
 	dp_buf_free(&c->in);
 	dp_reader_free(&c->rd);
@@ -557,6 +569,8 @@ rconn_new(struct sipc_receiver *rx, int fd, const struct sockaddr *sa)
 	}
 	c->rx = rx;
 	xp_init(&c->xp, fd);
+	rshm_init(c);
+	c->xp.fdpass = sa->sa_family == AF_UNIX && rx->tls == NULL;
 	dp_reader_init(&c->rd, rx->opts.max_message);
 	c->phase = rx->tls ? R_PEEK : R_OPEN;
 	c->opened = mono_ms();

@@ -21,6 +21,7 @@
  * Everything but the hand-off runs on the EPM's I/O thread.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +86,7 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 {
 	size_t body = m->body, ne = 0;
 	struct conn *c, *cn;
+	int shm = 0;
 
 	m->seq = ++tx->next_seq;
 	wire_be64(m->frame + SIPC_HEADER_SIZE, m->seq);
@@ -106,9 +108,27 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 			tx->unreported_n++;
 			continue;
 		}
+		/* Onto the ring from this message, if nothing waits for
+		 * room there. */
+		if (c->shm == SHM_GRANTED && c->state == C_READY)
+			tshm_pin(c, m->seq);
+		/* Dropped at the mark, off the ring: it misses this one. */
+		if (c->shm == SHM_DETACHED) {
+			c->dropped++;
+			c->drops_unreported++;
+			tx->unreported_n++;
+			tx->st_dropped++;
+			continue;
+		}
+		/* At the mark on the ring: what the receiver released so far
+		 * first (it reads while we write). */
+		if (c->shm == SHM_ATTACHED && c->count > 0 &&
+		    c->unacked_bytes + m->flen > tx->opts.hwm_bytes)
+			tshm_refresh(c);
 		if (c->count > 0 &&
 		    c->unacked_bytes + m->flen > tx->opts.hwm_bytes) {
 			if (tx->opts.policy == SIPC_POLICY_DROP) {
+				tshm_drop(c);
 				c->dropped++;
 				c->drops_unreported++;
 				tx->unreported_n++;
@@ -130,6 +150,21 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 		}
 		tx->unacked++;
 		tx->names[ne++] = c->name;
+		if (c->shm == SHM_ATTACHED) {
+			/* Written for it once the ring has it. */
+			c->nsent = c->count;
+			c->sent_seq = m->seq;
+			shm = 1;
+		} else if (c->shm == SHM_PINNED)
+			shm = 1;	/* in the ring, told of it soon */
+	}
+	if (shm && tshm_put(tx, m) == -1) {
+		/* No memory to keep it for the ring: lost for those. */
+		for (c = TAILQ_FIRST(&tx->conns); c; c = cn) {
+			cn = TAILQ_NEXT(c, entry);
+			if (SHM_ON_RING(c))
+				conn_kill(c, SIPC_ENOMEM, 0);
+		}
 	}
 	if (tx->opts.after_send && !tx->dead)
 		tx->opts.after_send(tx, m->seq, tx->names, ne, tx->opts.arg);
@@ -144,6 +179,8 @@ drain(struct sipc_sender *tx)
 	size_t bytes = 0;
 	int n = 0;
 
+	/* Receivers back from a drop rejoin before this batch. */
+	tshm_poll(tx);
 	for (;;) {
 		if ((m = mpsc_pop(&tx->q)) == NULL) {
 			/* Producers that push from now on wake us again. */
@@ -185,6 +222,7 @@ drain(struct sipc_sender *tx)
 	tx->drained_n += (size_t)n;
 	atomic_store(&tx->drained_bytes, tx->drained_b);
 	atomic_store(&tx->drained_count, tx->drained_n);
+	tshm_poll(tx);
 	recycle_flush(tx);
 	report_skipped(tx, 0);
 	for (c = TAILQ_FIRST(&tx->conns); c && !tx->dead; c = cn) {
@@ -300,6 +338,7 @@ sipc_sender_new(const char *handle, sipc_epm *epm,
 		    tx->opts.security.tls_server_name);
 	memset(&tx->opts.security, 0, sizeof(tx->opts.security));
 	TAILQ_INIT(&tx->conns);
+	tx->ring.fd = tx->shm_efd = -1;
 	pthread_mutex_init(&tx->mu, NULL);
 	pthread_mutex_init(&tx->pmu, NULL);
 	cond_init_mono(&tx->cv);
@@ -387,17 +426,12 @@ has_room(struct sipc_sender *tx, size_t flen)
 	return (hb == 0 && bl == 0) || hb + bl + flen <= tx->opts.hwm_bytes;
 }
 
-int
-sipc_send(sipc_sender *tx, const void *data, size_t len)
+/* The checks before a message of len bytes is made: 0, or an error. */
+static int
+send_admit(struct sipc_sender *tx, size_t len)
 {
-	size_t flen = DATA_HDR + len, zlen = 0;
-	struct wire_header h;
-	uint8_t *z = NULL;
-	struct msg *m;
-	int rc;
+	size_t flen = DATA_HDR + len;
 
-	if (tx == NULL || (data == NULL && len > 0))
-		return seterr(SIPC_EINVAL, "sipc_send: NULL argument");
 	if (atomic_load(&tx->closing))
 		return seterr(SIPC_ECLOSED, "sender is closing");
 	if (len > tx->opts.max_message)
@@ -411,6 +445,36 @@ sipc_send(sipc_sender *tx, const void *data, size_t len)
 			return seterr(SIPC_ETIMEDOUT, "a receiver stayed at its "
 			    "high-water mark (%zu bytes)", tx->opts.hwm_bytes);
 	}
+	return 0;
+}
+
+/* Hands m (its header written) to the I/O thread. */
+static void
+send_push(struct sipc_sender *tx, struct msg *m)
+{
+	atomic_fetch_add(&tx->pushed_bytes, m->flen);
+	atomic_fetch_add(&tx->pushed_count, 1);
+	mpsc_push(&tx->q, m);
+	/* While the I/O thread drains, it needs no wake-up: a plain load
+	 * (seq_cst, after the push) is enough to see that. */
+	if (atomic_load(&tx->wake_pending) == 0 &&
+	    atomic_exchange(&tx->wake_pending, 1) == 0)
+		event_active(tx->wake_ev, EV_READ, 0);
+}
+
+int
+sipc_send(sipc_sender *tx, const void *data, size_t len)
+{
+	size_t flen = DATA_HDR + len, zlen = 0;
+	struct wire_header h;
+	uint8_t *z = NULL;
+	struct msg *m;
+	int rc;
+
+	if (tx == NULL || (data == NULL && len > 0))
+		return seterr(SIPC_EINVAL, "sipc_send: NULL argument");
+	if ((rc = send_admit(tx, len)) != 0)
+		return rc;
 	h.version = SIPC_PROTO_VERSION_MAX;
 	h.type = WIRE_DATA;
 	h.flags = 0;
@@ -438,15 +502,79 @@ sipc_send(sipc_sender *tx, const void *data, size_t len)
 		free(z);
 	} else if (len)
 		memcpy(m->frame + DATA_HDR, data, len);
-	atomic_fetch_add(&tx->pushed_bytes, flen);
-	atomic_fetch_add(&tx->pushed_count, 1);
-	mpsc_push(&tx->q, m);
-	/* While the I/O thread drains, it needs no wake-up: a plain load
-	 * (seq_cst, after the push) is enough to see that. */
-	if (atomic_load(&tx->wake_pending) == 0 &&
-	    atomic_exchange(&tx->wake_pending, 1) == 0)
-		event_active(tx->wake_ev, EV_READ, 0);
+	send_push(tx, m);
 	return 0;
+}
+
+/* The message whose body a loan handed out. */
+static struct msg *
+loan_msg(void *buf)
+{
+	return (struct msg *)((uint8_t *)buf - DATA_HDR -
+	    offsetof(struct msg, frame));
+}
+
+int
+sipc_send_loan(sipc_sender *tx, size_t len, void **buf)
+{
+	struct msg *m;
+	int rc;
+
+	if (buf)
+		*buf = NULL;
+	if (tx == NULL || buf == NULL)
+		return seterr(SIPC_EINVAL, "sipc_send_loan: NULL argument");
+	if ((rc = send_admit(tx, len)) != 0)
+		return rc;
+	if ((m = msg_alloc(tx, DATA_HDR + len)) == NULL)
+		return seterr(SIPC_ENOMEM, "out of memory");
+	m->refs = 1;
+	m->plain = NULL;
+	m->body = len;		/* what was loaned, until the commit */
+	*buf = m->frame + DATA_HDR;
+	return 0;
+}
+
+int
+sipc_send_commit(sipc_sender *tx, void *buf, size_t len)
+{
+	struct wire_header h;
+	struct msg *m;
+
+	if (tx == NULL || buf == NULL)
+		return seterr(SIPC_EINVAL, "sipc_send_commit: NULL argument");
+	m = loan_msg(buf);
+	if (len > m->body) {
+		size_t loaned = m->body;
+
+		free(m);
+		return seterr(SIPC_EINVAL, "commit of %zu bytes, %zu loaned",
+		    len, loaned);
+	}
+	if (atomic_load(&tx->closing)) {
+		free(m);
+		return seterr(SIPC_ECLOSED, "sender is closing");
+	}
+	h.version = SIPC_PROTO_VERSION_MAX;
+	h.type = WIRE_DATA;
+	h.flags = 0;
+	h.reqid = 0;
+	h.len = (uint32_t)(SIPC_DATA_PREFIX + len);
+	m->flen = DATA_HDR + len;
+	m->body = len;
+	wire_header_encode(m->frame, &h);
+	send_push(tx, m);
+	return 0;
+}
+
+void
+sipc_send_abort(sipc_sender *tx, void *buf)
+{
+	(void)tx;
+	/* Never seen by the I/O thread: back to the heap (the recycled
+	 * buffers are counted when taken, not when used). */
+	if (buf)
+		free(loan_msg(buf));
 }
 
 static int
@@ -621,6 +749,7 @@ sender_destroy(evutil_socket_t fd, short what, void *arg)
 			ring_pop(c);
 		conn_remove(c, SIPC_ETIMEDOUT);
 	}
+	tshm_close(tx);
 	while ((m = mpsc_pop(&tx->q)) != NULL)
 		free(m);
 	free(tx->q.stub);

@@ -13,6 +13,7 @@
  *                   in limbo, loss reports
  *   sender_conn.c   one connection to one receiver: connect, TLS, DHELLO,
  *                   writing, acknowledgements, heartbeats, going down
+ *   sender_shm.c    the shared-memory ring of same-host receivers
  */
 #ifndef SIPC_SENDER_H
 #define SIPC_SENDER_H
@@ -23,6 +24,7 @@
 #include "../common/liveness.h"
 #include "../proto/frame.h"
 #include "internal.h"
+#include "shm.h"
 #include "xport.h"
 
 #define DATA_HDR	(SIPC_HEADER_SIZE + SIPC_DATA_PREFIX)
@@ -81,6 +83,22 @@ struct mpsc {
 	_Alignas(CACHE_LINE) struct msg	*head;		/* consumer */
 	struct msg		*stub;
 };
+
+/* A connection's use of the shared-memory ring (sender_shm.c). */
+enum shm_state {
+	SHM_OFF,	/* the socket carries messages */
+	SHM_GRANTED,	/* the socket, until a message finds no other
+			   waiting for room in the ring */
+	SHM_PINNED,	/* messages from shm_from on are in the ring for it;
+			   those before still go on the socket, then
+			   SHM_RING */
+	SHM_ATTACHED,	/* the ring */
+	SHM_DETACHED	/* dropped at the mark: reads its old ring to the
+			   end, gets nothing meanwhile */
+};
+
+/* On the ring: its position holds the ring's room. */
+#define SHM_ON_RING(c)	((c)->shm == SHM_PINNED || (c)->shm == SHM_ATTACHED)
 
 enum cstate {
 	C_DOWN,		/* not connected; retry timer running */
@@ -152,6 +170,18 @@ struct conn {
 	uint64_t		*limbo;		/* ascending seqs */
 	size_t			 nlimbo;
 	size_t			 limbo_cap;
+	/* Shared memory: the receiver's cursor page (read-only here) and
+	 * eventfd; where it started in the ring, which ring it was told
+	 * of, and (detached) where its old ring ends. */
+	enum shm_state		 shm;
+	int			 shm_announce;	/* SHM_RING to send */
+	int			 shm_bad;	/* its cursor lies: cut off */
+	struct shm_cursor	 cur;
+	int			 rx_efd;
+	uint64_t		 shm_start;
+	uint64_t		 shm_from;	/* first seq in the ring */
+	uint64_t		 shm_gen;
+	uint64_t		 shm_final;
 };
 
 struct sipc_sender {
@@ -222,6 +252,22 @@ struct sipc_sender {
 	uint64_t		 st_delivered;
 	uint64_t		 st_lost;
 	uint64_t		 st_dropped;
+	/* Shared memory (sender_shm.c), I/O thread only: the ring (fd -1:
+	 * none yet), the eventfd receivers wake us on, the messages waiting
+	 * for room in the ring (the first maybe partly in, as CHUNKs). */
+	struct shm_ring		 ring;
+	uint64_t		 ring_gen;
+	int			 shm_efd;
+	struct event		*shm_ev;
+	size_t			 shm_attached;
+	int			 shm_dirty;	/* written, not published */
+	uint32_t		 shm_want;	/* want_progress, as set */
+	uint64_t		 shm_written;	/* last seq whole in the ring */
+	struct msg		**pend;
+	size_t			 pend_cap;
+	size_t			 pend_head;
+	size_t			 pend_n;
+	uint64_t		 pend_off;
 };
 
 /* The hand-off queue, inlined where it is used. */
@@ -358,12 +404,43 @@ void	report_skipped(struct sipc_sender *tx, int now);
 void	report_cb(evutil_socket_t fd, short what, void *arg);
 
 /* sender_conn.c */
+void	ctl_add(struct conn *c, const struct wbuf *w);
+void	on_ack(struct conn *c, uint64_t seq);
 void	ctl_ping(struct conn *c, uint8_t type, uint32_t reqid, uint64_t token);
 int	conn_write(struct conn *c);
 void	conn_last_acks(struct conn *c);
 void	conn_kill(struct conn *c, int error, uint64_t extra);
 void	conn_remove(struct conn *c, int error);
 void	conn_new(struct sipc_sender *tx, const struct peer *p);
+
+/* sender_shm.c, on the I/O thread */
+/* The SHM feature bit to offer on c (a plain Unix socket), or 0. */
+uint32_t tshm_offer(struct conn *c);
+void	tshm_ready(struct conn *c, uint32_t features);
+/* Puts c on the ring from message seq on, when nothing waits for room
+ * (SHM_GRANTED), or after a drop (SHM_DETACHED, seq: the next): 1 when it
+ * is on now. */
+int	tshm_pin(struct conn *c, uint64_t seq);
+/* Sends SHM_RING on an idle socket: 0 (sent or given up), 1 would block,
+ * -1 the socket failed. */
+int	tshm_announce(struct conn *c);
+/* SHM_CURSOR: 0, or -1 when it is not right. */
+int	tshm_on_cursor(struct conn *c, const uint8_t *p, size_t len);
+/* Writes m into the ring (or queues it for room): 0, or -1 (memory). */
+int	tshm_put(struct sipc_sender *tx, struct msg *m);
+/* Publishes what was written and wakes receivers asleep. */
+void	tshm_publish(struct sipc_sender *tx);
+/* Reads every cursor: acknowledgements, room, rejoining receivers. */
+void	tshm_poll(struct sipc_sender *tx);
+void	tshm_last_acks(struct conn *c);
+/* Publishes what was written and takes c's acknowledgements so far. */
+void	tshm_refresh(struct conn *c);
+/* c at its mark under DROP: off the ring until it caught up. */
+void	tshm_drop(struct conn *c);
+/* c's socket closes: its cursor goes, the ring is retired if it was on
+ * it. */
+void	tshm_release(struct conn *c);
+void	tshm_close(struct sipc_sender *tx);
 
 /* sender.c */
 void	tx_notify(struct sipc_sender *tx);

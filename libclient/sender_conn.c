@@ -34,7 +34,7 @@ hb_ms(const struct conn *c)
 	return c->tx->opts.heartbeat_ms;
 }
 
-static void
+void
 ctl_add(struct conn *c, const struct wbuf *w)
 {
 	if (c->ctl_off == c->ctl_len)
@@ -87,9 +87,29 @@ conn_write(struct conn *c)
 				struct msg *m = ring_at(c, i);
 				size_t off = i == c->nsent ? c->woff : 0;
 
+				/* Pinned: the rest is in the ring. */
+				if (c->shm == SHM_PINNED &&
+				    m->seq >= c->shm_from)
+					break;
+
 				iov[n].iov_base = m->frame + off;
 				iov[n++].iov_len = m->flen - off;
 			}
+		}
+		if (n == 0 && c->shm_announce && c->state == C_READY) {
+			/* Everything before is out: the ring may go now. */
+			int rc = tshm_announce(c);
+
+			if (rc == -1) {
+				conn_down(c, strerror(errno));
+				return -1;
+			}
+			if (rc == 1) {
+				wev_set(c->wev, &c->wev_armed, 1);
+				return 0;
+			}
+			if (c->ctl_off < c->ctl_len)
+				continue;
 		}
 		if (n == 0) {
 			/* TLS may still hold bytes it took. */
@@ -177,6 +197,7 @@ on_ready(struct conn *c, const struct wire_dhello_ok *ok)
 		msg_unref(tx, m);
 	}
 	c->max_message = ok->max_message;
+	tshm_ready(c, ok->features);
 	c->state = C_READY;
 	c->dead = 0;		/* a member again, from the next message */
 	c->down_since = 0;
@@ -191,7 +212,7 @@ on_ready(struct conn *c, const struct wire_dhello_ok *ok)
 	return 0;
 }
 
-static void
+void
 on_ack(struct conn *c, uint64_t seq)
 {
 	struct sipc_sender *tx = c->tx;
@@ -274,6 +295,12 @@ conn_frame(struct conn *c, const struct wire_header *h, const uint8_t *p)
 		return 0;
 	case WIRE_PONG:
 		return 0;
+	case WIRE_SHM_CURSOR:
+		if (tshm_on_cursor(c, p, h->len) == -1) {
+			conn_down(c, "bad SHM_CURSOR");
+			return -1;
+		}
+		return 0;
 	default:
 		conn_down(c, "unexpected frame from receiver");
 		return -1;
@@ -307,6 +334,8 @@ conn_parse(struct conn *c, int last)
 		} else if (fr.h.type == WIRE_ACK &&
 		    wire_dec_u64(fr.payload, fr.h.len, &v) == 0)
 			on_ack(c, v);
+		else if (fr.h.type == WIRE_SHM_CURSOR)
+			(void)tshm_on_cursor(c, fr.payload, fr.h.len);
 		off += fr.size;
 	}
 	memmove(c->in, c->in + off, c->in_len - off);
@@ -361,19 +390,18 @@ conn_last_acks(struct conn *c)
 	ssize_t n;
 	int i;
 
-	if (c->state != C_READY || c->count == 0 || c->xp.fd == -1)
-		return;
-	for (i = 0; i < 16 && c->count > 0; i++) {
+	for (i = 0; i < 16 && c->state == C_READY && c->count > 0 &&
+	    c->xp.fd != -1; i++) {
 		n = xp_read(&c->xp, c->in + c->in_len,
 		    sizeof(c->in) - c->in_len);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return;
-		c->in_len += (size_t)n;
-		if (conn_parse(c, 1) == -1)
-			return;
+		if (n <= 0 || (c->in_len += (size_t)n, conn_parse(c, 1) == -1))
+			break;
 	}
+	/* And what its cursor page says (its SHM_CURSOR may have been
+	 * among the last frames). */
+	tshm_last_acks(c);
 }
 
 static void
@@ -424,6 +452,7 @@ conn_close_fd(struct conn *c)
 		c->wev = NULL;
 	}
 	c->wev_armed = 0;
+	tshm_release(c);
 	if (c->xp.fd != -1)
 		xp_close(&c->xp);
 	c->in_len = 0;
@@ -602,6 +631,7 @@ conn_dhello(struct conn *c)
 	m.min_version = SIPC_PROTO_VERSION_MIN;
 	m.max_version = SIPC_PROTO_VERSION_MAX;
 	m.features = tx->opts.compress ? WIRE_FEAT_ZLIB : 0;
+	m.features |= tshm_offer(c);
 	m.sender_id = tx->id;
 	m.instance = c->peer.instance;
 	/* From the first message not known delivered: what it lacks before
@@ -750,6 +780,7 @@ conn_new(struct sipc_sender *tx, const struct peer *p)
 	c->ack_seq = c->sent_seq = tx->next_seq;	/* it gets what follows */
 	c->kill_error = SIPC_EPEERGONE;
 	xp_init(&c->xp, -1);
+	c->cur.fd = c->rx_efd = -1;
 	backoff_init(&c->backoff, RECONNECT_MIN_MS, RECONNECT_MAX_MS);
 	c->confirmed = 1;
 	c->state = C_DOWN;

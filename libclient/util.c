@@ -153,6 +153,14 @@ endpoint_equal(const struct wire_endpoint *a, const struct wire_endpoint *b)
 }
 
 int
+transport_shm_allowed(void)
+{
+	const char *t = getenv("SIPC_TRANSPORT");
+
+	return t == NULL || (strcmp(t, "unix") != 0 && strcmp(t, "tcp") != 0);
+}
+
+int
 set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);

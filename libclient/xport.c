@@ -8,6 +8,7 @@
  * staged, xp_out_pending() says so and the caller keeps waiting for
  * writability.
  */
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <netinet/in.h>
 #include <errno.h>
@@ -30,6 +31,94 @@ xp_init(struct xport *x, int fd)
 {
 	memset(x, 0, sizeof(*x));
 	x->fd = fd;
+}
+
+/* read() that keeps descriptors passed with the bytes. */
+static ssize_t
+read_fds(struct xport *x, void *buf, size_t len)
+{
+	union {
+		struct cmsghdr	 h;
+		char		 b[CMSG_SPACE(XP_MAX_FDS * sizeof(int))];
+	} ctl;
+	struct iovec iov = { buf, len };
+	struct msghdr mh;
+	struct cmsghdr *cm;
+	ssize_t n;
+	size_t i, k;
+	int fd;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = ctl.b;
+	mh.msg_controllen = sizeof(ctl.b);
+	if ((n = recvmsg(x->fd, &mh, MSG_CMSG_CLOEXEC)) == -1)
+		return -1;
+	if (mh.msg_flags & MSG_CTRUNC)
+		x->fd_excess = 1;
+	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < k; i++) {
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int),
+			    sizeof(fd));
+			if (x->nfds < XP_MAX_FDS)
+				x->fds[x->nfds++] = fd;
+			else {
+				close(fd);
+				x->fd_excess = 1;
+			}
+		}
+	}
+	return n;
+}
+
+ssize_t
+xp_send_fds(struct xport *x, const void *buf, size_t len, const int *fds,
+    int n)
+{
+	union {
+		struct cmsghdr	 h;
+		char		 b[CMSG_SPACE(XP_MAX_FDS * sizeof(int))];
+	} ctl;
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr mh;
+	struct cmsghdr *cm;
+	ssize_t w;
+
+	if (n < 1 || n > XP_MAX_FDS || x->ssl) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(&mh, 0, sizeof(mh));
+	memset(&ctl, 0, sizeof(ctl));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = ctl.b;
+	mh.msg_controllen = CMSG_SPACE((size_t)n * sizeof(int));
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, (size_t)n * sizeof(int));
+	do
+		w = sendmsg(x->fd, &mh, MSG_NOSIGNAL);
+	while (w == -1 && errno == EINTR);
+	return w;
+}
+
+int
+xp_take_fd(struct xport *x)
+{
+	int fd;
+
+	if (x->nfds == 0)
+		return -1;
+	fd = x->fds[0];
+	memmove(x->fds, x->fds + 1, (size_t)--x->nfds * sizeof(int));
+	return fd;
 }
 
 int
@@ -99,6 +188,8 @@ xp_read(struct xport *x, void *buf, size_t len)
 {
 	int rc;
 
+	if (x->ssl == NULL && x->fdpass)
+		return read_fds(x, buf, len);
 	if (x->ssl == NULL)
 		return read(x->fd, buf, len);
 	if (len > INT32_MAX)
@@ -195,6 +286,8 @@ xp_close(struct xport *x)
 	free(x->stage);
 	x->stage = NULL;
 	x->stage_len = x->stage_off = 0;
+	while (x->nfds > 0)
+		close(x->fds[--x->nfds]);
 	if (x->fd != -1)
 		close(x->fd);
 	x->fd = -1;

@@ -12,6 +12,8 @@
 
 #include <openssl/ssl.h>
 
+#define XP_MAX_FDS	4
+
 struct xport {
 	int		 fd;
 	SSL		*ssl;		/* NULL: plain */
@@ -19,6 +21,12 @@ struct xport {
 	uint8_t		*stage;		/* TLS: bytes taken, not yet sent */
 	size_t		 stage_len;
 	size_t		 stage_off;
+	/* A plain Unix socket that may carry descriptors (SCM_RIGHTS): reads
+	 * keep what comes, in order, for the frame that needs them. */
+	int		 fdpass;
+	int		 fds[XP_MAX_FDS];
+	int		 nfds;
+	int		 fd_excess;	/* more came than fit: a protocol error */
 };
 
 #define XP_DONE		0
@@ -60,7 +68,16 @@ ssize_t	 xp_write(struct xport *x, const void *buf, size_t len);
 int	 xp_out_pending(const struct xport *x);
 /* Writes those: 0 done, 1 would block, -1 error. */
 int	 xp_flush(struct xport *x);
-/* Frees TLS state and closes the socket. */
+/*
+ * Sends len bytes (a whole small frame) with descriptors fds[0..n) on a
+ * plain Unix socket: bytes taken, or -1 with errno.  The descriptors go
+ * with the first byte; the caller keeps its own.
+ */
+ssize_t	 xp_send_fds(struct xport *x, const void *buf, size_t len,
+	    const int *fds, int n);
+/* Takes the oldest descriptor received: it, or -1 when none waits. */
+int	 xp_take_fd(struct xport *x);
+/* Frees TLS state, closes the socket and descriptors not taken. */
 void	 xp_close(struct xport *x);
 
 /*

@@ -406,6 +406,17 @@ wire_enc_ok_dhello(struct wbuf *b, uint32_t reqid,
 	return wire_frame_end(b, s);
 }
 
+int
+wire_enc_shm_ring(struct wbuf *b, const struct wire_shm_ring *m)
+{
+	size_t s = wire_frame_begin(b, WIRE_SHM_RING, 0, 0);
+
+	wire_put_u64(b, m->gen);
+	wire_put_u64(b, m->size);
+	wire_put_u64(b, m->start);
+	return wire_frame_end(b, s);
+}
+
 size_t
 wire_enc_ok_seq_begin(struct wbuf *b, uint32_t reqid, uint8_t type)
 {
@@ -548,6 +559,8 @@ wire_type_name(uint8_t type)
 	case WIRE_DHELLO:	return "DHELLO";
 	case WIRE_DATA:		return "DATA";
 	case WIRE_ACK:		return "ACK";
+	case WIRE_SHM_RING:	return "SHM_RING";
+	case WIRE_SHM_CURSOR:	return "SHM_CURSOR";
 	case WIRE_REPLY:	return "REPLY";
 	default:		return "?";
 	}

@@ -41,7 +41,9 @@ enum wire_type {
 	WIRE_DHELLO		= 0x40,	/* data plane: sender -> receiver */
 	WIRE_DATA		= 0x41,
 	WIRE_ACK		= 0x42,	/* data plane: receiver -> sender */
-	WIRE_REPLY		= 0x43
+	WIRE_REPLY		= 0x43,
+	WIRE_SHM_RING		= 0x44,	/* sender -> receiver, with fds */
+	WIRE_SHM_CURSOR		= 0x45	/* receiver -> sender, with fds */
 };
 
 /* Header flags. */
@@ -51,7 +53,8 @@ enum wire_type {
 /* Feature bits negotiated in HELLO and DHELLO. */
 #define WIRE_FEAT_ZLIB		0x00000001u
 #define WIRE_FEAT_REPLY		0x00000002u
-#define WIRE_FEAT_KNOWN		0x00000003u
+#define WIRE_FEAT_SHM		0x00000004u
+#define WIRE_FEAT_KNOWN		0x00000007u
 
 /* Endpoint families. */
 #define WIRE_AF_UNIX		1
@@ -233,6 +236,14 @@ struct wire_dhello {
 	struct wire_str	handle;
 };
 
+/* SHM_RING (PROTOCOL.md 6.7): the ring's fd and the sender's eventfd
+ * travel with it as SCM_RIGHTS. */
+struct wire_shm_ring {
+	uint64_t	 gen;
+	uint64_t	 size;		/* bytes of entries */
+	uint64_t	 start;		/* the receiver's first position */
+};
+
 struct wire_dhello_ok {
 	uint8_t		version;
 	uint32_t	features;
@@ -281,6 +292,9 @@ int	wire_dec_ok_list(const uint8_t *p, size_t len,
 int	wire_dec_ok_stats(const uint8_t *p, size_t len, struct wire_seq *out);
 int	wire_dec_ok_dhello(const uint8_t *p, size_t len,
 	    struct wire_dhello_ok *out);
+/* SHM_RING's payload: size a power of two, start a multiple of 16. */
+int	wire_dec_shm_ring(const uint8_t *p, size_t len,
+	    struct wire_shm_ring *out);
 
 /*
  * Iterators over a sequence a decoder validated: each returns 1 and fills
@@ -348,6 +362,8 @@ int	wire_enc_dhello(struct wbuf *b, uint32_t reqid,
 	    const struct wire_dhello *m);
 int	wire_enc_ok_dhello(struct wbuf *b, uint32_t reqid,
 	    const struct wire_dhello_ok *m);
+int	wire_enc_shm_ring(struct wbuf *b, const struct wire_shm_ring *m);
+/* SHM_CURSOR: the gen of the ring it answers (wire_enc_u64's frame). */
 
 /*
  * OK answers with a list (LOOKUP, WATCH, LIST, STATS): begin, add items with

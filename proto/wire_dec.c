@@ -480,6 +480,21 @@ wire_dec_ok_dhello(const uint8_t *p, size_t len, struct wire_dhello_ok *m)
 	return rd_end(&r);
 }
 
+int
+wire_dec_shm_ring(const uint8_t *p, size_t len, struct wire_shm_ring *m)
+{
+	struct rd r;
+
+	rd_init(&r, p, len);
+	m->gen = rd_u64(&r);
+	m->size = rd_u64(&r);
+	m->start = rd_u64(&r);
+	if (r.err == 0 && (m->size == 0 || (m->size & (m->size - 1)) != 0 ||
+	    m->start % 16 != 0))
+		rd_fail(&r, WIRE_EVALUE);
+	return rd_end(&r);
+}
+
 /* ---- Iterators ----------------------------------------------------------- */
 
 /* Starts reading the next entry of s: 0 when there is none. */

@@ -236,7 +236,11 @@ typedef struct sipc_receiver sipc_receiver;
 /*
  * A message arrived: *msg and everything it points to (data, len bytes,
  * len may be 0; the handle) are the library's, valid only during the
- * call: copy what you keep.  sender_id identifies the sending sipc_sender
+ * call: copy what you keep.  From a sender on the same host, data points
+ * into the sender's shared-memory ring (zero copy, read-only): while the
+ * callback runs, the message's room in the ring stays taken and counts
+ * toward this receiver's high-water mark at the sender, as an
+ * unacknowledged message does on a socket.  sender_id identifies the sending sipc_sender
  * (random, 64 bits); seq is the message's number in that sender's stream
  * (the same at every receiver).  size is the struct's size in the running
  * library: a field added later is there when size covers it.  Runs on the
@@ -495,6 +499,32 @@ int	sipc_sender_new(const char *handle, sipc_epm *epm,
  * message was not sent), SIPC_ECLOSED, SIPC_ENOMEM.
  */
 int	sipc_send(sipc_sender *tx, const void *data, size_t len);
+
+/*
+ * Zero-copy sending: loans a buffer of len bytes (len may be 0) for the
+ * next message; the caller writes the message into *buf and hands it back
+ * with sipc_send_commit() (which sends it, as sipc_send() would, without
+ * copying it first) or sipc_send_abort().  The buffer belongs to the
+ * caller between the two calls, to the sender after them; one thread may
+ * hold several loans.  A loaned message is never compressed.  Waits as
+ * sipc_send() does for room under the high-water mark.
+ * Errors: SIPC_EINVAL (tx or buf NULL), SIPC_ETOOBIG (len > max_message),
+ * SIPC_ETIMEDOUT (as sipc_send()), SIPC_ECLOSED, SIPC_ENOMEM; *buf is NULL
+ * then.
+ */
+int	sipc_send_loan(sipc_sender *tx, size_t len, void **buf);
+
+/*
+ * Sends the first len bytes of a buffer from sipc_send_loan() (len at most
+ * what was loaned) and gives the buffer back: it must not be touched
+ * after.  Errors: SIPC_EINVAL (NULL, or len larger than the loan: the loan
+ * is given back unsent), SIPC_ECLOSED (the sender is closing: given back
+ * unsent).
+ */
+int	sipc_send_commit(sipc_sender *tx, void *buf, size_t len);
+
+/* Gives a loaned buffer back unsent.  buf NULL: nothing. */
+void	sipc_send_abort(sipc_sender *tx, void *buf);
 
 /*
  * Waits until at least n receivers are connected (their handshake done),

@@ -580,6 +580,39 @@ dec_ok_dhello_reply(const uint8_t *p, size_t n)
 	    m.instance == 0x0102030405060708ULL && m.last_seq == 0);
 }
 
+/* A ring of 8 MiB, generation 1, read from position 0 (PROTOCOL.md 6.7). */
+static int
+enc_shm_ring(struct wbuf *b)
+{
+	struct wire_shm_ring m = { 1, 8388608, 0 };
+
+	return wire_enc_shm_ring(b, &m);
+}
+
+static int
+dec_shm_ring(const uint8_t *p, size_t n)
+{
+	struct wire_shm_ring m;
+	int rc = wire_dec_shm_ring(p, n, &m);
+
+	return rc ? rc : !(m.gen == 1 && m.size == 8388608 && m.start == 0);
+}
+
+static int
+enc_shm_cursor(struct wbuf *b)
+{
+	return wire_enc_u64(b, WIRE_SHM_CURSOR, 0, 1);
+}
+
+static int
+dec_shm_cursor(const uint8_t *p, size_t n)
+{
+	uint64_t v;
+	int rc = wire_dec_u64(p, n, &v);
+
+	return rc ? rc : v != 1;
+}
+
 /* A request: DATA with request id 7. */
 static int
 enc_request(struct wbuf *b)
@@ -703,6 +736,8 @@ static const struct wcase cases[] = {
 	{ "DATA", WIRE_DATA, 1, enc_data, dec_data },
 	{ "ACK", WIRE_ACK, 0, enc_ack, dec_u64_id },
 	{ "DHELLO-REPLY", WIRE_DHELLO, 0, enc_dhello_reply, dec_dhello_reply },
+	{ "SHM-RING", WIRE_SHM_RING, 0, enc_shm_ring, dec_shm_ring },
+	{ "SHM-CURSOR", WIRE_SHM_CURSOR, 0, enc_shm_cursor, dec_shm_cursor },
 	{ "OK-DHELLO-REPLY", WIRE_OK, 0, enc_ok_dhello_reply,
 	    dec_ok_dhello_reply },
 	{ "REQUEST", WIRE_DATA, 1, enc_request, dec_request },

@@ -80,7 +80,7 @@ bench_usage(FILE *fp)
 	    "                  [--size BYTES] [--count N] [--receivers N]\n"
 	    "                  [--broker HOST:PORT [--spawn] | --local]\n"
 	    "                  [--handle HANDLE] [--timeout MS] "
-	    "[--max-time MS] [--json]\n"
+	    "[--max-time MS] [--loan] [--json]\n"
 	    "       sipc bench serve HANDLE [--broker HOST:PORT | --local]\n"
 	    "                  [--runs N] [--max-time MS] [--quiet]\n"
 	    "       sipc bench rpc [--size BYTES] [--count N] [--window N]\n"
@@ -96,7 +96,10 @@ bench_usage(FILE *fp)
 	    "            send until every receiver has every message.\n"
 	    "fanout      the same with 8 receivers by default; rates count "
 	    "deliveries\n"
-	    "            (messages x receivers).\n"
+	    "            (messages x receivers).  --loan: written in place "
+	    "with\n"
+	    "            sipc_send_loan() and sipc_send_commit() (zero "
+	    "copy).\n"
 	    "latency     ping-pong: a message to HANDLE.ping, echoed back on\n"
 	    "            HANDLE.pong from the receiving callback; round trips "
 	    "in us.\n"
@@ -172,6 +175,10 @@ parse_opts(int argc, char **argv, struct opts *o)
 		}
 		if (!strcmp(a, "--spawn")) {
 			o->spawn = 1;
+			continue;
+		}
+		if (!strcmp(a, "--loan")) {
+			o->loan = 1;
 			continue;
 		}
 		if (a[0] != '-') {

@@ -71,6 +71,7 @@ struct opts {
 	const char	*broker;	/* NULL: local */
 	int		 spawn;		/* start our own serve children */
 	int		 json;
+	int		 loan;		/* zero-copy sending */
 	const char	*handle;
 	long		 timeout_ms;	/* each wait */
 	long		 max_time_ms;	/* the whole measurement */
