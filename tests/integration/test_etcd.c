@@ -376,7 +376,9 @@ bad_watch(struct evhttp_request *req, void *arg)
 	    "\"created\":true}}\n%s", bad_body);
 	evhttp_send_reply_chunk(req, b);
 	evbuffer_free(b);
-	/* Left open, like a real watch. */
+	/* Ended at once (a request left open would outlive evhttp_free()):
+	 * the client must judge the message before the end of the stream. */
+	evhttp_send_reply_end(req);
 }
 
 struct bad {
