@@ -21,18 +21,47 @@
 static struct etu_cluster ec;
 static struct tu_broker br[NB];
 static int nbr;
+static int metrics_port;	/* broker 0's /metrics */
 
 static void
 start_brokers(int n)
 {
+	char metrics[32];
 	int i;
 
+	metrics_port = free_port();
+	snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", metrics_port);
 	for (i = 0; i < n; i++) {
 		ck_assert_msg(tu_broker_start(&br[i], "--etcd", ec.endpoints,
 		    "--etcd-ttl-s", TTL_S, "--etcd-timeout-ms", "500",
-		    "--log-level", "debug", NULL) == 0, "broker %d", i);
+		    "--log-level", "debug", i == 0 ? "--metrics" : NULL,
+		    metrics, NULL) == 0, "broker %d", i);
 		nbr = i + 1;
 	}
+}
+
+/* GET /metrics of broker 0 into buf (NUL-terminated): 0 or -1. */
+static int
+get_metrics(char *buf, size_t size)
+{
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	size_t len = 0;
+	ssize_t r;
+	int fd;
+
+	if ((fd = connect_loopback(metrics_port)) == -1)
+		return -1;
+	if (write_full(fd, req, sizeof(req) - 1) == -1) {
+		close(fd);
+		return -1;
+	}
+	/* HTTP/1.0: the answer ends when the broker closes. */
+	while (len + 1 < size && (r = read(fd, buf + len, size - 1 - len)) >
+	    0)
+		len += (size_t)r;
+	buf[len] = '\0';
+	close(fd);
+	return 0;
 }
 
 static void
@@ -472,6 +501,19 @@ START_TEST(etcd_outage)
 	ck_assert_int_eq(proc_stop(ec.nodes[0].pid, 5000) != -1, 1);
 	ec.nodes[0].pid = 0;
 	ck_assert(wait_stat(br[1].port, "cluster_degraded", 1, 3000));
+	ck_assert(wait_stat(br[0].port, "cluster_degraded", 1, 3000));
+	/* /metrics says so too, with the failed requests. */
+	{
+		static char m[65536];
+
+		ck_assert_int_eq(get_metrics(m, sizeof(m)), 0);
+		ck_assert_msg(strstr(m, "\nsipc_epmd_cluster_degraded 1\n") !=
+		    NULL, "%s", m);
+		ck_assert_msg(strstr(m, "\nsipc_epmd_etcd_errors_total 0\n") ==
+		    NULL, "%s", m);
+		ck_assert(strstr(m, "sipc_epmd_etcd_request_seconds_count") !=
+		    NULL);
+	}
 	/* Read-only: lookups work, registrations are refused. */
 	ck_assert_int_eq(lookup(br[1].port, "live", NULL, 0), 1);
 	fd = session(br[1].port);
