@@ -13,7 +13,9 @@
  * CL_TXN_OPS operations); OK goes to the client once etcd has it.  The
  * registration then enters the local registry at once; the watch event
  * that follows finds it there.  A session that ends, or UNREGISTER,
- * deletes its keys the same way.
+ * deletes its keys the same way.  A broker that stops does not: its
+ * clients register at other brokers, replacing its registrations one by
+ * one (JOIN before LEAVE), and its lease takes the rest.
  *
  * Reads: every broker mirrors the whole prefix through one watch into its
  * registry, registrations of other brokers under one owner (c->remote), in
@@ -579,7 +581,7 @@ mirror_put(struct cluster *c, const struct etcd_kv *kv)
 static void
 mirror_delete(struct cluster *c, const struct etcd_kv *kv)
 {
-	struct registration *g;
+	struct registration *g, *o;
 	uint64_t id = key_id(kv->key, kv->klen);
 
 	if (id == 0 || (g = reg_find(c->b->reg, id)) == NULL)
@@ -588,8 +590,21 @@ mirror_delete(struct cluster *c, const struct etcd_kv *kv)
 		reg_remove(c->b->reg, &c->remote, id, WIRE_LEAVE_CLOSED);
 		return;
 	}
-	/* One of ours, deleted behind our back (our lease ran out while we
-	 * were paused): write it again. */
+	/* One of ours, deleted behind our back.  Replaced by the same
+	 * receiver at another broker (it moved while its session here still
+	 * looked alive): let it go.  Otherwise our lease ran out while we
+	 * were paused: write it again. */
+	TAILQ_FOREACH(o, &g->handle->regs, h_entry) {
+		if (o != g && o->owner == &c->remote &&
+		    o->instance == g->instance && o->ep.family == g->ep.family &&
+		    o->ep.port == g->ep.port &&
+		    memcmp(o->ep.addr, g->ep.addr, sizeof(o->ep.addr)) == 0 &&
+		    (o->ep.family != WIRE_AF_UNIX ||
+		    strcmp(o->ep.path, g->ep.path) == 0)) {
+			reg_remove(c->b->reg, g->owner, id, WIRE_LEAVE_CLOSED);
+			return;
+		}
+	}
 	queue_reput(c, g);
 }
 
@@ -1467,7 +1482,7 @@ cluster_start(struct broker *b, void (*ready)(struct broker *))
 }
 
 static void
-on_revoke(void *arg, const struct etcd_res *res)
+on_goodbye(void *arg, const struct etcd_res *res)
 {
 	struct broker *b = arg;
 
@@ -1482,13 +1497,21 @@ void
 cluster_shutdown(struct broker *b)
 {
 	struct cluster *c = b->cluster;
+	char key[200];
 
 	if (c == NULL || c->shutdown)
 		return;
 	c->shutdown = 1;
-	/* Revoking the lease deletes every key of this broker at once. */
-	if (c->lease && etcd_lease_revoke(c->etcd, c->lease, on_revoke, b) ==
-	    0)
+	/*
+	 * The lease is not revoked: the clients move to other brokers and
+	 * register there, each new registration replacing one of ours (JOIN
+	 * before LEAVE, so a stop is as invisible as a crash); what nobody
+	 * replaces goes when the lease runs out.  Only the broker's own key
+	 * goes now, so that brokerctl cluster stops listing it.
+	 */
+	snprintf(key, sizeof(key), "%sbrokers/%s", c->prefix, c->uuid);
+	if (c->lease && etcd_delete(c->etcd, key, strlen(key), NULL, 0,
+	    on_goodbye, b) == 0)
 		b->shutdown_hold++;
 }
 

@@ -192,7 +192,9 @@ struct evbuffer;
  * 0, or -1 (logged) on a bad setting.
  */
 int	cluster_start(struct broker *b, void (*ready)(struct broker *));
-/* Revokes the lease (deletes this broker's keys) on the way out. */
+/* On the way out (SIGTERM): deletes the broker's own key; its
+ * registrations stay for its clients to replace elsewhere, the rest go
+ * with the lease. */
 void	cluster_shutdown(struct broker *b);
 void	cluster_free(struct broker *b);
 /* REGISTER in cluster mode: answered once etcd has it (or refused). */
