@@ -41,10 +41,12 @@ static int
 node_spawn(struct etu_cluster *c, int i, const char *state)
 {
 	struct etu_node *nd = &c->nodes[i];
-	char lc[64], lp[64], *argv[40];
+	char lc[64], lp[64], *argv[48];
+	char cert[300], key[300], ca[300];
 	int n = 0;
 
-	snprintf(lc, sizeof(lc), "http://127.0.0.1:%d", nd->client_port);
+	snprintf(lc, sizeof(lc), "%s://127.0.0.1:%d", c->certdir[0] ?
+	    "https" : "http", nd->client_port);
 	snprintf(lp, sizeof(lp), "http://127.0.0.1:%d", nd->peer_port);
 	argv[n++] = (char *)etcd_path();
 	argv[n++] = "--name";
@@ -74,6 +76,18 @@ node_spawn(struct etu_cluster *c, int i, const char *state)
 	argv[n++] = "info";
 	argv[n++] = "--logger";
 	argv[n++] = "zap";
+	if (c->certdir[0]) {
+		snprintf(cert, sizeof(cert), "%s/server.pem", c->certdir);
+		snprintf(key, sizeof(key), "%s/server.key", c->certdir);
+		snprintf(ca, sizeof(ca), "%s/ca.pem", c->certdir);
+		argv[n++] = "--cert-file";
+		argv[n++] = cert;
+		argv[n++] = "--key-file";
+		argv[n++] = key;
+		argv[n++] = "--trusted-ca-file";
+		argv[n++] = ca;
+		argv[n++] = "--client-cert-auth";
+	}
 	argv[n] = NULL;
 	nd->pid = proc_spawn(argv, nd->log);
 	return nd->pid > 0 ? 0 : -1;
@@ -92,13 +106,32 @@ node_wait(struct etu_cluster *c, int i, int timeout_ms)
 	return 0;
 }
 
+static int	start(struct etu_cluster *c, const char *dir, int n,
+		    int timeout_ms, const char *certdir);
+
 int
 etu_start(struct etu_cluster *c, const char *dir, int n, int timeout_ms)
+{
+	return start(c, dir, n, timeout_ms, NULL);
+}
+
+int
+etu_start_tls(struct etu_cluster *c, const char *dir, int n, int timeout_ms,
+    const char *certdir)
+{
+	return start(c, dir, n, timeout_ms, certdir);
+}
+
+static int
+start(struct etu_cluster *c, const char *dir, int n, int timeout_ms,
+    const char *certdir)
 {
 	size_t off = 0;
 	int i;
 
 	memset(c, 0, sizeof(*c));
+	if (certdir)
+		snprintf(c->certdir, sizeof(c->certdir), "%s", certdir);
 	if (n < 1 || n > ETU_MAX_NODES)
 		return -1;
 	c->n = n;
@@ -115,8 +148,8 @@ etu_start(struct etu_cluster *c, const char *dir, int n, int timeout_ms)
 		    dir, (int)getpid(), nd->client_port);
 		snprintf(nd->log, sizeof(nd->log), "%s/etcd-%d.log", dir,
 		    nd->client_port);
-		snprintf(nd->url, sizeof(nd->url), "http://127.0.0.1:%d",
-		    nd->client_port);
+		snprintf(nd->url, sizeof(nd->url), "%s://127.0.0.1:%d",
+		    certdir ? "https" : "http", nd->client_port);
 		off += (size_t)snprintf(c->initial + off, sizeof(c->initial) -
 		    off, "%s%s=http://127.0.0.1:%d", i ? "," : "", nd->name,
 		    nd->peer_port);

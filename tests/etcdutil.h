@@ -23,6 +23,7 @@ struct etu_node {
 
 struct etu_cluster {
 	int		 n;
+	char		 certdir[256];	/* "": plain http */
 	char		 dir[256];
 	char		 endpoints[256];	/* comma-separated URLs */
 	char		 initial[512];		/* --initial-cluster */
@@ -35,6 +36,13 @@ struct etu_cluster {
  * stopped.
  */
 int	etu_start(struct etu_cluster *c, const char *dir, int n, int timeout_ms);
+/*
+ * The same with TLS on the client port: certdir holds tests/certs.sh's
+ * files (server.pem for 127.0.0.1, ca.pem); clients must present a
+ * certificate signed by ca.pem.  The URLs are https://.
+ */
+int	etu_start_tls(struct etu_cluster *c, const char *dir, int n,
+	    int timeout_ms, const char *certdir);
 /* Starts node i again (same ports, same data): 0 or -1. */
 int	etu_restart_node(struct etu_cluster *c, int i, int timeout_ms);
 /* SIGKILLs node i and reaps it. */

@@ -350,6 +350,69 @@ START_TEST(bad_config)
 }
 END_TEST
 
+/* TLS to etcd: with the CA and a client certificate it works, watch
+ * included; without the certificate, or trusting another CA, it fails. */
+START_TEST(tls)
+{
+	struct etcd_config c;
+	struct etcd_watch *w;
+	struct etcd *e;
+	struct wgot wg;
+	struct got g;
+	char dir[300], ca[300], cert[300], key[300], other[300], err[200];
+
+	snprintf(dir, sizeof(dir), "%s/certs", tu_tmpdir());
+	ck_assert_int_eq(tu_sh(60, NULL, 0, "sh %s/tests/certs.sh %s",
+	    getenv("SIPC_SRC") ? getenv("SIPC_SRC") : ".", dir), 0);
+	ck_assert_int_eq(etu_start_tls(&cl, tu_tmpdir(), 1, 20000, dir), 0);
+	ck_assert(strncmp(cl.endpoints, "https://", 8) == 0);
+	base = event_base_new();
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	snprintf(cert, sizeof(cert), "%s/client.pem", dir);
+	snprintf(key, sizeof(key), "%s/client.key", dir);
+	snprintf(other, sizeof(other), "%s/other-ca.pem", dir);
+	memset(&c, 0, sizeof(c));
+	c.endpoints = cl.endpoints;
+	c.tls_ca = ca;
+	c.tls_cert = cert;
+	c.tls_key = key;
+	ck_assert_ptr_nonnull(e = etcd_new(base, &c, err, sizeof(err)));
+	CALL(g, etcd_put(e, "/tls/a", 6, "1", 1, 0, on_res, &g));
+	ck_assert_msg(g.err == 0, "%s", g.why);
+	memset(&wg, 0, sizeof(wg));
+	ck_assert_ptr_nonnull(w = etcd_watch_new(e, on_watch, &wg));
+	ck_assert_int_eq(etcd_watch_start(w, "/tls/a", 6, NULL, 0,
+	    g.revision), 0);
+	ck_assert(run_until(&wg.created, 5000));
+	while (wg.n < 1 && run_until(&wg.over, 50) == 0)
+		;
+	ck_assert_int_eq(wg.n, 1);
+	ck_assert_str_eq(wg.keys[0], "/tls/a");
+	CALL(g, etcd_range(e, "/tls/a", 6, NULL, 0, 0, 0, on_res, &g));
+	ck_assert_int_eq(g.nkvs, 1);
+	etcd_watch_free(w);
+	etcd_free(e);
+	/* No client certificate: etcd refuses the handshake. */
+	c.tls_cert = c.tls_key = NULL;
+	ck_assert_ptr_nonnull(e = etcd_new(base, &c, err, sizeof(err)));
+	CALL(g, etcd_put(e, "/tls/b", 6, "1", 1, 0, on_res, &g));
+	ck_assert_int_ne(g.err, 0);
+	etcd_free(e);
+	/* etcd's certificate is not from the CA we trust. */
+	c.tls_ca = other;
+	c.tls_cert = cert;
+	c.tls_key = key;
+	ck_assert_ptr_nonnull(e = etcd_new(base, &c, err, sizeof(err)));
+	CALL(g, etcd_put(e, "/tls/b", 6, "1", 1, 0, on_res, &g));
+	ck_assert_int_ne(g.err, 0);
+	etcd_free(e);
+	event_base_free(base);
+	base = NULL;
+	etu_stop(&cl);
+	tu_cleanup();
+}
+END_TEST
+
 /* ---- Against a bad server ------------------------------------------------ */
 
 static const char *bad_body;
@@ -523,7 +586,8 @@ etcd_suite(void)
 	tcase_add_test(tc, endpoint_failover);
 	tcase_add_test(tc, bad_config);
 	suite_add_tcase(s, tc);
-	tcase_set_timeout(bad, 30);
+	tcase_set_timeout(bad, 60);
+	tcase_add_test(bad, tls);
 	tcase_add_test(bad, bad_answers);
 	tcase_add_test(bad, bad_watch_messages);
 	suite_add_tcase(s, bad);
