@@ -128,9 +128,10 @@ struct cluster {
 	int64_t			 last_keepalive_ms;
 	int			 keepalive_busy;
 	int64_t			 watch_rev;	/* revision applied last */
-	/* A range in pages, all at one revision. */
+	/* A range in pages, all at one revision, marking what it finds. */
 	int64_t			 range_rev;
-	json_object		*range_kvs;	/* array of [key, value] */
+	uint64_t		 rs_stamp;
+	uint64_t		 rs_joined;
 	struct cl_broker	 brokers[CL_MAX_BROKERS];
 	int			 nbrokers;
 	char			 why[256];	/* the last etcd failure */
@@ -690,72 +691,52 @@ on_watch(void *arg, enum etcd_watch_what what, const struct etcd_event *evs,
 
 /* ---- Range and reconcile ------------------------------------------------- */
 
-static int
-id_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static int
-has_id(const uint64_t *ids, size_t n, uint64_t id)
-{
-	return bsearch(&id, ids, n, sizeof(*ids), id_cmp) != NULL;
-}
-
 /*
- * The mirror against a fresh range (c->range_kvs at c->range_rev): what
- * etcd lacks leaves (LEAVE), what the mirror lacks joins (JOIN), what both
- * have stays untouched, so a re-sync after an outage makes no storm.
+ * A page of a fresh range (at c->range_rev) against the mirror: what the
+ * mirror lacks joins (JOIN) at once, what it has is marked seen and stays
+ * untouched, so a re-sync after an outage makes no storm.  Memory: one
+ * page at a time.
  */
 static void
-reconcile(struct cluster *c)
+range_apply(struct cluster *c, const struct etcd_res *res)
+{
+	struct registration *g;
+	size_t i;
+	uint64_t id;
+
+	for (i = 0; i < res->nkvs; i++) {
+		const struct etcd_kv *kv = &res->kvs[i];
+
+		if (key_is(c, kv->key, kv->klen, "brokers/")) {
+			broker_put(c, kv->key, kv->klen, kv->value, kv->vlen);
+			continue;
+		}
+		if (!key_is(c, kv->key, kv->klen, "reg/") ||
+		    (id = key_id(kv->key, kv->klen)) == 0)
+			continue;
+		if ((g = reg_find(c->b->reg, id)) == NULL) {
+			mirror_put(c, kv);
+			if ((g = reg_find(c->b->reg, id)) == NULL)
+				continue;	/* bad, or ours and gone */
+			c->rs_joined++;
+		}
+		g->seen = c->rs_stamp;
+	}
+}
+
+/* The range is complete: what etcd lacks leaves (LEAVE); ours that etcd
+ * lacks are written again. */
+static void
+range_sweep(struct cluster *c)
 {
 	struct broker *b = c->b;
 	struct registration *g, *gn;
 	struct session *s;
-	struct etcd_kv kv;
-	json_object *pair;
-	uint64_t *ids;
-	size_t n = json_object_array_length(c->range_kvs), i, nids = 0;
-	size_t joined = 0, left = 0, reput = 0;
-	uint32_t before = c->remote.nregs;
+	size_t left = 0, reput = 0;
 
-	if ((ids = calloc(n + 1, sizeof(*ids))) == NULL) {
-		set_degraded(c, "out of memory");
-		return;
-	}
-	c->nbrokers = 0;
-	for (i = 0; i < n; i++) {
-		pair = json_object_array_get_idx(c->range_kvs, i);
-		memset(&kv, 0, sizeof(kv));
-		kv.key = (const uint8_t *)json_object_get_string(
-		    json_object_array_get_idx(pair, 0));
-		kv.klen = (size_t)json_object_get_string_len(
-		    json_object_array_get_idx(pair, 0));
-		kv.value = (const uint8_t *)json_object_get_string(
-		    json_object_array_get_idx(pair, 1));
-		kv.vlen = (size_t)json_object_get_string_len(
-		    json_object_array_get_idx(pair, 1));
-		if (key_is(c, kv.key, kv.klen, "brokers/")) {
-			broker_put(c, kv.key, kv.klen, kv.value, kv.vlen);
-			continue;
-		}
-		if (!key_is(c, kv.key, kv.klen, "reg/"))
-			continue;
-		if ((ids[nids] = key_id(kv.key, kv.klen)) != 0)
-			nids++;
-		/* Known ones stay as they are: no LEAVE, no JOIN. */
-		if (reg_find(b->reg, key_id(kv.key, kv.klen)) == NULL) {
-			mirror_put(c, &kv);
-			joined++;
-		}
-	}
-	qsort(ids, nids, sizeof(*ids), id_cmp);
 	for (g = TAILQ_FIRST(&c->remote.regs); g; g = gn) {
 		gn = TAILQ_NEXT(g, o_entry);
-		if (!has_id(ids, nids, g->id)) {
+		if (g->seen != c->rs_stamp) {
 			reg_remove(b->reg, &c->remote, g->id,
 			    WIRE_LEAVE_EXPIRED);
 			left++;
@@ -763,63 +744,58 @@ reconcile(struct cluster *c)
 	}
 	TAILQ_FOREACH(s, &b->sessions, entry) {
 		TAILQ_FOREACH(g, &s->owner.regs, o_entry) {
-			if (!has_id(ids, nids, g->id)) {
+			if (g->seen != c->rs_stamp) {
 				queue_reput(c, g);
 				reput++;
 			}
 		}
 	}
-	free(ids);
-	json_object_put(c->range_kvs);
-	c->range_kvs = NULL;
 	c->st.resyncs++;
 	log_info("cluster: mirror reconciled with etcd at revision %" PRId64
-	    ": %u remote registrations before, %zu joined, %zu left, %zu of "
-	    "ours written again", c->range_rev, before, joined, left, reput);
+	    ": %" PRIu64 " joined, %zu left, %zu of ours written again, %u "
+	    "remote registrations now", c->range_rev, c->rs_joined, left,
+	    reput, c->remote.nregs);
 }
 
 static void	range_page(struct cluster *c, const uint8_t *from,
 		    size_t flen);
 
+/* Longest key: prefix, "reg/", a handle, "/", 16 hex digits. */
+#define CL_KEY_MAX	(128 + 4 + SIPC_HANDLE_MAX + 1 + 16)
+
 static void
 on_range(void *arg, const struct etcd_res *res)
 {
 	struct cluster *c = arg;
-	json_object *pair;
-	uint8_t end[256];
-	size_t i, elen;
+	uint8_t end[CL_KEY_MAX + 2];
+	size_t elen;
 
 	if (res->err) {
 		c->busy = 0;
-		json_object_put(c->range_kvs);
-		c->range_kvs = NULL;
 		set_degraded(c, res->why);
 		tick_after(c, CL_RETRY_MS);
 		return;
 	}
 	if (c->range_rev == 0)
 		c->range_rev = res->revision;
-	for (i = 0; i < res->nkvs; i++) {
-		if ((pair = json_object_new_array()) == NULL)
-			continue;
-		json_object_array_add(pair, json_object_new_string_len(
-		    (const char *)res->kvs[i].key, (int)res->kvs[i].klen));
-		json_object_array_add(pair, json_object_new_string_len(
-		    (const char *)res->kvs[i].value, (int)res->kvs[i].vlen));
-		json_object_array_add(c->range_kvs, pair);
-	}
+	range_apply(c, res);
 	if (res->more && res->nkvs > 0) {
 		/* The next page starts just after the last key. */
 		const struct etcd_kv *last = &res->kvs[res->nkvs - 1];
 
-		elen = last->klen < sizeof(end) - 1 ? last->klen :
-		    sizeof(end) - 1;
-		memcpy(end, last->key, elen);
-		end[elen++] = 0;
-		range_page(c, end, elen);
+		if (last->klen > CL_KEY_MAX) {
+			c->busy = 0;
+			set_degraded(c, "a key in etcd is longer than any "
+			    "this cluster writes");
+			tick_after(c, CL_RETRY_MS);
+			return;
+		}
+		memcpy(end, last->key, last->klen);
+		end[last->klen] = 0;
+		range_page(c, end, last->klen + 1);
 		return;
 	}
-	reconcile(c);
+	range_sweep(c);
 	c->watch_rev = c->range_rev;
 	elen = etcd_prefix_end(c->prefix, c->plen, end);
 	if (etcd_watch_start(c->watch, c->prefix, c->plen, end, elen,
@@ -853,14 +829,11 @@ static void
 resync(struct cluster *c)
 {
 	etcd_watch_stop(c->watch);
-	json_object_put(c->range_kvs);
-	if ((c->range_kvs = json_object_new_array()) == NULL) {
-		set_degraded(c, "out of memory");
-		tick_after(c, CL_RETRY_MS);
-		return;
-	}
 	c->busy = 1;
 	c->range_rev = 0;
+	c->rs_stamp++;
+	c->rs_joined = 0;
+	c->nbrokers = 0;
 	range_page(c, (const uint8_t *)c->prefix, c->plen);
 }
 
@@ -1545,7 +1518,6 @@ cluster_free(struct broker *b)
 		event_free(c->tick);
 	if (c->start_timer)
 		event_free(c->start_timer);
-	json_object_put(c->range_kvs);
 	free(c);
 	b->cluster = NULL;
 }

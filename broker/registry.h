@@ -39,6 +39,7 @@ struct registration {
 	char			*rhost;		/* owned */
 	uint16_t		 rhostlen;
 	uint32_t		 rpid;
+	uint64_t		 seen;		/* cluster.c's re-sync mark */
 	struct reg_owner	*owner;
 	struct reg_handle	*handle;
 	struct registration	*id_next;	/* id hash chain */

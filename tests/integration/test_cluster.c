@@ -33,7 +33,7 @@ start_brokers(int n)
 	snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", metrics_port);
 	for (i = 0; i < n; i++) {
 		ck_assert_msg(tu_broker_start(&br[i], "--etcd", ec.endpoints,
-		    "--etcd-ttl-s", TTL_S, "--etcd-timeout-ms", "500",
+		    "--etcd-ttl-s", TTL_S, "--etcd-timeout-ms", "1000",
 		    "--log-level", "debug", i == 0 ? "--metrics" : NULL,
 		    metrics, NULL) == 0, "broker %d", i);
 		nbr = i + 1;
@@ -514,8 +514,8 @@ START_TEST(etcd_outage)
 	t0 = mono_ms();
 	ck_assert_int_eq(proc_stop(ec.nodes[0].pid, 5000) != -1, 1);
 	ec.nodes[0].pid = 0;
-	ck_assert(wait_stat(br[1].port, "cluster_degraded", 1, 3000));
-	ck_assert(wait_stat(br[0].port, "cluster_degraded", 1, 3000));
+	ck_assert(wait_stat(br[1].port, "cluster_degraded", 1, 5000));
+	ck_assert(wait_stat(br[0].port, "cluster_degraded", 1, 5000));
 	/* /metrics says so too, with the failed requests. */
 	{
 		static char m[65536];
@@ -619,9 +619,16 @@ START_TEST(churn)
 		for (k = 0; k < CH_PER; k++) {
 			static uint8_t buf[256];
 			struct wire_header hd;
+			struct wire_error e;
 
-			ck_assert_int_eq(tu_recv_type(fds[s], WIRE_OK, &hd,
-			    buf, sizeof(buf), 10000), 0);
+			ck_assert_int_eq(tu_recv(fds[s], &hd, buf, sizeof(buf),
+			    10000), 0);
+			if (hd.type == WIRE_ERROR &&
+			    wire_dec_error(buf, hd.len, &e) == 0)
+				ck_abort_msg("REGISTER %d.%d: %s: %.*s", s, k,
+				    wire_errcode_name(e.code), (int)e.text.len,
+				    e.text.ptr);
+			ck_assert_int_eq(hd.type, WIRE_OK);
 			ck_assert_int_eq(wire_dec_ok_register(buf, hd.len,
 			    &ids[s][hd.reqid - 1]), 0);
 		}
