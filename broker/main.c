@@ -309,10 +309,17 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	    !same_str(nc.salt, c->salt) || !same_str(nc.user, c->user) ||
 	    !same_str(nc.metrics, c->metrics) ||
 	    nc.tls_verify_client != c->tls_verify_client ||
-	    nc.tls12 != c->tls12 || nc.insecure != c->insecure)
+	    nc.tls12 != c->tls12 || nc.insecure != c->insecure ||
+	    !same_str(nc.etcd, c->etcd) ||
+	    !same_str(nc.etcd_prefix, c->etcd_prefix) ||
+	    !same_str(nc.etcd_ca, c->etcd_ca) ||
+	    !same_str(nc.etcd_cert, c->etcd_cert) ||
+	    !same_str(nc.etcd_key, c->etcd_key) ||
+	    nc.etcd_ttl_s != c->etcd_ttl_s ||
+	    nc.etcd_timeout_ms != c->etcd_timeout_ms)
 		log_warnx("SIGHUP: listen addresses, max_frame, files, TLS, "
-		    "password, user, insecure and metrics change only on "
-		    "restart");
+		    "password, user, insecure, metrics and etcd settings "
+		    "change only on restart");
 	c->log_level = nc.log_level;
 	c->heartbeat_ms = nc.heartbeat_ms;
 	c->handshake_ms = nc.handshake_ms;

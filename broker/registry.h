@@ -143,7 +143,9 @@ int		 reg_add(struct registry *r, struct reg_owner *o,
  * registry's), skipping the endpoint checks when mirror is set (etcd is
  * the truth: a mirrored registration may share its endpoint with one it
  * supersedes); host[0..hostlen) and pid, when host is not NULL, are kept
- * with it instead of the owner's.  The limits still hold.  Returns REG_NEW,
+ * with it instead of the owner's.  The limits still hold (a mirror's
+ * receivers per handle up to twice the limit, for concurrent brokers'
+ * overshoot).  Returns REG_NEW,
  * REG_SAME (id already present: *out is it), REG_EEXISTS, REG_ELIMIT,
  * REG_EFULL or REG_ENOMEM.
  */
