@@ -693,6 +693,58 @@ START_TEST(churn)
 }
 END_TEST
 
+/*
+ * Keys under the prefix that no broker wrote: not JSON, the wrong shape,
+ * fields that lie, too large.  Every broker ignores them (and says so),
+ * keeps serving, and a real registration still goes everywhere.
+ */
+START_TEST(bad_values)
+{
+	static const char *vals[] = {
+		"not json",
+		"[1,2]",
+		"{\"v\":1}",
+		"{\"v\":1,\"broker\":\"0123456789abcdef\",\"handle\":\"bad\","
+		    "\"id\":\"99\",\"instance\":\"1\",\"family\":4,\"addr\":"
+		    "\"7f000001000000000000000000000000\",\"port\":1,\"host\":"
+		    "\"h\",\"pid\":1,\"registered_ms\":1}",
+		"{\"v\":1,\"broker\":\"0123456789abcdef\",\"handle\":\"bad\","
+		    "\"id\":\"1234\",\"instance\":\"1\",\"family\":9,\"addr\":"
+		    "\"7f000001000000000000000000000000\",\"port\":1,\"host\":"
+		    "\"h\",\"pid\":1,\"registered_ms\":1}",
+	};
+	char out[256], big[6000];
+	uint64_t id;
+	size_t i;
+	int fd;
+
+	for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
+		ck_assert_int_eq(tu_sh(10, out, sizeof(out), "ETCDCTL_API=3 "
+		    "etcdctl --endpoints=%s put /sipc/v1/reg/bad/%016x '%s' "
+		    ">/dev/null", ec.endpoints, 0x1234, vals[i]), 0);
+	ck_assert_int_eq(tu_sh(10, out, sizeof(out), "ETCDCTL_API=3 etcdctl "
+	    "--endpoints=%s put /sipc/v1/reg/x >/dev/null <<EOF\nshort key\n"
+	    "EOF", ec.endpoints), 0);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	ck_assert_int_eq(tu_sh(10, out, sizeof(out), "ETCDCTL_API=3 etcdctl "
+	    "--endpoints=%s put /sipc/v1/reg/bad/%016x '%s' >/dev/null",
+	    ec.endpoints, 0x1235, big), 0);
+	/* A real one after them: seen everywhere, the bad ones nowhere. */
+	fd = session(br[0].port);
+	id = tu_register(fd, 2, "good", 35000, 14);
+	ck_assert(id != 0);
+	for (i = 0; i < NB; i++) {
+		ck_assert(wait_lookup(br[i].port, "good", 1, 3000));
+		ck_assert_int_eq(lookup(br[i].port, "bad", NULL, 0), 0);
+		ck_assert_int_eq(stat_of(br[i].port, "cluster_degraded"), 0);
+	}
+	ck_assert_int_ge(tu_file_count(br[1].log, "not a valid registration"),
+	    1);
+	close(fd);
+}
+END_TEST
+
 static void
 setup3(void)
 {
@@ -763,6 +815,7 @@ cluster_suite(void)
 	tcase_add_test(one, etcd_outage);
 	tcase_add_test(one, paused_past_ttl);
 	tcase_add_test(one, churn);
+	tcase_add_test(one, bad_values);
 	suite_add_tcase(s, one);
 	tcase_add_checked_fixture(three, setup3, teardown);
 	tcase_set_timeout(three, 60);
