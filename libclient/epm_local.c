@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,22 @@ local_socket_path(sipc_epm *epm, const char *handle, size_t hlen,
 		    "for Unix socket paths (%d bytes at most)",
 		    epm->local->dir, SIPC_UNIX_PATH_MAX);
 	return 0;
+}
+
+socklen_t
+samehost_addr(const char *handle, size_t hlen, long pid, uint64_t instance,
+    struct sockaddr_un *sun)
+{
+	char hash[HASH_HEX + 1];
+	int n;
+
+	handle_hash(handle, hlen, hash);
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	/* Abstract (a leading NUL): no file, gone with the process. */
+	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1,
+	    "sipc/h/%s.%ld.%016llx", hash, pid, (unsigned long long)instance);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
 }
 
 /*

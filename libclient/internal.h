@@ -94,6 +94,14 @@ int64_t	 deadline_after(int timeout_ms);
 /* Socket options of data connections: TCP_NODELAY (buffer sizes stay
  * the kernel's autotuned ones; see util.c). */
 /*
+ * The Unix socket at which a broker-mode receiver (handle, pid, instance)
+ * also listens for senders of its own host: the abstract name
+ * "sipc/h/HASH.PID.INSTANCE" (epm_local.c).  Fills *sun; its length.
+ */
+struct sockaddr_un;
+socklen_t samehost_addr(const char *handle, size_t hlen, long pid,
+	    uint64_t instance, struct sockaddr_un *sun);
+/*
  * 0 when $SIPC_TRANSPORT is "unix" or "tcp": no shared memory, messages go
  * on the socket; 1 otherwise (same-host Unix connections use the ring).
  */

@@ -6,6 +6,7 @@
  * event once the callback has returned.
  */
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <errno.h>
 #include <stdio.h>
@@ -65,6 +66,50 @@ accept_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- Life cycle ---------------------------------------------------------- */
 
+/*
+ * Broker mode, plain text: an abstract Unix socket next to the TCP one,
+ * named after the handle, pid and instance that the broker's record
+ * shows, so that a sender of this host (and network namespace) finds it
+ * and moves messages through shared memory.  No file: nothing is left
+ * when the process dies.  Anyone who may reach the TCP endpoint may reach
+ * this one; with TLS or a password there is none.  Best effort: without
+ * it, senders use TCP.
+ */
+static void
+samehost_listen(struct sipc_receiver *rx)
+{
+	struct sockaddr_un sun;
+	socklen_t sl;
+	int fd;
+
+	rx->hfd = -1;
+	if (rx->reg.ep.family == WIRE_AF_UNIX || rx->tls ||
+	    !transport_shm_allowed())
+		return;
+	sl = samehost_addr(rx->handle, rx->hlen, (long)getpid(), rx->instance,
+	    &sun);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		return;
+	if (bind(fd, (struct sockaddr *)&sun, sl) == -1 ||
+	    listen(fd, 511) == -1) {
+		close(fd);
+		return;
+	}
+	rx->hfd = fd;
+}
+
+static void
+samehost_close(struct sipc_receiver *rx)
+{
+	if (rx->hev)
+		event_free(rx->hev);
+	rx->hev = NULL;
+	if (rx->hfd != -1)
+		close(rx->hfd);
+	rx->hfd = -1;
+}
+
 static void
 reg_done(void *arg, int rc, const char *msg)
 {
@@ -87,6 +132,12 @@ start_on_loop(void *arg)
 	rx->lev = event_new(base, rx->lfd, EV_READ | EV_PERSIST, accept_cb,
 	    rx);
 	rx->accept_resume = evtimer_new(base, accept_resume_cb, rx);
+	if (rx->hfd != -1 && ((rx->hev = event_new(base, rx->hfd,
+	    EV_READ | EV_PERSIST, accept_cb, rx)) == NULL ||
+	    event_add(rx->hev, NULL) == -1)) {
+		reg_done(rx, SIPC_ENOMEM, "out of memory");
+		return;
+	}
 	if (rx->lev == NULL || rx->accept_resume == NULL ||
 	    (rx->opts.on_request && rsp_port_open(rx) == -1) ||
 	    event_add(rx->lev, NULL) == -1) {
@@ -125,6 +176,7 @@ receiver_destroy(evutil_socket_t fd, short what, void *arg)
 		event_free(rx->accept_resume);
 	if (rx->lfd != -1)
 		close(rx->lfd);
+	samehost_close(rx);
 	waiters_fini(&rx->mu, &rx->cv, rx->tls);
 	free(rx);
 	epm_release(epm);
@@ -218,7 +270,7 @@ sipc_receiver_new(const char *handle, sipc_epm *epm,
 	memcpy(rx->handle, handle, hlen + 1);
 	rx->hlen = (uint16_t)hlen;
 	rx->instance = random_u64();
-	rx->lfd = -1;
+	rx->lfd = rx->hfd = -1;
 	TAILQ_INIT(&rx->conns);
 	TAILQ_INIT(&rx->zombies);
 	pthread_mutex_init(&rx->mu, NULL);
@@ -241,6 +293,7 @@ sipc_receiver_new(const char *handle, sipc_epm *epm,
 		goto fail;
 	rx->lfd = l.fd;
 	rx->reg.ep = l.ep;
+	samehost_listen(rx);
 	memcpy(rx->reg.staged, l.staged, sizeof(l.staged));
 	addr_format_endpoint(&rx->reg.ep, rx->endpoint, sizeof(rx->endpoint));
 	loop_call(&rx->epm->loop, start_on_loop, rx);
@@ -271,6 +324,7 @@ sipc_receiver_new(const char *handle, sipc_epm *epm,
 fail:
 	if (rx->lfd != -1)
 		close(rx->lfd);
+	samehost_close(rx);
 	if (rx->reg.staged[0])
 		unlink(rx->reg.staged);
 	epm_release(rx->epm);

@@ -83,6 +83,8 @@ struct rconn {
 	struct event		*shm_ev;
 	uint8_t			*chunk;
 	uint64_t		 chunk_seq;
+	uint64_t		 chunk_skip;	/* seq of a message over
+						   max_message: its CHUNKs */
 	size_t			 chunk_len;
 	size_t			 chunk_total;
 };
@@ -96,6 +98,10 @@ struct sipc_receiver {
 	int				 psk;
 	uint64_t			 instance;
 	int				 lfd;
+	/* Broker mode: also a Unix socket for senders of this host, so
+	 * that they can use the ring (PROTOCOL.md 6.7); -1: none. */
+	int				 hfd;
+	struct event			*hev;
 	struct event			*lev;
 	struct event			*accept_resume;
 	struct epm_reg			 reg;

@@ -89,13 +89,23 @@ on_chunk(struct rconn *c, const struct shm_entry *e, const uint8_t *body)
 
 	memcpy(&total, body, 8);
 	memcpy(&off, body + 8, 8);
+	if (c->chunk_skip && e->seq == c->chunk_skip) {
+		if (e->flags & SHM_F_LAST)
+			c->chunk_skip = 0;
+		return 0;
+	}
 	if (off == 0) {
 		/* A new message: a part-assembled one was dropped for us
 		 * (its seq shows as a gap). */
 		chunk_reset(c);
-		if (total > c->rx->opts.max_message)
-			return rconn_fail(c, WIRE_ERR_TOO_LARGE, "ring message "
-			    "larger than max_message");
+		c->chunk_skip = 0;
+		if (total > c->rx->opts.max_message) {
+			/* Not for us: the sender counts it as too large
+			 * for this receiver; we see the gap. */
+			if (!(e->flags & SHM_F_LAST))
+				c->chunk_skip = e->seq;
+			return 0;
+		}
 		if ((c->chunk = malloc(total ? total : 1)) == NULL)
 			return rconn_fail(c, WIRE_ERR_INTERNAL, "out of memory");
 		c->chunk_total = total;
@@ -154,10 +164,13 @@ drain(struct rconn *c, size_t budget)
 			continue;
 		}
 		c->view.pos += shm_entry_bytes(e.len);
-		if (e.type == SHM_E_MSG)
+		if (e.type == SHM_E_CHUNK) {
+			if (on_chunk(c, &e, body) == -1)
+				return -1;
+		} else if (e.len <= c->rx->opts.max_message)
 			deliver(c, e.seq, body, e.len);
-		else if (on_chunk(c, &e, body) == -1)
-			return -1;
+		/* (Larger than we take: written for the others; the sender
+		 * counts it as too large for us, we see the gap.) */
 		if (c->cur.h)
 			cursor_store(c);
 		if (--budget == 0) {

@@ -174,6 +174,8 @@ struct conn {
 	 * eventfd; where it started in the ring, which ring it was told
 	 * of, and (detached) where its old ring ends. */
 	enum shm_state		 shm;
+	int			 samehost;	/* on its Unix socket, not TCP */
+	int			 samehost_off;	/* that failed: TCP */
 	int			 shm_announce;	/* SHM_RING to send */
 	int			 shm_bad;	/* its cursor lies: cut off */
 	struct shm_cursor	 cur;
@@ -435,7 +437,8 @@ void	tshm_poll(struct sipc_sender *tx);
 void	tshm_last_acks(struct conn *c);
 /* Publishes what was written and takes c's acknowledgements so far. */
 void	tshm_refresh(struct conn *c);
-/* c at its mark under DROP: off the ring until it caught up. */
+/* c at its mark under DROP: off the ring until it caught up (pinned:
+ * back to its socket). */
 void	tshm_drop(struct conn *c);
 /* c's socket closes: its cursor goes, the ring is retired if it was on
  * it. */

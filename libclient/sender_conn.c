@@ -8,6 +8,7 @@
  */
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -654,14 +655,38 @@ conn_dhello(struct conn *c)
 	conn_write(c);
 }
 
+/*
+ * A receiver registered at a broker with a TCP endpoint may also listen on
+ * this host's abstract Unix socket named after what the broker's record
+ * says (handle, pid, instance): *ss is that socket, 1, worth a try.  The
+ * instance in the name, random 64 bits and checked again by DHELLO, makes
+ * an answer there proof enough that the receiver is on this host.
+ */
+static int
+samehost_sa(struct conn *c, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	struct sipc_sender *tx = c->tx;
+
+	if (c->samehost_off || c->peer.ep.family == WIRE_AF_UNIX || tx->tls ||
+	    c->peer.pid == 0 || c->peer.instance == 0 ||
+	    !transport_shm_allowed())
+		return 0;
+	*sl = samehost_addr(tx->handle, tx->hlen, (long)c->peer.pid,
+	    c->peer.instance, (struct sockaddr_un *)ss);
+	return 1;
+}
+
 /* Starts a connection attempt; c may be freed when it fails at once. */
 static void
 conn_connect(struct conn *c)
 {
 	struct sockaddr_storage ss;
-	socklen_t sl = endpoint_to_sa(&c->peer.ep, &ss);
+	socklen_t sl;
 	struct event_base *base = c->tx->epm->loop.base;
 	int fd;
+
+	if ((c->samehost = samehost_sa(c, &ss, &sl)) == 0)
+		sl = endpoint_to_sa(&c->peer.ep, &ss);
 
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);
@@ -682,6 +707,13 @@ conn_connect(struct conn *c)
 	}
 	if (connect(fd, (struct sockaddr *)&ss, sl) == 0) {
 		conn_connected(c);
+		return;
+	}
+	if (c->samehost) {
+		/* Not there after all (or its backlog is full): TCP. */
+		conn_close_fd(c);
+		c->samehost_off = 1;
+		conn_connect(c);
 		return;
 	}
 	if (errno == EINPROGRESS) {

@@ -32,8 +32,8 @@ static void	tshm_wakecb(evutil_socket_t fd, short what, void *arg);
 uint32_t
 tshm_offer(struct conn *c)
 {
-	if (c->tx->tls || c->peer.ep.family != WIRE_AF_UNIX ||
-	    !transport_shm_allowed())
+	if (c->tx->tls || (c->peer.ep.family != WIRE_AF_UNIX &&
+	    !c->samehost) || !transport_shm_allowed())
 		return 0;
 	c->xp.fdpass = 1;
 	return WIRE_FEAT_SHM;
@@ -90,6 +90,16 @@ tshm_pin(struct conn *c, uint64_t seq)
 	c->shm_announce = 1;
 	tx->shm_attached++;
 	return 1;
+}
+
+/* Pinned, not told of the ring yet: off it again, quietly.  What it has
+ * queued goes on its socket; it is pinned again later. */
+static void
+unpin(struct conn *c)
+{
+	c->shm = SHM_GRANTED;
+	c->shm_announce = 0;
+	c->tx->shm_attached--;
 }
 
 int
@@ -453,18 +463,19 @@ retire(struct sipc_sender *tx)
 		return;
 	}
 	shm_ring_destroy(&old);
-	/* Those on it go on in the new one from its start: the attached
-	 * are told now, the pinned when their socket is through. */
+	/* The attached go on in the new one from its start, told now.  The
+	 * pinned never knew the old one: what it had there for them goes on
+	 * their sockets, and they are pinned again later. */
 	for (c = TAILQ_FIRST(&tx->conns); c; c = cn) {
 		cn = TAILQ_NEXT(c, entry);
-		if (!SHM_ON_RING(c))
+		if (c->shm == SHM_PINNED)
+			unpin(c);
+		if (c->shm != SHM_ATTACHED)
 			continue;
 		c->shm_start = 0;
-		if (c->shm == SHM_ATTACHED) {
-			c->shm_gen = tx->ring.gen;
-			c->shm_announce = 1;
-			conn_write(c);
-		}
+		c->shm_gen = tx->ring.gen;
+		c->shm_announce = 1;
+		conn_write(c);
 	}
 	pend_flush(tx);
 	tshm_publish(tx);
@@ -475,6 +486,10 @@ tshm_drop(struct conn *c)
 {
 	struct sipc_sender *tx = c->tx;
 
+	if (c->shm == SHM_PINNED) {
+		unpin(c);
+		return;
+	}
 	if (c->shm != SHM_ATTACHED)
 		return;
 	c->shm = SHM_DETACHED;

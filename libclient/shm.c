@@ -31,7 +31,7 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "lock-free 64-bit atomics");
 uint64_t
 shm_ring_size(uint64_t want)
 {
-	uint64_t s = SHM_DEFAULT_SIZE;
+	uint64_t s = SHM_SMALLEST_RING;
 
 	while (s < want && s < SHM_MAX_SIZE)
 		s <<= 1;

@@ -35,7 +35,7 @@
 #define SHM_CHUNK_HDR		16		/* u64 total, u64 offset */
 #define SHM_MIN_SIZE		(64 * 1024)
 #define SHM_MAX_SIZE		(1024 * 1024 * 1024)
-#define SHM_DEFAULT_SIZE	(8 * 1024 * 1024)
+#define SHM_SMALLEST_RING	(1024 * 1024)	/* what a sender makes */
 
 /* Entry types. */
 #define SHM_E_MSG		1	/* one whole message: seq, body */
@@ -114,8 +114,9 @@ shm_max_entry(uint64_t size)
 	return size / 4 - SHM_ENTRY_HDR;
 }
 
-/* Ring size for a high-water mark of hwm bytes: the default, or twice the
- * mark when that is more, a power of two, at most SHM_MAX_SIZE. */
+/* Ring size for want bytes (twice the high-water mark: room for one
+ * receiver at its mark and the others ahead of it): the power of two at
+ * or above, SHM_SMALLEST_RING .. SHM_MAX_SIZE. */
 uint64_t shm_ring_size(uint64_t want);
 
 /* Makes a ring of size bytes (a power of two, SHM_MIN_SIZE ..

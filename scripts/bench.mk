@@ -1,13 +1,15 @@
 # bench.mk - `make bench`: sipc side by side with ZeroMQ and plain
-# sockets, and the sipc-epmd broker; see scripts/bench/README.md.
+# sockets, the sipc-epmd broker, and (shared memory) iceoryx; see
+# scripts/bench/README.md.
 # Included by the top-level Makefile, whose variables it uses ($(B),
 # $(CC), $(XCFLAGS), $(DEP_LIBS), the "deps" prerequisite).
 #
 #   make bench                      every case, 3 rounds; table + JSON
 #   make bench BENCH_ARGS=--quick   1 round, short runs (a smoke test)
+#   make bench BENCH_ARGS=--shm-only   the shared-memory section alone
 #
 # libzmq is linked into bench-zmq only, libnats into bench-nats only,
-# never into libsipc or sipc.
+# iceoryx's C binding into bench-iox only, never into libsipc or sipc.
 
 BENCH_BIN	= $(B)/bench/bin
 # With the helpers the tests use too (tests/harness.c, common/clock.c,
@@ -15,18 +17,26 @@ BENCH_BIN	= $(B)/bench/bin
 BENCH_COMMON	= $(call obj,scripts/bench/common.c) $(HARNESS_OBJ)
 BENCH_PROGS	= $(BENCH_BIN)/bench-run $(BENCH_BIN)/bench-tcp \
 		  $(BENCH_BIN)/bench-zmq $(BENCH_BIN)/bench-broker \
-		  $(BENCH_BIN)/bench-nats $(BENCH_BIN)/bench-cluster
+		  $(BENCH_BIN)/bench-nats $(BENCH_BIN)/bench-iox \
+		  $(BENCH_BIN)/bench-cluster
 # Recursive on purpose: expanded after bench-deps has run.
 ZMQ_CFLAGS	= $(shell pkg-config --cflags libzmq)
 ZMQ_LIBS	= $(shell pkg-config --libs libzmq)
 NATS_CFLAGS	= $(shell pkg-config --cflags libnats)
 NATS_LIBS	= $(shell pkg-config --libs libnats)
+# iceoryx has no pkg-config file; its headers are under a versioned
+# directory (Debian 12: /usr/include/iceoryx/v2.0.3).  -isystem: they
+# are not -Wstrict-prototypes clean.
+IOX_CFLAGS	= $(addprefix -isystem ,$(lastword $(sort $(wildcard \
+		    /usr/include/iceoryx/v*))))
+IOX_LIBS	= -liceoryx_binding_c -lstdc++
 BENCH_ARGS	?=
 
 .PHONY: bench-deps bench-progs
 
 bench: all $(BENCH_PROGS)
-	@$(BENCH_BIN)/bench-run --build $(B) $(BENCH_ARGS)
+	@$(BENCH_BIN)/bench-run --build $(B) \
+	    --roudi-config scripts/bench/roudi.toml $(BENCH_ARGS)
 	@echo
 	@echo "== broker cluster on etcd (issue 16): standalone, 3 brokers on 1 etcd, etcd directly"
 	@$(BENCH_BIN)/bench-cluster --build $(B)
@@ -35,7 +45,9 @@ bench-progs: $(BENCH_PROGS)
 
 bench-deps: | deps
 	@pkg-config --exists libzmq libnats 2>/dev/null && \
-	    command -v nats-server >/dev/null 2>&1 || \
+	    command -v nats-server >/dev/null 2>&1 && \
+	    command -v iox-roudi >/dev/null 2>&1 && \
+	    test -d /usr/include/iceoryx || \
 	    sh scripts/install-deps.sh
 
 $(call obj,scripts/bench/zmqbench.c): XCFLAGS += $(ZMQ_CFLAGS)
@@ -43,6 +55,14 @@ $(call obj,scripts/bench/zmqbench.c): | bench-deps
 
 $(call obj,scripts/bench/natsbench.c): XCFLAGS += $(NATS_CFLAGS)
 $(call obj,scripts/bench/natsbench.c): | bench-deps
+
+# Recursive on purpose: the headers exist once bench-deps has run.
+$(call obj,scripts/bench/ioxbench.c): XCFLAGS += $(IOX_CFLAGS)
+$(call obj,scripts/bench/ioxbench.c): | bench-deps
+
+$(BENCH_BIN)/bench-iox: $(call obj,scripts/bench/ioxbench.c) $(BENCH_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(IOX_LIBS) $(DEP_LIBS)
 
 $(BENCH_BIN)/bench-nats: $(call obj,scripts/bench/natsbench.c) $(BENCH_COMMON)
 	@mkdir -p $(dir $@)

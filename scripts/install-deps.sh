@@ -24,6 +24,8 @@ libclang-rt-14-dev
 libzmq3-dev
 libnats-dev
 nats-server
+iceoryx
+libiceoryx-binding-c-dev
 debhelper
 dpkg-dev
 fakeroot

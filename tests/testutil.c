@@ -523,3 +523,45 @@ tu_accept_dhello(int lfd, struct wire_header *h, struct wire_dhello *m,
 	}
 	return fd;
 }
+
+int
+tu_raw_sender(const char *path, const char *handle, uint32_t features,
+    uint64_t sender_id, uint64_t first_seq, uint32_t heartbeat_ms,
+    uint32_t ack_bytes, struct wire_dhello_ok *ok)
+{
+	struct wire_dhello m;
+	struct wire_header h;
+	uint8_t buf[4096];
+	struct wbuf w;
+	int fd;
+
+	ck_assert_int_ge(fd = tu_connect_unix(path), 0);
+	memset(&m, 0, sizeof(m));
+	m.min_version = m.max_version = 1;
+	m.features = features;
+	m.sender_id = sender_id;
+	m.first_seq = first_seq;
+	m.heartbeat_ms = heartbeat_ms;
+	m.ack_bytes = ack_bytes;
+	m.handle.ptr = handle;
+	m.handle.len = (uint16_t)strlen(handle);
+	wbuf_init(&w, 4096);
+	ck_assert_int_eq(wire_enc_dhello(&w, 1, &m), 0);
+	ck_assert_int_eq(tu_send_wbuf(fd, &w), 0);
+	wbuf_free(&w);
+	ck_assert_int_eq(tu_recv(fd, &h, buf, sizeof(buf), 5000), 0);
+	ck_assert_int_eq(h.type, WIRE_OK);
+	ck_assert_int_eq(wire_dec_ok_dhello(buf, h.len, ok), 0);
+	return fd;
+}
+
+void
+tu_local_registry(void)
+{
+	char xdg[300];
+
+	snprintf(xdg, sizeof(xdg), "%s/xdg", tu_tmpdir());
+	mkdir(xdg, 0700);
+	setenv("XDG_RUNTIME_DIR", xdg, 1);
+	unsetenv("SIPC_BROKER");
+}

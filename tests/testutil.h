@@ -68,6 +68,10 @@ int		 tu_count(const char *s, const char *needle);
  */
 int		 tu_run(Suite *s);
 
+/* A private local registry ($XDG_RUNTIME_DIR under tu_tmpdir()), no
+ * broker, no forced transport: nothing meets the user's processes. */
+void		 tu_local_registry(void);
+
 /* ---- Raw protocol client ------------------------------------------------- */
 
 /* A blocking connection to a Unix socket, or -1 (TCP: connect_loopback). */
@@ -101,5 +105,14 @@ int		 tu_register_at(uint16_t bport, const char *handle,
  */
 int		 tu_accept_dhello(int lfd, struct wire_header *h,
 		    struct wire_dhello *m, uint8_t *buf, size_t cap);
+/*
+ * A raw sender: connects to the receiver's Unix socket at path, sends
+ * DHELLO (handle, features, sender id, first_seq, heartbeat, ack_bytes)
+ * and reads its OK into *ok (Check assertions on the way): the fd.
+ */
+int		 tu_raw_sender(const char *path, const char *handle,
+		    uint32_t features, uint64_t sender_id, uint64_t first_seq,
+		    uint32_t heartbeat_ms, uint32_t ack_bytes,
+		    struct wire_dhello_ok *ok);
 
 #endif

@@ -17,6 +17,7 @@
 #include "common.h"
 
 const char *prog = "bench";
+void	  (*fatal_hook)(void);
 
 static pid_t	kids[KIDS_MAX];
 static int	nkids;
@@ -82,6 +83,8 @@ vfatal(int with_errno, const char *fmt, va_list ap)
 	if (with_errno)
 		fprintf(stderr, ": %s", strerror(e));
 	fputc('\n', stderr);
+	if (fatal_hook != NULL)
+		fatal_hook();
 	kids_reap(0);
 	exit(1);
 }

@@ -34,9 +34,13 @@ int	cpu_pin(pid_t pid, int cpu);
 
 /* The program's name for messages ("bench-tcp"). */
 extern const char *prog;
+/* Run by fatal() before it kills the children (NULL: nothing), for a
+ * program whose children must end their own way first (bench-iox). */
+extern void (*fatal_hook)(void);
 
-/* Prints "prog: message" (and ": strerror(errno)" for fatal_sys), kills
- * and reaps every child started by kid_start(), and exits 1. */
+/* Prints "prog: message" (and ": strerror(errno)" for fatal_sys), calls
+ * fatal_hook when set, kills and reaps every child started by
+ * kid_start(), and exits 1. */
 void	fatal(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 void	fatal_sys(const char *fmt, ...)

@@ -5,14 +5,17 @@
  * min-max and the ratios sipc is judged by, and writes the same as JSON.
  *
  *   bench-run --build DIR [--rounds N] [--seconds S] [--rtt-cpu N]
- *             [--out FILE] [--quick]
+ *             [--out FILE] [--quick] [--shm-only] [--roudi-config FILE]
  *
  * Each measurement is a process of its own that prints one JSON object:
  * `sipc bench` (DIR/bin/sipc) for sipc, over a broker this driver starts
  * on a loopback port (sipc tcp) and over the local registry (sipc local);
  * bench-zmq, bench-nats, bench-tcp and bench-broker (DIR/bench/bin) for
  * the rest, NATS against a nats-server this driver starts on a loopback
- * port.
+ * port.  The shared-memory section (--shm-only: it alone) has its own
+ * cases and peers: bench-iox against a RouDi this driver starts for each
+ * of its rounds (with --roudi-config, scripts/bench/roudi.toml by
+ * default), the Unix socket and memcpy of bench-tcp.
  * Before the rounds (5 by default), a pilot run of each sizes its message
  * count so that one measurement takes about --seconds (2).  Every process
  * is bounded in time and killed and reaped by pid.  Ratios are taken per
@@ -25,6 +28,7 @@
  */
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -34,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +51,7 @@
 #define MAX_KV		64
 #define OUT_MAX		(64 * 1024)
 #define RUN_TIMEOUT_MS	30000	/* one measurement, setup included */
-#define BUDGET_S	1500	/* then the rest is skipped */
+#define BUDGET_S	2400	/* then the rest is skipped (16 min is usual) */
 
 /* ---- Implementations and cases ------------------------------------------- */
 
@@ -162,6 +167,7 @@ static pid_t	   nats_pid = -1;
 static int	   failures;
 static int64_t	   t_start;
 static int	   skipped;
+static int	   shm_only;		/* --shm-only */
 static double	   other_cpu_pct = -1;	/* others' share of the CPUs */
 static double	   steal_pct = -1;	/* the hypervisor's */
 
@@ -401,6 +407,12 @@ command(const struct bcase *c, enum impl im, long count,
 		break;
 	case I_SIPC_TCP:
 	case I_SIPC_LOCAL:
+		/* sipc tcp stays on TCP, where the same-host path would
+		 * take the ring (that is the shared-memory section's). */
+		if (im == I_SIPC_TCP) {
+			arg(a, "/usr/bin/env");
+			arg(a, "SIPC_TRANSPORT=tcp");
+		}
 		arg(a, path_sipc);
 		arg(a, "bench");
 		arg(a, c->kind == C_TPUT ? (c->receivers > 1 ? "fanout" :
@@ -460,22 +472,39 @@ command(const struct bcase *c, enum impl im, long count,
 	}
 }
 
+/* Round trips and connects run pinned (see --rtt-cpu). */
 static int
-case_cpu(const struct bcase *c)
+kind_cpu(enum kind kind)
 {
-	return c->kind == C_RTT || c->kind == C_CONNECT ||
-	    c->kind == C_REQ_RTT || c->kind == C_REQ_FIRST ? rtt_cpu : -1;
+	return kind == C_RTT || kind == C_CONNECT || kind == C_REQ_RTT ||
+	    kind == C_REQ_FIRST ? rtt_cpu : -1;
 }
 
-/* ---- Calibration --------------------------------------------------------- */
+/* ---- Calibration and measurement ----------------------------------------- */
+
+/*
+ * One implementation in one case, as calibrate_job() and measure_job()
+ * see it: the case's kind and message size, the cell its runs go to, and
+ * cmd, which builds its command line for count messages.  The cases of
+ * the main table and of the shared-memory section both come down to it.
+ */
+struct job {
+	enum kind	 kind;
+	long		 size;
+	long		 max;		/* messages per run, at most */
+	char		 what[96];	/* "ZeroMQ 1->1 64 B", for messages */
+	struct cell	*cell;
+	const void	*c;		/* the case, for cmd */
+	int		 im;		/* the implementation, for cmd */
+	void		(*cmd)(const struct job *, long, struct argv_buf *);
+};
 
 static long
-pilot_count(const struct bcase *c)
+pilot_count(enum kind kind, long size)
 {
-	switch (c->kind) {
+	switch (kind) {
 	case C_TPUT:
-		return c->size >= 65536 ? 2000 : c->size >= 1024 ? 20000 :
-		    100000;
+		return size >= 65536 ? 2000 : size >= 1024 ? 20000 : 100000;
 	case C_RTT:
 	case C_REQ_RTT:
 		return 2000;
@@ -490,9 +519,9 @@ pilot_count(const struct bcase *c)
 }
 
 static long
-max_count(const struct bcase *c, enum impl im)
+max_count(enum kind kind, enum impl im)
 {
-	switch (c->kind) {
+	switch (kind) {
 	case C_TPUT:
 	case C_REQ_PIPE:
 		return 100000000;
@@ -505,46 +534,118 @@ max_count(const struct bcase *c, enum impl im)
 	}
 }
 
-/* Sizes c's count for im: a pilot run (grown until it is long enough to
- * time), scaled to target_s.  0, or -1 when the pilot failed. */
+/* Sizes j's count: a pilot run (grown until it is long enough to time),
+ * scaled to target_s.  0, or -1 when the pilot failed. */
 static int
-calibrate(struct bcase *c, enum impl im)
+calibrate_job(struct job *j)
 {
 	struct argv_buf a;
 	struct run r;
 	char what[128];
 	double secs;
-	long n = pilot_count(c), want;
+	long n = pilot_count(j->kind, j->size), want;
 	int tries;
 
-	if (c->kind == C_BROKER) {
-		c->cell[im].count = 0;
-		return 0;
-	}
-	snprintf(what, sizeof(what), "%s %s (pilot)", impl_title[im],
-	    c->title);
+	snprintf(what, sizeof(what), "%s (pilot)", j->what);
 	for (tries = 0; tries < 4; tries++) {
-		command(c, im, n, &a);
-		if (run_cmd(a.v, case_cpu(c), what, &r) == -1) {
+		j->cmd(j, n, &a);
+		if (run_cmd(a.v, kind_cpu(j->kind), what, &r) == -1) {
 			free(r.raw);
 			return -1;
 		}
 		free(r.raw);
 		if (get_num(&r, "seconds", &secs) == -1 || secs <= 0) {
-			fprintf(stderr, "bench-run: %s: no \"seconds\"\n", what);
+			fprintf(stderr, "bench-run: %s: no \"seconds\"\n",
+			    what);
 			return -1;
 		}
-		if (secs >= target_s / 10 || n >= max_count(c, im))
+		if (secs >= target_s / 10 || n >= j->max)
 			break;
-		n = n * 10 > max_count(c, im) ? max_count(c, im) : n * 10;
+		n = n * 10 > j->max ? j->max : n * 10;
 	}
 	want = (long)((double)n * target_s / secs);
-	if (want < pilot_count(c))
-		want = pilot_count(c);
-	if (want > max_count(c, im))
-		want = max_count(c, im);
-	c->cell[im].count = want;
+	if (want < pilot_count(j->kind, j->size))
+		want = pilot_count(j->kind, j->size);
+	if (want > j->max)
+		want = j->max;
+	j->cell->count = want;
 	return 0;
+}
+
+/* One run of j, kept in its cell. */
+static void
+measure_job(const struct job *j, int round)
+{
+	struct cell *cl = j->cell;
+	struct argv_buf a;
+	struct run r;
+	char what[128];
+
+	if (cl->count < 0)
+		return;		/* its pilot failed */
+	snprintf(what, sizeof(what), "%s, round %d", j->what, round + 1);
+	/* Something is badly wrong when the whole bench runs this long:
+	 * stop measuring, still report what there is. */
+	if (mono_ns() - t_start > (int64_t)BUDGET_S * 1000000000) {
+		if (skipped++ == 0)
+			fprintf(stderr, "bench-run: over %d s; skipping the "
+			    "remaining measurements\n", BUDGET_S);
+		cl->failed++;
+		failures++;
+		return;
+	}
+	j->cmd(j, cl->count, &a);
+	if (run_cmd(a.v, kind_cpu(j->kind), what, &r) == -1) {
+		cl->failed++;
+		failures++;
+		/* A run that reported (loss) is kept, to be shown. */
+		if (r.raw == NULL)
+			return;
+	}
+	cl->runs[cl->n++] = r;
+}
+
+static void
+main_cmd(const struct job *j, long count, struct argv_buf *a)
+{
+	command(j->c, (enum impl)j->im, count, a);
+}
+
+/* The job of implementation im in case c of the main table. */
+static void
+main_job(struct bcase *c, enum impl im, struct job *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->kind = c->kind;
+	j->size = c->size;
+	j->max = max_count(c->kind, im);
+	snprintf(j->what, sizeof(j->what), "%s %s", impl_title[im], c->title);
+	j->cell = &c->cell[im];
+	j->c = c;
+	j->im = im;
+	j->cmd = main_cmd;
+}
+
+static int
+calibrate(struct bcase *c, enum impl im)
+{
+	struct job j;
+
+	if (c->kind == C_BROKER) {
+		c->cell[im].count = 0;
+		return 0;
+	}
+	main_job(c, im, &j);
+	return calibrate_job(&j);
+}
+
+static void
+measure(struct bcase *c, enum impl im, int round)
+{
+	struct job j;
+
+	main_job(c, im, &j);
+	measure_job(&j, round);
 }
 
 /* ---- The broker for sipc tcp --------------------------------------------- */
@@ -748,24 +849,26 @@ fmt_stat(const struct stat3 *s, char *buf, size_t size)
 
 #define COLW	21
 
+/* A row of the table: key of cells[0..n), blank where mask has no bit. */
 static void
-row(const struct bcase *c, const char *label, const char *key)
+row_cells(const struct cell *cells, unsigned mask, int n, const char *label,
+    const char *key)
 {
 	char buf[64];
 	struct stat3 s;
 	int i;
 
 	printf("%-*s", 30, label);
-	for (i = 0; i < I_BROKER; i++) {
-		if (!(c->impls & B(i))) {
+	for (i = 0; i < n; i++) {
+		if (!(mask & B(i))) {
 			printf("%-*s", COLW, "");
 			continue;
 		}
-		if (c->cell[i].n == 0) {
+		if (cells[i].n == 0) {
 			printf("%-*s", COLW, "FAILED");
 			continue;
 		}
-		s = stat_of(&c->cell[i], key);
+		s = stat_of(&cells[i], key);
 		fmt_stat(&s, buf, sizeof(buf));
 		printf("%-*s", COLW, buf);
 	}
@@ -773,22 +876,34 @@ row(const struct bcase *c, const char *label, const char *key)
 }
 
 static void
-row_loss(const struct bcase *c)
+row_loss_cells(const struct cell *cells, unsigned mask, int n)
 {
 	char buf[64];
 	int i;
 
 	printf("%-*s", 30, "  lost / errors");
-	for (i = 0; i < I_BROKER; i++) {
-		if (!(c->impls & B(i)) || c->cell[i].n == 0) {
+	for (i = 0; i < n; i++) {
+		if (!(mask & B(i)) || cells[i].n == 0) {
 			printf("%-*s", COLW, "");
 			continue;
 		}
-		snprintf(buf, sizeof(buf), "%.0f / %.0f", lost_of(&c->cell[i]),
-		    bad_of(&c->cell[i]));
+		snprintf(buf, sizeof(buf), "%.0f / %.0f", lost_of(&cells[i]),
+		    bad_of(&cells[i]));
 		printf("%-*s", COLW, buf);
 	}
 	printf("\n");
+}
+
+static void
+row(const struct bcase *c, const char *label, const char *key)
+{
+	row_cells(c->cell, c->impls, I_BROKER, label, key);
+}
+
+static void
+row_loss(const struct bcase *c)
+{
+	row_loss_cells(c->cell, c->impls, I_BROKER);
 }
 
 static struct bcase *
@@ -899,6 +1014,10 @@ print_table(void)
 }
 
 /* ---- Ratios and targets -------------------------------------------------- */
+
+/* The shared-memory section's, further below. */
+static double	shm_loss(void);
+static void	print_shm(int *, int *);
 
 struct ratio {
 	char		 name[96];
@@ -1126,7 +1245,7 @@ total_loss(void)
 		for (i = 0; i < NIMPL; i++)
 			n += (long long)(lost_of(&cases[k].cell[i]) +
 			    bad_of(&cases[k].cell[i]));
-	return n;
+	return n + (long long)shm_loss();
 }
 
 static void
@@ -1146,13 +1265,12 @@ fmt_ratio(const struct ratio *r, char *buf, size_t size)
 }
 
 static void
-print_ratios(int *met, int *total)
+print_main_ratios(int *met, int *total)
 {
 	const struct ratio *r, *t, *l;
 	char a[48], b[48], tgt[32];
-	int i, lossless = total_loss() == 0;
+	int i;
 
-	*met = *total = 0;
 	printf("\nratios, median of the rounds' (min-max)           "
 	    "target      sipc tcp                  sipc local\n");
 	for (i = 0; i < nratios; i++) {
@@ -1198,6 +1316,19 @@ print_ratios(int *met, int *total)
 		}
 		printf("  %-48s%-12s%s\n", r->name, tgt, a);
 	}
+}
+
+/* Every table of ratios, the loss and the targets met (in *met, out of
+ * *total). */
+static void
+print_ratios(int *met, int *total)
+{
+	int lossless = total_loss() == 0;
+
+	*met = *total = 0;
+	if (!shm_only)
+		print_main_ratios(met, total);
+	print_shm(met, total);
 	(*total)++;
 	*met += lossless;
 	printf("\n  zero loss in every run: %s (%lld messages lost, out of "
@@ -1219,22 +1350,605 @@ json_stat(FILE *fp, const char *name, const struct cell *cl,
 		    "\"max\": %.6g}", name, s.med, s.min, s.max);
 }
 
+/* Figures kept in results.json besides each case's metric. */
+static const char *json_extra[] = { "mb_per_s", "cpu_ns_per_message",
+    "requests_per_s",
+    "p99_us", "p999_us", "queued_bytes_max", "sender_peak_rss_kb",
+    "register_p50_us", "register_p99_us", "lookup_p99_us",
+    "join_p50_us", "join_p99_us", "register_per_s_1",
+    "register_per_s_16", "bytes_per_registration",
+    "broker_cpu_ns_per_registration" };
+
+/* One implementation's cell of a case, as "key": {...}. */
+static void
+json_cell(FILE *fp, int first, const char *key, const char *metric,
+    const struct cell *cl)
+{
+	size_t e;
+	int j, fr;
+
+	fprintf(fp, "%s\n      \"%s\": {\"count\": %ld, "
+	    "\"runs_ok\": %d, \"runs_failed\": %d", first ? "" : ",", key,
+	    cl->count, cl->n, cl->failed);
+	json_stat(fp, metric, cl, metric);
+	for (e = 0; e < sizeof(json_extra) / sizeof(json_extra[0]); e++)
+		if (strcmp(json_extra[e], metric))
+			json_stat(fp, json_extra[e], cl, json_extra[e]);
+	fprintf(fp, ", \"lost\": %.0f, \"errors\": %.0f", lost_of(cl),
+	    bad_of(cl));
+	fprintf(fp, ", \"runs\": [");
+	for (j = 0, fr = 1; j < cl->n; j++) {
+		if (cl->runs[j].raw == NULL)
+			continue;
+		fprintf(fp, "%s\n        %s", fr ? "" : ",", cl->runs[j].raw);
+		fr = 0;
+	}
+	fprintf(fp, "]}");
+}
+
+static void
+json_ratio(FILE *fp, int first, const struct ratio *r)
+{
+	fprintf(fp, "%s\n    {\"name\": \"%s\", \"impl\": \"%s\", "
+	    "\"value\": ", first ? "" : ",", r->name, r->impl);
+	if (r->ok)
+		fprintf(fp, "%.6g, \"min\": %.6g, \"max\": %.6g, "
+		    "\"rounds\": %d", r->value, r->lo, r->hi, r->nrounds);
+	else
+		fprintf(fp, "null");
+	if (r->has_target)
+		fprintf(fp, ", \"target\": \"%s %g\", \"pass\": %s",
+		    r->at_most ? "<=" : ">=", r->target,
+		    ratio_pass(r) ? "true" : "false");
+	fprintf(fp, "}");
+}
+
+/* ---- Shared memory (issue 15) -------------------------------------------- */
+
+/*
+ * The "shared memory" section: the figures a same-host shared-memory
+ * path is judged by, against its peers, in a table and ratios of their
+ * own.  Each peer is a column with a function that builds its command
+ * line; each case names the peers that run it (a bit per peer) and each
+ * comparison of shm_cmp[] is a ratio taken per round.  A sipc column is
+ * one more peer: an entry in enum shm_peer and shm_peer[] with its
+ * command function, its bit in the cases, and its comparisons (with the
+ * targets of the issue) in shm_cmp[].
+ *
+ * iceoryx needs its daemon: each round of this section starts a RouDi
+ * (iox-roudi -c roudi.toml, waiting until it says it is ready) and stops
+ * it with SIGTERM at the end of the round; RouDi then removes its files
+ * in /dev/shm, which is checked.
+ */
+enum shm_peer {
+	P_SIPC,		/* sipc bench --local: the ring, sipc_send() */
+	P_SIPC_LOAN,	/* the same with --loan: header written in place */
+	P_SIPC_UNIX,	/* SIPC_TRANSPORT=unix: sipc on the Unix socket */
+	P_SIPC_TCP,	/* a broker on loopback, SIPC_TRANSPORT=tcp */
+	P_IOX,		/* bench-iox: loan, header written */
+	P_IOX_COPY,	/* bench-iox --copy: loan, whole message copied in */
+	P_UNIX,		/* bench-tcp --unix */
+	P_MEMCPY,	/* bench-tcp memcpy */
+	NPEER
+};
+
+struct shm_case {
+	const char	*key;
+	const char	*title;
+	enum kind	 kind;		/* C_TPUT or C_RTT */
+	long		 size;
+	int		 receivers;
+	unsigned	 peers;		/* 1 << enum shm_peer */
+	const char	*metric;
+	struct cell	 cell[NPEER];
+};
+
+static void	shm_cmd_sipc(const struct job *, long, struct argv_buf *);
+static void	shm_cmd_iox(const struct job *, long, struct argv_buf *);
+static void	shm_cmd_unix(const struct job *, long, struct argv_buf *);
+static void	shm_cmd_memcpy(const struct job *, long, struct argv_buf *);
+
+static const struct {
+	const char	*title;
+	const char	*key;
+	int		 roudi;		/* needs RouDi running */
+	void		(*cmd)(const struct job *, long, struct argv_buf *);
+} shm_peer[NPEER] = {
+	{ "sipc shm", "sipc_shm", 0, shm_cmd_sipc },
+	{ "sipc shm (loan)", "sipc_shm_loan", 0, shm_cmd_sipc },
+	{ "sipc unix", "sipc_unix", 0, shm_cmd_sipc },
+	{ "sipc tcp", "sipc_tcp", 0, shm_cmd_sipc },
+	{ "iceoryx (loan)", "iceoryx", 1, shm_cmd_iox },
+	{ "iceoryx (copy)", "iceoryx_copy", 1, shm_cmd_iox },
+	{ "Unix (limit)", "unix", 0, shm_cmd_unix },
+	{ "memcpy (ceiling)", "memcpy", 0, shm_cmd_memcpy },
+};
+
+#define SHM_SIPC	(B(P_SIPC) | B(P_SIPC_UNIX) | B(P_SIPC_TCP))
+#define SHM_ALL		(SHM_SIPC | B(P_SIPC_LOAN) | B(P_IOX) | \
+			 B(P_IOX_COPY) | B(P_UNIX) | B(P_MEMCPY))
+#define SHM_FAN		(SHM_SIPC | B(P_SIPC_LOAN) | B(P_IOX) | \
+			 B(P_IOX_COPY) | B(P_UNIX))
+/* Round trips: sipc bench latency has no loan. */
+#define SHM_MSG		(SHM_SIPC | B(P_IOX) | B(P_IOX_COPY) | B(P_UNIX))
+
+static struct shm_case shm_cases[] = {
+	{ "shm_tput_64", "1->1 64 B", C_TPUT, 64, 1, SHM_ALL,
+	    "messages_per_s", { { 0 } } },
+	{ "shm_tput_1k", "1->1 1 KiB", C_TPUT, 1024, 1, SHM_ALL,
+	    "messages_per_s", { { 0 } } },
+	{ "shm_tput_64k", "1->1 64 KiB", C_TPUT, 65536, 1, SHM_ALL,
+	    "messages_per_s", { { 0 } } },
+	{ "shm_tput_1m", "1->1 1 MiB", C_TPUT, 1048576, 1, SHM_ALL,
+	    "messages_per_s", { { 0 } } },
+	{ "shm_fan8_64", "1->8 64 B", C_TPUT, 64, 8, SHM_FAN,
+	    "deliveries_per_s", { { 0 } } },
+	{ "shm_fan8_64k", "1->8 64 KiB", C_TPUT, 65536, 8, SHM_FAN,
+	    "deliveries_per_s", { { 0 } } },
+	{ "shm_rtt_64", "round trip 64 B", C_RTT, 64, 1, SHM_MSG,
+	    "p50_us", { { 0 } } },
+	{ "shm_rtt_64k", "round trip 64 KiB", C_RTT, 65536, 1, SHM_MSG,
+	    "p50_us", { { 0 } } },
+};
+#define NSHM	(sizeof(shm_cases) / sizeof(shm_cases[0]))
+
+/* Per round: peer num's figure key (NULL: the case's metric) over den's
+ * in case ck; a target when target > 0 (at most it when at_most). */
+static const struct {
+	const char	*ck;
+	int		 num;
+	int		 den;
+	const char	*key;
+	double		 target;
+	int		 at_most;
+} shm_cmp[] = {
+	/* Issue 15's targets. */
+	{ "shm_rtt_64", P_SIPC, P_UNIX, NULL, 0.5, 1 },
+	{ "shm_rtt_64", P_SIPC, P_IOX, NULL, 1.5, 1 },
+	{ "shm_rtt_64k", P_SIPC, P_UNIX, NULL, 0.5, 1 },
+	{ "shm_rtt_64k", P_SIPC, P_IOX, NULL, 1.5, 1 },
+	{ "shm_tput_64k", P_SIPC, P_UNIX, NULL, 3, 0 },
+	{ "shm_tput_64k", P_SIPC_LOAN, P_UNIX, NULL, 3, 0 },
+	{ "shm_tput_64k", P_SIPC, P_MEMCPY, "mb_per_s", 0.5, 0 },
+	{ "shm_tput_1m", P_SIPC, P_UNIX, NULL, 3, 0 },
+	{ "shm_tput_1m", P_SIPC_LOAN, P_UNIX, NULL, 3, 0 },
+	{ "shm_tput_1m", P_SIPC, P_MEMCPY, "mb_per_s", 0.5, 0 },
+	{ "shm_fan8_64k", P_SIPC, P_SIPC_UNIX, NULL, 4, 0 },
+	/* Where sipc stands otherwise. */
+	{ "shm_tput_64", P_SIPC, P_SIPC_UNIX, NULL, 0, 0 },
+	{ "shm_tput_64", P_SIPC, P_IOX, NULL, 0, 0 },
+	{ "shm_tput_1k", P_SIPC, P_SIPC_UNIX, NULL, 0, 0 },
+	{ "shm_tput_64k", P_SIPC, P_SIPC_UNIX, NULL, 0, 0 },
+	{ "shm_tput_64k", P_SIPC_LOAN, P_IOX, NULL, 0, 0 },
+	{ "shm_tput_1m", P_SIPC_LOAN, P_IOX, NULL, 0, 0 },
+	{ "shm_fan8_64k", P_SIPC_LOAN, P_IOX, NULL, 0, 0 },
+	{ "shm_rtt_64", P_SIPC, P_SIPC_UNIX, NULL, 0, 1 },
+	/* The peers against each other. */
+	{ "shm_tput_64", P_IOX, P_UNIX, NULL, 0, 0 },
+	{ "shm_tput_64", P_IOX_COPY, P_UNIX, NULL, 0, 0 },
+	{ "shm_tput_64", P_IOX_COPY, P_MEMCPY, "mb_per_s", 0, 0 },
+	{ "shm_tput_1k", P_IOX, P_UNIX, NULL, 0, 0 },
+	{ "shm_tput_1k", P_IOX_COPY, P_UNIX, NULL, 0, 0 },
+	{ "shm_tput_1k", P_IOX_COPY, P_MEMCPY, "mb_per_s", 0, 0 },
+	{ "shm_tput_64k", P_IOX, P_UNIX, NULL, 0, 0 },
+	{ "shm_tput_64k", P_IOX_COPY, P_UNIX, NULL, 0, 0 },
+	{ "shm_tput_64k", P_IOX_COPY, P_MEMCPY, "mb_per_s", 0, 0 },
+	{ "shm_tput_64k", P_UNIX, P_MEMCPY, "mb_per_s", 0, 0 },
+	{ "shm_tput_1m", P_IOX, P_UNIX, NULL, 0, 0 },
+	{ "shm_tput_1m", P_IOX_COPY, P_UNIX, NULL, 0, 0 },
+	{ "shm_tput_1m", P_IOX_COPY, P_MEMCPY, "mb_per_s", 0, 0 },
+	{ "shm_tput_1m", P_UNIX, P_MEMCPY, "mb_per_s", 0, 0 },
+	{ "shm_fan8_64", P_IOX, P_UNIX, NULL, 0, 0 },
+	{ "shm_fan8_64k", P_IOX, P_UNIX, NULL, 0, 0 },
+	{ "shm_fan8_64k", P_IOX_COPY, P_UNIX, NULL, 0, 0 },
+	{ "shm_rtt_64", P_IOX, P_UNIX, NULL, 0, 1 },
+	{ "shm_rtt_64k", P_IOX, P_UNIX, NULL, 0, 1 },
+	{ "shm_rtt_64k", P_IOX_COPY, P_UNIX, NULL, 0, 1 },
+};
+#define NSHM_CMP	(sizeof(shm_cmp) / sizeof(shm_cmp[0]))
+
+static struct ratio shm_ratios[NSHM_CMP];
+static char	    path_iox[512], path_roudi_cfg[512] =
+		    "scripts/bench/roudi.toml", path_roudi_log[512];
+static pid_t	    roudi_pid = -1;
+static pid_t	    main_pid;
+
+/* sipc bench with the transport forced (env(1): the variable for that
+ * command only). */
+static void
+shm_cmd_sipc(const struct job *j, long count, struct argv_buf *a)
+{
+	const struct shm_case *c = j->c;
+
+	memset(a, 0, sizeof(*a));
+	arg(a, "/usr/bin/env");
+	arg(a, j->im == P_SIPC_UNIX ? "SIPC_TRANSPORT=unix" :
+	    j->im == P_SIPC_TCP ? "SIPC_TRANSPORT=tcp" : "SIPC_TRANSPORT=shm");
+	arg(a, path_sipc);
+	arg(a, "bench");
+	arg(a, c->kind == C_RTT ? "latency" : c->receivers > 1 ? "fanout" :
+	    "throughput");
+	if (j->im == P_SIPC_TCP) {
+		arg(a, "--broker");
+		arg(a, broker_addr);
+		arg(a, "--spawn");
+	} else
+		arg(a, "--local");
+	if (c->kind == C_TPUT)
+		argl(a, "--receivers", c->receivers);
+	if (j->im == P_SIPC_LOAN)
+		arg(a, "--loan");
+	argl(a, "--size", c->size);
+	argl(a, "--count", count);
+	arg(a, "--json");
+}
+
+static void
+shm_cmd_iox(const struct job *j, long count, struct argv_buf *a)
+{
+	const struct shm_case *c = j->c;
+
+	memset(a, 0, sizeof(*a));
+	arg(a, path_iox);
+	arg(a, c->kind == C_TPUT ? "stream" : "pingpong");
+	if (c->kind == C_TPUT)
+		argl(a, "--receivers", c->receivers);
+	if (j->im == P_IOX_COPY)
+		arg(a, "--copy");
+	argl(a, "--size", c->size);
+	argl(a, "--count", count);
+}
+
+static void
+shm_cmd_unix(const struct job *j, long count, struct argv_buf *a)
+{
+	const struct shm_case *c = j->c;
+
+	memset(a, 0, sizeof(*a));
+	arg(a, path_tcp);
+	arg(a, c->kind == C_TPUT ? "stream" : "pingpong");
+	if (c->kind == C_TPUT)
+		argl(a, "--receivers", c->receivers);
+	arg(a, "--unix");
+	argl(a, "--size", c->size);
+	argl(a, "--count", count);
+}
+
+static void
+shm_cmd_memcpy(const struct job *j, long count, struct argv_buf *a)
+{
+	const struct shm_case *c = j->c;
+
+	memset(a, 0, sizeof(*a));
+	arg(a, path_tcp);
+	arg(a, "memcpy");
+	argl(a, "--size", c->size);
+	argl(a, "--count", count);
+}
+
+static void
+shm_job(struct shm_case *c, int p, struct job *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->kind = c->kind;
+	j->size = c->size;
+	j->max = max_count(c->kind, I_UNIX);
+	snprintf(j->what, sizeof(j->what), "%s %s", shm_peer[p].title,
+	    c->title);
+	j->cell = &c->cell[p];
+	j->c = c;
+	j->im = p;
+	j->cmd = shm_peer[p].cmd;
+}
+
+static int
+roudi_exec(void *arg)
+{
+	int fd;
+
+	/* SIGTERM, not fork_bound()'s SIGKILL, should bench-run die:
+	 * RouDi then removes its files in /dev/shm. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if ((fd = open(path_roudi_log, O_WRONLY | O_CREAT | O_APPEND |
+	    O_CLOEXEC, 0644)) != -1) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+	}
+	execlp("iox-roudi", "iox-roudi", "-c", path_roudi_cfg, "-l",
+	    "warning", (char *)NULL);
+	fprintf(stderr, "bench-run: cannot execute iox-roudi: %s\n",
+	    strerror(errno));
+	return 127;
+}
+
+/* Whether RouDi's log says it is ready, from offset from on. */
+static int
+roudi_ready(off_t from)
+{
+	char buf[4096];
+	ssize_t n;
+	int fd, ready = 0;
+
+	if ((fd = open(path_roudi_log, O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	if ((n = pread(fd, buf, sizeof(buf) - 1, from)) > 0) {
+		buf[n] = '\0';
+		ready = strstr(buf, "RouDi is ready for clients") != NULL;
+	}
+	close(fd);
+	return ready;
+}
+
+/* Starts RouDi and waits up to 10 s until it is ready: 0, or -1 after
+ * a message (nothing left running). */
+static int
+roudi_start(void)
+{
+	struct stat st;
+	off_t from = stat(path_roudi_log, &st) == 0 ? st.st_size : 0;
+	int i;
+
+	if ((roudi_pid = proc_fork(roudi_exec, NULL)) == -1) {
+		fprintf(stderr, "bench-run: fork: %s\n", strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < 400; i++) {
+		if (roudi_ready(from))
+			return 0;
+		if (waitpid(roudi_pid, NULL, WNOHANG) == roudi_pid) {
+			roudi_pid = -1;
+			break;
+		}
+		sleep_ms(25);
+	}
+	if (roudi_pid > 0)
+		proc_stop(roudi_pid, 5000);
+	roudi_pid = -1;
+	fprintf(stderr, "bench-run: iox-roudi did not start (is another "
+	    "RouDi running? see %s)\n", path_roudi_log);
+	return -1;
+}
+
+/*
+ * SIGTERM, then a look for what it left.  A RouDi that does not exit
+ * with 0 (it aborts when a registered process has died unnoticed) leaves
+ * its shared memory, sockets and locks behind: those of the RouDi this
+ * driver started (only one can run on a host), named by iceoryx, are
+ * removed here then, and each is reported.
+ */
+static void
+roudi_stop(void)
+{
+	struct passwd *pw = getpwuid(getuid());
+	char seg[300], *left[] = { "/dev/shm/iceoryx_mgmt", seg,
+	    "/tmp/roudi", "/tmp/roudi.lock", "/tmp/iox-unique-roudi.lock" };
+	size_t i;
+	int st;
+
+	if (roudi_pid <= 0)
+		return;
+	st = proc_stop(roudi_pid, 5000);
+	roudi_pid = -1;
+	snprintf(seg, sizeof(seg), "/dev/shm/%s", pw ? pw->pw_name : "?");
+	if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+		/* A clean stop leaves nothing: say so when it did. */
+		for (i = 0; i < 2; i++)
+			if (access(left[i], F_OK) == 0) {
+				fprintf(stderr, "bench-run: iox-roudi left %s "
+				    "behind\n", left[i]);
+				failures++;
+			}
+		return;
+	}
+	fprintf(stderr, "bench-run: iox-roudi did not stop cleanly (see %s)\n",
+	    path_roudi_log);
+	failures++;
+	for (i = 0; i < sizeof(left) / sizeof(left[0]); i++)
+		if (unlink(left[i]) == 0)
+			fprintf(stderr, "bench-run: removed %s, which it left "
+			    "behind\n", left[i]);
+}
+
+/* On exit() (fatal()): RouDi stopped, so that /dev/shm is clean. */
+static void
+roudi_atexit(void)
+{
+	if (getpid() == main_pid && roudi_pid > 0)
+		proc_stop(roudi_pid, 5000);
+}
+
+/*
+ * One round of the section (round < 0: the pilots), with a RouDi of its
+ * own; the peers take turns as in the main table.
+ */
+static void
+shm_round(int round)
+{
+	struct shm_case *c;
+	struct job j;
+	size_t k;
+	int i, p, up = roudi_start() == 0, failed = failures;
+
+	for (k = 0; k < NSHM; k++) {
+		c = &shm_cases[k];
+		for (i = 0; i < NPEER; i++) {
+			p = (round < 0 ? i : round + i) % NPEER;
+			if (!(c->peers & B(p)) || c->cell[p].count < 0)
+				continue;
+			shm_job(c, p, &j);
+			if (shm_peer[p].roudi && !up) {
+				failures++;
+				if (round < 0)
+					c->cell[p].count = -1;
+				else
+					c->cell[p].failed++;
+				continue;
+			}
+			if (round >= 0)
+				measure_job(&j, round);
+			else if (calibrate_job(&j) == -1) {
+				c->cell[p].count = -1;
+				failures++;
+			}
+		}
+	}
+	/* A bench-iox process killed on time out stays registered until
+	 * RouDi's monitoring drops it (1.5 s): RouDi would abort on SIGTERM
+	 * before that. */
+	if (up && failures > failed)
+		sleep_ms(2000);
+	roudi_stop();
+}
+
+static double
+shm_loss(void)
+{
+	double n = 0;
+	size_t k;
+	int p;
+
+	for (k = 0; k < NSHM; k++)
+		for (p = 0; p < NPEER; p++)
+			n += lost_of(&shm_cases[k].cell[p]) +
+			    bad_of(&shm_cases[k].cell[p]);
+	return n;
+}
+
+static struct shm_case *
+shm_find(const char *key)
+{
+	size_t k;
+
+	for (k = 0; k < NSHM; k++)
+		if (!strcmp(shm_cases[k].key, key))
+			return &shm_cases[k];
+	return NULL;
+}
+
+static void
+shm_compute_ratios(void)
+{
+	const struct shm_case *c;
+	struct ratio *r;
+	const char *key;
+	size_t i;
+
+	for (i = 0; i < NSHM_CMP; i++) {
+		r = &shm_ratios[i];
+		memset(r, 0, sizeof(*r));
+		if ((c = shm_find(shm_cmp[i].ck)) == NULL)
+			continue;
+		key = shm_cmp[i].key ? shm_cmp[i].key : c->metric;
+		snprintf(r->name, sizeof(r->name), "%s %s: %s vs %s",
+		    c->title, !strcmp(key, "mb_per_s") ? "MB/s" :
+		    !strcmp(key, "p50_us") ? "p50" : c->receivers > 1 ?
+		    "deliveries/s" : "msg/s", shm_peer[shm_cmp[i].num].title,
+		    shm_peer[shm_cmp[i].den].title);
+		r->impl = shm_peer[shm_cmp[i].num].key;
+		r->target = shm_cmp[i].target;
+		r->has_target = shm_cmp[i].target > 0;
+		r->at_most = shm_cmp[i].at_most;
+		round_ratios(r, &c->cell[shm_cmp[i].num],
+		    &c->cell[shm_cmp[i].den], key);
+	}
+}
+
+/* The section's table and ratios; its targets are added to *met and
+ * *total. */
+static void
+print_shm(int *met, int *total)
+{
+	const struct shm_case *c;
+	char lab[64], a[48], tgt[32];
+	size_t k;
+	int i;
+
+	printf("\nshared memory\n%-*s", 30, "case (median, min-max)");
+	for (i = 0; i < NPEER; i++)
+		printf("%-*s", COLW, shm_peer[i].title);
+	printf("\n");
+	for (k = 0; k < NSHM; k++) {
+		c = &shm_cases[k];
+		if (c->kind == C_TPUT) {
+			snprintf(lab, sizeof(lab), "%s  %s", c->title,
+			    c->receivers > 1 ? "deliveries/s" : "msg/s");
+			row_cells(c->cell, c->peers, NPEER, lab, c->metric);
+			row_cells(c->cell, c->peers, NPEER, "  MB/s",
+			    "mb_per_s");
+			row_cells(c->cell, c->peers, NPEER,
+			    "  CPU ns per message", "cpu_ns_per_message");
+			row_loss_cells(c->cell, c->peers, NPEER);
+		} else {
+			snprintf(lab, sizeof(lab), "%s  p50 us", c->title);
+			row_cells(c->cell, c->peers, NPEER, lab, "p50_us");
+			row_cells(c->cell, c->peers, NPEER, "  p99 us",
+			    "p99_us");
+			row_cells(c->cell, c->peers, NPEER,
+			    "  CPU ns per round trip", "cpu_ns_per_message");
+		}
+	}
+	printf("\n  iceoryx: Debian's iceoryx 2.0 C binding, a RouDi per "
+	    "round; loan: the sender writes the\n  16-byte header into the "
+	    "loaned chunk; copy: the whole message.  Receivers in processes "
+	    "of\n  their own wait in a WaitSet.  memcpy: one thread, one "
+	    "message copied to a destination\n  walking 8 MiB (see "
+	    "scripts/bench/README.md).\n");
+	printf("\nshared memory: ratios, median of the rounds' (min-max)      "
+	    "target      value\n");
+	for (k = 0; k < NSHM_CMP; k++) {
+		const struct ratio *r = &shm_ratios[k];
+
+		if (r->has_target)
+			snprintf(tgt, sizeof(tgt), "%s %.2fx", r->at_most ?
+			    "<=" : ">=", r->target);
+		else
+			snprintf(tgt, sizeof(tgt), "-");
+		fmt_ratio(r, a, sizeof(a));
+		printf("  %-58s%-12s%s\n", r->name, tgt, a);
+		if (r->has_target) {
+			(*total)++;
+			*met += ratio_pass(r);
+		}
+	}
+}
+
+/* results.json: "shm_cases" and "shm_ratios", after the others. */
+static void
+write_shm_json(FILE *fp)
+{
+	const struct shm_case *c;
+	size_t k;
+	int p, first;
+
+	fprintf(fp, "  \"shm_cases\": {\n");
+	for (k = 0; k < NSHM; k++) {
+		c = &shm_cases[k];
+		fprintf(fp, "    \"%s\": {\"title\": \"%s\", \"metric\": "
+		    "\"%s\", \"size\": %ld, \"receivers\": %d, \"impls\": {",
+		    c->key, c->title, c->metric, c->size, c->receivers);
+		for (p = 0, first = 1; p < NPEER; p++) {
+			if (!(c->peers & B(p)))
+				continue;
+			json_cell(fp, first, shm_peer[p].key, c->metric,
+			    &c->cell[p]);
+			first = 0;
+		}
+		fprintf(fp, "}}%s\n", k + 1 < NSHM ? "," : "");
+	}
+	fprintf(fp, "  },\n  \"shm_ratios\": [");
+	for (k = 0; k < NSHM_CMP; k++)
+		json_ratio(fp, k == 0, &shm_ratios[k]);
+	fprintf(fp, "\n  ],\n");
+}
+
 static void
 write_json(double elapsed, int met, int total)
 {
-	static const char *extra[] = { "mb_per_s", "cpu_ns_per_message",
-	    "requests_per_s",
-	    "p99_us", "p999_us", "queued_bytes_max", "sender_peak_rss_kb",
-	    "register_p50_us", "register_p99_us", "lookup_p99_us",
-	    "join_p50_us", "join_p99_us", "register_per_s_1",
-	    "register_per_s_16", "bytes_per_registration",
-	    "broker_cpu_ns_per_registration" };
 	const struct bcase *c;
-	const struct cell *cl;
 	struct utsname u;
 	FILE *fp;
-	size_t k, e;
-	int i, j, first, fc;
+	size_t k;
+	int i, fc;
 
 	if ((fp = fopen(path_out, "w")) == NULL) {
 		fprintf(stderr, "bench-run: %s: %s\n", path_out,
@@ -1255,53 +1969,20 @@ write_json(double elapsed, int met, int total)
 		fprintf(fp, "    \"%s\": {\"title\": \"%s\", \"metric\": "
 		    "\"%s\", \"size\": %ld, \"receivers\": %d, \"impls\": {",
 		    c->key, c->title, c->metric, c->size, c->receivers);
-		fc = 1;
-		for (i = 0; i < NIMPL; i++) {
+		for (i = 0, fc = 1; i < NIMPL; i++) {
 			if (!(c->impls & B(i)))
 				continue;
-			cl = &c->cell[i];
-			fprintf(fp, "%s\n      \"%s\": {\"count\": %ld, "
-			    "\"runs_ok\": %d, \"runs_failed\": %d",
-			    fc ? "" : ",", impl_key[i], cl->count, cl->n,
-			    cl->failed);
+			json_cell(fp, fc, impl_key[i], c->metric, &c->cell[i]);
 			fc = 0;
-			json_stat(fp, c->metric, cl, c->metric);
-			for (e = 0; e < sizeof(extra) / sizeof(extra[0]); e++)
-				if (strcmp(extra[e], c->metric))
-					json_stat(fp, extra[e], cl, extra[e]);
-			fprintf(fp, ", \"lost\": %.0f, \"errors\": %.0f",
-			    lost_of(cl), bad_of(cl));
-			fprintf(fp, ", \"runs\": [");
-			for (j = 0, first = 1; j < cl->n; j++) {
-				if (cl->runs[j].raw == NULL)
-					continue;
-				fprintf(fp, "%s\n        %s", first ? "" : ",",
-				    cl->runs[j].raw);
-				first = 0;
-			}
-			fprintf(fp, "]}");
 		}
 		fprintf(fp, "}}%s\n", k + 1 < NCASES ? "," : "");
 	}
 	fprintf(fp, "  },\n  \"ratios\": [");
-	for (i = 0; i < nratios; i++) {
-		const struct ratio *r = &ratios[i];
-
-		fprintf(fp, "%s\n    {\"name\": \"%s\", \"impl\": \"%s\", "
-		    "\"value\": ", i ? "," : "", r->name, r->impl);
-		if (r->ok)
-			fprintf(fp, "%.6g, \"min\": %.6g, \"max\": %.6g, "
-			    "\"rounds\": %d", r->value, r->lo, r->hi,
-			    r->nrounds);
-		else
-			fprintf(fp, "null");
-		if (r->has_target)
-			fprintf(fp, ", \"target\": \"%s %g\", \"pass\": %s",
-			    r->at_most ? "<=" : ">=", r->target,
-			    ratio_pass(r) ? "true" : "false");
-		fprintf(fp, "}");
-	}
-	fprintf(fp, "\n  ],\n  \"all_lossless\": %s, \"total_lost_or_bad\": "
+	for (i = 0; i < nratios; i++)
+		json_ratio(fp, i == 0, &ratios[i]);
+	fprintf(fp, "\n  ],\n");
+	write_shm_json(fp);
+	fprintf(fp, "  \"all_lossless\": %s, \"total_lost_or_bad\": "
 	    "%lld, \"measurements_failed\": %d, \"targets_met\": %d, "
 	    "\"targets\": %d\n}\n", total_loss() == 0 ? "true" : "false",
 	    total_loss(), failures, met, total);
@@ -1359,42 +2040,12 @@ paths(void)
 	    build);
 	snprintf(path_nats_log, sizeof(path_nats_log),
 	    "%s/bench/nats-server.log", build);
+	snprintf(path_iox, sizeof(path_iox), "%s/bench/bin/bench-iox", build);
+	snprintf(path_roudi_log, sizeof(path_roudi_log), "%s/bench/roudi.log",
+	    build);
 	if (path_out[0] == '\0')
 		snprintf(path_out, sizeof(path_out), "%s/bench/results.json",
 		    build);
-}
-
-static void
-measure(struct bcase *c, enum impl im, int round)
-{
-	struct cell *cl = &c->cell[im];
-	struct argv_buf a;
-	struct run r;
-	char what[128];
-
-	if (cl->count < 0)
-		return;		/* its pilot failed */
-	snprintf(what, sizeof(what), "%s %s, round %d", impl_title[im],
-	    c->title, round + 1);
-	/* Something is badly wrong when the whole bench runs this long:
-	 * stop measuring, still report what there is. */
-	if (mono_ns() - t_start > (int64_t)BUDGET_S * 1000000000) {
-		if (skipped++ == 0)
-			fprintf(stderr, "bench-run: over %d s; skipping the "
-			    "remaining measurements\n", BUDGET_S);
-		cl->failed++;
-		failures++;
-		return;
-	}
-	command(c, im, cl->count, &a);
-	if (run_cmd(a.v, case_cpu(c), what, &r) == -1) {
-		cl->failed++;
-		failures++;
-		/* A run that reported (loss) is kept, to be shown. */
-		if (r.raw == NULL)
-			return;
-	}
-	cl->runs[cl->n++] = r;
 }
 
 int
@@ -1409,12 +2060,18 @@ main(int argc, char **argv)
 
 	prog = "bench-run";
 	signal(SIGPIPE, SIG_IGN);
+	main_pid = getpid();
+	atexit(roudi_atexit);
 	for (i = 1; i < argc; i++) {
 		const char *o = argv[i];
 
 		if (!strcmp(o, "--quick")) {
 			rounds = 1;
 			target_s = 0.2;
+			continue;
+		}
+		if (!strcmp(o, "--shm-only")) {
+			shm_only = 1;
 			continue;
 		}
 		if (i + 1 >= argc)
@@ -1429,38 +2086,51 @@ main(int argc, char **argv)
 			rtt_cpu = (int)opt_long(o, argv[++i], -1, ncpu - 1);
 		else if (!strcmp(o, "--out"))
 			snprintf(path_out, sizeof(path_out), "%s", argv[++i]);
+		else if (!strcmp(o, "--roudi-config"))
+			snprintf(path_roudi_cfg, sizeof(path_roudi_cfg), "%s",
+			    argv[++i]);
 		else
 			usage_error("unknown option '%s'", o);
 	}
 	if (build == NULL)
 		usage_error("usage: bench-run --build DIR [--rounds N] "
-		    "[--seconds S] [--rtt-cpu N] [--out FILE] [--quick]");
+		    "[--seconds S] [--rtt-cpu N] [--out FILE] [--quick] "
+		    "[--shm-only] [--roudi-config FILE]");
 	if (rtt_cpu == -2)
 		rtt_cpu = ncpu > 1 ? (int)ncpu - 1 : -1;
 	paths();
 	if (access(path_sipc, X_OK) || access(path_epmd, X_OK) ||
 	    access(path_tcp, X_OK) || access(path_zmq, X_OK) ||
-	    access(path_broker, X_OK) || access(path_nats, X_OK))
+	    access(path_broker, X_OK) || access(path_nats, X_OK) ||
+	    access(path_iox, X_OK))
 		fatal("programs missing under %s: run make bench", build);
-	epmd_start();
-	nats_start();
-	printf("make bench: %d round%s of %zu cases, %.1f s per measurement, "
-	    "%ld CPUs; sipc tcp via the broker at %s\n", rounds,
-	    rounds == 1 ? "" : "s", NCASES, target_s, ncpu, broker_addr);
+	if (access(path_roudi_cfg, R_OK))
+		fatal("%s: %s (--roudi-config)", path_roudi_cfg,
+		    strerror(errno));
+	unlink(path_roudi_log);		/* this run's log only */
+	epmd_start();			/* sipc tcp of both sections */
+	if (!shm_only)
+		nats_start();
+	printf("make bench: %d round%s of %zu + %zu shared-memory cases, "
+	    "%.1f s per measurement, %ld CPUs", rounds, rounds == 1 ? "" :
+	    "s", shm_only ? 0 : NCASES, NSHM, target_s, ncpu);
+	printf("; sipc tcp via the broker at %s", broker_addr);
+	printf("\n");
 	printf("sizing message counts (one pilot run each) ...\n");
 	fflush(stdout);
-	for (k = 0; k < NCASES; k++)
+	for (k = 0; k < NCASES && !shm_only; k++)
 		for (im = 0; im < NIMPL; im++)
 			if ((cases[k].impls & B(im)) &&
 			    calibrate(&cases[k], (enum impl)im) == -1) {
 				cases[k].cell[im].count = -1;
 				failures++;
 			}
+	shm_round(-1);
 	for (rd = 0; rd < rounds; rd++) {
 		printf("round %d of %d (%.0f s so far) ...\n", rd + 1, rounds,
 		    (double)(mono_ns() - t0) / 1e9);
 		fflush(stdout);
-		for (k = 0; k < NCASES; k++) {
+		for (k = 0; k < NCASES && !shm_only; k++) {
 			/* Round-robin, each round starting one further. */
 			start = rd % NIMPL;
 			for (i = 0; i < NIMPL; i++) {
@@ -1469,6 +2139,7 @@ main(int argc, char **argv)
 					measure(&cases[k], (enum impl)im, rd);
 			}
 		}
+		shm_round(rd);
 	}
 	server_stop(&epmd_pid, 0, "sipc-epmd", path_log);
 	/* nats-server exits 1 on SIGTERM, by design. */
@@ -1480,8 +2151,11 @@ main(int argc, char **argv)
 		other_cpu_pct = 0;
 	steal_pct = (double)(machine_cpu_ns(1) - steal0) * 100.0 /
 	    ((double)(mono_ns() - t0) * (double)ncpu);
-	print_table();
-	compute_ratios();
+	if (!shm_only) {
+		print_table();
+		compute_ratios();
+	}
+	shm_compute_ratios();
 	print_ratios(&met, &total);
 	write_json((double)(mono_ns() - t0) / 1e9, met, total);
 	printf("\n  other processes used %.0f %% of the machine's CPU time "

@@ -5,6 +5,7 @@
  *   bench-tcp stream   [--size B] [--count N] [--receivers N] [--unix]
  *   bench-tcp pingpong [--size B] [--count N] [--unix]
  *   bench-tcp connect  [--size B] [--count N]
+ *   bench-tcp memcpy   [--size B] [--count N]
  *
  * stream: one sender writes frames (4-byte big-endian length + payload)
  * to each receiver process, coalescing them into writes of up to 64 KiB
@@ -13,7 +14,13 @@
  * and reports over a pipe.  pingpong: a message of --size bytes there
  * and back, with TCP_NODELAY, to an echoing child.  connect: socket(),
  * connect() and one frame, until it is read from the accepted socket of
- * a fresh listener, in this process.
+ * a fresh listener, in this process.  memcpy: no socket, the ceiling of
+ * the shared-memory rows: one thread copies one --size message (hot in
+ * the cache, like every sender's template here) --count times into a
+ * destination that walks through 8 MiB: more than a core's L2 cache on
+ * this machine (1 MiB), within its L3 (32 MiB), as a ring of that size
+ * would be.  A ring larger than L3 copies at memory speed, about a third
+ * of that here: then the ceiling is out of reach, never too low.
  *
  * It measures what the kernel can do with the simplest code; it has none
  * of sipc's features (no acknowledgements, no discovery).  Prints one
@@ -488,6 +495,58 @@ run_connect(void)
 	return 0;
 }
 
+/* ---- memcpy ------------------------------------------------------------- */
+
+#define SPAN	(8L * 1024 * 1024)	/* the destination, at least */
+
+static int
+run_memcpy(void)
+{
+	size_t size = (size_t)cfg.size, slots, off;
+	uint8_t *src, *dst;
+	int64_t t0, cpu0;
+	struct jout j;
+	double ns;
+	long m;
+
+	slots = SPAN / (long)size < 2 ? 2 : (size_t)(SPAN / (long)size);
+	if ((src = malloc(size)) == NULL ||
+	    (dst = malloc(slots * size)) == NULL)
+		fatal("out of memory");
+	/* Every page faulted in, and one pass untimed. */
+	memset(src, 0x5a, size);
+	for (m = 0; m < (long)slots; m++)
+		memcpy(dst + (size_t)m * size, src, size);
+	memset(dst, 0, slots * size);
+	cpu0 = cpu_self_ns();
+	t0 = mono_ns();
+	for (m = 0; m < cfg.count; m++) {
+		off = (size_t)m % slots * size;
+		memcpy(dst + off, src, size);
+	}
+	ns = (double)(mono_ns() - t0);
+	cpu0 = cpu_self_ns() - cpu0;
+	off = (size_t)(cfg.count - 1) % slots * size;
+	if (memcmp(dst + off, src, size) != 0)
+		fatal("memcpy: the copy differs");
+	json_begin(&j, stdout);
+	json_str(&j, "case", "memcpy");
+	json_str(&j, "impl", "memcpy");
+	json_int(&j, "size", cfg.size);
+	json_int(&j, "count", cfg.count);
+	json_int(&j, "span_bytes", (long long)(slots * size));
+	json_num(&j, "seconds", ns / 1e9);
+	json_num(&j, "messages_per_s", (double)cfg.count * 1e9 / ns);
+	json_num(&j, "mb_per_s", (double)cfg.count * (double)size * 1e3 / ns);
+	json_int(&j, "lost", 0);
+	json_int(&j, "errors", 0);
+	json_num(&j, "cpu_ns_per_message", (double)cpu0 / (double)cfg.count);
+	json_end(&j);
+	free(src);
+	free(dst);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -497,8 +556,8 @@ main(int argc, char **argv)
 	cfg.count = 100000;
 	cfg.receivers = 1;
 	case_opts_parse(argc, argv, &cfg, 1, "usage: bench-tcp "
-	    "stream|pingpong|connect [--size B] [--count N] [--receivers N] "
-	    "[--unix]");
+	    "stream|pingpong|connect|memcpy [--size B] [--count N] "
+	    "[--receivers N] [--unix]");
 	if (!strcmp(cfg.mode, "stream"))
 		return run_stream();
 	if (!strcmp(cfg.mode, "pingpong")) {
@@ -510,5 +569,8 @@ main(int argc, char **argv)
 		case_count_max(&cfg, 100000);
 		return run_connect();
 	}
-	usage_error("unknown case '%s' (stream, pingpong, connect)", cfg.mode);
+	if (!strcmp(cfg.mode, "memcpy"))
+		return run_memcpy();
+	usage_error("unknown case '%s' (stream, pingpong, connect, memcpy)",
+	    cfg.mode);
 }

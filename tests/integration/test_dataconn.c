@@ -23,18 +23,6 @@
 
 static char out[1 << 16];
 
-/* A private local registry, so that nothing meets the user's. */
-static void
-local_registry(void)
-{
-	char xdg[300];
-
-	snprintf(xdg, sizeof(xdg), "%s/xdg", tu_tmpdir());
-	mkdir(xdg, 0700);
-	setenv("XDG_RUNTIME_DIR", xdg, 1);
-	unsetenv("SIPC_BROKER");
-}
-
 /* ---- A receiver that counts ---------------------------------------------- */
 
 struct counts {
@@ -145,29 +133,8 @@ raw_sender(const char *path, const char *handle, uint64_t sender_id,
     uint64_t first_seq, uint32_t heartbeat_ms, uint32_t ack_bytes,
     struct wire_dhello_ok *ok)
 {
-	struct wire_dhello m;
-	struct wire_header h;
-	uint8_t buf[4096];
-	struct wbuf w;
-	int fd;
-
-	ck_assert_int_ge(fd = tu_connect_unix(path), 0);
-	memset(&m, 0, sizeof(m));
-	m.min_version = m.max_version = 1;
-	m.sender_id = sender_id;
-	m.first_seq = first_seq;
-	m.heartbeat_ms = heartbeat_ms;
-	m.ack_bytes = ack_bytes;
-	m.handle.ptr = handle;
-	m.handle.len = (uint16_t)strlen(handle);
-	wbuf_init(&w, 4096);
-	ck_assert_int_eq(wire_enc_dhello(&w, 1, &m), 0);
-	ck_assert_int_eq(tu_send_wbuf(fd, &w), 0);
-	wbuf_free(&w);
-	ck_assert_int_eq(tu_recv(fd, &h, buf, sizeof(buf), 5000), 0);
-	ck_assert_int_eq(h.type, WIRE_OK);
-	ck_assert_int_eq(wire_dec_ok_dhello(buf, h.len, ok), 0);
-	return fd;
+	return tu_raw_sender(path, handle, 0, sender_id, first_seq,
+	    heartbeat_ms, ack_bytes, ok);
 }
 
 /* Appends DATA seq with a body of len bytes of c to w. */
@@ -226,7 +193,7 @@ START_TEST(test_ack_bytes_honoured)
 	char path[256];
 	int seen[16], fd, i;
 
-	local_registry();
+	tu_local_registry();
 	memset(&c, 0, sizeof(c));
 	ck_assert_int_eq(sipc_epm_local(&epm), 0);
 	rx = counting_receiver(epm, "acks", &c, path, sizeof(path));
@@ -279,7 +246,7 @@ START_TEST(test_heartbeat_after_dhello)
 	int64_t t0, ping, closed;
 	int fd;
 
-	local_registry();
+	tu_local_registry();
 	memset(&c, 0, sizeof(c));
 	ck_assert_int_eq(sipc_epm_local(&epm), 0);
 	rx = counting_receiver(epm, "beat", &c, path, sizeof(path));
@@ -319,7 +286,7 @@ START_TEST(test_gap_at_dhello)
 	char path[256];
 	int fd;
 
-	local_registry();
+	tu_local_registry();
 	memset(&c, 0, sizeof(c));
 	ck_assert_int_eq(sipc_epm_local(&epm), 0);
 	rx = counting_receiver(epm, "gaps", &c, path, sizeof(path));
@@ -397,7 +364,7 @@ START_TEST(test_loss_equals_gaps)
 	char msg[100];
 	long i;
 
-	local_registry();
+	tu_local_registry();
 	memset(&c, 0, sizeof(c));
 	memset(&f, 0, sizeof(f));
 	c.stall_at = 100;
@@ -604,7 +571,7 @@ START_TEST(test_send_timeout_whole)
 	int64_t t0, took;
 	int rc;
 
-	local_registry();
+	tu_local_registry();
 	snprintf(outf, sizeof(outf), "%s/frozen.out", tu_tmpdir());
 	rx = tu_spawn_recv(NULL, "frozen", 1000, outf, NULL);
 	ck_assert_int_gt(rx, 0);

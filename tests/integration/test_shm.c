@@ -75,6 +75,7 @@ struct tally {
 
 static struct tally rt;
 static int rt_fd = -1;
+static uint64_t rt_sender;	/* of the last message */
 
 static void
 r_message(sipc_receiver *rx, const struct sipc_message *m, void *arg)
@@ -85,6 +86,10 @@ r_message(sipc_receiver *rx, const struct sipc_message *m, void *arg)
 
 	(void)rx;
 	(void)arg;
+	/* In order per sender (a new sender starts at 1). */
+	if (m->sender_id != rt_sender)
+		atomic_store(&rt.last_seq, 0);
+	rt_sender = m->sender_id;
 	if (m->seq <= atomic_load(&rt.last_seq))
 		atomic_fetch_add(&rt.bad, 1);
 	atomic_store(&rt.last_seq, m->seq);
@@ -150,10 +155,12 @@ receiver_main(char **argv)
 	sipc_receiver *rx;
 	sipc_epm *epm;
 
+	const char *b = getenv("SHM_BROKER");
+
 	rt_fd = atoi(argv[3]);
 	rt.sized = getenv("SHM_SIZED") != NULL;
 	signal(SIGUSR1, r_report);
-	if (sipc_epm_local(&epm) != 0)
+	if (b ? sipc_epm_connect(b, NULL, &epm) : sipc_epm_local(&epm))
 		return 3;
 	sipc_receiver_opts_init(&o);
 	o.on_message = r_message;
@@ -190,12 +197,7 @@ sender_main(char **argv)
 static void
 local_registry(void)
 {
-	char xdg[300];
-
-	snprintf(xdg, sizeof(xdg), "%s/xdg", tu_tmpdir());
-	mkdir(xdg, 0700);
-	setenv("XDG_RUNTIME_DIR", xdg, 1);
-	unsetenv("SIPC_BROKER");
+	tu_local_registry();
 	unsetenv("SIPC_TRANSPORT");
 }
 
@@ -325,6 +327,10 @@ clean_within(pid_t pid, int ms)
 	return 0;
 }
 
+/* A sender of handle; hwm 0: the default mark.  Under BLOCK it waits
+ * 60 s for room (a loaded machine hashes 64 MiB messages slowly), except
+ * with a mark of its own (where the test wants a stopped receiver to make
+ * it give up). */
 static sipc_sender *
 new_sender(sipc_epm *epm, const char *handle, int policy, size_t hwm,
     sipc_sender **out)
@@ -335,6 +341,8 @@ new_sender(sipc_epm *epm, const char *handle, int policy, size_t hwm,
 	so.policy = policy;
 	if (hwm)
 		so.hwm_bytes = hwm;
+	else
+		so.send_timeout_ms = 60000;
 	ck_assert_msg(sipc_sender_new(handle, epm, &so, out) == 0,
 	    "sender: %s", sipc_errmsg());
 	return *out;
@@ -511,7 +519,7 @@ START_TEST(test_stopped_receiver)
 		fill(buf, sizeof(buf), i);
 		if (sipc_send(tx, buf, sizeof(buf)) != 0)
 			break;
-		if (++n % 20 == 0)
+		if (++n % 5 == 0)
 			sleep_ms(1);
 	}
 	tally(&c[0], &during, &bad, &gaps, &disc);
@@ -519,7 +527,7 @@ START_TEST(test_stopped_receiver)
 	for (; i < n + 1000; i++) {
 		fill(buf, sizeof(buf), i);
 		ck_assert_int_eq(sipc_send(tx, buf, sizeof(buf)), 0);
-		if (i % 20 == 0)
+		if (i % 5 == 0)
 			sleep_ms(1);
 	}
 	n += 1000;
@@ -572,29 +580,11 @@ g_message(sipc_receiver *rx, const struct sipc_message *m, void *arg)
 static int
 raw_shm_sender(const char *path, uint64_t id)
 {
-	struct wire_dhello m;
 	struct wire_dhello_ok ok;
-	struct wire_header h;
-	uint8_t buf[4096];
-	struct wbuf w;
 	int fd;
 
-	ck_assert_int_ge(fd = tu_connect_unix(path), 0);
-	memset(&m, 0, sizeof(m));
-	m.min_version = m.max_version = 1;
-	m.features = WIRE_FEAT_SHM;
-	m.sender_id = id;
-	m.first_seq = 1;
-	m.heartbeat_ms = 5000;
-	m.handle.ptr = "garbage";
-	m.handle.len = 7;
-	wbuf_init(&w, 4096);
-	ck_assert_int_eq(wire_enc_dhello(&w, 1, &m), 0);
-	ck_assert_int_eq(tu_send_wbuf(fd, &w), 0);
-	wbuf_free(&w);
-	ck_assert_int_eq(tu_recv(fd, &h, buf, sizeof(buf), 5000), 0);
-	ck_assert_int_eq(h.type, WIRE_OK);
-	ck_assert_int_eq(wire_dec_ok_dhello(buf, h.len, &ok), 0);
+	fd = tu_raw_sender(path, "garbage", WIRE_FEAT_SHM, id, 1, 5000, 0,
+	    &ok);
 	ck_assert_uint_eq(ok.features & WIRE_FEAT_SHM, WIRE_FEAT_SHM);
 	return fd;
 }
@@ -756,6 +746,191 @@ START_TEST(test_garbage_ring)
 }
 END_TEST
 
+/* ---- Receivers with different limits on one ring ------------------------- */
+
+struct lim {
+	atomic_long	 got;
+	atomic_long	 gaps;
+	atomic_long	 bytes;
+};
+
+static void
+l_message(sipc_receiver *rx, const struct sipc_message *m, void *arg)
+{
+	struct lim *l = arg;
+
+	(void)rx;
+	atomic_fetch_add(&l->got, 1);
+	atomic_fetch_add(&l->bytes, (long)m->len);
+}
+
+static void
+l_gap(sipc_receiver *rx, uint64_t id, uint64_t first, uint64_t count,
+    void *arg)
+{
+	struct lim *l = arg;
+
+	(void)rx;
+	(void)id;
+	(void)first;
+	atomic_fetch_add(&l->gaps, (long)count);
+}
+
+static atomic_long l_lost;
+
+static void
+l_failed(sipc_sender *tx, int error, const char *ep, uint64_t n, void *arg)
+{
+	(void)tx;
+	(void)ep;
+	(void)arg;
+	if (error == SIPC_ETOOBIG)
+		atomic_fetch_add(&l_lost, (long)n);
+}
+
+/*
+ * One ring, two receivers: one takes at most 1,000 bytes a message.  The
+ * larger messages (one whole entry, one in CHUNKs) reach the other; the
+ * small one skips them, its sender counts them as too large for it, and
+ * it sees them as a gap.
+ */
+START_TEST(test_max_message)
+{
+	static const size_t lens[] = { 500, 5000, 6 << 20, 500 };
+	struct sipc_receiver_opts o;
+	struct sipc_sender_opts so;
+	struct lim small, big;
+	sipc_receiver *rs, *rb;
+	sipc_epm *e1, *e2, *e3;
+	sipc_sender *tx;
+	uint8_t *buf;
+	size_t i;
+
+	local_registry();
+	memset(&small, 0, sizeof(small));
+	memset(&big, 0, sizeof(big));
+	ck_assert_int_eq(sipc_epm_local(&e1), 0);
+	ck_assert_int_eq(sipc_epm_local(&e2), 0);
+	ck_assert_int_eq(sipc_epm_local(&e3), 0);
+	sipc_receiver_opts_init(&o);
+	o.on_message = l_message;
+	o.on_gap = l_gap;
+	o.arg = &small;
+	o.max_message = 1000;
+	ck_assert_int_eq(sipc_receiver_new("limits", e1, &o, &rs), 0);
+	o.arg = &big;
+	o.max_message = 64 << 20;
+	ck_assert_int_eq(sipc_receiver_new("limits", e2, &o, &rb), 0);
+	sipc_sender_opts_init(&so);
+	so.on_send_failed = l_failed;
+	ck_assert_int_eq(sipc_sender_new("limits", e3, &so, &tx), 0);
+	ck_assert_int_eq(sipc_sender_wait_receivers(tx, 2, 5000), 0);
+	ck_assert_ptr_nonnull(buf = calloc(1, 6 << 20));
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(sipc_send(tx, buf, lens[i]), 0);
+	free(buf);
+	ck_assert_int_eq(sipc_sender_flush(tx, 10000), 0);
+	/* Each receiver maps its page, the sender each of them. */
+	ck_assert_int_eq(maps_count(getpid(), "sipc-cursor"), 4);
+	for (i = 0; i < 500 && (atomic_load(&big.got) < 4 ||
+	    atomic_load(&small.got) < 2); i++)
+		sleep_ms(10);
+	ck_assert_int_eq(atomic_load(&big.got), 4);
+	ck_assert_int_eq(atomic_load(&big.bytes), 500 + 5000 + (6 << 20) +
+	    500);
+	ck_assert_int_eq(atomic_load(&small.got), 2);
+	ck_assert_int_eq(atomic_load(&small.bytes), 1000);
+	ck_assert_int_eq(atomic_load(&small.gaps), 2);
+	ck_assert_int_eq(sipc_sender_close(tx), 0);
+	ck_assert_int_eq(atomic_load(&l_lost), 2);
+	sipc_receiver_close(rs);
+	sipc_receiver_close(rb);
+	sipc_epm_close(e1);
+	sipc_epm_close(e2);
+	sipc_epm_close(e3);
+}
+END_TEST
+
+/* ---- Broker mode on one host ---------------------------------------------- */
+
+/* Listening Unix sockets whose name starts with prefix and holds part
+ * (/proc/net/unix: "@" for abstract names). */
+static int
+unix_names(const char *prefix, const char *part)
+{
+	char line[512], *p;
+	FILE *fp = fopen("/proc/net/unix", "r");
+	int n = 0;
+
+	if (fp == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), fp))
+		if ((p = strchr(line, '@')) && strncmp(p, prefix,
+		    strlen(prefix)) == 0 && strstr(p, part) &&
+		    strstr(line, " 00010000 "))
+			n++;
+	fclose(fp);
+	return n;
+}
+
+/*
+ * Registered at a broker with a TCP endpoint, a receiver still gets the
+ * messages of a sender of its own host through the ring; with
+ * SIPC_TRANSPORT=tcp at the sender, over TCP.  The same-host socket goes
+ * with the receiver.
+ */
+START_TEST(test_broker_same_host)
+{
+	struct tu_broker b;
+	struct child c;
+	long got, bad, gaps, disc;
+	sipc_sender *tx;
+	sipc_epm *epm;
+	uint8_t buf[300];
+	char name[64];
+	uint64_t i;
+	int round;
+
+	local_registry();
+	ck_assert_int_eq(tu_broker_start(&b, NULL), 0);
+	setenv("SHM_BROKER", b.addr, 1);
+	c = spawn_receiver("samehost");
+	unsetenv("SHM_BROKER");
+	for (round = 0; round < 2; round++) {
+		if (round == 1)
+			setenv("SIPC_TRANSPORT", "tcp", 1);
+		ck_assert_int_eq(sipc_epm_connect(b.addr, NULL, &epm), 0);
+		new_sender(epm, "samehost", SIPC_POLICY_BLOCK, 0, &tx);
+		ck_assert_int_eq(sipc_sender_wait_receivers(tx, 1, 10000), 0);
+		for (i = 0; i < 10000; i++) {
+			fill(buf, sizeof(buf), i);
+			ck_assert_int_eq(sipc_send(tx, buf, sizeof(buf)), 0);
+		}
+		ck_assert_int_eq(sipc_sender_flush(tx, 10000), 0);
+		/* Through the ring (the receiver maps it, we map its
+		 * cursor), or not at all. */
+		ck_assert_int_eq(maps_count(getpid(), "sipc-cursor"),
+		    round == 0 ? 1 : 0);
+		ck_assert_int_eq(maps_count(c.pid, "sipc-ring") > 0,
+		    round == 0);
+		ck_assert_int_eq(sipc_sender_close(tx), 0);
+		sipc_epm_close(epm);
+		got = wait_got(&c, 10000 * (round + 1), 10000, &bad, &gaps,
+		    &disc);
+		ck_assert_int_eq(got, 10000 * (round + 1));
+		ck_assert_int_eq(bad, 0);
+		ck_assert_int_eq(gaps, 0);
+	}
+	unsetenv("SIPC_TRANSPORT");
+	/* Its same-host socket is abstract: it goes with the process. */
+	snprintf(name, sizeof(name), ".%d.", (int)c.pid);
+	ck_assert_int_eq(unix_names("@sipc/h/", name), 1);
+	stop_child(&c);
+	ck_assert_int_eq(unix_names("@sipc/h/", name), 0);
+	tu_broker_stop(&b);
+}
+END_TEST
+
 /* ---- Idle ------------------------------------------------------------------ */
 
 START_TEST(test_idle_cpu)
@@ -817,6 +992,8 @@ main(int argc, char **argv)
 	tcase_add_test(tc, test_kill_receiver);
 	tcase_add_loop_test(tc, test_stopped_receiver, 0, 3);
 	tcase_add_test(tc, test_garbage_ring);
+	tcase_add_test(tc, test_max_message);
+	tcase_add_test(tc, test_broker_same_host);
 	tcase_add_test(tc, test_idle_cpu);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
