@@ -416,8 +416,9 @@ broker_dies(int sig)
 	int64_t t0;
 	int wfd, sfd, n, left;
 
-	snprintf(list, sizeof(list), "%s,%s,%s", br[0].addr, br[1].addr,
-	    br[2].addr);
+	/* A name among the addresses: resolved like the rest. */
+	snprintf(list, sizeof(list), "localhost:%u,%s,%s", br[0].port,
+	    br[1].addr, br[2].addr);
 	snprintf(outf, sizeof(outf), "%s/stream.out", tu_tmpdir());
 	snprintf(sendlog, sizeof(sendlog), "%s/send.log", tu_tmpdir());
 	/* The receiver's first broker is A. */
