@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "../proto/addr.h"
+#include "pull.h"
 #include "receiver.h"
 
 /* ---- Listening ----------------------------------------------------------- */
@@ -162,6 +163,7 @@ receiver_destroy(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	rx_pull_free(rx);	/* its requests answered while conns stand */
 	rsp_port_close(rx);
 	while ((c = TAILQ_FIRST(&rx->conns)) != NULL)
 		rconn_close(c, "receiver closed");
@@ -223,6 +225,8 @@ sipc_receiver_opts_init_size(struct sipc_receiver_opts *o, size_t size)
 
 	memset(&d, 0, sizeof(d));
 	d.max_message = SIPC_DEF_MESSAGE_MAX;
+	d.queue_max = SIPC_DEF_QUEUE_MESSAGES;
+	d.queue_max_bytes = SIPC_DEF_QUEUE_BYTES;
 	sized_opts(o, size, &d, sizeof(d));
 }
 
@@ -280,6 +284,12 @@ sipc_receiver_new(const char *handle, sipc_epm *epm,
 		free(rx);
 		return rc;
 	}
+	if ((rc = rx_pull_open(rx)) != 0) {
+		epm_release(rx->epm);
+		waiters_fini(&rx->mu, &rx->cv, rx->tls);
+		free(rx);
+		return rc;
+	}
 	memset(&l, 0, sizeof(l));
 	l.handle = rx->handle;
 	l.hlen = rx->hlen;
@@ -322,6 +332,7 @@ sipc_receiver_new(const char *handle, sipc_epm *epm,
 	*out = rx;
 	return 0;
 fail:
+	rx_pull_free(rx);
 	if (rx->lfd != -1)
 		close(rx->lfd);
 	samehost_close(rx);
@@ -340,6 +351,7 @@ sipc_receiver_close(sipc_receiver *rx)
 
 	if (rx == NULL)
 		return;
+	rx_pull_close(rx);	/* threads waiting in recv return first */
 	if (loop_in_thread(&rx->epm->loop)) {
 		/* Perhaps inside one of rx's callbacks: freed after it. */
 		close_on_loop(&a);

@@ -130,6 +130,7 @@ struct sipc_receiver {
 	int				 reg_done;
 	int				 reg_rc;
 	char				 reg_err[600];
+	struct rx_pull			*pull;		/* pull.c; NULL: none */
 };
 
 /* receiver_conn.c */
@@ -169,5 +170,8 @@ struct reply_port;
 int	rsp_port_open(struct sipc_receiver *rx);
 void	rsp_port_close(struct sipc_receiver *rx);
 void	rsp_request(struct rconn *c, const struct dp_event *ev);
+
+/* pull.c: pull mode (pull.h) */
+struct rx_pull;
 
 #endif

@@ -28,6 +28,7 @@
 
 #include <event2/event.h>
 
+#include "pull.h"
 #include "receiver.h"
 
 static void	rconn_schedule(struct rconn *c);
@@ -99,15 +100,18 @@ rconn_resume(struct rconn *c)
 {
 	if (!c->paused || c->closing ||
 	    c->inflight >= SIPC_RESPONDER_INFLIGHT_MAX / 2 ||
-	    outbuf_pending(&c->out) > OUT_PAUSE)
+	    outbuf_pending(&c->out) > OUT_PAUSE || rx_pull_full(c->rx))
 		return;
 	c->paused = 0;
 	/* What the peer sent meanwhile (its PINGs too) waits unread: the
 	 * pause is ours, not its silence. */
 	live_rx(&c->live, mono_ms());
 	event_add(c->rev, NULL);
-	/* What was read before the pause may hold whole frames. */
+	/* What was read before the pause may hold whole frames; the ring
+	 * (a pause in pull mode stops its drain too) may hold messages. */
 	event_active(c->rev, EV_READ, 0);
+	if (c->shm_ev)
+		event_active(c->shm_ev, EV_READ, 0);
 }
 
 void
@@ -295,7 +299,9 @@ rconn_data(struct rconn *c, const struct dp_event *ev)
 		    ev->len, c->sender_id, ev->seq };
 
 		rx->opts.on_message(rx, &m, rx->opts.arg);
-	}
+	} else if (ev->reqid == 0 && rx->pull &&
+	    rx_pull_message(rx, c->sender_id, ev->seq, ev->body, ev->len))
+		rconn_pause(c);		/* the program's queue is full */
 	c->unacked_bytes += ev->wire_len;
 	if (c->unacked_bytes >= c->ack_bytes)
 		queue_ack(c);

@@ -141,7 +141,9 @@ drain(struct rconn *c, size_t budget)
 	char why[128];
 	int rc;
 
-	while (c->view.h && !c->closing && !rx->dead) {
+	/* Paused (pull mode's queue is full): the ring holds the rest, and
+	 * the sender meets its mark; rconn_resume() wakes us. */
+	while (c->view.h && !c->closing && !rx->dead && !c->paused) {
 		head = atomic_load_explicit(&c->view.h->head,
 		    memory_order_acquire);
 		rc = shm_view_peek(&c->view, head, &e, &body, why, sizeof(why));

@@ -167,6 +167,9 @@ struct sipc_requester {
 	struct call		**qtail;
 	struct event		*qev;
 	int			 closing;
+	/* Pull mode (sipc_request_start): answers waiting for the
+	 * program; made on first use, under qmu. */
+	struct pullq		*done;
 };
 
 /* What attach_on_loop() needs: rq joins the pool of handle and opts. */

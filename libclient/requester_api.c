@@ -5,11 +5,13 @@
  * another thread is queued for the EPM's I/O thread, which runs
  * everything else (requester.c).
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
 
+#include "pull.h"
 #include "requester.h"
 
 /* ---- Submission ---------------------------------------------------------- */
@@ -173,6 +175,8 @@ fail:
 	return rc;
 }
 
+static void	free_answer(struct pull_item *it);
+
 /* On the I/O thread: cancels what rq has outstanding, frees it. */
 static void
 close_on_loop(void *arg)
@@ -192,6 +196,10 @@ close_on_loop(void *arg)
 		call_free(k);
 	}
 	event_free(rq->qev);
+	if (rq->done) {
+		pullq_fini(rq->done, free_answer);
+		free(rq->done);
+	}
 	if (--p->refs == 0)
 		pool_free(p);
 	pthread_mutex_destroy(&rq->qmu);
@@ -202,9 +210,16 @@ close_on_loop(void *arg)
 void
 sipc_requester_close(sipc_requester *rq)
 {
+	struct pullq *q;
+
 	if (rq == NULL)
 		return;
 	rq->closing = 1;
+	pthread_mutex_lock(&rq->qmu);
+	q = rq->done;
+	pthread_mutex_unlock(&rq->qmu);
+	if (q)
+		pullq_close(q);		/* threads in collect return first */
 	if (loop_in_thread(&rq->epm->loop))
 		close_on_loop(rq);
 	else
@@ -480,4 +495,139 @@ sipc_requester_stats_size(sipc_requester *rq,
 	loop_call(&rq->epm->loop, stats_on_loop, &x);
 	sized_out(st, size, &x.s, sizeof(x.s));
 	return 0;
+}
+
+/* ---- Pull mode ----------------------------------------------------------- */
+
+/* An answer waiting for sipc_requester_collect(); the reply's data and
+ * the responder's name follow in the same block, which the reply starts:
+ * sipc_reply_free() frees it. */
+struct pull_answer {
+	struct sipc_reply	 r;
+	struct pull_item	 item;
+	uint64_t		 id;
+};
+
+#define ANSWER_OF(it) \
+	((struct pull_answer *)((char *)(it) - \
+	    offsetof(struct pull_answer, item)))
+
+/* The queue of answers, made on first use: 0, or an error. */
+static int
+done_queue(sipc_requester *rq, struct pullq **out)
+{
+	struct pullq *q;
+	int rc = 0;
+
+	pthread_mutex_lock(&rq->qmu);
+	if ((q = rq->done) == NULL) {
+		if ((q = malloc(sizeof(*q))) == NULL)
+			rc = seterr(SIPC_ENOMEM, "out of memory");
+		else if ((rc = pullq_init(q, 0, 0)) != 0) {
+			free(q);
+			q = NULL;
+		} else
+			rq->done = q;
+	}
+	pthread_mutex_unlock(&rq->qmu);
+	*out = q;
+	return rc;
+}
+
+/* On the I/O thread: a request of sipc_request_start() is answered. */
+static void
+queue_answer(sipc_requester *rq, uint64_t id, const struct sipc_reply *r,
+    void *arg)
+{
+	struct pull_answer *a;
+	size_t nlen = strlen(r->responder) + 1;
+	char *p;
+
+	(void)arg;
+	if ((a = malloc(sizeof(*a) + r->len + nlen)) == NULL) {
+		/* Say so, without the data. */
+		if ((a = malloc(sizeof(*a) + 1)) == NULL)
+			return;
+		a->r = *r;
+		a->r.error = SIPC_ENOMEM;
+		a->r.len = 0;
+		nlen = 1;
+		r = &a->r;
+	} else
+		a->r = *r;
+	a->item.bytes = 0;
+	a->id = id;
+	p = (char *)(a + 1);
+	a->r.size = sizeof(a->r);
+	a->r.data = p;
+	if (r->len)
+		memcpy(p, r->data, r->len);
+	a->r.responder = p + a->r.len;
+	if (nlen > 1)
+		memcpy(p + a->r.len, r->responder, nlen);
+	else
+		p[a->r.len] = '\0';
+	(void)pullq_push(rq->done, &a->item);
+}
+
+int
+sipc_request_start(sipc_requester *rq, const void *data, size_t len,
+    int timeout_ms, int flags, uint64_t *id)
+{
+	struct pullq *q;
+	int rc;
+
+	if (rq == NULL)
+		return seterr(SIPC_EINVAL, "rq is NULL");
+	if ((rc = done_queue(rq, &q)) != 0)
+		return rc;
+	return submit(rq, data, len, timeout_ms, flags, 0,
+	    (void *)queue_answer, NULL, id);
+}
+
+int
+sipc_requester_collect(sipc_requester *rq, uint64_t *id,
+    struct sipc_reply **reply, int timeout_ms)
+{
+	struct pull_answer *a;
+	struct pull_item *it;
+	struct pullq *q;
+	int rc;
+
+	if (reply)
+		*reply = NULL;
+	if (rq == NULL || reply == NULL)
+		return seterr(SIPC_EINVAL, "rq and reply must not be NULL");
+	if (timeout_ms != 0 && loop_in_thread(&rq->epm->loop))
+		return seterr(SIPC_EINVAL, "sipc_requester_collect() would "
+		    "wait on the I/O thread");
+	if ((rc = done_queue(rq, &q)) != 0)
+		return rc;
+	if ((rc = pullq_take(q, timeout_ms, &it)) != 0)
+		return rc == SIPC_ECLOSED ? seterr(rc, "requester closing") :
+		    rc;
+	a = ANSWER_OF(it);
+	if (id)
+		*id = a->id;
+	*reply = &a->r;
+	return 0;
+}
+
+int
+sipc_requester_fd(sipc_requester *rq)
+{
+	struct pullq *q;
+	int rc;
+
+	if (rq == NULL)
+		return seterr(SIPC_EINVAL, "rq is NULL");
+	if ((rc = done_queue(rq, &q)) != 0)
+		return rc;
+	return pullq_fd(q);
+}
+
+static void
+free_answer(struct pull_item *it)
+{
+	free(ANSWER_OF(it));
 }

@@ -141,4 +141,14 @@
  * duplicate.  Oldest forgotten first. */
 #define SIPC_SENDER_MEMORY		4096
 
+/* Pull mode (a receiver without on_message): messages waiting for
+ * sipc_receiver_recv().  At either bound the receiver stops reading its
+ * senders' connections until the program has taken half of them, so a
+ * slow program reaches its senders' high-water marks instead of growing
+ * without end.  Defaults, and hard bounds of the options. */
+#define SIPC_DEF_QUEUE_MESSAGES		4096
+#define SIPC_DEF_QUEUE_BYTES		(8u * 1024 * 1024)
+#define SIPC_MAX_QUEUE_MESSAGES		(1024u * 1024)
+#define SIPC_MAX_QUEUE_BYTES		(1024u * 1024 * 1024)
+
 #endif

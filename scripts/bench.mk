@@ -34,9 +34,14 @@ BENCH_ARGS	?=
 
 .PHONY: bench-deps bench-progs
 
+# Then the Python rows: bindings/python against pyzmq (bench.py); then
+# the broker cluster on etcd (bench-cluster).
 bench: all $(BENCH_PROGS)
 	@$(BENCH_BIN)/bench-run --build $(B) \
 	    --roudi-config scripts/bench/roudi.toml $(BENCH_ARGS)
+	@/usr/bin/python3 bindings/python/bench/bench.py --build $(B) \
+	    --out $(B)/bench/python.json \
+	    $(if $(filter --quick,$(BENCH_ARGS)),--quick)
 	@echo
 	@echo "== broker cluster on etcd (issue 16): standalone, 3 brokers on 1 etcd, etcd directly"
 	@$(BENCH_BIN)/bench-cluster --build $(B)

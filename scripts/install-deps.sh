@@ -36,6 +36,11 @@ groff-base
 shellcheck
 systemd
 iproute2
+python3-cffi
+python3-pytest
+python3-zmq
+python3-setuptools
+python3-pip
 "
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -314,11 +314,25 @@ struct sipc_receiver_opts {
 	 * requests (granting REPLY to requesters); NULL: requesters pass
 	 * it by.  New in 0.2. */
 	sipc_request_fn	 on_request;
+	/* Pull mode (new in 0.2; see sipc_receiver_recv()).  With
+	 * on_message NULL, messages wait in a queue of at most queue_max
+	 * messages and queue_max_bytes bytes of payload (a single larger
+	 * message is still taken).  At either bound the receiver stops
+	 * reading its senders until the program has taken half of them:
+	 * their connections fill, and each sender meets its high-water
+	 * mark and applies its policy (BLOCK, DROP, DISCONNECT) as with a
+	 * slow on_message.  Default 4096 messages and 8 MiB; at most
+	 * 1,048,576 messages and 1 GiB. */
+	size_t		 queue_max;
+	size_t		 queue_max_bytes;
+	/* Set with on_request NULL: the receiver is a responder whose
+	 * requests wait for sipc_receiver_recv_request(). */
+	int		 pull_requests;
 };
 
-/* Fills *opts with the defaults: max_message 64 MiB, every other field
- * 0 or NULL (plain text, no callbacks); and size, as
- * sipc_epm_opts_init() does. */
+/* Fills *opts with the defaults: max_message 64 MiB, queue_max 4096,
+ * queue_max_bytes 8 MiB, every other field 0 or NULL (plain text, no
+ * callbacks: pull mode); and size, as sipc_epm_opts_init() does. */
 #define sipc_receiver_opts_init(opts) \
 	sipc_receiver_opts_init_size((opts), \
 	    sizeof(struct sipc_receiver_opts))
@@ -370,7 +384,7 @@ int	sipc_receiver_endpoint(const sipc_receiver *rx, char *buf,
 
 struct sipc_receiver_stats {
 	size_t		size;		/* set by sipc_receiver_stats() */
-	uint64_t	messages;	/* delivered to on_message */
+	uint64_t	messages;	/* delivered to on_message, or queued */
 	uint64_t	bytes;		/* their payload bytes */
 	uint64_t	gaps;		/* messages reported missing */
 	uint64_t	duplicates;	/* resent messages not delivered again */
@@ -387,6 +401,71 @@ struct sipc_receiver_stats {
 	    sizeof(struct sipc_receiver_stats))
 int	sipc_receiver_stats_size(sipc_receiver *rx,
 	    struct sipc_receiver_stats *st, size_t size);
+
+/*
+ * Pull mode: a program with its own thread or event loop takes messages
+ * and requests itself, and no callback of its runs on the I/O thread.
+ *
+ * sipc_receiver_recv() takes the next message of a receiver created
+ * without on_message, waiting up to timeout_ms milliseconds (0: not at
+ * all, -1: forever).  On 0, *msg is the message (handle, data, len,
+ * sender_id and seq as on_message gets them), owned by the caller until
+ * sipc_message_free(); it stays valid after the receiver closed.
+ * Messages of one sender come in order; gaps show in seq (and to on_gap,
+ * which may still be set).  Messages still queued when the receiver
+ * closes are dropped: senders counted them delivered.  Out of memory, a
+ * message is dropped and counted in the gaps of sipc_receiver_stats().
+ * Errors (*msg NULL): SIPC_ETIMEDOUT (none came), SIPC_ECLOSED (another
+ * thread closed rx meanwhile: the call returns before rx is freed; a call
+ * after sipc_receiver_close() is not allowed), SIPC_EINVAL (rx or msg
+ * NULL, rx has on_message, or a wait asked on the I/O thread).  Any
+ * thread; several may wait at once.
+ */
+int	sipc_receiver_recv(sipc_receiver *rx, struct sipc_message **msg,
+	    int timeout_ms);
+/* Frees a message of sipc_receiver_recv() (not one given to
+ * on_message).  NULL is ignored. */
+void	sipc_message_free(struct sipc_message *msg);
+/*
+ * Takes as many waiting messages as fit, at most max, copying their
+ * payloads one after the other into buf (size bytes) and their lengths
+ * into lens[0..n); waits up to timeout_ms for the first, as
+ * sipc_receiver_recv() does.  For programs (and bindings) that handle
+ * many small messages: one call and one lock for a batch.  Sender ids
+ * and sequence numbers are not given (sipc_receiver_recv() gives them).
+ * Returns n >= 1, or an error of sipc_receiver_recv(), or SIPC_ETOOBIG
+ * when the first message waiting is larger than size (it stays queued:
+ * take it with sipc_receiver_recv()); SIPC_EINVAL also for buf or lens
+ * NULL or max 0.
+ */
+int	sipc_receiver_recv_into(sipc_receiver *rx, void *buf, size_t size,
+	    size_t *lens, size_t max, int timeout_ms);
+/*
+ * A descriptor that is readable exactly while messages wait for
+ * sipc_receiver_recv() (an eventfd): add it to poll, epoll (level or
+ * edge triggered), libevent, or asyncio, and on readiness call
+ * sipc_receiver_recv() with timeout 0 until it says SIPC_ETIMEDOUT.  It
+ * is the receiver's: do not read, write or close it; it is closed by
+ * sipc_receiver_close().  Returns it, or SIPC_EINVAL when rx is NULL or
+ * has on_message.
+ */
+int	sipc_receiver_fd(const sipc_receiver *rx);
+/*
+ * As sipc_receiver_recv(), for requests of a receiver created with
+ * pull_requests set and on_request NULL: on 0, *req is a request as
+ * on_request would get it, to answer with sipc_request_reply(),
+ * sipc_request_fail() or sipc_request_free() from any thread.  Requests
+ * still queued when the receiver closes are dropped (the requesters hear
+ * SIPC_ENOREPLY or SIPC_EPEERGONE).  A connection with 16,384 requests
+ * unanswered (queued or taken) is not read until half are.  Errors as
+ * sipc_receiver_recv().
+ */
+int	sipc_receiver_recv_request(sipc_receiver *rx,
+	    struct sipc_request **req, int timeout_ms);
+/* As sipc_receiver_fd(), readable while requests wait for
+ * sipc_receiver_recv_request(); SIPC_EINVAL when rx is NULL or does not
+ * queue requests. */
+int	sipc_receiver_request_fd(const sipc_receiver *rx);
 
 /* ---- Senders ------------------------------------------------------------- */
 
@@ -819,6 +898,36 @@ int	sipc_request_fail(struct sipc_request *req, const char *text);
 /* Drops req unanswered: the requester gets SIPC_ENOREPLY at once.  Frees
  * req.  NULL is ignored. */
 void	sipc_request_free(struct sipc_request *req);
+
+/*
+ * Pull mode for requesters: requests started without a callback, whose
+ * answers the program collects from its own thread or event loop.
+ *
+ * sipc_request_start() is sipc_request_async() without a callback: the
+ * answer waits for sipc_requester_collect().  *id (may be NULL)
+ * identifies it, there and for sipc_request_cancel() (a cancelled
+ * request is never collected).  Errors as sipc_request_async(), and
+ * SIPC_ESYS when the descriptor cannot be made.  Any thread.
+ */
+int	sipc_request_start(sipc_requester *rq, const void *data, size_t len,
+	    int timeout_ms, int flags, uint64_t *id);
+/*
+ * Takes the next answer of a request started by sipc_request_start(), in
+ * the order they completed, waiting up to timeout_ms milliseconds (0:
+ * not at all, -1: forever).  On 0, *id is the request's and *reply its
+ * answer, owned by the caller (sipc_reply_free()): reply->error is 0 or
+ * what sipc_request() would have returned.  Errors (*reply NULL):
+ * SIPC_ETIMEDOUT (no request completed in time; not the request's
+ * error), SIPC_ECLOSED (another thread closed rq meanwhile), SIPC_EINVAL
+ * (rq or reply NULL, or a wait asked on the I/O thread).  Any thread.
+ */
+int	sipc_requester_collect(sipc_requester *rq, uint64_t *id,
+	    struct sipc_reply **reply, int timeout_ms);
+/* A descriptor readable exactly while answers wait for
+ * sipc_requester_collect(), as sipc_receiver_fd() is for messages;
+ * closed by sipc_requester_close().  Returns it, or SIPC_EINVAL (rq
+ * NULL), SIPC_ESYS, SIPC_ENOMEM. */
+int	sipc_requester_fd(sipc_requester *rq);
 
 #ifdef __cplusplus
 }

@@ -1,15 +1,16 @@
 #!/bin/sh
 # test_deb.sh - the Debian packages, end to end, on this machine (as root;
 # it must not have sipc packages installed already):
-#   1. make deb builds sipc-epmd, sipc-tools, libsipc2 and libsipc-dev;
-#      lintian finds no error in them;
+#   1. make deb builds sipc-epmd, sipc-tools, libsipc2, libsipc-dev and
+#      python3-sipc; lintian finds no error in them;
 #   2. installed with apt-get, where services may start (policy-rc.d allows)
 #      and systemd is not running, the broker is enabled (systemd and rc.d
 #      links) and started through the init script and sipc-epmd-start:
 #      brokerctl ping answers on 127.0.0.1:4455; the config is a conffile;
 #      the installed unit passes systemd-analyze verify; a program built
 #      from the -dev package's example with pkg-config gets a message
-#      through the broker; "service sipc-epmd reload" keeps it running;
+#      through the broker, and so does /usr/bin/python3 with the sipc
+#      module; "service sipc-epmd reload" keeps it running;
 #   3. apt-get remove stops it, apt-get purge removes every file, the
 #      config, the links: nothing runs, nothing is left;
 #   4. installed again where policy-rc.d forbids starting services (as in
@@ -39,7 +40,7 @@ if ! flock -w 900 9; then
 	exit 1
 fi
 
-PKGS="sipc-epmd sipc-tools libsipc2 libsipc-dev"
+PKGS="sipc-epmd sipc-tools libsipc2 libsipc-dev python3-sipc"
 for p in $PKGS; do
 	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 	    grep -q "ok installed"; then
@@ -129,7 +130,9 @@ version=$(makevar VERSION)
 arch=$(dpkg --print-architecture)
 debs=
 for p in $PKGS; do
-	f=$D/${p}_${version}_$arch.deb
+	a=$arch
+	[ "$p" = python3-sipc ] && a=all
+	f=$D/${p}_${version}_$a.deb
 	check "built $(basename "$f")" [ -f "$f" ]
 	debs="$debs $f"
 done
@@ -149,9 +152,9 @@ check "systemd is not running here (this test covers the init script path)" \
 set_policy allow
 # shellcheck disable=SC2086	# the list of packages
 if apt install $debs >"$T/install.log" 2>&1; then
-	ok "apt-get install of the four packages"
+	ok "apt-get install of the packages"
 else
-	fail "apt-get install of the four packages:"
+	fail "apt-get install of the packages:"
 	tail -n 30 "$T/install.log"
 	finish
 fi
@@ -213,6 +216,27 @@ else
 	cat "$T/cc.log"
 fi
 
+# The Python module, on the packaged library, through the packaged broker.
+cat >"$T/py.py" <<'PY'
+import sipc
+epm = sipc.Epm("127.0.0.1:4455")
+with sipc.Receiver("py", epm, listen_address="127.0.0.1") as rx, \
+        sipc.Sender("py", epm) as tx:
+    tx.wait_receivers(1, 10)
+    tx.send(b"from python")
+    print(rx.recv(10).decode())
+    print(sipc.__file__)
+PY
+if /usr/bin/python3 "$T/py.py" >"$T/py.out" 2>&1; then
+	check "python3-sipc: a message through the packaged broker" \
+	    grep -qx "from python" "$T/py.out"
+	check "python3-sipc is the packaged module" \
+	    grep -q "^/usr/lib/python3/dist-packages/sipc/" "$T/py.out"
+else
+	fail "python3-sipc:"
+	cat "$T/py.out"
+fi
+
 # ---- 3. remove, purge ---------------------------------------------------------------
 
 for p in $PKGS; do
@@ -232,7 +256,7 @@ check "remove keeps /etc/sipc/epmd.conf" [ -f /etc/sipc/epmd.conf ]
 check "/run/sipc-epmd.pid is gone" [ ! -e /run/sipc-epmd.pid ]
 # shellcheck disable=SC2086	# the list of packages
 if apt purge $PKGS >"$T/purge.log" 2>&1; then
-	ok "apt-get purge of the four packages"
+	ok "apt-get purge of the packages"
 else
 	fail "apt-get purge:"
 	tail -n 20 "$T/purge.log"

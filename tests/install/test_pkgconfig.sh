@@ -177,6 +177,16 @@ else
 	cat "$T/readme.out"
 fi
 
+if [ -x "$T/prog/readme3" ] &&
+    env XDG_RUNTIME_DIR="$T/xdg" timeout 30 "$T/prog/readme3" \
+    >"$T/readme.out" 2>&1 && grep -qx "'hello' -> 'HELLO'" \
+    "$T/readme.out"; then
+	ok "README.md's event loop program runs: 'hello' -> 'HELLO'"
+else
+	fail "README.md's event loop program runs:"
+	cat "$T/readme.out"
+fi
+
 # Static: libsipc.a and what pkg-config --static adds.
 slibs=$(pkg-config --static --libs sipc | sed 's/-lsipc\b/-l:libsipc.a/')
 # shellcheck disable=SC2086
