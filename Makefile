@@ -27,12 +27,14 @@ CFLAGS		?= -O2 -g
 B		:= build
 
 PKGS		= libevent libevent_pthreads libevent_openssl openssl zlib
+# json-c: every JSON sipc writes or reads (broker and its etcd client,
+# brokerctl, sipc bench, make bench); never linked into libsipc.  Headers
+# as <json-c/json.h>.
+JSON_PKGS	= json-c
 # Recursive (=) on purpose: expanded when a recipe runs, after "deps".
-DEP_CFLAGS	= $(shell pkg-config --cflags $(PKGS))
+DEP_CFLAGS	= $(shell pkg-config --cflags $(PKGS) $(JSON_PKGS))
 DEP_LIBS	= $(shell pkg-config --libs $(PKGS)) -lpthread
-# json-c: every JSON sipc writes (broker, brokerctl, sipc bench, make
-# bench); never linked into libsipc.  Headers as <json-c/json.h>.
-JSON_LIBS	= $(shell pkg-config --libs json-c)
+JSON_LIBS	= $(shell pkg-config --libs $(JSON_PKGS))
 CHECK_CFLAGS	= $(shell pkg-config --cflags check)
 CHECK_LIBS	= $(shell pkg-config --libs check)
 
@@ -56,10 +58,11 @@ COMMON_SRC	= common/tls.c common/clock.c common/evframe.c \
 JSON_SRC	= common/jsonout.c
 BROKER_SRC	= broker/main.c broker/config.c broker/listen.c \
 		  broker/session.c broker/dispatch.c broker/registry.c \
-		  broker/log.c broker/metrics.c $(COMMON_SRC) \
-		  broker/monitor.c broker/monitor_page.c $(JSON_SRC)
-CTL_SRC		= tools/brokerctl/brokerctl.c tools/brokerctl/ctlconn.c \
+		  broker/log.c broker/metrics.c broker/etcd.c \
+		  broker/cluster.c broker/monitor.c broker/monitor_page.c \
 		  $(COMMON_SRC) $(JSON_SRC)
+CTL_SRC		= tools/brokerctl/brokerctl.c tools/brokerctl/ctlconn.c \
+		  tools/brokerctl/ctlcluster.c $(COMMON_SRC) $(JSON_SRC)
 LIB_SRC		= libclient/error.c libclient/util.c libclient/loop.c \
 		  libclient/epm.c libclient/epm_broker.c libclient/epm_local.c \
 		  libclient/listen_tcp.c \
@@ -98,7 +101,8 @@ TEST_UNIT	= $(B)/tests/test_wire $(B)/tests/test_registry \
 TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
 		  $(B)/tests/test_security $(B)/tests/test_faults \
 		  $(B)/tests/test_dataconn $(B)/tests/test_rpc \
-		  $(B)/tests/test_shm $(B)/tests/test_pull $(B)/tests/test_python
+		  $(B)/tests/test_shm $(B)/tests/test_pull $(B)/tests/test_python \
+		  $(B)/tests/test_etcd $(B)/tests/test_cluster
 # Golden files for sipc-epmd --check-config (a script, no build needed).
 TEST_SCRIPTS	= tests/config/golden.sh tests/integration/socket_path.sh
 # The status page in a real browser, the /v1 endpoints and every --json.
@@ -118,7 +122,7 @@ TESTUTIL_OBJ	= $(call obj,tests/testutil.c) $(HARNESS_OBJ)
 all: $(BINS) $(LIBSIPC_A) $(LIBSIPC_SO)
 
 deps:
-	@pkg-config --exists $(PKGS) check json-c 2>/dev/null || \
+	@pkg-config --exists $(PKGS) $(JSON_PKGS) check 2>/dev/null || \
 	    sh scripts/install-deps.sh
 
 $(B)/obj/%.o: %.c | deps
@@ -236,6 +240,19 @@ $(B)/tests/test_rpc: $(call obj,tests/integration/test_rpc.c) \
 
 $(B)/tests/test_shm: $(call obj,tests/integration/test_shm.c) \
     $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
+# The etcd client alone, against real etcd processes and a bad server.
+$(B)/tests/test_etcd: $(call obj,tests/integration/test_etcd.c \
+    tests/etcdutil.c broker/etcd.c) $(TESTUTIL_OBJ) $(B)/lib/libsipcproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
+	    $(JSON_LIBS) $(DEP_LIBS)
+
+# Brokers clustered on etcd, with clients that fail over.
+$(B)/tests/test_cluster: $(call obj,tests/integration/test_cluster.c \
+    tests/etcdutil.c) $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 

@@ -98,6 +98,20 @@ static const struct opt opts[] = {
 	    "serve /metrics, a status page at / and JSON at /v1 on ADDR:PORT" },
 	{ "summary_ms", T_U32, OFF(summary_ms), 0, SIPC_MAX_IDLE_MS, "MS",
 	    "log a summary line this often (0: never)" },
+	{ "etcd", T_STR, OFF(etcd), 0, 0, "URL[,URL...]",
+	    "cluster mode: keep registrations in this etcd cluster" },
+	{ "etcd_prefix", T_STR, OFF(etcd_prefix), 0, 0, "PREFIX",
+	    "etcd key prefix of the cluster (default /sipc/v1/)" },
+	{ "etcd_ttl_s", T_U32, OFF(etcd_ttl_s), 1, 3600, "S",
+	    "lease TTL: a dead broker's registrations go after this long" },
+	{ "etcd_timeout_ms", T_U32, OFF(etcd_timeout_ms), 100, 60000, "MS",
+	    "an etcd request unanswered this long counts as a failure" },
+	{ "etcd_ca", T_STR, OFF(etcd_ca), 0, 0, "FILE",
+	    "CA certificates (PEM) for https:// etcd endpoints" },
+	{ "etcd_cert", T_STR, OFF(etcd_cert), 0, 0, "FILE",
+	    "client certificate (PEM) for etcd" },
+	{ "etcd_key", T_STR, OFF(etcd_key), 0, 0, "FILE",
+	    "its private key (PEM)" },
 };
 #define NOPTS	(sizeof(opts) / sizeof(opts[0]))
 
@@ -118,6 +132,8 @@ config_defaults(struct config *c)
 	c->max_frame = SIPC_DEF_BROKER_FRAME;
 	c->compression = 1;
 	c->summary_ms = 60000;
+	c->etcd_ttl_s = 10;
+	c->etcd_timeout_ms = 2000;
 }
 
 /* Frees what opt_apply allocated: the strings of the table, the list. */

@@ -53,9 +53,15 @@ dispatch_record(const struct registration *g, struct wire_record *rec)
 	rec->id = g->id;
 	rec->instance = g->instance;
 	reg_ep_to_wire(&g->ep, &rec->ep);
-	rec->host.ptr = g->owner->host;
-	rec->host.len = g->owner->hostlen;
-	rec->pid = g->owner->pid;
+	if (g->rhost) {
+		rec->host.ptr = g->rhost;
+		rec->host.len = g->rhostlen;
+		rec->pid = g->rpid;
+	} else {
+		rec->host.ptr = g->owner->host;
+		rec->host.len = g->owner->hostlen;
+		rec->pid = g->owner->pid;
+	}
 	rec->registered_ms = g->registered_ms;
 }
 
@@ -173,6 +179,10 @@ on_register(struct session *s, const struct wire_header *h, const uint8_t *p)
 		bad_message(s, h, rc);
 		return;
 	}
+	if (b->cluster) {
+		cluster_register(s, h->reqid, &m);
+		return;
+	}
 	rc = reg_add(b->reg, &s->owner, m.handle.ptr, m.handle.len,
 	    m.instance, &m.ep, wall_ms(), b->cfg.max_registrations, &g);
 	switch (rc) {
@@ -216,6 +226,7 @@ on_unregister(struct session *s, const struct wire_header *h,
     const uint8_t *p)
 {
 	struct broker *b = s->b;
+	struct registration *g;
 	uint64_t id;
 	int rc;
 
@@ -223,6 +234,9 @@ on_unregister(struct session *s, const struct wire_header *h,
 		bad_message(s, h, rc);
 		return;
 	}
+	if (b->cluster && (g = reg_find(b->reg, id)) != NULL &&
+	    g->owner == &s->owner)
+		cluster_unregistered(b, g);
 	switch (reg_remove(b->reg, &s->owner, id, WIRE_LEAVE_UNREGISTERED)) {
 	case 0:
 		log_debug("session %llu: unregistered %llu",
@@ -388,6 +402,8 @@ on_stats(struct session *s, const struct wire_header *h, const uint8_t *p)
 	start = wire_enc_ok_seq_begin(w, h->reqid, WIRE_STATS);
 	for (i = 0; i < n; i++)
 		wire_put_stat(w, st[i].name, st[i].value);
+	/* Cluster mode: its state, and each broker's entry. */
+	n += cluster_put_stats(b, w);
 	send_out(s, wire_enc_ok_seq_end(w, start, (uint32_t)n), h->reqid);
 }
 

@@ -57,6 +57,14 @@ struct config {
 	char		*user;
 	char		*metrics;
 	uint32_t	 summary_ms;
+	/* Cluster mode (cluster.c): etcd URLs; NULL: standalone. */
+	char		*etcd;
+	char		*etcd_prefix;
+	uint32_t	 etcd_ttl_s;
+	uint32_t	 etcd_timeout_ms;
+	char		*etcd_ca;
+	char		*etcd_cert;
+	char		*etcd_key;
 };
 
 /* What the command line said, kept to re-apply over the file on reload. */
@@ -138,6 +146,9 @@ struct broker {
 	struct event		*sig_int;
 	struct event		*sig_hup;
 	int			 shutting_down;
+	int			 shutdown_hold;	/* requests to finish first */
+	struct cluster		*cluster;	/* NULL: standalone */
+	int			 ready_fd;	/* --daemon: tell the parent */
 };
 
 
@@ -168,6 +179,39 @@ int	metrics_start(struct broker *b, const char *spec);
 int	summary_start(struct broker *b);
 /* Stops both; the broker may call it when neither was started. */
 void	metrics_stop(struct broker *b);
+
+/* ---- cluster.c ----------------------------------------------------------- */
+
+struct cluster;
+struct evbuffer;
+
+/*
+ * Joins the cluster of cfg.etcd: lease, epoch, a full range into the
+ * registry, then one watch.  ready(b) is called once, when the mirror is
+ * in sync or after CL_START_WAIT_MS without etcd (then degraded).  Returns
+ * 0, or -1 (logged) on a bad setting.
+ */
+int	cluster_start(struct broker *b, void (*ready)(struct broker *));
+/* On the way out (SIGTERM): deletes the broker's own key; its
+ * registrations stay for its clients to replace elsewhere, the rest go
+ * with the lease. */
+void	cluster_shutdown(struct broker *b);
+void	cluster_free(struct broker *b);
+/* REGISTER in cluster mode: answered once etcd has it (or refused). */
+void	cluster_register(struct session *s, uint32_t reqid,
+	    const struct wire_register *m);
+/* A local registration is going (UNREGISTER): delete its key. */
+void	cluster_unregistered(struct broker *b, const struct registration *g);
+/* Session s ends: delete its keys, forget its pending REGISTERs. */
+void	cluster_session_end(struct broker *b, struct session *s);
+int	cluster_degraded(const struct broker *b);
+/* Appends the cluster's STATS entries to w: how many. */
+uint32_t cluster_put_stats(struct broker *b, struct wbuf *w);
+/* Appends the cluster's Prometheus metrics to o. */
+void	cluster_metrics(struct broker *b, struct evbuffer *o);
+/* The i-th broker known in etcd: 0, or -1 past the last. */
+int	cluster_brokers(struct broker *b, int i, const char **uuid,
+	    const char **json);
 
 /* ---- session.c ----------------------------------------------------------- */
 

@@ -256,8 +256,9 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 	notify_systemd("STOPPING=1");
 	b->shutting_down = 1;
 	listen_close(b);
+	cluster_shutdown(b);
 	session_close_all(b, WIRE_ERR_SHUTDOWN, "broker shutting down");
-	if (b->nsessions == 0)
+	if (b->nsessions == 0 && b->shutdown_hold == 0)
 		event_base_loopbreak(b->base);
 	else
 		event_base_loopexit(b->base, &tv);	/* time to flush */
@@ -309,10 +310,17 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	    !same_str(nc.salt, c->salt) || !same_str(nc.user, c->user) ||
 	    !same_str(nc.metrics, c->metrics) ||
 	    nc.tls_verify_client != c->tls_verify_client ||
-	    nc.tls12 != c->tls12 || nc.insecure != c->insecure)
+	    nc.tls12 != c->tls12 || nc.insecure != c->insecure ||
+	    !same_str(nc.etcd, c->etcd) ||
+	    !same_str(nc.etcd_prefix, c->etcd_prefix) ||
+	    !same_str(nc.etcd_ca, c->etcd_ca) ||
+	    !same_str(nc.etcd_cert, c->etcd_cert) ||
+	    !same_str(nc.etcd_key, c->etcd_key) ||
+	    nc.etcd_ttl_s != c->etcd_ttl_s ||
+	    nc.etcd_timeout_ms != c->etcd_timeout_ms)
 		log_warnx("SIGHUP: listen addresses, max_frame, files, TLS, "
-		    "password, user, insecure and metrics change only on "
-		    "restart");
+		    "password, user, insecure, metrics and etcd settings "
+		    "change only on restart");
 	c->log_level = nc.log_level;
 	c->heartbeat_ms = nc.heartbeat_ms;
 	c->handshake_ms = nc.handshake_ms;
@@ -337,6 +345,53 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	notify_systemd("READY=1");
 }
 
+/*
+ * Accepts clients, writes the pid and port files, drops privileges and
+ * says "ready": at once on a standalone broker, once the mirror is in
+ * sync in cluster mode.  Returns 0 or -1 (logged).
+ */
+static int
+serve(struct broker *b)
+{
+	if (listen_start(b) == -1) {
+		log_errorx("cannot start listening");
+		return -1;
+	}
+	if ((b->cfg.metrics && metrics_start(b, b->cfg.metrics) == -1) ||
+	    summary_start(b) == -1)
+		return -1;
+	if (b->cfg.pidfile && write_pidfile(b->cfg.pidfile) == -1)
+		return -1;
+	if (b->cfg.port_file &&
+	    listen_write_port_file(b, b->cfg.port_file) == -1)
+		return -1;
+	if (b->cfg.user && drop_privileges(b->cfg.user) == -1)
+		return -1;
+	log_info("%s ready: heartbeat %u ms, frame limit %u bytes%s",
+	    EPMD_SOFTWARE, b->cfg.heartbeat_ms, b->cfg.max_frame,
+	    b->cluster ? ", cluster mode" : "");
+	if (b->ready_fd != -1) {
+		if (write(b->ready_fd, "y", 1) != 1)
+			log_warn("cannot tell the parent we are ready");
+		close(b->ready_fd);
+		b->ready_fd = -1;
+	}
+	notify_systemd("READY=1");
+	return 0;
+}
+
+static int serve_failed;
+
+/* cluster_start's ready callback. */
+static void
+serve_cluster(struct broker *b)
+{
+	if (serve(b) == -1) {
+		serve_failed = 1;
+		event_base_loopbreak(b->base);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -344,11 +399,12 @@ main(int argc, char **argv)
 	uint8_t seed[16], gen[3];
 	uint64_t first_id;
 	char *abs_config = NULL;
-	int i, ready_fd = -1;
+	int i;
 
 	memset(&b, 0, sizeof(b));
 	TAILQ_INIT(&b.sessions);
 	b.reserve_fd = -1;
+	b.ready_fd = -1;
 	for (i = 0; i < EPMD_MAX_LISTEN; i++)
 		b.listeners[i].fd = -1;
 
@@ -393,7 +449,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (b.cfg.daemon) {
-		ready_fd = daemonize();
+		b.ready_fd = daemonize();
 		log_init("sipc-epmd", 1, b.cfg.log_level);
 	}
 
@@ -414,11 +470,6 @@ main(int argc, char **argv)
 	wbuf_init(&b.evout, SIPC_HEADER_SIZE + 2 + SIPC_HANDLE_MAX +
 	    SIPC_RECORD_MAX + 16);
 	b.started_mono_ms = (uint64_t)mono_ms();
-	if (listen_start(&b) == -1)
-		fatalx("cannot start listening");
-	if ((b.cfg.metrics && metrics_start(&b, b.cfg.metrics) == -1) ||
-	    summary_start(&b) == -1)
-		return 1;
 	b.sig_term = evsignal_new(b.base, SIGTERM, on_stop, &b);
 	b.sig_int = evsignal_new(b.base, SIGINT, on_stop, &b);
 	b.sig_hup = evsignal_new(b.base, SIGHUP, on_reload, &b);
@@ -426,25 +477,16 @@ main(int argc, char **argv)
 	    evsignal_add(b.sig_term, NULL) || evsignal_add(b.sig_int, NULL) ||
 	    evsignal_add(b.sig_hup, NULL))
 		fatalx("cannot install signal handlers");
-	if (b.cfg.pidfile && write_pidfile(b.cfg.pidfile) == -1)
+	if (b.cfg.etcd) {
+		if (cluster_start(&b, serve_cluster) == -1)
+			return 1;
+	} else if (serve(&b) == -1)
 		return 1;
-	if (b.cfg.port_file &&
-	    listen_write_port_file(&b, b.cfg.port_file) == -1)
-		return 1;
-	if (b.cfg.user && drop_privileges(b.cfg.user) == -1)
-		return 1;
-	log_info("%s ready: heartbeat %u ms, frame limit %u bytes",
-	    EPMD_SOFTWARE, b.cfg.heartbeat_ms, b.cfg.max_frame);
-	if (ready_fd != -1) {
-		if (write(ready_fd, "y", 1) != 1)
-			log_warn("cannot tell the parent we are ready");
-		close(ready_fd);
-	}
-	notify_systemd("READY=1");
 
 	event_base_dispatch(b.base);
 
 	listen_close(&b);
+	cluster_free(&b);
 	metrics_stop(&b);
 	session_free_all(&b);
 	reg_free(b.reg);
@@ -462,5 +504,5 @@ main(int argc, char **argv)
 	config_free(&b.cfg);
 	free(abs_config);
 	log_info("stopped");
-	return 0;
+	return serve_failed;
 }

@@ -71,6 +71,7 @@ metrics_render(struct broker *b, struct evbuffer *o)
 		evbuffer_add_printf(o, "sipc_epmd_errors_sent_total{code=\"%s\"} "
 		    "%llu\n", wire_errcode_name(code),
 		    (unsigned long long)b->st.errors_by_code[code]);
+	cluster_metrics(b, o);
 }
 
 static void

@@ -128,6 +128,7 @@ reg_free(struct registry *r)
 			for (g = TAILQ_FIRST(&h->regs); g; g = gn) {
 				gn = TAILQ_NEXT(g, h_entry);
 				free(g->ep.path);
+				free(g->rhost);
 				free(g);
 			}
 			for (w = TAILQ_FIRST(&h->watches); w; w = wn) {
@@ -290,12 +291,28 @@ reg_add(struct registry *r, struct reg_owner *o, const char *name,
     size_t len, uint64_t instance, const struct wire_endpoint *ep,
     uint64_t now_ms, uint32_t max_regs, struct registration **out)
 {
+	return reg_add_id(r, o, name, len, instance, ep, now_ms, max_regs, 0,
+	    0, NULL, 0, 0, out);
+}
+
+int
+reg_add_id(struct registry *r, struct reg_owner *o, const char *name,
+    size_t len, uint64_t instance, const struct wire_endpoint *ep,
+    uint64_t now_ms, uint32_t max_regs, uint64_t id, int mirror,
+    const char *host, size_t hostlen, uint32_t pid, struct registration **out)
+{
 	struct reg_handle *h;
 	struct registration *g;
 	struct reg_event ev;
 
+	if (id != 0 && (g = reg_find(r, id)) != NULL) {
+		*out = g;
+		return REG_SAME;
+	}
 	if ((h = reg_handle_find(r, name, len)) != NULL) {
 		TAILQ_FOREACH(g, &h->regs, h_entry) {
+			if (mirror)
+				break;
 			if (!reg_ep_equal(&g->ep, ep))
 				continue;
 			if (g->owner != o || g->instance != instance)
@@ -303,7 +320,10 @@ reg_add(struct registry *r, struct reg_owner *o, const char *name,
 			*out = g;
 			return REG_SAME;
 		}
-		if (h->nregs >= SIPC_MAX_RECEIVERS_PER_HANDLE)
+		/* A mirror follows etcd, where brokers checking the limit at
+		 * once may overshoot it a little: room for that, bounded. */
+		if (h->nregs >= (mirror ? 2 : 1) *
+		    SIPC_MAX_RECEIVERS_PER_HANDLE)
 			return REG_EFULL;
 	}
 	if (o->nregs >= max_regs)
@@ -320,7 +340,18 @@ reg_add(struct registry *r, struct reg_owner *o, const char *name,
 		free(g);
 		goto nomem;
 	}
-	g->id = r->next_id++;
+	if (host) {
+		if ((g->rhost = malloc(hostlen + 1)) == NULL) {
+			free(g->ep.path);
+			free(g);
+			goto nomem;
+		}
+		memcpy(g->rhost, host, hostlen);
+		g->rhost[hostlen] = '\0';
+		g->rhostlen = (uint16_t)hostlen;
+		g->rpid = pid;
+	}
+	g->id = id ? id : r->next_id++;
 	g->instance = instance;
 	g->registered_ms = now_ms;
 	g->owner = o;
@@ -380,6 +411,7 @@ reg_unlink(struct registry *r, struct registration *g, uint8_t reason)
 	}
 	handle_put(r, h);
 	free(g->ep.path);
+	free(g->rhost);
 	free(g);
 }
 

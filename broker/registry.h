@@ -34,6 +34,12 @@ struct registration {
 	uint64_t		 instance;
 	uint64_t		 registered_ms;
 	struct reg_ep		 ep;
+	/* A registration mirrored from another broker (cluster mode) has
+	 * its own host and pid; NULL: the owner's. */
+	char			*rhost;		/* owned */
+	uint16_t		 rhostlen;
+	uint32_t		 rpid;
+	uint64_t		 seen;		/* cluster.c's re-sync mark */
 	struct reg_owner	*owner;
 	struct reg_handle	*handle;
 	struct registration	*id_next;	/* id hash chain */
@@ -132,6 +138,23 @@ int		 reg_add(struct registry *r, struct reg_owner *o,
 		    const char *handle, size_t hlen, uint64_t instance,
 		    const struct wire_endpoint *ep, uint64_t now_ms,
 		    uint32_t max_regs, struct registration **out);
+/*
+ * Cluster mode: adds a registration with the id given (not one of the
+ * registry's), skipping the endpoint checks when mirror is set (etcd is
+ * the truth: a mirrored registration may share its endpoint with one it
+ * supersedes); host[0..hostlen) and pid, when host is not NULL, are kept
+ * with it instead of the owner's.  The limits still hold (a mirror's
+ * receivers per handle up to twice the limit, for concurrent brokers'
+ * overshoot).  Returns REG_NEW,
+ * REG_SAME (id already present: *out is it), REG_EEXISTS, REG_ELIMIT,
+ * REG_EFULL or REG_ENOMEM.
+ */
+int		 reg_add_id(struct registry *r, struct reg_owner *o,
+		    const char *handle, size_t hlen, uint64_t instance,
+		    const struct wire_endpoint *ep, uint64_t registered_ms,
+		    uint32_t max_regs, uint64_t id, int mirror,
+		    const char *host, size_t hostlen, uint32_t pid,
+		    struct registration **out);
 /* Removes registration id if o owns it: 0, REG_ENOTFOUND, REG_ENOTOWNER. */
 int		 reg_remove(struct registry *r, struct reg_owner *o,
 		    uint64_t id, uint8_t reason);

@@ -418,6 +418,8 @@ session_end(struct session *s, uint16_t code, uint8_t reason, int warn,
 		log_info("session %llu from %s closed: %s",
 		    (unsigned long long)s->id, s->peer, text);
 	s->state = SESSION_CLOSING;
+	if (b->cluster)
+		cluster_session_end(b, s);
 	reg_owner_clear(b->reg, &s->owner, reason);
 	if (s->bev)
 		bufferevent_disable(s->bev, EV_READ);
@@ -469,7 +471,7 @@ session_free(struct session *s)
 	session_io_free(s);
 	frame_free(&s->framer);
 	free(s);
-	if (b->shutting_down && b->nsessions == 0)
+	if (b->shutting_down && b->nsessions == 0 && b->shutdown_hold == 0)
 		event_base_loopbreak(b->base);
 }
 

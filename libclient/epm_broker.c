@@ -2,6 +2,13 @@
  * epm_broker.c - the broker backend of an EPM: one session with sipc-epmd,
  * kept up for as long as the EPM lives.
  *
+ * The broker address may be a list ("a:4455,b:4455"), and a name may
+ * resolve to several addresses: together up to MAX_BROKERS.  The session
+ * goes to one of them; when it breaks (or cannot be opened) the next one
+ * is tried at once, and only after a whole round of failures does the
+ * backoff wait.  Brokers of one cluster (sipc-epmd --etcd) share their
+ * registrations, so a client fails over without its senders noticing.
+ *
  * The session registers the EPM's receivers and watches its senders'
  * handles.  When it breaks it is reopened with capped exponential backoff
  * and jitter, and everything is registered and watched again; senders are
@@ -13,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +42,17 @@
 #define BACKOFF_MAX_MS		1000	/* a restarted broker is whole in 2 s */
 #define HANDSHAKE_MS		5000
 #define BROKER_PORT		4455
+#define MAX_BROKERS		16
+#define FAILOVER_MS		10	/* to the next broker of a list */
+#define UNAVAILABLE_RETRY_MS	500	/* REGISTER refused: etcd away */
+
+/* One broker address of the list. */
+struct baddr {
+	char			 text[300];	/* for messages */
+	char			 tls_host[256];	/* checked in the cert */
+	struct sockaddr_storage	 ss;
+	socklen_t		 sl;
+};
 
 enum bstate {
 	B_DOWN,
@@ -51,9 +70,12 @@ struct pending {
 
 struct epm_broker {
 	sipc_epm		*epm;
-	char			 addr[300];
-	struct sockaddr_storage	 ss;
-	socklen_t		 sl;
+	char			 addr[300];	/* the one in use */
+	struct baddr		 addrs[MAX_BROKERS];
+	int			 naddrs;
+	int			 cur;		/* index into addrs */
+	int			 failed_round;	/* failures since READY */
+	struct event		*retry;		/* REGISTERs refused */
 	struct bufferevent	*bev;
 	enum bstate		 state;
 	uint32_t		 next_reqid;
@@ -76,7 +98,6 @@ struct epm_broker {
 	struct framer		 framer;
 	SSL_CTX			*tls;		/* NULL: plain text */
 	int			 psk;
-	char			 tls_host[256];	/* checked in the cert */
 };
 
 static void	b_connect(struct epm_broker *b);
@@ -236,6 +257,7 @@ b_ready(struct epm_broker *b, const struct wire_hello_ok *ok)
 	    b->max_frame);
 	atomic_store(&epm->failed, 0);
 	backoff_reset(&b->backoff);
+	b->failed_round = 0;
 	pthread_mutex_lock(&epm->mu);
 	b->err_code = 0;
 	b->err_text[0] = '\0';
@@ -279,9 +301,20 @@ b_down(struct epm_broker *b, int code, const char *fmt, ...)
 	atomic_store(&epm->connected, 0);
 	pthread_cond_broadcast(&epm->cv);
 	pthread_mutex_unlock(&epm->mu);
-	/* Jittered, so that clients of a restarted broker do not all come
-	 * back in the same instant. */
-	delay = backoff_next(&b->backoff);
+	/* The next broker of a list at once; after a whole round of
+	 * failures, jittered backoff, so that clients of a restarted broker
+	 * do not all come back in the same instant. */
+	if (b->naddrs > 1) {
+		b->cur = (b->cur + 1) % b->naddrs;
+		snprintf(b->addr, sizeof(b->addr), "%s",
+		    b->addrs[b->cur].text);
+	}
+	if (b->naddrs > 1 && ++b->failed_round < b->naddrs)
+		delay = FAILOVER_MS;
+	else {
+		b->failed_round = 0;
+		delay = backoff_next(&b->backoff);
+	}
 	timer_after(b->timer, delay);
 }
 
@@ -365,6 +398,12 @@ on_answer(struct epm_broker *b, const struct wire_header *h,
 	case WIRE_REGISTER:
 		if ((r = pd->obj) == NULL)
 			break;
+		if (h->type == WIRE_ERROR && e.code == WIRE_ERR_UNAVAILABLE) {
+			/* A broker of a cluster that lost its etcd: ask again
+			 * soon (here, or at the next broker). */
+			timer_after(b->retry, UNAVAILABLE_RETRY_MS);
+			break;
+		}
 		if (h->type == WIRE_OK &&
 		    wire_dec_ok_register(p, h->len, &id) == 0) {
 			r->id = id;
@@ -570,7 +609,8 @@ b_connect(struct epm_broker *b)
 	if (b->tls) {
 		SSL *ssl = SSL_new(b->tls);
 
-		if (ssl && !b->psk && tls_client_host(ssl, b->tls_host) == -1) {
+		if (ssl && !b->psk && tls_client_host(ssl,
+		    b->addrs[b->cur].tls_host) == -1) {
 			SSL_free(ssl);
 			ssl = NULL;
 		}
@@ -587,8 +627,9 @@ b_connect(struct epm_broker *b)
 	}
 	bufferevent_setcb(b->bev, b_readcb, NULL, b_eventcb, b);
 	bufferevent_enable(b->bev, EV_READ | EV_WRITE);
-	if (bufferevent_socket_connect(b->bev, (struct sockaddr *)&b->ss,
-	    (int)b->sl) == -1) {
+	if (bufferevent_socket_connect(b->bev,
+	    (struct sockaddr *)&b->addrs[b->cur].ss,
+	    (int)b->addrs[b->cur].sl) == -1) {
 		b_down(b, SIPC_ECONNECT, "connect: %s",
 		    strerror(EVUTIL_SOCKET_ERROR()));
 		return;
@@ -641,6 +682,90 @@ start_cb(void *arg)
 	b_connect(arg);
 }
 
+/* A REGISTER was refused for now (UNAVAILABLE): send the ones that have
+ * no id and no REGISTER on the way. */
+static void
+b_retrycb(evutil_socket_t fd, short what, void *arg)
+{
+	struct epm_broker *b = arg;
+	struct epm_reg *r;
+	struct pending *p;
+
+	(void)fd;
+	(void)what;
+	if (b->state != B_READY)
+		return;		/* registered again when the session is up */
+	TAILQ_FOREACH(r, &b->epm->regs, entry) {
+		if (r->id != 0)
+			continue;
+		TAILQ_FOREACH(p, &b->pending, entry)
+			if (p->obj == r && p->type == WIRE_REGISTER)
+				break;
+		if (p == NULL)
+			send_register(b, r);
+	}
+}
+
+/*
+ * Fills b->addrs from "host[:port][,host[:port]...]", every address each
+ * name resolves to, at most MAX_BROKERS in all.  SIPC_OK or SIPC_EADDR
+ * (with the message set) for an entry that does not parse or resolve.
+ */
+static int
+resolve_list(struct epm_broker *b, const char *list, const char *server_name)
+{
+	struct addrinfo hints, *res, *ai;
+	char buf[1024], host[256], port[8], *tok, *save = NULL;
+	const char *why;
+	uint16_t p;
+	int rc, i;
+
+	if (strlen(list) >= sizeof(buf))
+		return seterr(SIPC_EADDR, "broker list longer than %zu bytes",
+		    sizeof(buf) - 1);
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (tok = strtok_r(buf, ", ", &save); tok;
+	    tok = strtok_r(NULL, ", ", &save)) {
+		p = BROKER_PORT;
+		if (addr_parse(tok, host, sizeof(host), &p,
+		    ADDR_PORT_OPTIONAL, &why) == -1)
+			return seterr(SIPC_EADDR, "address '%s': %s", tok,
+			    why);
+		snprintf(port, sizeof(port), "%u", p);
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_NUMERICSERV;
+		if ((rc = getaddrinfo(host, port, &hints, &res)) != 0)
+			return seterr(SIPC_EADDR, "address '%s': %s", tok,
+			    gai_strerror(rc));
+		for (ai = res; ai && b->naddrs < MAX_BROKERS;
+		    ai = ai->ai_next) {
+			struct baddr *a = &b->addrs[b->naddrs];
+
+			if (ai->ai_addrlen > sizeof(a->ss))
+				continue;
+			for (i = 0; i < b->naddrs; i++)
+				if (b->addrs[i].sl == ai->ai_addrlen &&
+				    memcmp(&b->addrs[i].ss, ai->ai_addr,
+				    ai->ai_addrlen) == 0)
+					break;
+			if (i < b->naddrs)
+				continue;	/* listed twice */
+			memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
+			a->sl = ai->ai_addrlen;
+			snprintf(a->text, sizeof(a->text), "%s", tok);
+			snprintf(a->tls_host, sizeof(a->tls_host), "%s",
+			    server_name ? server_name : host);
+			b->naddrs++;
+		}
+		freeaddrinfo(res);
+	}
+	if (b->naddrs == 0)
+		return seterr(SIPC_EADDR, "no broker address in '%s'", list);
+	return 0;
+}
+
 static int
 broker_create(sipc_epm *epm, const char *addr)
 {
@@ -650,24 +775,14 @@ broker_create(sipc_epm *epm, const char *addr)
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return seterr(SIPC_ENOMEM, "out of memory");
 	b->epm = epm;
-	snprintf(b->addr, sizeof(b->addr), "%s", addr);
-	if ((rc = resolve_hostport(addr, BROKER_PORT, &b->ss, &b->sl)) != 0 ||
+	if ((rc = resolve_list(b, addr,
+	    epm->opts.security.tls_server_name)) != 0 ||
 	    (rc = security_ctx(&epm->opts.security, 0, &b->tls,
 	    &b->psk)) != 0) {
 		free(b);
 		return rc;
 	}
-	if (epm->opts.security.tls_server_name)
-		snprintf(b->tls_host, sizeof(b->tls_host), "%s",
-		    epm->opts.security.tls_server_name);
-	else {
-		uint16_t port = BROKER_PORT;
-		const char *why;
-
-		if (addr_parse(addr, b->tls_host, sizeof(b->tls_host), &port,
-		    ADDR_PORT_OPTIONAL, &why) == -1)
-			b->tls_host[0] = '\0';
-	}
+	snprintf(b->addr, sizeof(b->addr), "%s", b->addrs[0].text);
 	/* The strings in the options are not kept. */
 	memset(&epm->opts.security, 0, sizeof(epm->opts.security));
 	TAILQ_INIT(&b->pending);
@@ -680,7 +795,10 @@ broker_create(sipc_epm *epm, const char *addr)
 	b->host[sizeof(b->host) - 1] = '\0';
 	if (!wire_handle_valid(b->host, strlen(b->host)))
 		b->host[0] = '\0';	/* a name the broker would refuse */
-	if ((b->timer = evtimer_new(epm->loop.base, b_timercb, b)) == NULL) {
+	if ((b->timer = evtimer_new(epm->loop.base, b_timercb, b)) == NULL ||
+	    (b->retry = evtimer_new(epm->loop.base, b_retrycb, b)) == NULL) {
+		if (b->timer)
+			event_free(b->timer);
 		wbuf_free(&b->out);
 		if (b->tls)
 			SSL_CTX_free(b->tls);
@@ -703,6 +821,7 @@ broker_destroy(sipc_epm *epm)
 		bufferevent_free(b->bev);
 	pending_clear(b);
 	event_free(b->timer);
+	event_free(b->retry);
 	wbuf_free(&b->out);
 	frame_free(&b->framer);
 	if (b->tls)

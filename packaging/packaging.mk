@@ -35,7 +35,7 @@ MAN1		= brokerctl.1 sipc.1
 MAN3		= sipc.3
 MAN8		= sipc-epmd.8 sipc-epmd-start.8
 MAN_LINKS8	= sipc-epmd-stop.8
-DROPINS		= password.conf tls.conf low-port.conf
+DROPINS		= password.conf tls.conf low-port.conf cluster.conf
 
 # D: $(DESTDIR), short for the many lines below.
 D		= $(DESTDIR)

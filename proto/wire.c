@@ -575,7 +575,8 @@ wire_errcode_name(uint16_t code)
 		"NOT_FOUND", "NOT_OWNER", "LIMIT", "EXISTS", "TOO_LARGE",
 		"TIMEOUT", "SHUTDOWN", "BUSY", "INTERNAL", "AUTH",
 		"WRONG_RECEIVER", "SLOW", "COMPRESSION", "NO_REPLY",
-		"REQUEST_FAILED"
+		"REQUEST_FAILED",
+		"UNAVAILABLE"
 	};
 
 	return code <= WIRE_ERR_LAST ? names[code] : "?";

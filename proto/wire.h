@@ -90,9 +90,10 @@ enum wire_errcode {
 	WIRE_ERR_SLOW		= 20,
 	WIRE_ERR_COMPRESSION	= 21,
 	WIRE_ERR_NO_REPLY	= 22,
-	WIRE_ERR_REQUEST_FAILED	= 23
+	WIRE_ERR_REQUEST_FAILED	= 23,
+	WIRE_ERR_UNAVAILABLE	= 24
 };
-#define WIRE_ERR_LAST		23
+#define WIRE_ERR_LAST		24
 
 /* Codec results: 0 or one of these. */
 #define WIRE_ETRUNC	(-1)	/* payload ends inside a field */

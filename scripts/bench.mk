@@ -18,7 +18,8 @@ BENCH_COMMON	= $(call obj,scripts/bench/common.c) $(HARNESS_OBJ) \
 		  $(call obj,$(JSON_SRC)) $(B)/lib/libsipcproto.a
 BENCH_PROGS	= $(BENCH_BIN)/bench-run $(BENCH_BIN)/bench-tcp \
 		  $(BENCH_BIN)/bench-zmq $(BENCH_BIN)/bench-broker \
-		  $(BENCH_BIN)/bench-nats $(BENCH_BIN)/bench-iox
+		  $(BENCH_BIN)/bench-nats $(BENCH_BIN)/bench-iox \
+		  $(BENCH_BIN)/bench-cluster
 # Recursive on purpose: expanded after bench-deps has run.
 ZMQ_CFLAGS	= $(shell pkg-config --cflags libzmq)
 ZMQ_LIBS	= $(shell pkg-config --libs libzmq)
@@ -34,13 +35,17 @@ BENCH_ARGS	?=
 
 .PHONY: bench-deps bench-progs
 
-# Then the Python rows: bindings/python against pyzmq (bench.py).
+# Then the Python rows: bindings/python against pyzmq (bench.py); then
+# the broker cluster on etcd (bench-cluster).
 bench: all $(BENCH_PROGS)
 	@$(BENCH_BIN)/bench-run --build $(B) \
 	    --roudi-config scripts/bench/roudi.toml $(BENCH_ARGS)
 	@/usr/bin/python3 bindings/python/bench/bench.py --build $(B) \
 	    --out $(B)/bench/python.json \
 	    $(if $(filter --quick,$(BENCH_ARGS)),--quick)
+	@echo
+	@echo "== broker cluster on etcd (issue 16): standalone, 3 brokers on 1 etcd, etcd directly"
+	@$(BENCH_BIN)/bench-cluster --build $(B)
 
 bench-progs: $(BENCH_PROGS)
 
@@ -86,3 +91,10 @@ $(BENCH_BIN)/bench-broker: $(call obj,scripts/bench/brokerbench.c) \
     $(BENCH_COMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(DEP_LIBS) $(JSON_LIBS)
+
+# The cluster on a real etcd, against a standalone broker and etcd used
+# directly through the broker's etcd client.
+$(BENCH_BIN)/bench-cluster: $(call obj,scripts/bench/clusterbench.c \
+    tests/etcdutil.c broker/etcd.c) $(BENCH_COMMON) $(B)/lib/libsipcproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(JSON_LIBS) $(DEP_LIBS)

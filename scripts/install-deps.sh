@@ -14,6 +14,9 @@ libevent-dev
 libjson-c-dev
 libssl-dev
 zlib1g-dev
+libjson-c-dev
+etcd-server
+etcd-client
 check
 openssl
 valgrind

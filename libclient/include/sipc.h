@@ -169,6 +169,13 @@ void	sipc_epm_opts_init_size(struct sipc_epm_opts *opts, size_t size);
  * addr NULL or "": $SIPC_BROKER, and when that is unset too, the local
  * registry (see sipc_epm_local).  opts NULL: defaults.
  *
+ * addr may list several brokers of one cluster (sipc-epmd --etcd),
+ * separated by commas ("a:4455,b:4455"); a name that resolves to several
+ * addresses counts as all of them (16 in all at most).  The session goes
+ * to one; when it breaks the next is tried at once: registrations and
+ * watches move with it, data connections are not touched, and senders
+ * reconcile their receivers with the new broker's snapshot.
+ *
  * With connect_timeout_ms > 0 this waits until the session is up (HELLO
  * answered) and fails when it is not; with 0 it returns at once.  Either
  * way, once created the EPM reconnects on its own, with capped exponential

@@ -77,7 +77,7 @@ check_layout() {
 	check "unit points at $doc/examples" grep -q "$doc/examples/" "$u"
 	check "config $etc/sipc/epmd.conf, 0644" \
 	    is_file "$d$etc/sipc/epmd.conf" 644
-	for f in epmd.conf password.conf tls.conf low-port.conf; do
+	for f in epmd.conf password.conf tls.conf low-port.conf cluster.conf; do
 		check "example $doc/examples/$f" is_file "$d$doc/examples/$f" 644
 	done
 	check "the installed config is valid for the installed broker" \
@@ -112,6 +112,7 @@ usr/local/lib/systemd/system/sipc-epmd.service
 usr/local/sbin/sipc-epmd
 usr/local/sbin/sipc-epmd-start
 usr/local/sbin/sipc-epmd-stop
+usr/local/share/doc/sipc/examples/cluster.conf
 usr/local/share/doc/sipc/examples/epmd.conf
 usr/local/share/doc/sipc/examples/low-port.conf
 usr/local/share/doc/sipc/examples/password.conf

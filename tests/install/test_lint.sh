@@ -175,7 +175,7 @@ if pmake install PREFIX="$P" >"$T/install.log" 2>&1; then
 		fi
 	}
 	verify_with "sipc-epmd.service"
-	for d in password.conf tls.conf low-port.conf; do
+	for d in password.conf tls.conf low-port.conf cluster.conf; do
 		verify_with "sipc-epmd.service with $d" "$d"
 	done
 	rm -rf "$u.d"

@@ -293,6 +293,63 @@ START_TEST(test_many)
 }
 END_TEST
 
+/* Cluster mode: ids given by the caller, a host and pid of their own, a
+ * mirror that may hold the same endpoint twice, twice the per-handle
+ * limit at most. */
+START_TEST(test_add_id_mirror)
+{
+	struct seen seen = { 0 };
+	struct registry *r = reg_new(notify, &seen, 1, seed);
+	struct reg_owner local, remote;
+	struct registration *g, *g2;
+	struct reg_handle *h;
+	struct wire_endpoint e = ep(6000);
+	int i, rc;
+
+	reg_owner_init(&local, NULL);
+	reg_owner_init(&remote, NULL);
+	local.host = "here";
+	local.hostlen = 4;
+	ck_assert_int_eq(reg_watch(r, &local, "m", 1, 10, &h), REG_NEW);
+	ck_assert_int_eq(reg_add_id(r, &remote, "m", 1, 7, &e, 1000, 100,
+	    (77ULL << 20) | 1, 1, "there", 5, 42, &g), REG_NEW);
+	ck_assert_uint_eq(g->id, (77ULL << 20) | 1);
+	ck_assert_str_eq(g->rhost, "there");
+	ck_assert_uint_eq(g->rhostlen, 5);
+	ck_assert_uint_eq(g->rpid, 42);
+	ck_assert_int_eq(seen.joins, 1);
+	/* The same id again: nothing new, no JOIN. */
+	ck_assert_int_eq(reg_add_id(r, &remote, "m", 1, 7, &e, 1000, 100,
+	    (77ULL << 20) | 1, 1, "there", 5, 42, &g2), REG_SAME);
+	ck_assert_ptr_eq(g2, g);
+	ck_assert_int_eq(seen.joins, 1);
+	/* The same receiver registered again elsewhere: both, in order. */
+	ck_assert_int_eq(reg_add_id(r, &local, "m", 1, 7, &e, 1001, 100,
+	    (78ULL << 20) | 1, 1, NULL, 0, 0, &g2), REG_NEW);
+	ck_assert_ptr_null(g2->rhost);
+	ck_assert_int_eq(h->nregs, 2);
+	ck_assert_ptr_eq(TAILQ_FIRST(&h->regs), g);
+	ck_assert_int_eq(seen.joins, 2);
+	/* Not a mirror: the endpoint is taken. */
+	ck_assert_int_eq(reg_add(r, &remote, "m", 1, 9, &e, 1002, 100, &g2),
+	    REG_EEXISTS);
+	ck_assert_int_eq(reg_remove(r, &remote, (77ULL << 20) | 1,
+	    WIRE_LEAVE_CLOSED), 0);
+	ck_assert_int_eq(seen.leaves, 1);
+	/* Up to twice the per-handle limit in a mirror, not more. */
+	for (i = 0, rc = REG_NEW; rc == REG_NEW; i++) {
+		e = ep((uint16_t)(7000 + i));
+		rc = reg_add_id(r, &remote, "full", 4, 1, &e, 0, UINT32_MAX,
+		    (90ULL << 20) | (uint64_t)(i + 1), 1, "x", 1, 1, &g);
+	}
+	ck_assert_int_eq(rc, REG_EFULL);
+	ck_assert_int_eq(i - 1, 2 * SIPC_MAX_RECEIVERS_PER_HANDLE);
+	reg_owner_clear(r, &remote, WIRE_LEAVE_CLOSED);
+	reg_owner_clear(r, &local, WIRE_LEAVE_CLOSED);
+	reg_free(r);
+}
+END_TEST
+
 START_TEST(test_ep_roundtrip)
 {
 	struct registry *r = reg_new(NULL, NULL, 1, seed);
@@ -333,6 +390,7 @@ main(void)
 	tcase_add_test(tc, test_list_order_and_paging);
 	tcase_add_test(tc, test_many);
 	tcase_add_test(tc, test_ep_roundtrip);
+	tcase_add_test(tc, test_add_id_mirror);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -689,6 +689,23 @@ dec_error_request_failed(const uint8_t *p, size_t n)
 	    str_eq(e.text, "division by zero"));
 }
 
+static int
+enc_error_unavailable(struct wbuf *b)
+{
+	return wire_enc_error(b, 3, WIRE_ERR_UNAVAILABLE,
+	    "etcd is unreachable");
+}
+
+static int
+dec_error_unavailable(const uint8_t *p, size_t n)
+{
+	struct wire_error e;
+	int rc = wire_dec_error(p, n, &e);
+
+	return rc ? rc : !(e.code == WIRE_ERR_UNAVAILABLE &&
+	    str_eq(e.text, "etcd is unreachable"));
+}
+
 static const struct wcase cases[] = {
 	{ "HELLO", WIRE_HELLO, 0, enc_hello, dec_hello },
 	{ "OK-HELLO", WIRE_OK, 0, enc_ok_hello, dec_ok_hello },
@@ -729,6 +746,8 @@ static const struct wcase cases[] = {
 	    dec_error_no_reply },
 	{ "ERROR-REQUEST-FAILED", WIRE_ERROR, 0, enc_error_request_failed,
 	    dec_error_request_failed },
+	{ "ERROR-UNAVAILABLE", WIRE_ERROR, 0, enc_error_unavailable,
+	    dec_error_unavailable },
 };
 #define NCASES	(sizeof(cases) / sizeof(cases[0]))
 

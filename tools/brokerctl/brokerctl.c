@@ -16,6 +16,7 @@
 #include "../../common/jsonout.h"
 #include "../../proto/addr.h"
 #include "ctlconn.h"
+#include "ctlcluster.h"
 
 #define DEFAULT_BROKER	"127.0.0.1:4455"
 #define DEFAULT_TIMEOUT	5000
@@ -38,6 +39,7 @@ usage(FILE *fp)
 	    "  watch HANDLE    print receivers joining and leaving HANDLE "
 	    "until interrupted\n"
 	    "  stats           the broker's counters\n"
+	    "  cluster         the brokers of its cluster (sipc-epmd --etcd)\n"
 	    "\n"
 	    "The broker is --broker, else $SIPC_BROKER, else %s.\n"
 	    "--timeout bounds connecting and each answer (default %d ms).\n"
@@ -431,7 +433,7 @@ main(int argc, char **argv)
 			goto usage;
 		}
 	} else if (strcmp(cmd, "ping") && strcmp(cmd, "list") &&
-	    strcmp(cmd, "stats")) {
+	    strcmp(cmd, "stats") && strcmp(cmd, "cluster")) {
 		fprintf(stderr, "brokerctl: unknown command '%s'\n", cmd);
 		goto usage;
 	} else if (arg != NULL) {
@@ -476,6 +478,8 @@ main(int argc, char **argv)
 		rc = cmd_show(&c, arg);
 	else if (!strcmp(cmd, "watch"))
 		rc = cmd_watch(&c, arg);
+	else if (!strcmp(cmd, "cluster"))
+		rc = cmd_cluster(&c, json);
 	else
 		rc = cmd_stats(&c);
 	ctl_close(&c);
