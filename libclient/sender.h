@@ -64,9 +64,13 @@ struct msg {
  * Buffers of sent messages go back to the sending threads instead of to
  * free(): allocating on one thread and freeing on another is what glibc
  * does worst, and buffers of 64 KiB would fault in fresh pages every time.
- * Buffers up to RECYCLE_CAP are kept, RECYCLE_BYTES of them at most.
+ * Buffers up to RECYCLE_CAP are kept, half the high-water mark of them at
+ * most (msg_unref()).  2 MiB: 1 MiB messages through the shared-memory
+ * ring went from 1,600-2,600 to 7,600-8,500 a second (sender CPU from
+ * 480 to 110 us a message), the sending thread no longer faulting in 256
+ * fresh pages for each.
  */
-#define RECYCLE_CAP	(128 * 1024)
+#define RECYCLE_CAP	(2 * 1024 * 1024)
 #define RECYCLE_BATCH	64
 
 /*
