@@ -269,6 +269,10 @@ struct sipc_sender {
 	int			 shm_dirty;	/* written, not published */
 	uint32_t		 shm_want;	/* want_progress, as set */
 	uint64_t		 shm_written;	/* last seq whole in the ring */
+	/* A position every receiver on the ring has passed: ring_tail() as
+	 * last computed (positions only grow), recomputed only when a
+	 * message does not fit behind it. */
+	uint64_t		 shm_tail;
 	struct msg		**pend;
 	size_t			 pend_cap;
 	size_t			 pend_head;

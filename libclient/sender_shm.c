@@ -58,6 +58,7 @@ ring_get(struct sipc_sender *tx, uint64_t gen)
 	if (shm_ring_create(&tx->ring, shm_ring_size(2 * tx->opts.hwm_bytes),
 	    gen, err, sizeof(err)) == -1)
 		return -1;
+	tx->shm_tail = 0;
 	if (tx->shm_efd == -1) {
 		if ((tx->shm_efd = shm_eventfd()) == -1 ||
 		    (tx->shm_ev = event_new(tx->epm->loop.base, tx->shm_efd,
@@ -298,7 +299,7 @@ pend_flush(struct sipc_sender *tx)
 
 	if (tx->pend_n == 0 || tx->ring.fd == -1)
 		return;
-	tail = ring_tail(tx);
+	tail = tx->shm_tail = ring_tail(tx);
 	while (tx->pend_n > 0) {
 		m = tx->pend[tx->pend_head];
 		if (!put_msg(tx, m, tail))
@@ -316,7 +317,10 @@ tshm_put(struct sipc_sender *tx, struct msg *m)
 	/* Receivers on the ring inflate nothing: the plain twin goes. */
 	if (msg_compressed(m) && msg_plain(m) == NULL)
 		return -1;
-	if (tx->pend_n == 0 && put_msg(tx, m, ring_tail(tx))) {
+	/* The tail known is enough most of the time: the receivers' cursors
+	 * are read again only when the message does not fit behind it. */
+	if (tx->pend_n == 0 && (put_msg(tx, m, tx->shm_tail) ||
+	    put_msg(tx, m, tx->shm_tail = ring_tail(tx)))) {
 		tx->shm_written = m->seq;
 		return 0;
 	}

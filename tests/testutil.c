@@ -565,3 +565,20 @@ tu_local_registry(void)
 	setenv("XDG_RUNTIME_DIR", xdg, 1);
 	unsetenv("SIPC_BROKER");
 }
+
+void
+tu_mode_setup(struct tu_broker *b, int mode)
+{
+	tu_local_registry();
+	memset(b, 0, sizeof(*b));
+	if (mode == 1)
+		ck_assert_int_eq(tu_broker_start(b, NULL), 0);
+}
+
+void
+tu_mode_teardown(struct tu_broker *b)
+{
+	if (b->pid > 0)
+		tu_broker_stop(b);
+	b->pid = 0;
+}

@@ -71,6 +71,11 @@ int		 tu_run(Suite *s);
 /* A private local registry ($XDG_RUNTIME_DIR under tu_tmpdir()), no
  * broker, no forced transport: nothing meets the user's processes. */
 void		 tu_local_registry(void);
+/* A test's mode (_i of the loop tests): 0 the local registry alone, 1 a
+ * broker of its own in *b too (b->pid 0 otherwise).  Stopped by
+ * tu_mode_teardown(). */
+void		 tu_mode_setup(struct tu_broker *b, int mode);
+void		 tu_mode_teardown(struct tu_broker *b);
 
 /* ---- Raw protocol client ------------------------------------------------- */
 

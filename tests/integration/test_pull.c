@@ -31,29 +31,6 @@
 
 static struct tu_broker broker;
 
-/* _i of the loop tests: 0 local registry, 1 broker. */
-static void
-mode_setup(int mode)
-{
-	char xdg[300];
-
-	snprintf(xdg, sizeof(xdg), "%s/xdg", tu_tmpdir());
-	mkdir(xdg, 0700);
-	setenv("XDG_RUNTIME_DIR", xdg, 1);
-	unsetenv("SIPC_BROKER");
-	memset(&broker, 0, sizeof(broker));
-	if (mode == 1)
-		ck_assert_int_eq(tu_broker_start(&broker, NULL), 0);
-}
-
-static void
-mode_teardown(void)
-{
-	if (broker.pid > 0)
-		tu_broker_stop(&broker);
-	broker.pid = 0;
-}
-
 static sipc_epm *
 new_epm(void)
 {
@@ -106,7 +83,7 @@ START_TEST(test_recv_level)
 	int64_t t0;
 	int fd, i;
 
-	mode_setup(_i);
+	tu_mode_setup(&broker, _i);
 	epm = new_epm();
 	rx = pull_receiver(epm, "level", 0, 0);
 	fd = sipc_receiver_fd(rx);
@@ -195,7 +172,7 @@ START_TEST(test_recv_level)
 	ck_assert_int_eq(sipc_sender_close(tx), 0);
 	sipc_receiver_close(rx);
 	sipc_epm_close(epm);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
@@ -214,7 +191,7 @@ START_TEST(test_backpressure)
 	long sent = 0, got = 0;
 	int rc = 0;
 
-	mode_setup(_i);
+	tu_mode_setup(&broker, _i);
 	epm = new_epm();
 	rx = pull_receiver(epm, "bp", 100, 0);
 	sipc_sender_opts_init(&so);
@@ -262,7 +239,7 @@ START_TEST(test_backpressure)
 	ck_assert_int_eq(sipc_sender_close(tx), 0);
 	sipc_receiver_close(rx);
 	sipc_epm_close(epm);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
@@ -333,7 +310,7 @@ START_TEST(test_epoll_loop)
 	int ep, n, i, k, msgs = 0, replies = 0, wakeups = 0;
 	int64_t t0;
 
-	mode_setup(_i);
+	tu_mode_setup(&broker, _i);
 	epm = new_epm();
 	rx = pull_receiver(epm, "loop", 0, 0);
 	memset(&s, 0, sizeof(s));
@@ -413,7 +390,7 @@ START_TEST(test_epoll_loop)
 	ck_assert_int_eq(sipc_sender_close(f.tx), 0);
 	sipc_receiver_close(rx);
 	sipc_epm_close(epm);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
@@ -451,7 +428,7 @@ START_TEST(test_close_wakes)
 	sipc_epm *epm;
 	pthread_t ta, tb;
 
-	mode_setup(_i);
+	tu_mode_setup(&broker, _i);
 	epm = new_epm();
 	memset(&a, 0, sizeof(a));
 	memset(&b, 0, sizeof(b));
@@ -467,7 +444,7 @@ START_TEST(test_close_wakes)
 	ck_assert_int_eq(a.rc, SIPC_ECLOSED);
 	ck_assert_int_eq(b.rc, SIPC_ECLOSED);
 	sipc_epm_close(epm);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
@@ -479,7 +456,7 @@ START_TEST(test_libevent_example)
 	pid_t ex, rep;
 	int i;
 
-	mode_setup(_i);
+	tu_mode_setup(&broker, _i);
 	snprintf(out, sizeof(out), "%s/example.out", tu_tmpdir());
 	snprintf(err, sizeof(err), "%s/reply.err", tu_tmpdir());
 	if (broker.pid > 0)
@@ -513,7 +490,7 @@ START_TEST(test_libevent_example)
 	ck_assert_int_eq(tu_file_count(out, "failed"), 0);
 	proc_stop(rep, 5000);
 	unsetenv("SIPC_BROKER");
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 

@@ -32,29 +32,6 @@
 
 static struct tu_broker broker;
 
-/* _i of the loop tests: 0 local registry, 1 broker. */
-static void
-mode_setup(int mode)
-{
-	char xdg[300];
-
-	snprintf(xdg, sizeof(xdg), "%s/xdg", tu_tmpdir());
-	mkdir(xdg, 0700);
-	setenv("XDG_RUNTIME_DIR", xdg, 1);
-	unsetenv("SIPC_BROKER");
-	memset(&broker, 0, sizeof(broker));
-	if (mode == 1)
-		ck_assert_int_eq(tu_broker_start(&broker, NULL), 0);
-}
-
-static void
-mode_teardown(void)
-{
-	if (broker.pid > 0)
-		tu_broker_stop(&broker);
-	broker.pid = 0;
-}
-
 static sipc_epm *
 new_epm(void)
 {
@@ -361,7 +338,7 @@ START_TEST(test_request_reply)
 	size_t i;
 	int k;
 
-	mode_setup(_i);
+	tu_mode_setup(&broker, _i);
 	for (k = 0; k < 3; k++)
 		r[k] = responder("basic", ECHO, 0);
 	epm = new_epm();
@@ -391,7 +368,7 @@ START_TEST(test_request_reply)
 	book_free(&b);
 	for (k = 0; k < 3; k++)
 		stop(r[k]);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
@@ -402,7 +379,7 @@ START_TEST(test_no_responder)
 	sipc_epm *epm;
 	int64_t t0, took;
 
-	mode_setup(_i);
+	tu_mode_setup(&broker, _i);
 	epm = new_epm();
 	rq = new_requester(epm, "nobody", 0);
 	t0 = mono_ms();
@@ -416,7 +393,7 @@ START_TEST(test_no_responder)
 	    SIPC_ENORESPONDER);
 	sipc_requester_close(rq);
 	sipc_epm_close(epm);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
@@ -501,7 +478,7 @@ START_TEST(test_5000_clients)
 	int64_t t0;
 	char x;
 
-	mode_setup(_i);
+	tu_mode_setup(&broker, _i);
 	for (k = 0; k < 4; k++)
 		r[k] = responder("many", ECHO, 0);
 	ck_assert_int_eq(pipe(start), 0);
@@ -534,7 +511,7 @@ START_TEST(test_5000_clients)
 	close(ready[0]);
 	for (k = 0; k < 4; k++)
 		stop(r[k]);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
@@ -566,7 +543,7 @@ START_TEST(test_5000_in_flight)
 	size_t i, payload = 0;
 	double per;
 
-	mode_setup(_i);
+	tu_mode_setup(&broker, _i);
 	r = responder("gather", GATHER, 0);
 	epm = new_epm();
 	rq = new_requester(epm, "gather", 0);
@@ -600,7 +577,7 @@ START_TEST(test_5000_in_flight)
 	sipc_epm_close(epm);
 	book_free(&b);
 	stop(r);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
@@ -619,7 +596,7 @@ START_TEST(test_responder_killed)
 	int64_t t0, took;
 	size_t i;
 
-	mode_setup(_i);
+	tu_mode_setup(&broker, _i);
 	hold = responder("kill", HOLD, 0);
 	epm = new_epm();
 	rq = new_requester(epm, "kill", 0);
@@ -654,7 +631,7 @@ START_TEST(test_responder_killed)
 	book_free(&b);
 	proc_wait(hold, 5000);
 	stop(echo);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
@@ -702,7 +679,7 @@ START_TEST(test_responder_stopped)
 	int64_t t0, took;
 	pid_t r;
 
-	mode_setup(_i);
+	tu_mode_setup(&broker, _i);
 	r = responder("stop", ECHO, 0);
 	epm = new_epm();
 	rq = new_requester(epm, "stop", 0);
@@ -719,7 +696,7 @@ START_TEST(test_responder_stopped)
 	sipc_requester_close(rq);
 	sipc_epm_close(epm);
 	stop(r);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
@@ -733,7 +710,7 @@ START_TEST(test_cancel_race)
 	size_t i, n = 3000, nc = 0, cb = 0;
 	pid_t r;
 
-	mode_setup(0);
+	tu_mode_setup(&broker, 0);
 	r = responder("race", ECHO, 0);
 	epm = new_epm();
 	rq = new_requester(epm, "race", 0);
@@ -765,7 +742,7 @@ START_TEST(test_cancel_race)
 	book_free(&b);
 	free(cancelled);
 	stop(r);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
@@ -778,7 +755,7 @@ START_TEST(test_reply_after_close)
 	size_t i, at_close;
 	pid_t r;
 
-	mode_setup(0);
+	tu_mode_setup(&broker, 0);
 	r = responder("late", DEFER, 100);
 	epm = new_epm();
 	rq = new_requester(epm, "late", 0);
@@ -797,7 +774,7 @@ START_TEST(test_reply_after_close)
 	sipc_epm_close(epm);
 	book_free(&b);
 	stop(r);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
@@ -808,7 +785,7 @@ START_TEST(test_deferred_and_dropped)
 	int64_t t0;
 	pid_t a, d;
 
-	mode_setup(_i);
+	tu_mode_setup(&broker, _i);
 	a = responder("later", DEFER, 20);
 	d = responder("drop", DROP, 0);
 	epm = new_epm();
@@ -823,7 +800,7 @@ START_TEST(test_deferred_and_dropped)
 	sipc_epm_close(epm);
 	stop(a);
 	stop(d);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
@@ -838,7 +815,7 @@ START_TEST(test_survey_silent)
 	int64_t t0, took;
 	size_t i, ok = 0, late = 0;
 
-	mode_setup(_i);
+	tu_mode_setup(&broker, _i);
 	r[0] = responder("poll", ECHO, 0);
 	r[1] = responder("poll", ECHO, 0);
 	r[2] = responder("poll", HOLD, 0);
@@ -862,7 +839,7 @@ START_TEST(test_survey_silent)
 	sipc_epm_close(epm);
 	for (i = 0; i < 3; i++)
 		stop(r[i]);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
@@ -875,7 +852,7 @@ START_TEST(test_password)
 	int64_t t0;
 	pid_t r;
 
-	mode_setup(0);
+	tu_mode_setup(&broker, 0);
 	setenv("RPC_PASSWORD", "correct horse", 1);
 	r = responder("secret", ECHO, 0);
 	unsetenv("RPC_PASSWORD");
@@ -896,7 +873,7 @@ START_TEST(test_password)
 	sipc_requester_close(rq);
 	sipc_epm_close(epm);
 	stop(r);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
@@ -1001,7 +978,7 @@ START_TEST(test_bad_replies)
 	    WIRE_ERR_TOO_LARGE, WIRE_ERR_UNEXPECTED };
 	char handle[32];
 
-	mode_setup(1);
+	tu_mode_setup(&broker, 1);
 	slow = responder("good", DEFER, 300);
 	epm = new_epm();
 	good = new_requester(epm, "good", 0);
@@ -1050,7 +1027,7 @@ START_TEST(test_bad_replies)
 	sipc_requester_close(good);
 	sipc_epm_close(epm);
 	stop(slow);
-	mode_teardown();
+	tu_mode_teardown(&broker);
 }
 END_TEST
 
