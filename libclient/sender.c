@@ -339,6 +339,7 @@ sipc_sender_new(const char *handle, sipc_epm *epm,
 	memset(&tx->opts.security, 0, sizeof(tx->opts.security));
 	TAILQ_INIT(&tx->conns);
 	tx->ring.fd = tx->shm_efd = -1;
+	tx->wstage = malloc(WSTAGE);	/* NULL: every frame its iovec */
 	pthread_mutex_init(&tx->mu, NULL);
 	pthread_mutex_init(&tx->pmu, NULL);
 	cond_init_mono(&tx->cv);
@@ -762,6 +763,7 @@ sender_destroy(evutil_socket_t fd, short what, void *arg)
 	if (tx->report_timer)
 		event_free(tx->report_timer);
 	free(tx->names);
+	free(tx->wstage);
 	waiters_fini(&tx->mu, &tx->cv, tx->tls);
 	free(tx);
 	epm_release(epm);

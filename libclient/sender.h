@@ -30,6 +30,14 @@
 #define DATA_HDR	(SIPC_HEADER_SIZE + SIPC_DATA_PREFIX)
 #define DRAIN_BUDGET	8192		/* messages per turn of the loop */
 #define MAX_IOV		1024
+/*
+ * Frames up to WCOPY_MAX bytes are copied into one staging buffer of
+ * WSTAGE bytes per writev() instead of each taking an iovec of its own:
+ * the kernel's copy of many small iovecs (per-segment user access, 80 B
+ * at a time) was 23 % of all CPU time with 64 B messages over TCP.
+ */
+#define WCOPY_MAX	512
+#define WSTAGE		(64 * 1024)
 #define RECONNECT_MIN_MS 50
 #define RECONNECT_MAX_MS 1000
 #define LEAVE_LINGER_MS	1000		/* final ACKs after a LEAVE */
@@ -248,6 +256,7 @@ struct sipc_sender {
 	size_t			 fbatch_bytes;
 	TAILQ_HEAD(, conn)	 conns;
 	size_t			 nconns;
+	uint8_t			*wstage;	/* WSTAGE bytes; NULL: none */
 	const char		**names;	/* for after_send */
 	size_t			 names_cap;
 	struct event		*resync_timer;

@@ -70,14 +70,18 @@ int
 conn_write(struct conn *c)
 {
 	struct iovec iov[MAX_IOV];
-	size_t i, ctl_pending, left;
+	/* TLS stages what it writes itself. */
+	uint8_t *st = c->xp.ssl == NULL ? c->tx->wstage : NULL;
+	size_t i, ctl_pending, left, st_len;
 	ssize_t w;
-	int n;
+	int n, st_iov;
 
 	if (c->xp.fd == -1 || c->state < C_HANDSHAKE)
 		return 0;
 	for (;;) {
 		n = 0;
+		st_len = 0;
+		st_iov = -1;
 		ctl_pending = c->woff == 0 ? c->ctl_len - c->ctl_off : 0;
 		if (ctl_pending) {
 			iov[n].iov_base = c->ctl + c->ctl_off;
@@ -86,15 +90,31 @@ conn_write(struct conn *c)
 		if (c->state == C_READY) {
 			for (i = c->nsent; i < c->count && n < MAX_IOV; i++) {
 				struct msg *m = ring_at(c, i);
-				size_t off = i == c->nsent ? c->woff : 0;
+				size_t off = i == c->nsent ? c->woff : 0, len;
 
 				/* Pinned: the rest is in the ring. */
 				if (c->shm == SHM_PINNED &&
 				    m->seq >= c->shm_from)
 					break;
 
+				len = m->flen - off;
+				if (st && len <= WCOPY_MAX &&
+				    st_len + len <= WSTAGE) {
+					/* Onto the staging piece, or a new
+					 * one after a large frame. */
+					memcpy(st + st_len, m->frame + off,
+					    len);
+					if (st_iov == -1 || st_iov != n - 1) {
+						st_iov = n;
+						iov[n].iov_base = st + st_len;
+						iov[n++].iov_len = 0;
+					}
+					iov[st_iov].iov_len += len;
+					st_len += len;
+					continue;
+				}
 				iov[n].iov_base = m->frame + off;
-				iov[n++].iov_len = m->flen - off;
+				iov[n++].iov_len = len;
 			}
 		}
 		if (n == 0 && c->shm_announce && c->state == C_READY) {
