@@ -102,6 +102,7 @@ TEST_INTEG	= $(B)/tests/test_broker $(B)/tests/test_client \
 		  $(B)/tests/test_security $(B)/tests/test_faults \
 		  $(B)/tests/test_dataconn $(B)/tests/test_rpc \
 		  $(B)/tests/test_shm $(B)/tests/test_pull $(B)/tests/test_python \
+		  $(B)/tests/test_direct \
 		  $(B)/tests/test_etcd $(B)/tests/test_cluster
 # Golden files for sipc-epmd --check-config (a script, no build needed).
 TEST_SCRIPTS	= tests/config/golden.sh tests/integration/socket_path.sh
@@ -243,6 +244,11 @@ $(B)/tests/test_shm: $(call obj,tests/integration/test_shm.c) \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
+$(B)/tests/test_direct: $(call obj,tests/integration/test_direct.c) \
+    $(TESTUTIL_OBJ) $(LIBSIPC_A) $(B)/lib/libsipcproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
 # The etcd client alone, against real etcd processes and a bad server.
 $(B)/tests/test_etcd: $(call obj,tests/integration/test_etcd.c \
     tests/etcdutil.c broker/etcd.c) $(TESTUTIL_OBJ) $(B)/lib/libsipcproto.a
@@ -286,8 +292,10 @@ check-asan:
 
 # The threaded cases (request/reply: 5,000 client threads, answers from
 # other threads, cancel racing replies; shared memory; pull mode: queues
-# filled on the I/O thread, emptied on others) with ThreadSanitizer.
-TSAN_TESTS	= $(B)/tests/test_rpc $(B)/tests/test_shm $(B)/tests/test_pull
+# filled on the I/O thread, emptied on others; direct sends from several
+# threads racing the I/O thread) with ThreadSanitizer.
+TSAN_TESTS	= $(B)/tests/test_rpc $(B)/tests/test_shm $(B)/tests/test_pull \
+		  $(B)/tests/test_direct
 check-tsan:
 	@$(MAKE) --no-print-directory B=build/tsan CFLAGS="-O1 -g" \
 	    SANITIZE="-fsanitize=thread" tsan-run

@@ -238,11 +238,120 @@ static void
 wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sipc_sender *tx = arg;
+	int taken = tx_enter(tx);
 
 	(void)fd;
 	(void)what;
 	if (!tx->dead)
 		drain(tx);
+	tx_leave(tx, taken);
+}
+
+/*
+ * Direct sends.  A message handed to an I/O thread asleep costs a wake-up
+ * (an eventfd write, then the thread scheduled) before it is written: when
+ * sends are sparse, the sending thread does the I/O thread's work itself,
+ * under io_mu, when it can take it at once and nothing waits in the
+ * hand-off queue (so each thread's messages keep their order).  A stream
+ * of sends still goes through the queue: there the I/O thread writes
+ * hundreds of messages per writev() while the sending thread makes the
+ * next ones, and a writev() per message would cost far more than the
+ * hand-off.  "Sparse": the last direct send ended, or the last hand-off
+ * that woke the I/O thread happened, DIRECT_GAP_NS or more ago.
+ *
+ * A direct send does only what cannot call back into the application or
+ * wait for the I/O thread (sipc.h: callbacks run on the I/O thread; an
+ * event of this sender deleted from here would wait for a callback that
+ * waits for io_mu): anything else (a receiver at its mark, a receiver
+ * that must be put on the ring, compression, TLS, after_send) goes
+ * through the queue, and a failed write is left for the I/O thread.
+ */
+#define DIRECT_GAP_NS	5000
+
+/* 1 when dispatching m here does nothing direct_send() must not do. */
+static int
+direct_ok(struct sipc_sender *tx, const struct msg *m)
+{
+	struct conn *c;
+
+	if (tx->dead || tx->tls || tx->opts.compress || tx->opts.after_send)
+		return 0;
+	/* Earlier messages first. */
+	if (atomic_load(&tx->pushed_count) != tx->drained_n)
+		return 0;
+	TAILQ_FOREACH(c, &tx->conns, entry) {
+		if (c->leaving || c->dead || c->shm == SHM_DETACHED ||
+		    (c->max_message && m->body > c->max_message))
+			continue;
+		if (c->shm == SHM_GRANTED || c->count == c->cap ||
+		    (c->count > 0 &&
+		    c->unacked_bytes + m->flen > tx->opts.hwm_bytes))
+			return 0;
+		if (SHM_ON_RING(c) && tshm_reserve(tx) == -1)
+			return 0;
+	}
+	return 1;
+}
+
+/* The end of drain(), for one message sent directly. */
+static void
+direct_finish(struct sipc_sender *tx, size_t flen)
+{
+	struct conn *c, *cn;
+
+	update_backlog(tx);
+	publish(tx);
+	if (tx->unreported_n) {
+		atomic_store(&tx->unreported, tx->unreported_n);
+		report_later(tx);
+	}
+	tx->drained_b += flen;
+	tx->drained_n++;
+	atomic_store(&tx->drained_bytes, tx->drained_b);
+	atomic_store(&tx->drained_count, tx->drained_n);
+	tshm_publish(tx);
+	recycle_flush(tx);
+	for (c = TAILQ_FIRST(&tx->conns); c; c = cn) {
+		cn = TAILQ_NEXT(c, entry);
+		if (c->state == C_READY && c->nsent < c->count)
+			conn_write(c);
+		/* A cursor that lies is the I/O thread's to deal with. */
+		if (c->shm_bad)
+			event_active(tx->wake_ev, EV_READ, 0);
+	}
+	tx_notify(tx);
+}
+
+/* Sends m from this thread: 1, or 0 when it must go through the queue. */
+static int
+direct_send(struct sipc_sender *tx, struct msg *m)
+{
+	int64_t now = mono_ns(), last;
+	size_t flen = m->flen;
+	int ok;
+
+	last = atomic_exchange_explicit(&tx->direct_ns, now,
+	    memory_order_relaxed);
+	if (now - last < DIRECT_GAP_NS ||
+	    pthread_mutex_trylock(&tx->io_mu) != 0)
+		return 0;
+	atomic_store_explicit(&tx->io_owner, pthread_self(),
+	    memory_order_relaxed);
+	if ((ok = direct_ok(tx, m))) {
+		/* Counted as handed off and drained, like any other. */
+		atomic_fetch_add(&tx->pushed_bytes, flen);
+		atomic_fetch_add(&tx->pushed_count, 1);
+		tx->direct = 1;
+		tx->st_direct++;
+		dispatch(tx, m);
+		direct_finish(tx, flen);
+		tx->direct = 0;
+	}
+	tx_leave(tx, 1);
+	if (ok)
+		atomic_store_explicit(&tx->direct_ns, mono_ns(),
+		    memory_order_relaxed);
+	return ok;
 }
 
 /* ---- Public API ---------------------------------------------------------- */
@@ -342,6 +451,7 @@ sipc_sender_new(const char *handle, sipc_epm *epm,
 	tx->wstage = malloc(WSTAGE);	/* NULL: every frame its iovec */
 	pthread_mutex_init(&tx->mu, NULL);
 	pthread_mutex_init(&tx->pmu, NULL);
+	pthread_mutex_init(&tx->io_mu, NULL);
 	cond_init_mono(&tx->cv);
 	if (mpsc_init(&tx->q) == -1) {
 		if (tx->tls)
@@ -449,10 +559,14 @@ send_admit(struct sipc_sender *tx, size_t len)
 	return 0;
 }
 
-/* Hands m (its header written) to the I/O thread. */
+/* Hands m (its header written) to the I/O thread, or sends it from here
+ * when the I/O thread is idle. */
 static void
 send_push(struct sipc_sender *tx, struct msg *m)
 {
+	if (atomic_load_explicit(&tx->wake_pending, memory_order_relaxed) ==
+	    0 && direct_send(tx, m))
+		return;
 	atomic_fetch_add(&tx->pushed_bytes, m->flen);
 	atomic_fetch_add(&tx->pushed_count, 1);
 	mpsc_push(&tx->q, m);
@@ -612,6 +726,7 @@ flush_kick(void *arg)
 {
 	struct sipc_sender *tx = arg;
 	struct conn *c, *cn;
+	int taken = tx_enter(tx);
 
 	report_skipped(tx, 1);
 	/* A PING makes each receiver acknowledge what it has now. */
@@ -622,6 +737,7 @@ flush_kick(void *arg)
 			conn_write(c);
 		}
 	}
+	tx_leave(tx, taken);
 }
 
 static int
@@ -679,6 +795,7 @@ stats_on_loop(void *arg)
 	struct sipc_sender_stats s;
 	struct sipc_receiver_info i;
 	struct conn *c;
+	int taken = tx_enter(tx);
 
 	if (a->st) {
 		memset(&s, 0, sizeof(s));
@@ -687,6 +804,7 @@ stats_on_loop(void *arg)
 		s.lost = tx->st_lost + tx->unreported_n;
 		s.dropped = tx->st_dropped;
 		s.queued_bytes = atomic_load(&tx->max_backlog);
+		s.sent_direct = tx->st_direct;
 		sized_out(a->st, a->st_size, &s, sizeof(s));
 	}
 	a->n = 0;
@@ -706,6 +824,7 @@ stats_on_loop(void *arg)
 		}
 		a->n++;
 	}
+	tx_leave(tx, taken);
 }
 
 int
@@ -756,6 +875,7 @@ sender_destroy(evutil_socket_t fd, short what, void *arg)
 	free(tx->q.stub);
 	recycle_free(tx);
 	pthread_mutex_destroy(&tx->pmu);
+	pthread_mutex_destroy(&tx->io_mu);
 	if (tx->wake_ev)
 		event_free(tx->wake_ev);
 	if (tx->resync_timer)
@@ -782,6 +902,7 @@ close_on_loop(void *arg)
 	struct sipc_sender *tx = a->tx;
 	struct conn *c, *cn;
 	struct msg *m;
+	int taken = tx_enter(tx);
 
 	if (tx->watch.on_join)
 		epm_watch_remove(tx->epm, &tx->watch);
@@ -807,6 +928,7 @@ close_on_loop(void *arg)
 		}
 	}
 	tx->dead = 1;
+	tx_leave(tx, taken);
 	loop_later(&tx->epm->loop, a->now, sender_destroy, tx);
 }
 

@@ -47,7 +47,7 @@
 
 struct msg {
 	_Atomic(struct msg *)	 next;
-	unsigned		 refs;		/* I/O thread only */
+	unsigned		 refs;		/* under io_mu */
 	/* A compressed frame's uncompressed twin, made once on the I/O
 	 * thread for the receivers that did not grant ZLIB; holds a
 	 * reference to it. */
@@ -231,7 +231,19 @@ struct sipc_sender {
 	atomic_size_t		 max_backlog;	/* bytes, worst receiver */
 	atomic_int		 wake_pending;
 	atomic_int		 closing;
+	/* When the last direct send ended, or one was refused (ns). */
+	_Atomic int64_t		 direct_ns;
 	_Alignas(CACHE_LINE) _Atomic(struct msg *) recycled;
+
+	/*
+	 * The fields marked "I/O thread" below (and each connection) belong
+	 * to whoever holds io_mu: the I/O thread in each callback of this
+	 * sender, or a sending thread in a direct send (sender.c).
+	 * io_owner: the thread holding it.
+	 */
+	_Alignas(CACHE_LINE) pthread_mutex_t io_mu;
+	_Atomic(pthread_t)	 io_owner;
+	int			 direct;	/* a direct send holds io_mu */
 
 	/* Shared with waiting threads (seq_cst atomics, cv under mu). */
 	_Alignas(CACHE_LINE) pthread_mutex_t mu;
@@ -267,6 +279,7 @@ struct sipc_sender {
 	uint64_t		 st_delivered;
 	uint64_t		 st_lost;
 	uint64_t		 st_dropped;
+	uint64_t		 st_direct;	/* messages sent directly */
 	/* Shared memory (sender_shm.c), I/O thread only: the ring (fd -1:
 	 * none yet), the eventfd receivers wake us on, the messages waiting
 	 * for room in the ring (the first maybe partly in, as CHUNKs). */
@@ -288,6 +301,33 @@ struct sipc_sender {
 	size_t			 pend_n;
 	uint64_t		 pend_off;
 };
+
+/*
+ * Takes io_mu for a callback of tx on the I/O thread, unless this thread
+ * holds it already (a callback inside another, sipc_sender_close() inside
+ * a callback): 1 when taken, to give to tx_leave().
+ */
+static inline int
+tx_enter(struct sipc_sender *tx)
+{
+	if (pthread_equal(atomic_load_explicit(&tx->io_owner,
+	    memory_order_relaxed), pthread_self()))
+		return 0;
+	pthread_mutex_lock(&tx->io_mu);
+	atomic_store_explicit(&tx->io_owner, pthread_self(),
+	    memory_order_relaxed);
+	return 1;
+}
+
+static inline void
+tx_leave(struct sipc_sender *tx, int taken)
+{
+	if (!taken)
+		return;
+	atomic_store_explicit(&tx->io_owner, (pthread_t)0,
+	    memory_order_relaxed);
+	pthread_mutex_unlock(&tx->io_mu);
+}
 
 /* The hand-off queue, inlined where it is used. */
 static inline int
@@ -421,6 +461,9 @@ void	limbo_settle(struct conn *c, uint64_t last_seq, int error);
 void	conn_report_skipped(struct conn *c);
 void	report_skipped(struct sipc_sender *tx, int now);
 void	report_cb(evutil_socket_t fd, short what, void *arg);
+/* Schedules the report of what was skipped without making it (a direct
+ * send: callbacks run on the I/O thread). */
+void	report_later(struct sipc_sender *tx);
 
 /* sender_conn.c */
 void	ctl_add(struct conn *c, const struct wbuf *w);
@@ -447,6 +490,9 @@ int	tshm_announce(struct conn *c);
 int	tshm_on_cursor(struct conn *c, const uint8_t *p, size_t len);
 /* Writes m into the ring (or queues it for room): 0, or -1 (memory). */
 int	tshm_put(struct sipc_sender *tx, struct msg *m);
+/* Room to queue one more message for room in the ring without
+ * allocating: 0, or -1 (memory). */
+int	tshm_reserve(struct sipc_sender *tx);
 /* Publishes what was written and wakes receivers asleep. */
 void	tshm_publish(struct sipc_sender *tx);
 /* Reads every cursor: acknowledgements, room, rejoining receivers. */

@@ -78,6 +78,10 @@ conn_write(struct conn *c)
 
 	if (c->xp.fd == -1 || c->state < C_HANDSHAKE)
 		return 0;
+	/* A direct send (sender.c) writes only to a socket with room that
+	 * has nothing else to say: the rest is the I/O thread's. */
+	if (c->tx->direct && (c->wev_armed || c->shm_announce))
+		return 0;
 	for (;;) {
 		n = 0;
 		st_len = 0;
@@ -152,6 +156,12 @@ conn_write(struct conn *c)
 				continue;
 			if (errno == EAGAIN) {
 				wev_set(c->wev, &c->wev_armed, 1);
+				return 0;
+			}
+			if (c->tx->direct) {
+				/* The I/O thread writes again and takes
+				 * the connection down. */
+				event_active(c->wev, EV_WRITE, 0);
 				return 0;
 			}
 			conn_down(c, strerror(errno));
@@ -365,7 +375,7 @@ conn_parse(struct conn *c, int last)
 }
 
 static void
-conn_readcb(evutil_socket_t fd, short what, void *arg)
+conn_readcb_io(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	struct sipc_sender *tx = c->tx;
@@ -400,6 +410,17 @@ conn_readcb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* conn_readcb_io, under the sender's io_mu (c may be gone after). */
+static void
+conn_readcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sipc_sender *tx = ((struct conn *)arg)->tx;
+	int taken = tx_enter(tx);
+
+	conn_readcb_io(fd, what, arg);
+	tx_leave(tx, taken);
+}
+
 /*
  * The link is going down, perhaps because a write failed: acknowledgements
  * the receiver sent before it hung up may still wait in the socket.  Count
@@ -426,7 +447,7 @@ conn_last_acks(struct conn *c)
 }
 
 static void
-conn_writecb(evutil_socket_t fd, short what, void *arg)
+conn_writecb_io(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	struct sipc_sender *tx = c->tx;
@@ -451,6 +472,17 @@ conn_writecb(evutil_socket_t fd, short what, void *arg)
 			conn_connected(c);
 	} else
 		conn_write(c);
+}
+
+/* conn_writecb_io, under the sender's io_mu (c may be gone after). */
+static void
+conn_writecb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sipc_sender *tx = ((struct conn *)arg)->tx;
+	int taken = tx_enter(tx);
+
+	conn_writecb_io(fd, what, arg);
+	tx_leave(tx, taken);
 }
 
 static int
@@ -751,7 +783,7 @@ conn_connect(struct conn *c)
 }
 
 static void
-conn_timercb(evutil_socket_t fd, short what, void *arg)
+conn_timercb_io(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	struct sipc_sender *tx = c->tx;
@@ -796,6 +828,17 @@ conn_timercb(evutil_socket_t fd, short what, void *arg)
 	if (c->leaving && c->deadline < next)
 		next = c->deadline;
 	timer_after(c->timer, next - now);
+}
+
+/* conn_timercb_io, under the sender's io_mu (c may be gone after). */
+static void
+conn_timercb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sipc_sender *tx = ((struct conn *)arg)->tx;
+	int taken = tx_enter(tx);
+
+	conn_timercb_io(fd, what, arg);
+	tx_leave(tx, taken);
 }
 
 static int

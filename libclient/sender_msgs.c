@@ -286,9 +286,22 @@ report_skipped(struct sipc_sender *tx, int now)
 }
 
 void
+report_later(struct sipc_sender *tx)
+{
+	int64_t wait = tx->last_report + REPORT_MS - mono_ms();
+
+	if (!evtimer_pending(tx->report_timer, NULL))
+		timer_after(tx->report_timer, wait > 0 ? (int)wait : 0);
+}
+
+void
 report_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct sipc_sender *tx = arg;
+	int taken = tx_enter(tx);
+
 	(void)fd;
 	(void)what;
-	report_skipped(arg, 1);
+	report_skipped(tx, 1);
+	tx_leave(tx, taken);
 }

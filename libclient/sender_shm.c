@@ -268,23 +268,31 @@ put_msg(struct sipc_sender *tx, struct msg *m, uint64_t tail)
 	return 1;
 }
 
-static int
-pend_push(struct sipc_sender *tx, struct msg *m)
+int
+tshm_reserve(struct sipc_sender *tx)
 {
 	struct msg **np;
 	size_t i, ncap;
 
-	if (tx->pend_n == tx->pend_cap) {
-		ncap = tx->pend_cap ? tx->pend_cap * 2 : 64;
-		if ((np = malloc(ncap * sizeof(*np))) == NULL)
-			return -1;
-		for (i = 0; i < tx->pend_n; i++)
-			np[i] = tx->pend[(tx->pend_head + i) % tx->pend_cap];
-		free(tx->pend);
-		tx->pend = np;
-		tx->pend_cap = ncap;
-		tx->pend_head = 0;
-	}
+	if (tx->pend_n < tx->pend_cap)
+		return 0;
+	ncap = tx->pend_cap ? tx->pend_cap * 2 : 64;
+	if ((np = malloc(ncap * sizeof(*np))) == NULL)
+		return -1;
+	for (i = 0; i < tx->pend_n; i++)
+		np[i] = tx->pend[(tx->pend_head + i) % tx->pend_cap];
+	free(tx->pend);
+	tx->pend = np;
+	tx->pend_cap = ncap;
+	tx->pend_head = 0;
+	return 0;
+}
+
+static int
+pend_push(struct sipc_sender *tx, struct msg *m)
+{
+	if (tshm_reserve(tx) == -1)
+		return -1;
 	tx->pend[(tx->pend_head + tx->pend_n++) % tx->pend_cap] = m;
 	m->refs++;
 	return 0;
@@ -427,14 +435,18 @@ tshm_wakecb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sipc_sender *tx = arg;
 
+	int taken;
+
 	(void)what;
 	shm_drain_eventfd(fd);
-	if (tx->dead)
-		return;
-	tshm_poll(tx);
-	update_backlog(tx);
-	publish(tx);
-	tx_notify(tx);
+	taken = tx_enter(tx);
+	if (!tx->dead) {
+		tshm_poll(tx);
+		update_backlog(tx);
+		publish(tx);
+		tx_notify(tx);
+	}
+	tx_leave(tx, taken);
 }
 
 /*

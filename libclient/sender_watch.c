@@ -5,6 +5,7 @@
  * had a moment to arrive, and after a resync (a broker restart, a
  * reconnect) connections the new snapshot does not confirm are dropped
  * after the EPM's grace period.  Connections themselves are sender_conn.c.
+ * Each callback holds the sender's io_mu.
  */
 #include <string.h>
 
@@ -13,7 +14,7 @@
 #include "sender.h"
 
 static void
-w_join(void *arg, const struct peer *p)
+w_join_io(void *arg, const struct peer *p)
 {
 	struct sipc_sender *tx = arg;
 	struct conn *c;
@@ -41,7 +42,17 @@ w_join(void *arg, const struct peer *p)
 }
 
 static void
-w_leave(void *arg, const struct peer *p)
+w_join(void *arg, const struct peer *p)
+{
+	struct sipc_sender *tx = arg;
+	int taken = tx_enter(tx);
+
+	w_join_io(arg, p);
+	tx_leave(tx, taken);
+}
+
+static void
+w_leave_io(void *arg, const struct peer *p)
 {
 	struct sipc_sender *tx = arg;
 	struct conn *c;
@@ -71,7 +82,17 @@ w_leave(void *arg, const struct peer *p)
 }
 
 static void
-w_resync(void *arg)
+w_leave(void *arg, const struct peer *p)
+{
+	struct sipc_sender *tx = arg;
+	int taken = tx_enter(tx);
+
+	w_leave_io(arg, p);
+	tx_leave(tx, taken);
+}
+
+static void
+w_resync_io(void *arg)
 {
 	struct sipc_sender *tx = arg;
 	struct conn *c;
@@ -80,8 +101,18 @@ w_resync(void *arg)
 		c->confirmed = 0;
 }
 
-void
-sender_resync_cb(evutil_socket_t fd, short what, void *arg)
+static void
+w_resync(void *arg)
+{
+	struct sipc_sender *tx = arg;
+	int taken = tx_enter(tx);
+
+	w_resync_io(arg);
+	tx_leave(tx, taken);
+}
+
+static void
+resync_io(evutil_socket_t fd, short what, void *arg)
 {
 	struct sipc_sender *tx = arg;
 	struct conn *c, *cn;
@@ -97,8 +128,18 @@ sender_resync_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+void
+sender_resync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sipc_sender *tx = arg;
+	int taken = tx_enter(tx);
+
+	resync_io(fd, what, arg);
+	tx_leave(tx, taken);
+}
+
 static void
-w_synced(void *arg)
+w_synced_io(void *arg)
 {
 	struct sipc_sender *tx = arg;
 	struct conn *c;
@@ -116,6 +157,16 @@ w_synced(void *arg)
 	 * time before dropping what the snapshot lacks. */
 	timer_after(tx->resync_timer,
 	    tx->epm->ops->resync_grace_ms);
+}
+
+static void
+w_synced(void *arg)
+{
+	struct sipc_sender *tx = arg;
+	int taken = tx_enter(tx);
+
+	w_synced_io(arg);
+	tx_leave(tx, taken);
 }
 
 void

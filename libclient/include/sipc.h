@@ -570,7 +570,12 @@ int	sipc_sender_new(const char *handle, sipc_epm *epm,
  * to every receiver the sender is connected to now, without waiting for
  * them.  Order is kept per receiver.  Zero receivers is not an error.
  * Any thread may call it, callbacks of the same EPM too, where it never
- * waits.
+ * waits.  Sends in a stream are handed to the I/O thread, which writes
+ * many per system call; a send after 5 us or more without one, when
+ * nothing waits to be written, is written by the calling thread itself
+ * (one system call on a socket, none into the shared-memory ring unless
+ * a receiver sleeps), saving the I/O thread's wake-up.  Either way the
+ * sender's callbacks run on the I/O thread.
  * Errors: SIPC_EINVAL (tx NULL, data NULL with len > 0), SIPC_ETOOBIG
  * (len > max_message), SIPC_ETIMEDOUT (policy BLOCK: a receiver stayed at
  * its high-water mark for send_timeout_ms, or at once on the I/O thread;
@@ -631,6 +636,8 @@ struct sipc_sender_stats {
 	uint64_t	lost;		/* (message, receiver) reported lost */
 	uint64_t	dropped;	/* of which dropped at the mark */
 	size_t		queued_bytes;	/* largest per-receiver backlog */
+	uint64_t	sent_direct;	/* of sent, written by the sending
+					   thread itself (see sipc_send) */
 };
 
 /* Per receiver, for sipc_sender_receiver_stats(). */
