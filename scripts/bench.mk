@@ -7,6 +7,10 @@
 #   make bench                      every case, 3 rounds; table + JSON
 #   make bench BENCH_ARGS=--quick   1 round, short runs (a smoke test)
 #   make bench BENCH_ARGS=--shm-only   the shared-memory section alone
+#   make bench BENCH_BEFORE=REV     also "sipc tcp before": git revision
+#                                   REV built under $(B)/before-REV, run
+#                                   in the same rounds (old code, same
+#                                   sitting)
 #
 # libzmq is linked into bench-zmq only, libnats into bench-nats only,
 # iceoryx's C binding into bench-iox only, never into libsipc or sipc.
@@ -37,9 +41,13 @@ BENCH_ARGS	?=
 
 # Then the Python rows: bindings/python against pyzmq (bench.py); then
 # the broker cluster on etcd (bench-cluster).
-bench: all $(BENCH_PROGS)
+BENCH_BEFORE	?=
+BEFORE_DIR	= $(B)/before-$(BENCH_BEFORE)
+
+bench: all $(BENCH_PROGS) $(if $(BENCH_BEFORE),$(BEFORE_DIR)/bin/sipc)
 	@$(BENCH_BIN)/bench-run --build $(B) \
-	    --roudi-config scripts/bench/roudi.toml $(BENCH_ARGS)
+	    --roudi-config scripts/bench/roudi.toml $(BENCH_ARGS) \
+	    $(if $(BENCH_BEFORE),--before $(BEFORE_DIR))
 	@/usr/bin/python3 bindings/python/bench/bench.py --build $(B) \
 	    --out $(B)/bench/python.json \
 	    $(if $(filter --quick,$(BENCH_ARGS)),--quick)
@@ -48,6 +56,12 @@ bench: all $(BENCH_PROGS)
 	@$(BENCH_BIN)/bench-cluster --build $(B)
 
 bench-progs: $(BENCH_PROGS)
+
+# The revision's own makefile builds it, from a copy of its tree.
+$(B)/before-%/bin/sipc:
+	@rm -rf $(B)/before-$* && mkdir -p $(B)/before-$*/src
+	git archive --format=tar $* | tar -x -C $(B)/before-$*/src
+	$(MAKE) -C $(B)/before-$*/src B=$(abspath $(B)/before-$*) all
 
 bench-deps: | deps
 	@pkg-config --exists libzmq libnats 2>/dev/null && \

@@ -62,16 +62,18 @@ enum impl {
 	I_TCP,
 	I_UNIX,
 	I_NATS,
+	I_BEFORE,	/* sipc tcp of another build (--before) */
 	I_BROKER,
 	NIMPL
 };
 
 static const char *impl_title[NIMPL] = {
 	"sipc tcp", "sipc local", "ZeroMQ", "TCP (limit)", "Unix (limit)",
-	"NATS", "sipc-epmd"
+	"NATS", "sipc tcp before", "sipc-epmd"
 };
 static const char *impl_key[NIMPL] = {
-	"sipc_tcp", "sipc_local", "zmq", "tcp", "unix", "nats", "broker"
+	"sipc_tcp", "sipc_local", "zmq", "tcp", "unix", "nats",
+	"sipc_tcp_before", "broker"
 };
 
 enum kind {
@@ -154,6 +156,8 @@ static struct bcase cases[] = {
 /* ---- Settings ------------------------------------------------------------ */
 
 static const char *build = NULL;
+static const char *before = NULL;	/* --before: another build */
+static char	   path_before[512];
 static char	   path_sipc[512], path_epmd[512], path_tcp[512],
 		   path_zmq[512], path_broker[512], path_out[512],
 		   path_log[512], path_nats[512], path_nats_log[512];
@@ -380,18 +384,19 @@ command(const struct bcase *c, enum impl im, long count,
 		break;
 	case I_SIPC_TCP:
 	case I_SIPC_LOCAL:
+	case I_BEFORE:
 		/* sipc tcp stays on TCP, where the same-host path would
 		 * take the ring (that is the shared-memory section's). */
-		if (im == I_SIPC_TCP) {
+		if (im != I_SIPC_LOCAL) {
 			arg(a, "/usr/bin/env");
 			arg(a, "SIPC_TRANSPORT=tcp");
 		}
-		arg(a, path_sipc);
+		arg(a, im == I_BEFORE ? path_before : path_sipc);
 		arg(a, "bench");
 		arg(a, c->kind == C_TPUT ? (c->receivers > 1 ? "fanout" :
 		    sipc_case[0]) : c->kind == C_RTT ? sipc_case[1] :
 		    sipc_case[2]);
-		if (im == I_SIPC_TCP) {
+		if (im != I_SIPC_LOCAL) {
 			arg(a, "--broker");
 			arg(a, broker_addr);
 			if (c->kind != C_CONNECT)
@@ -824,8 +829,8 @@ fmt_stat(const struct stat3 *s, char *buf, size_t size)
 
 /* A row of the table: key of cells[0..n), blank where mask has no bit. */
 static void
-row_cells(const struct cell *cells, unsigned mask, int n, const char *label,
-    const char *key)
+row_cells(const struct cell *cells, unsigned mask, unsigned hide, int n,
+    const char *label, const char *key)
 {
 	char buf[64];
 	struct stat3 s;
@@ -833,6 +838,8 @@ row_cells(const struct cell *cells, unsigned mask, int n, const char *label,
 
 	printf("%-*s", 30, label);
 	for (i = 0; i < n; i++) {
+		if (hide & B(i))
+			continue;
 		if (!(mask & B(i))) {
 			printf("%-*s", COLW, "");
 			continue;
@@ -849,13 +856,15 @@ row_cells(const struct cell *cells, unsigned mask, int n, const char *label,
 }
 
 static void
-row_loss_cells(const struct cell *cells, unsigned mask, int n)
+row_loss_cells(const struct cell *cells, unsigned mask, unsigned hide, int n)
 {
 	char buf[64];
 	int i;
 
 	printf("%-*s", 30, "  lost / errors");
 	for (i = 0; i < n; i++) {
+		if (hide & B(i))
+			continue;
 		if (!(mask & B(i)) || cells[i].n == 0) {
 			printf("%-*s", COLW, "");
 			continue;
@@ -867,16 +876,24 @@ row_loss_cells(const struct cell *cells, unsigned mask, int n)
 	printf("\n");
 }
 
+/* Columns of the main table not shown: sipc tcp before without
+ * --before. */
+static unsigned
+main_hidden(void)
+{
+	return before ? 0 : B(I_BEFORE);
+}
+
 static void
 row(const struct bcase *c, const char *label, const char *key)
 {
-	row_cells(c->cell, c->impls, I_BROKER, label, key);
+	row_cells(c->cell, c->impls, main_hidden(), I_BROKER, label, key);
 }
 
 static void
 row_loss(const struct bcase *c)
 {
-	row_loss_cells(c->cell, c->impls, I_BROKER);
+	row_loss_cells(c->cell, c->impls, main_hidden(), I_BROKER);
 }
 
 static struct bcase *
@@ -902,7 +919,8 @@ print_table(void)
 
 	printf("\n%-*s", 30, "case (median, min-max)");
 	for (i = 0; i < I_BROKER; i++)
-		printf("%-*s", COLW, impl_title[i]);
+		if (!(main_hidden() & B(i)))
+			printf("%-*s", COLW, impl_title[i]);
 	printf("\n");
 	for (k = 0; k < NCASES; k++) {
 		c = &cases[k];
@@ -1092,6 +1110,48 @@ add_pair(const char *name, const char *ck, const char *key, const char *dck,
 	}
 }
 
+/*
+ * sipc tcp against the same over TCP of the --before build, in the same
+ * rounds: issue 18's target is CPU per 64 B message at most half the old
+ * code's.
+ */
+static void
+before_ratios(void)
+{
+	static const struct {
+		const char	*ck;
+		const char	*key;
+		const char	*name;
+		double		 target;	/* at most; 0: none */
+	} br[] = {
+		{ "tput_64", "cpu_ns_per_message",
+		    "1->1 64 B CPU ns per message vs before", 0.5 },
+		{ "fan8_64", "cpu_ns_per_message",
+		    "1->8 64 B CPU ns per message vs before", 0 },
+		{ "tput_64", "messages_per_s", "1->1 64 B msg/s vs before", 0 },
+		{ "fan8_64", "deliveries_per_s",
+		    "1->8 64 B deliveries/s vs before", 0 },
+		{ "tput_1k", "messages_per_s", "1->1 1 KiB msg/s vs before", 0 },
+		{ "tput_64k", "messages_per_s",
+		    "1->1 64 KiB msg/s vs before", 0 },
+		{ "rtt_64", "p50_us", "round trip p50 vs before", 0 },
+	};
+	size_t k;
+	int ok;
+	double a, b;
+
+	for (k = 0; k < sizeof(br) / sizeof(br[0]); k++) {
+		ok = 1;
+		a = med(br[k].ck, I_SIPC_TCP, br[k].key, &ok);
+		b = med(br[k].ck, I_BEFORE, br[k].key, &ok);
+		add_ratio(br[k].name, I_SIPC_TCP, a, b, ok, br[k].target,
+		    br[k].target > 0, 1);
+		round_ratios(&ratios[nratios - 1],
+		    &find_case(br[k].ck)->cell[I_SIPC_TCP],
+		    &find_case(br[k].ck)->cell[I_BEFORE], br[k].key);
+	}
+}
+
 static void
 compute_ratios(void)
 {
@@ -1125,6 +1185,8 @@ compute_ratios(void)
 		snprintf(name, sizeof(name), "%s vs Unix limit", tp[k].name);
 		add_pair(name, tp[k].ck, m, tp[k].ck, I_UNIX, 0, 0, 0, 1);
 	}
+	if (before)
+		before_ratios();
 	add_pair("round trip p50 vs TCP ping-pong", "rtt_64", "p50_us",
 	    "rtt_64", I_TCP, 1.5, 1, 1, 0);
 	add_pair("round trip p50 vs Unix ping-pong", "rtt_64", "p50_us",
@@ -1899,18 +1961,18 @@ print_shm(int *met, int *total)
 		if (c->kind == C_TPUT) {
 			snprintf(lab, sizeof(lab), "%s  %s", c->title,
 			    c->receivers > 1 ? "deliveries/s" : "msg/s");
-			row_cells(c->cell, c->peers, NPEER, lab, c->metric);
-			row_cells(c->cell, c->peers, NPEER, "  MB/s",
+			row_cells(c->cell, c->peers, 0, NPEER, lab, c->metric);
+			row_cells(c->cell, c->peers, 0, NPEER, "  MB/s",
 			    "mb_per_s");
-			row_cells(c->cell, c->peers, NPEER,
+			row_cells(c->cell, c->peers, 0, NPEER,
 			    "  CPU ns per message", "cpu_ns_per_message");
-			row_loss_cells(c->cell, c->peers, NPEER);
+			row_loss_cells(c->cell, c->peers, 0, NPEER);
 		} else {
 			snprintf(lab, sizeof(lab), "%s  p50 us", c->title);
-			row_cells(c->cell, c->peers, NPEER, lab, "p50_us");
-			row_cells(c->cell, c->peers, NPEER, "  p99 us",
+			row_cells(c->cell, c->peers, 0, NPEER, lab, "p50_us");
+			row_cells(c->cell, c->peers, 0, NPEER, "  p99 us",
 			    "p99_us");
-			row_cells(c->cell, c->peers, NPEER,
+			row_cells(c->cell, c->peers, 0, NPEER,
 			    "  CPU ns per round trip", "cpu_ns_per_message");
 		}
 	}
@@ -2089,6 +2151,9 @@ paths(void)
 	if (path_out[0] == '\0')
 		snprintf(path_out, sizeof(path_out), "%s/bench/results.json",
 		    build);
+	if (before)
+		snprintf(path_before, sizeof(path_before), "%s/bin/sipc",
+		    before);
 }
 
 int
@@ -2129,6 +2194,8 @@ main(int argc, char **argv)
 			rtt_cpu = (int)opt_long(o, argv[++i], -1, ncpu - 1);
 		else if (!strcmp(o, "--out"))
 			snprintf(path_out, sizeof(path_out), "%s", argv[++i]);
+		else if (!strcmp(o, "--before"))
+			before = argv[++i];
 		else if (!strcmp(o, "--roudi-config"))
 			snprintf(path_roudi_cfg, sizeof(path_roudi_cfg), "%s",
 			    argv[++i]);
@@ -2138,7 +2205,7 @@ main(int argc, char **argv)
 	if (build == NULL)
 		usage_error("usage: bench-run --build DIR [--rounds N] "
 		    "[--seconds S] [--rtt-cpu N] [--out FILE] [--quick] "
-		    "[--shm-only] [--roudi-config FILE]");
+		    "[--shm-only] [--roudi-config FILE] [--before DIR]");
 	if (rtt_cpu == -2)
 		rtt_cpu = ncpu > 1 ? (int)ncpu - 1 : -1;
 	paths();
@@ -2150,6 +2217,13 @@ main(int argc, char **argv)
 	if (access(path_roudi_cfg, R_OK))
 		fatal("%s: %s (--roudi-config)", path_roudi_cfg,
 		    strerror(errno));
+	if (before && access(path_before, X_OK))
+		fatal("%s: %s (--before)", path_before, strerror(errno));
+	/* The other build's sipc over TCP in every one-way case and the
+	 * round trip, beside this one's. */
+	for (k = 0; k < NCASES && before; k++)
+		if (cases[k].kind == C_TPUT || cases[k].kind == C_RTT)
+			cases[k].impls |= B(I_BEFORE);
 	unlink(path_roudi_log);		/* this run's log only */
 	epmd_start();			/* sipc tcp of both sections */
 	if (!shm_only)
