@@ -55,7 +55,12 @@ dp_read(struct dp_reader *r, const uint8_t *buf, size_t len,
 		return rc;
 	}
 	p = f.payload;
-	memset(ev, 0, sizeof(*ev));
+	/* Field by field: the decoders fill the frame's own part, and a
+	 * memset of the whole event (its DHELLO, ERROR and SHM_RING parts)
+	 * was 5 % of all CPU with 64 B messages. */
+	ev->seq = ev->token = 0;
+	ev->body = NULL;
+	ev->len = 0;
 	ev->reqid = f.h.reqid;
 	ev->wire_len = f.wire_len;
 	if (!r->open && f.h.type != WIRE_DHELLO && f.h.type != WIRE_ERROR)
