@@ -564,8 +564,8 @@ send_admit(struct sipc_sender *tx, size_t len)
 static void
 send_push(struct sipc_sender *tx, struct msg *m)
 {
-	if (atomic_load_explicit(&tx->wake_pending, memory_order_relaxed) ==
-	    0 && direct_send(tx, m))
+	if (!tx->opts.handoff_only && atomic_load_explicit(&tx->wake_pending,
+	    memory_order_relaxed) == 0 && direct_send(tx, m))
 		return;
 	atomic_fetch_add(&tx->pushed_bytes, m->flen);
 	atomic_fetch_add(&tx->pushed_count, 1);

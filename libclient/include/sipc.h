@@ -532,6 +532,11 @@ struct sipc_sender_opts {
 	sipc_after_send_fn	 after_send;
 	sipc_send_failed_fn	 on_send_failed;
 	void			*arg;
+	/* 1: every message is handed to the I/O thread, none written by
+	 * the sending thread itself (see sipc_send).  Where waking an
+	 * idle CPU is slow (virtual machines), direct writes can wake the
+	 * receiving process on another CPU more often.  Default 0. */
+	int			 handoff_only;
 };
 
 /* Fills *opts with the defaults given above; every other field 0 or NULL

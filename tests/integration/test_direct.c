@@ -14,7 +14,8 @@
  *   - a receiver that goes away and a new one that comes while threads
  *     keep sending sparsely: the writes that fail are the I/O thread's to
  *     handle, the sender reports what the first lost and the new one gets
- *     a contiguous tail.
+ *     a contiguous tail;
+ *   - handoff_only: no direct send at all, nothing lost.
  *
  * Each case runs over the shared-memory ring (local registry), the Unix
  * socket (SIPC_TRANSPORT=unix) and TCP through a broker
@@ -229,18 +230,26 @@ on_failed(sipc_sender *tx, int error, const char *endpoint, uint64_t lost,
 }
 
 static sipc_sender *
-new_sender(sipc_epm *epm, const char *handle, struct fails *f)
+new_sender_opts(sipc_epm *epm, const char *handle, struct fails *f,
+    int handoff_only)
 {
 	struct sipc_sender_opts o;
 	sipc_sender *tx;
 
 	memset(f, 0, sizeof(*f));
 	sipc_sender_opts_init(&o);
+	o.handoff_only = handoff_only;
 	o.on_send_failed = on_failed;
 	o.arg = f;
 	ck_assert_msg(sipc_sender_new(handle, epm, &o, &tx) == 0, "%s",
 	    sipc_errmsg());
 	return tx;
+}
+
+static sipc_sender *
+new_sender(sipc_epm *epm, const char *handle, struct fails *f)
+{
+	return new_sender_opts(epm, handle, f, 0);
 }
 
 /* ---- Sending threads ----------------------------------------------------- */
@@ -452,6 +461,44 @@ START_TEST(test_reports_on_io_thread)
 }
 END_TEST
 
+/* handoff_only: the same sparse sends, none direct, all delivered. */
+START_TEST(test_handoff_only)
+{
+	enum { M = 200 };
+	struct sipc_sender_stats st;
+	struct sending s;
+	struct coll c, v;
+	sipc_receiver *rx;
+	sipc_epm *e1, *epm;
+	struct fails f;
+	sipc_sender *tx;
+
+	mode_start(_i);
+	coll_init(&c);
+	e1 = new_epm();
+	rx = new_receiver(e1, "direct-off", &c, 0);
+	epm = new_epm();
+	tx = new_sender_opts(epm, "direct-off", &f, 1);
+	ck_assert_int_eq(sipc_sender_wait_receivers(tx, 1, 10000), 0);
+	s = (struct sending){ tx, &f, 0, M, 0, 1, 0 };
+	run_senders(&s, 1);
+	ck_assert_int_eq(s.failed, 0);
+	ck_assert_msg(sipc_sender_flush(tx, 30000) == 0, "%s: flush: %s",
+	    mode_name[_i], sipc_errmsg());
+	ck_assert_int_eq(sipc_sender_stats(tx, &st), 0);
+	ck_assert_uint_eq(st.sent, M);
+	ck_assert_uint_eq(st.sent_direct, 0);
+	v = coll_get(&c);
+	ck_assert_int_eq(v.n, M);
+	ck_assert_int_eq(v.bad, 0);
+	ck_assert_int_eq(sipc_sender_close(tx), 0);
+	sipc_epm_close(epm);
+	sipc_receiver_close(rx);
+	sipc_epm_close(e1);
+	mode_stop();
+}
+END_TEST
+
 struct stream {
 	struct sending	 s;
 	atomic_int	 stop;
@@ -557,6 +604,7 @@ main(int argc, char **argv)
 	tcase_add_loop_test(tc, test_threads_in_order, 0, 3);
 	tcase_add_loop_test(tc, test_reports_on_io_thread, 0, 3);
 	tcase_add_loop_test(tc, test_receiver_changes, 0, 3);
+	tcase_add_loop_test(tc, test_handoff_only, 0, 3);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -81,7 +81,8 @@ bench_usage(FILE *fp)
 	    "                  [--size BYTES] [--count N] [--receivers N]\n"
 	    "                  [--broker HOST:PORT [--spawn] | --local]\n"
 	    "                  [--handle HANDLE] [--timeout MS] "
-	    "[--max-time MS] [--loan] [--json]\n"
+	    "[--max-time MS] [--loan] [--from-thread]\n"
+	    "                  [--handoff-only] [--json]\n"
 	    "       sipc bench serve HANDLE [--broker HOST:PORT | --local]\n"
 	    "                  [--runs N] [--max-time MS] [--quiet]\n"
 	    "       sipc bench rpc [--size BYTES] [--count N] [--window N]\n"
@@ -104,6 +105,12 @@ bench_usage(FILE *fp)
 	    "latency     ping-pong: a message to HANDLE.ping, echoed back on\n"
 	    "            HANDLE.pong from the receiving callback; round trips "
 	    "in us.\n"
+	    "            The next ping goes from the pong's callback, or with\n"
+	    "            --from-thread from the main thread, woken by it.\n"
+	    "--handoff-only  this process's senders hand every message to "
+	    "the I/O\n"
+	    "            thread (sipc_sender_opts.handoff_only: no direct "
+	    "sends).\n"
 	    "connect     from sipc_sender_new() on a new handle until its "
 	    "first\n"
 	    "            message reaches a fresh receiver (registered before, "
@@ -180,6 +187,14 @@ parse_opts(int argc, char **argv, struct opts *o)
 		}
 		if (!strcmp(a, "--loan")) {
 			o->loan = 1;
+			continue;
+		}
+		if (!strcmp(a, "--from-thread")) {
+			o->from_thread = 1;
+			continue;
+		}
+		if (!strcmp(a, "--handoff-only")) {
+			o->handoff_only = 1;
 			continue;
 		}
 		if (a[0] != '-') {
@@ -318,6 +333,10 @@ print_json(const struct bench *b, const struct result *r)
 	    jo_cstr(b->o.spawn ? "here" : "elsewhere"));
 	err |= jo_add(o, "size", jo_i64(b->o.size));
 	err |= jo_add(o, "count", jo_i64(b->o.count));
+	if (b->o.from_thread)
+		err |= jo_add(o, "from_thread", jo_i64(1));
+	if (b->o.handoff_only)
+		err |= jo_add(o, "handoff_only", jo_i64(1));
 	err |= jo_add(o, "receivers", jo_u64(r->receivers));
 	err |= jo_add(o, "seconds", jo_num(r->seconds, "%.6f"));
 	if (b->o.mode == MODE_THROUGHPUT || b->o.mode == MODE_FANOUT) {

@@ -220,6 +220,13 @@ bench_pong_cb(sipc_receiver *rx, const struct sipc_message *m, void *arg)
 		pthread_mutex_unlock(&b->mu);
 	}
 	b->pongs = 0;
+	if (b->o.from_thread) {
+		pthread_mutex_lock(&b->mu);
+		b->go = 1;
+		pthread_cond_broadcast(&b->cv);
+		pthread_mutex_unlock(&b->mu);
+		return;
+	}
 	bench_put64(b->ping + 8, (uint64_t)b->seq);
 	b->t_ping = bench_now_ns();
 	if ((rc = sipc_send(b->tx_ping, b->ping, (size_t)b->o.size)) != 0)
@@ -233,7 +240,7 @@ bench_run_latency(struct bench *b, struct result *r)
 	int64_t t0, cpu0, end, stall_end;
 	size_t want;
 	long last = -1;
-	int rc, ret = -1, done;
+	int rc, ret = -1, done, go;
 
 	if (bench_receiver(b, ".pong", bench_pong_cb, &b->rx_pong) == -1)
 		return -1;
@@ -278,12 +285,28 @@ bench_run_latency(struct bench *b, struct result *r)
 		b->seq = -1;
 		goto out;
 	}
-	/* From here the ping-pong runs on the I/O thread by itself. */
+	/* From here the ping-pong runs on the I/O thread by itself, or
+	 * (--from-thread) each pong wakes this thread for the next ping. */
 	for (;;) {
 		pthread_mutex_lock(&b->mu);
-		if (!b->done)
+		if (!b->done && !b->go)
 			bench_cond_wait_ms(&b->cv, &b->mu, SLICE_MS);
 		done = b->done;
+		go = b->go;
+		b->go = 0;
+		if (go && !done) {
+			pthread_mutex_unlock(&b->mu);
+			bench_put64(b->ping + 8, (uint64_t)b->seq);
+			b->t_ping = bench_now_ns();
+			if ((rc = sipc_send(b->tx_ping, b->ping,
+			    (size_t)b->o.size)) != 0) {
+				lat_finish(b, rc);
+				continue;
+			}
+			if ((b->seq & 1023) != 0)
+				continue;
+			pthread_mutex_lock(&b->mu);
+		}
 		if (b->progress != last) {
 			last = b->progress;
 			stall_end = bench_now_ns() + b->o.timeout_ms * 1000000;

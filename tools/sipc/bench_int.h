@@ -72,6 +72,8 @@ struct opts {
 	int		 spawn;		/* start our own serve children */
 	int		 json;
 	int		 loan;		/* zero-copy sending */
+	int		 from_thread;	/* latency: pings from the main thread */
+	int		 handoff_only;	/* sipc_sender_opts.handoff_only */
 	const char	*handle;
 	long		 timeout_ms;	/* each wait */
 	long		 max_time_ms;	/* the whole measurement */
@@ -121,6 +123,7 @@ struct bench {
 	int		 lat_error;	/* under mu with done */
 	int		 done;		/* under mu */
 	long		 progress;	/* under mu */
+	int		 go;		/* under mu: from_thread, ping now */
 
 	/* connect: under mu. */
 	int		 arrived;

@@ -303,6 +303,7 @@ bench_sender(struct bench *b, const char *suffix, sipc_sender **tx)
 	so.arg = b;
 	so.send_timeout_ms = (int)b->o.timeout_ms;
 	so.linger_ms = (int)b->o.timeout_ms;
+	so.handoff_only = b->o.handoff_only;
 	snprintf(name, sizeof(name), "%s%s", b->handle, suffix);
 	if ((rc = sipc_sender_new(name, b->epm, &so, tx)) != 0) {
 		fprintf(stderr, "sipc bench: sender %s: %s\n", name,
