@@ -231,9 +231,10 @@ struct sipc_sender {
 	atomic_size_t		 max_backlog;	/* bytes, worst receiver */
 	atomic_int		 wake_pending;
 	atomic_int		 closing;
-	/* When the last direct send ended, or one was refused (ns). */
-	_Atomic int64_t		 direct_ns;
 	_Alignas(CACHE_LINE) _Atomic(struct msg *) recycled;
+	/* Sending threads only: when the last direct send ended, or one
+	 * was refused (ns). */
+	_Alignas(CACHE_LINE) _Atomic int64_t direct_ns;
 
 	/*
 	 * The fields marked "I/O thread" below (and each connection) belong

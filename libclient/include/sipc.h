@@ -576,11 +576,12 @@ int	sipc_sender_new(const char *handle, sipc_epm *epm,
  * them.  Order is kept per receiver.  Zero receivers is not an error.
  * Any thread may call it, callbacks of the same EPM too, where it never
  * waits.  Sends in a stream are handed to the I/O thread, which writes
- * many per system call; a send after 5 us or more without one, when
- * nothing waits to be written, is written by the calling thread itself
- * (one system call on a socket, none into the shared-memory ring unless
- * a receiver sleeps), saving the I/O thread's wake-up.  Either way the
- * sender's callbacks run on the I/O thread.
+ * many per system call; a send of up to 16 KiB after 5 us or more
+ * without one, when nothing waits to be written, is written by the
+ * calling thread itself (one system call on a socket, none into the
+ * shared-memory ring unless a receiver sleeps), saving the I/O thread's
+ * wake-up (see handoff_only).  Either way the sender's callbacks run on
+ * the I/O thread.
  * Errors: SIPC_EINVAL (tx NULL, data NULL with len > 0), SIPC_ETOOBIG
  * (len > max_message), SIPC_ETIMEDOUT (policy BLOCK: a receiver stayed at
  * its high-water mark for send_timeout_ms, or at once on the I/O thread;

@@ -364,6 +364,7 @@ print_json(const struct bench *b, const struct result *r)
 		err |= jo_add(o, "sender_peak_rss_kb", jo_i64(r->peak_rss_kb));
 		err |= jo_add(o, "queued_bytes_max", jo_u64(r->queued_max));
 		err |= jo_add(o, "hwm_bytes", jo_u64(r->hwm));
+		err |= jo_add(o, "sent_direct", jo_u64(r->sent_direct));
 	}
 	if (r->nsamples) {
 		err |= jo_add(o, "p50_us", jo_num(pct_us(r->samples,

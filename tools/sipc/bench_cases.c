@@ -141,6 +141,7 @@ bench_run_throughput(struct bench *b, struct result *r)
 		if (st.queued_bytes > r->queued_max)
 			r->queued_max = st.queued_bytes;
 		r->sender_lost = st.lost;
+		r->sent_direct = st.sent_direct;
 	}
 	if (bench_send_end(b, tx, (uint64_t)b->o.count) == -1 ||
 	    bench_collect(b, want) == -1)

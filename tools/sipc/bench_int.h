@@ -143,6 +143,7 @@ struct result {
 	long		 rss_before_kb;
 	long		 peak_rss_kb;
 	size_t		 queued_max;
+	uint64_t	 sent_direct;	/* sipc_sender_stats.sent_direct */
 	size_t		 hwm;
 	size_t		 receivers;
 	int		 rx_clock;	/* end time from the receivers' clock */
