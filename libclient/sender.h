@@ -4,8 +4,9 @@
  * to one receiver, the sender itself, and the functions each file offers
  * the others.
  *
- *   sender.c        the public API, hand-off and dispatch, statistics,
- *                   close
+ *   sender.c        the public API, hand-off and dispatch, direct sends
+ *                   (the sending thread doing the I/O thread's work, under
+ *                   io_mu), statistics, close
  *   sender_watch.c  the receivers a sender follows (watch callbacks)
  *   sender_msgs.c   message buffers and their recycling, each
  *                   connection's ring of unacknowledged messages (its hot

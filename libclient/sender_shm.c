@@ -434,7 +434,6 @@ static void
 tshm_wakecb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sipc_sender *tx = arg;
-
 	int taken;
 
 	(void)what;
