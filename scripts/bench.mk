@@ -4,7 +4,7 @@
 # Included by the top-level Makefile, whose variables it uses ($(B),
 # $(CC), $(XCFLAGS), $(DEP_LIBS), the "deps" prerequisite).
 #
-#   make bench                      every case, 3 rounds; table + JSON
+#   make bench                      every case, 5 rounds; table + JSON
 #   make bench BENCH_ARGS=--quick   1 round, short runs (a smoke test)
 #   make bench BENCH_ARGS=--shm-only   the shared-memory section alone
 #   make bench BENCH_BEFORE=REV     also "sipc tcp before": git revision
