@@ -171,6 +171,28 @@ dispatch(struct sipc_sender *tx, struct msg *m)
 	msg_unref(tx, m);
 }
 
+/*
+ * After n messages of bytes were dispatched (a batch of the queue, or one
+ * direct send).  Once per batch, not per message: these lines are shared
+ * with the sending threads.  The count of unacknowledged messages goes out
+ * before the hand-off count drops, so that a flush never sees both at zero
+ * while the batch is in flight; the backlog goes out first too, so that a
+ * blocked sender never counts the batch in neither; and so do the messages
+ * skipped, waiting for their report.
+ */
+static void
+batch_done(struct sipc_sender *tx, size_t bytes, size_t n)
+{
+	update_backlog(tx);
+	publish(tx);
+	if (tx->unreported_n)
+		atomic_store(&tx->unreported, tx->unreported_n);
+	tx->drained_b += bytes;
+	tx->drained_n += n;
+	atomic_store(&tx->drained_bytes, tx->drained_b);
+	atomic_store(&tx->drained_count, tx->drained_n);
+}
+
 static void
 drain(struct sipc_sender *tx)
 {
@@ -208,20 +230,7 @@ drain(struct sipc_sender *tx)
 	}
 	if (n == 0)
 		return;
-	/* Once per batch, not per message: these lines are shared with the
-	 * sending threads.  The count of unacknowledged messages goes out
-	 * before the hand-off count drops, so that a flush never sees both
-	 * at zero while this batch is in flight; the backlog goes out first
-	 * too, so that a blocked sender never counts the batch in neither;
-	 * and so do the messages skipped, waiting for their report. */
-	update_backlog(tx);
-	publish(tx);
-	if (tx->unreported_n)
-		atomic_store(&tx->unreported, tx->unreported_n);
-	tx->drained_b += bytes;
-	tx->drained_n += (size_t)n;
-	atomic_store(&tx->drained_bytes, tx->drained_b);
-	atomic_store(&tx->drained_count, tx->drained_n);
+	batch_done(tx, bytes, (size_t)n);
 	tshm_poll(tx);
 	recycle_flush(tx);
 	report_skipped(tx, 0);
@@ -278,6 +287,7 @@ static int
 direct_ok(struct sipc_sender *tx, const struct msg *m)
 {
 	struct conn *c;
+	int ring = 0;
 
 	if (tx->dead || tx->tls || tx->opts.compress || tx->opts.after_send)
 		return 0;
@@ -292,10 +302,9 @@ direct_ok(struct sipc_sender *tx, const struct msg *m)
 		    (c->count > 0 &&
 		    c->unacked_bytes + m->flen > tx->opts.hwm_bytes))
 			return 0;
-		if (SHM_ON_RING(c) && tshm_reserve(tx) == -1)
-			return 0;
+		ring |= SHM_ON_RING(c);
 	}
-	return 1;
+	return !ring || tshm_reserve(tx) == 0;
 }
 
 /* The end of drain(), for one message sent directly. */
@@ -304,16 +313,9 @@ direct_finish(struct sipc_sender *tx, size_t flen)
 {
 	struct conn *c, *cn;
 
-	update_backlog(tx);
-	publish(tx);
-	if (tx->unreported_n) {
-		atomic_store(&tx->unreported, tx->unreported_n);
+	batch_done(tx, flen, 1);
+	if (tx->unreported_n)
 		report_later(tx);
-	}
-	tx->drained_b += flen;
-	tx->drained_n++;
-	atomic_store(&tx->drained_bytes, tx->drained_b);
-	atomic_store(&tx->drained_count, tx->drained_n);
 	tshm_publish(tx);
 	recycle_flush(tx);
 	for (c = TAILQ_FIRST(&tx->conns); c; c = cn) {
@@ -453,7 +455,6 @@ sipc_sender_new(const char *handle, sipc_epm *epm,
 	memset(&tx->opts.security, 0, sizeof(tx->opts.security));
 	TAILQ_INIT(&tx->conns);
 	tx->ring.fd = tx->shm_efd = -1;
-	tx->wstage = malloc(WSTAGE);	/* NULL: every frame its iovec */
 	pthread_mutex_init(&tx->mu, NULL);
 	pthread_mutex_init(&tx->pmu, NULL);
 	pthread_mutex_init(&tx->io_mu, NULL);

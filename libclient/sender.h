@@ -270,7 +270,7 @@ struct sipc_sender {
 	size_t			 fbatch_bytes;
 	TAILQ_HEAD(, conn)	 conns;
 	size_t			 nconns;
-	uint8_t			*wstage;	/* WSTAGE bytes; NULL: none */
+	uint8_t			*wstage;	/* WSTAGE bytes; NULL: none yet */
 	const char		**names;	/* for after_send */
 	size_t			 names_cap;
 	struct event		*resync_timer;
@@ -463,8 +463,9 @@ void	limbo_settle(struct conn *c, uint64_t last_seq, int error);
 void	conn_report_skipped(struct conn *c);
 void	report_skipped(struct sipc_sender *tx, int now);
 void	report_cb(evutil_socket_t fd, short what, void *arg);
-/* Schedules the report of what was skipped without making it (a direct
- * send: callbacks run on the I/O thread). */
+/* Schedules the report of what was skipped, REPORT_MS after the last one,
+ * without making it (also for a direct send: callbacks run on the I/O
+ * thread). */
 void	report_later(struct sipc_sender *tx);
 
 /* sender_conn.c */

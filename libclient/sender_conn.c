@@ -29,6 +29,18 @@ static void	conn_down(struct conn *c, const char *why);
 
 /* ---- Connection I/O ------------------------------------------------------ */
 
+/* Runs a callback of connection arg under its sender's io_mu (the
+ * connection may be gone after; its sender is not). */
+static void
+conn_locked(event_callback_fn fn, evutil_socket_t fd, short what, void *arg)
+{
+	struct sipc_sender *tx = ((struct conn *)arg)->tx;
+	int taken = tx_enter(tx);
+
+	fn(fd, what, arg);
+	tx_leave(tx, taken);
+}
+
 static int
 hb_ms(const struct conn *c)
 {
@@ -70,14 +82,18 @@ int
 conn_write(struct conn *c)
 {
 	struct iovec iov[MAX_IOV];
-	/* TLS stages what it writes itself. */
-	uint8_t *st = c->xp.ssl == NULL ? c->tx->wstage : NULL;
+	uint8_t *st;
 	size_t i, ctl_pending, left, st_len;
 	ssize_t w;
 	int n, st_iov;
 
 	if (c->xp.fd == -1 || c->state < C_HANDSHAKE)
 		return 0;
+	/* TLS stages what it writes itself; without memory for the staging
+	 * buffer every frame takes an iovec. */
+	if (c->xp.ssl == NULL && c->tx->wstage == NULL)
+		c->tx->wstage = malloc(WSTAGE);
+	st = c->xp.ssl == NULL ? c->tx->wstage : NULL;
 	/* A direct send (sender.c) writes only to a socket with room that
 	 * has nothing else to say: the rest is the I/O thread's. */
 	if (c->tx->direct && (c->wev_armed || c->shm_announce))
@@ -410,15 +426,10 @@ conn_readcb_io(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* conn_readcb_io, under the sender's io_mu (c may be gone after). */
 static void
 conn_readcb(evutil_socket_t fd, short what, void *arg)
 {
-	struct sipc_sender *tx = ((struct conn *)arg)->tx;
-	int taken = tx_enter(tx);
-
-	conn_readcb_io(fd, what, arg);
-	tx_leave(tx, taken);
+	conn_locked(conn_readcb_io, fd, what, arg);
 }
 
 /*
@@ -474,15 +485,10 @@ conn_writecb_io(evutil_socket_t fd, short what, void *arg)
 		conn_write(c);
 }
 
-/* conn_writecb_io, under the sender's io_mu (c may be gone after). */
 static void
 conn_writecb(evutil_socket_t fd, short what, void *arg)
 {
-	struct sipc_sender *tx = ((struct conn *)arg)->tx;
-	int taken = tx_enter(tx);
-
-	conn_writecb_io(fd, what, arg);
-	tx_leave(tx, taken);
+	conn_locked(conn_writecb_io, fd, what, arg);
 }
 
 static int
@@ -830,15 +836,10 @@ conn_timercb_io(evutil_socket_t fd, short what, void *arg)
 	timer_after(c->timer, next - now);
 }
 
-/* conn_timercb_io, under the sender's io_mu (c may be gone after). */
 static void
 conn_timercb(evutil_socket_t fd, short what, void *arg)
 {
-	struct sipc_sender *tx = ((struct conn *)arg)->tx;
-	int taken = tx_enter(tx);
-
-	conn_timercb_io(fd, what, arg);
-	tx_leave(tx, taken);
+	conn_locked(conn_timercb_io, fd, what, arg);
 }
 
 static int

@@ -272,9 +272,7 @@ report_skipped(struct sipc_sender *tx, int now)
 	if (tx->unreported_n == 0 || tx->dead)
 		return;
 	if (!now && t - tx->last_report < REPORT_MS) {
-		if (!evtimer_pending(tx->report_timer, NULL))
-			timer_after(tx->report_timer,
-			    tx->last_report + REPORT_MS - t);
+		report_later(tx);
 		return;
 	}
 	tx->last_report = t;
